@@ -1,0 +1,99 @@
+package state
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestWriteReadRecord(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pod.json")
+	in := &Record{Version: Version, UID: "u1", Name: "web", Namespace: "default", Phase: PhaseCreating, Creator: Self()}
+	if err := WriteJSON(p, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadRecord(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.UID != "u1" || out.Creator != in.Creator {
+		t.Fatalf("round trip: got %+v", out)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temp files left behind: %v", entries)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadRecord(filepath.Join(dir, "missing.json")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing file: got %v, want ErrNotFound", err)
+	}
+	p := filepath.Join(dir, "old.json")
+	if err := WriteJSON(p, &Status{Version: "peapod.dev/state/v0"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadStatus(p)
+	if !errors.Is(err, ErrVersion) {
+		t.Fatalf("old version: got %v, want ErrVersion", err)
+	}
+}
+
+func TestProcAlive(t *testing.T) {
+	self := Self()
+	if !self.Alive() {
+		t.Fatal("own process not alive")
+	}
+	stale := self
+	stale.Start++
+	if stale.Alive() {
+		t.Fatal("a pid with another start time must not count as alive")
+	}
+	if (Proc{}).Alive() {
+		t.Fatal("zero proc alive")
+	}
+}
+
+func TestEventsAggregateAndCap(t *testing.T) {
+	var e Events
+	t0 := time.Unix(1000, 0)
+	e.Add("Warning", "spec.containers{app}", "BackOff", "back-off", t0)
+	e.Add("Warning", "spec.containers{app}", "BackOff", "back-off", t0.Add(time.Second))
+	if len(e.Items) != 1 || e.Items[0].Count != 2 || !e.Items[0].LastSeen.Equal(t0.Add(time.Second)) {
+		t.Fatalf("aggregation: %+v", e.Items)
+	}
+	for i := 0; i < MaxEvents+10; i++ {
+		e.Add("Normal", "", "Reason", string(rune('a'+i%26))+time.Duration(i).String(), t0)
+	}
+	if len(e.Items) != MaxEvents {
+		t.Fatalf("cap: %d events", len(e.Items))
+	}
+}
+
+func TestLockExcludes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	unlock, err := Lock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{})
+	go func() {
+		u2, err := Lock(p)
+		if err == nil {
+			u2()
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+		t.Fatal("second lock acquired while the first is held")
+	case <-time.After(100 * time.Millisecond):
+		// The second Lock blocks in flock(2); no event exists for "still blocked".
+	}
+	unlock()
+	<-got
+}
