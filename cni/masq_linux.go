@@ -1,0 +1,171 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/peapod/peapod/cni/ipam"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	ipForwardSysctl = "/proc/sys/net/ipv4/ip_forward"
+	forwardSaved    = "ip_forward.saved" // in DataDir: ip_forward before the first pod
+	forwardLock     = "forward.lock"     // in DataDir: serialises first/last pod transitions
+)
+
+// masqTable names the nftables table that holds the network's masquerade rule.
+func masqTable(c Config) *nftables.Table {
+	return &nftables.Table{Name: "peapod-" + c.Bridge, Family: nftables.TableFamilyIPv4}
+}
+
+// enableEgress turns on masquerade and IP forwarding for the network, saving
+// ip_forward's old value on the first pod so the last pod can restore it.
+func enableEgress(c Config) error {
+	return withForwardLock(c, func() error {
+		if err := ensureMasquerade(c); err != nil {
+			return err
+		}
+		return enableForwarding(c)
+	})
+}
+
+// disableEgressIfIdle removes the masquerade table and restores ip_forward
+// once the network holds no lease. The lock makes the lease count and the
+// restore one step against a concurrent first pod.
+func disableEgressIfIdle(c Config, store *ipam.Store) error {
+	return withForwardLock(c, func() error {
+		leases, err := store.Leases()
+		if err != nil || len(leases) > 0 {
+			return err
+		}
+		return errors.Join(deleteMasquerade(c), restoreForwarding(c))
+	})
+}
+
+// ensureMasquerade installs `ip saddr <subnet> ip daddr != <subnet>
+// masquerade` in a postrouting nat chain of table peapod-<bridge>, once.
+func ensureMasquerade(c Config) error {
+	conn := &nftables.Conn{}
+	table := conn.AddTable(masqTable(c)) // NEWTABLE without EXCL: exists = fine
+	chain := conn.AddChain(&nftables.Chain{
+		Name:     "postrouting",
+		Table:    table,
+		Type:     nftables.ChainTypeNAT,
+		Hooknum:  nftables.ChainHookPostrouting,
+		Priority: nftables.ChainPriorityNATSource,
+	})
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("failed to create nftables chain %s/postrouting: %w", table.Name, err)
+	}
+	rules, err := conn.GetRules(table, chain)
+	if err != nil {
+		return fmt.Errorf("failed to list rules of %s/postrouting: %w", table.Name, err)
+	}
+	if len(rules) > 0 {
+		return nil
+	}
+	conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: masqExprs(c)})
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("failed to add masquerade rule for %s: %w", c.Subnet, err)
+	}
+	return nil
+}
+
+// masqExprs is `ip saddr <subnet> ip daddr != <subnet> masquerade`.
+func masqExprs(c Config) []expr.Any {
+	mask := net.CIDRMask(c.Subnet.Bits(), 32)
+	network := c.Subnet.Addr().AsSlice()
+	match := func(offset uint32, op expr.CmpOp) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+			&expr.Cmp{Op: op, Register: 1, Data: network},
+		}
+	}
+	exprs := match(12, expr.CmpOpEq)                   // IPv4 source address
+	exprs = append(exprs, match(16, expr.CmpOpNeq)...) // IPv4 destination address
+	return append(exprs, &expr.Masq{})
+}
+
+// deleteMasquerade removes the network's table; already gone is success.
+func deleteMasquerade(c Config) error {
+	conn := &nftables.Conn{}
+	conn.DelTable(masqTable(c))
+	if err := conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("failed to delete nftables table %s: %w", masqTable(c).Name, err)
+	}
+	return nil
+}
+
+// enableForwarding saves ip_forward (first pod only) and sets it to 1.
+func enableForwarding(c Config) error {
+	saved := filepath.Join(c.DataDir, forwardSaved)
+	if _, err := os.Stat(saved); errors.Is(err, os.ErrNotExist) {
+		old, err := os.ReadFile(ipForwardSysctl)
+		if err != nil {
+			return fmt.Errorf("failed to read %s: %w", ipForwardSysctl, err)
+		}
+		if err := writeAtomic(saved, old); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(ipForwardSysctl, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("failed to enable %s: %w", ipForwardSysctl, err)
+	}
+	return nil
+}
+
+// restoreForwarding puts back the ip_forward saved by the first pod.
+func restoreForwarding(c Config) error {
+	saved := filepath.Join(c.DataDir, forwardSaved)
+	old, err := os.ReadFile(saved)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to read saved ip_forward %q: %w", saved, err)
+	}
+	if err := os.WriteFile(ipForwardSysctl, []byte(strings.TrimSpace(string(old))), 0o644); err != nil {
+		return fmt.Errorf("failed to restore %s: %w", ipForwardSysctl, err)
+	}
+	if err := os.Remove(saved); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("failed to remove %q: %w", saved, err)
+	}
+	return nil
+}
+
+// withForwardLock runs fn under an flock on DataDir's forward lock.
+func withForwardLock(c Config, fn func() error) error {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("failed to create %q: %w", c.DataDir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.DataDir, forwardLock), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("failed to open forward lock in %q: %w", c.DataDir, err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("failed to lock %q: %w", f.Name(), err)
+	}
+	return fn()
+}
+
+// writeAtomic writes data to path through a temp file and rename.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("failed to write %q: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("failed to rename %q into place: %w", path, err)
+	}
+	return nil
+}

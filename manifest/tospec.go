@@ -1,0 +1,333 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/runtime/spec"
+)
+
+// ErrContainerConfig marks a pod that is valid but cannot be turned into a
+// container config with this image (the kubelet's CreateContainerConfigError):
+// runAsNonRoot against a root image, no command at all, a bad stop signal.
+var ErrContainerConfig = errors.New("container config error")
+
+// ImageResolver finds a locally stored image (the image store implements it).
+type ImageResolver interface {
+	// Resolve returns the image a reference names.
+	Resolve(ref string) (*ResolvedImage, error)
+}
+
+// ResolvedImage is a stored, unpacked image.
+type ResolvedImage struct {
+	// ID is the image's content id, "sha256:...".
+	ID string
+	// Layers are the unpacked layer directories, bottom layer first.
+	Layers []string
+	// Config is the part of the image config a container uses.
+	Config ImageConfig
+}
+
+// ImageConfig is the runtime part of an OCI image config.
+type ImageConfig struct {
+	// Entrypoint and Cmd combine with command/args (Kubernetes' rules).
+	Entrypoint, Cmd []string
+	// Env is "KEY=value" pairs.
+	Env []string
+	// WorkingDir is the default working directory.
+	WorkingDir string
+	// User is "uid", "uid:gid", "name" or "name:group".
+	User string
+	// StopSignal is "SIGTERM", "TERM" or "15"; "" means SIGTERM.
+	StopSignal string
+}
+
+// SpecInput is what the pod manager knows when it builds the spec.
+type SpecInput struct {
+	// UID is the pod's generated uid.
+	UID string
+	// RunDir is the volatile pod directory (/run/peapod/pods/<uid>).
+	RunDir string
+	// PodDir is the persistent pod directory (/var/lib/peapod/pods/<uid>).
+	PodDir string
+	// Namespaces maps spec.NSNet/NSUTS/NSIPC (and NSPID when shared) to the
+	// pinned namespace file; "" or absent means the host's (hostNetwork).
+	Namespaces map[string]string
+	// IP is the pod's address.
+	IP string
+	// Images resolves container images.
+	Images ImageResolver
+	// CgroupParent is the peapod parent cgroup; a container's cgroup is
+	// CgroupParent + "/" + its id.
+	CgroupParent string
+	// CgroupDriver is "v1" or "v2".
+	CgroupDriver string
+	// BackoffInitialSeconds and BackoffMaxSeconds tune crash-loop backoff.
+	BackoffInitialSeconds, BackoffMaxSeconds float64
+}
+
+// SubPathAnnotationPrefix is spec.SubPathAnnotationPrefix: the subPath of a
+// volume mount, resolved by the init stage inside the volume.
+const SubPathAnnotationPrefix = spec.SubPathAnnotationPrefix
+
+// ToSpec turns a validated, defaulted pod into the supervisor's spec: one
+// OCI runtime-spec per container.
+func ToSpec(pod *corev1.Pod, in SpecInput) (*spec.Pod, []string, error) {
+	hostname, err := podHostname(pod)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &spec.Pod{
+		Version:                       spec.Version,
+		UID:                           in.UID,
+		Name:                          pod.Name,
+		Namespace:                     pod.Namespace,
+		Hostname:                      hostname,
+		HostNetwork:                   pod.Spec.HostNetwork,
+		ShareProcessNamespace:         pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace,
+		RestartPolicy:                 string(pod.Spec.RestartPolicy),
+		TerminationGracePeriodSeconds: derefOr(pod.Spec.TerminationGracePeriodSeconds, defaultTerminationGracePeriod),
+		Namespaces:                    in.Namespaces,
+		IP:                            in.IP,
+		RunDir:                        in.RunDir,
+		BackoffInitialSeconds:         in.BackoffInitialSeconds,
+		BackoffMaxSeconds:             in.BackoffMaxSeconds,
+		CgroupDriver:                  in.CgroupDriver,
+	}
+	b := &builder{pod: pod, in: in, hostname: hostname, shared: out.ShareProcessNamespace}
+	for i := range pod.Spec.InitContainers {
+		c, err := b.container(&pod.Spec.InitContainers[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		out.InitContainers = append(out.InitContainers, *c)
+	}
+	for i := range pod.Spec.Containers {
+		c, err := b.container(&pod.Spec.Containers[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		out.Containers = append(out.Containers, *c)
+	}
+	return out, b.warnings, nil
+}
+
+// podHostname is spec.hostname or the pod name; a host-network pod keeps
+// the host's name, as it shares the host's UTS namespace.
+func podHostname(pod *corev1.Pod) (string, error) {
+	if pod.Spec.HostNetwork {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("failed to read the host name for host-network pod %q: %w", pod.Name, err)
+		}
+		return h, nil
+	}
+	if pod.Spec.Hostname != "" {
+		return pod.Spec.Hostname, nil
+	}
+	return pod.Name, nil
+}
+
+// ContainerID is a container's runtime id: the first 12 hex digits of the
+// pod uid and the container name, unique on the host because pod uids are.
+func ContainerID(podUID, name string) string {
+	u := strings.ReplaceAll(podUID, "-", "")
+	if len(u) > 12 {
+		u = u[:12]
+	}
+	return u + "-" + name
+}
+
+// builder carries what every container of one pod shares.
+type builder struct {
+	// pod is the source pod.
+	pod *corev1.Pod
+	// in is the pod manager's input.
+	in SpecInput
+	// hostname is the pod's hostname.
+	hostname string
+	// shared is true when the pod shares one PID namespace.
+	shared bool
+	// warnings collects what the conversion could not honour.
+	warnings []string
+}
+
+// container converts one container.
+func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
+	img, err := b.in.Images.Resolve(c.Image)
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve image %q of container %q: %w", c.Image, c.Name, err)
+	}
+	if len(img.Layers) == 0 {
+		return nil, fmt.Errorf("image %q of container %q has no layers: %w", c.Image, c.Name, ErrContainerConfig)
+	}
+	id := ContainerID(b.in.UID, c.Name)
+	proc, err := b.process(c, img.Config)
+	if err != nil {
+		return nil, err
+	}
+	linux, err := b.linux(c, id)
+	if err != nil {
+		return nil, err
+	}
+	stop, err := parseSignal(img.Config.StopSignal)
+	if err != nil {
+		return nil, fmt.Errorf("image %q of container %q: %w", c.Image, c.Name, err)
+	}
+	mounts, annotations := b.mounts(c)
+	sc := c.SecurityContext
+	return &spec.Container{
+		Name:    c.Name,
+		ID:      id,
+		Image:   c.Image,
+		ImageID: img.ID,
+		OCI: specs.Spec{
+			Version: specs.Version,
+			Process: proc,
+			Root: &specs.Root{
+				Path:     filepath.Join(b.in.RunDir, "rootfs", c.Name),
+				Readonly: sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,
+			},
+			// Hostname stays empty: the UTS namespace is the pod's, named
+			// once when it is pinned; containers join it and must not rename it.
+			Mounts:      mounts,
+			Annotations: annotations,
+			Linux:       linux,
+		},
+		Rootfs: spec.Rootfs{
+			Lowers: reversed(img.Layers),
+			Upper:  filepath.Join(b.in.PodDir, "containers", c.Name, "upper"),
+			Work:   filepath.Join(b.in.PodDir, "containers", c.Name, "work"),
+		},
+		Cgroup:         b.in.CgroupParent + "/" + id,
+		LogPath:        filepath.Join(b.in.PodDir, "logs", c.Name, "0.log"),
+		PostStart:      hookArgv(c.Lifecycle, true),
+		PreStop:        hookArgv(c.Lifecycle, false),
+		StopSignal:     stop,
+		Ports:          ports(c.Ports),
+		LivenessProbe:  probe(c.LivenessProbe, c.Env),
+		ReadinessProbe: probe(c.ReadinessProbe, c.Env),
+		StartupProbe:   probe(c.StartupProbe, c.Env),
+	}, nil
+}
+
+// process builds the OCI process: argv, env, cwd, user, capabilities.
+func (b *builder) process(c *corev1.Container, cfg ImageConfig) (*specs.Process, error) {
+	order, vals := containerEnv(c.Env, podFields{name: b.pod.Name, namespace: b.pod.Namespace, uid: b.in.UID, ip: b.in.IP})
+	argv := processArgs(c, cfg, vals)
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("container %q has no command: neither the manifest nor image %q sets one: %w", c.Name, c.Image, ErrContainerConfig)
+	}
+	user, err := processUser(b.pod.Spec.SecurityContext, c, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cwd := "/"
+	if c.WorkingDir != "" {
+		cwd = c.WorkingDir
+	} else if cfg.WorkingDir != "" {
+		cwd = cfg.WorkingDir
+	}
+	sc := c.SecurityContext
+	caps := containerCapabilities(capsOf(sc), isPrivileged(sc))
+	return &specs.Process{
+		Args: argv,
+		Env:  mergeEnv(b.hostname, cfg.Env, order, vals),
+		Cwd:  cwd,
+		User: user,
+		// Inheritable stays empty: with it, exec of a file-capable binary
+		// could gain capabilities (CVE-2022-29162). Ambient stays empty too.
+		Capabilities: &specs.LinuxCapabilities{
+			Bounding:  caps,
+			Permitted: slices.Clone(caps),
+			Effective: slices.Clone(caps),
+		},
+		// Kubernetes semantics: no_new_privs only when asked for, unlike
+		// runc spec's default of true.
+		NoNewPrivileges: sc != nil && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
+	}, nil
+}
+
+// capsOf returns a security context's capabilities, nil-safe.
+func capsOf(sc *corev1.SecurityContext) *corev1.Capabilities {
+	if sc == nil {
+		return nil
+	}
+	return sc.Capabilities
+}
+
+// isPrivileged reports privileged: true.
+func isPrivileged(sc *corev1.SecurityContext) bool {
+	return sc != nil && sc.Privileged != nil && *sc.Privileged
+}
+
+// parseSignal turns an image's StopSignal ("SIGTERM", "TERM", "15") into a
+// number; "" gives 0, which the supervisor reads as SIGTERM.
+func parseSignal(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("stop signal %q is out of range: %w", s, ErrContainerConfig)
+		}
+		return n, nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return int(sig), nil
+	}
+	return 0, fmt.Errorf("unknown stop signal %q: %w", s, ErrContainerConfig)
+}
+
+// hookArgv returns the exec argv of the postStart (or preStop) hook.
+func hookArgv(l *corev1.Lifecycle, postStart bool) []string {
+	if l == nil {
+		return nil
+	}
+	h := l.PreStop
+	if postStart {
+		h = l.PostStart
+	}
+	if h == nil || h.Exec == nil {
+		return nil
+	}
+	return slices.Clone(h.Exec.Command)
+}
+
+// ports converts declared ports.
+func ports(in []corev1.ContainerPort) []spec.Port {
+	var out []spec.Port
+	for _, p := range in {
+		out = append(out, spec.Port{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: string(p.Protocol)})
+	}
+	return out
+}
+
+// reversed returns a reversed copy: image layers come bottom first, and
+// overlayfs wants lowerdir topmost first.
+func reversed(in []string) []string {
+	out := slices.Clone(in)
+	slices.Reverse(out)
+	return out
+}
+
+// derefOr returns *p, or def when p is nil.
+func derefOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}

@@ -1,0 +1,93 @@
+package manifest
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// processUser works out the process's uid, gid and supplementary groups:
+// runAsUser/runAsGroup (container overrides pod), else the image's User.
+// A numeric image user is used as is; a user *name* goes to Username for
+// the init stage to resolve in the container's own /etc/passwd and
+// /etc/group (which only exist inside the rootfs). Without runAsGroup or an
+// image group the gid is 0 (containerd would look the uid's primary group
+// up in the image; the init stage may refine this).
+func processUser(podSC *corev1.PodSecurityContext, c *corev1.Container, cfg ImageConfig) (specs.User, error) {
+	runAsUser, runAsGroup, nonRoot := effectiveIDs(podSC, c.SecurityContext)
+	var u specs.User
+	imgUID, imgGID, numeric := parseImageUser(cfg.User)
+	switch {
+	case runAsUser != nil:
+		u.UID = uint32(*runAsUser)
+	case numeric:
+		u.UID, u.GID = imgUID, imgGID
+	default:
+		u.Username = cfg.User
+	}
+	if runAsGroup != nil {
+		u.GID = uint32(*runAsGroup)
+	}
+	if podSC != nil {
+		for _, g := range podSC.SupplementalGroups {
+			u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+		}
+	}
+	if !nonRoot {
+		return u, nil
+	}
+	// As the kubelet does at container creation: refuse root, and refuse a
+	// user name whose uid cannot be checked here.
+	if u.Username != "" {
+		return u, fmt.Errorf("container %q: image has non-numeric user (%s), cannot verify user is non-root: %w", c.Name, u.Username, ErrContainerConfig)
+	}
+	if u.UID == 0 {
+		return u, fmt.Errorf("container %q: runAsNonRoot is set and the image will run as root: %w", c.Name, ErrContainerConfig)
+	}
+	return u, nil
+}
+
+// effectiveIDs merges the pod and container security contexts as the API
+// does: a container value overrides the pod's.
+func effectiveIDs(podSC *corev1.PodSecurityContext, sc *corev1.SecurityContext) (uid, gid *int64, nonRoot bool) {
+	if podSC != nil {
+		uid, gid = podSC.RunAsUser, podSC.RunAsGroup
+		nonRoot = podSC.RunAsNonRoot != nil && *podSC.RunAsNonRoot
+	}
+	if sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+		if sc.RunAsNonRoot != nil {
+			nonRoot = *sc.RunAsNonRoot
+		}
+	}
+	return uid, gid, nonRoot
+}
+
+// parseImageUser parses "", "uid" or "uid:gid"; numeric is false when
+// either part is a name.
+func parseImageUser(user string) (uid, gid uint32, numeric bool) {
+	if user == "" {
+		return 0, 0, true
+	}
+	us, gs, hasGroup := strings.Cut(user, ":")
+	u, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	if !hasGroup {
+		return uint32(u), 0, true
+	}
+	g, err := strconv.ParseUint(gs, 10, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	return uint32(u), uint32(g), true
+}
