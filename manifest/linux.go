@@ -110,8 +110,8 @@ func (b *builder) namespaces() ([]specs.LinuxNamespace, error) {
 }
 
 // mounts lists the container's mounts in the order the init stage performs
-// them, and the annotations carrying volume subPaths.
-func (b *builder) mounts(c *corev1.Container) ([]specs.Mount, map[string]string) {
+// them.
+func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 	etcOpts := []string{"bind", "nosuid", "nodev", "noexec"}
 	if sc := c.SecurityContext; sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
 		etcOpts = append(etcOpts, "ro")
@@ -132,22 +132,18 @@ func (b *builder) mounts(c *corev1.Container) ([]specs.Mount, map[string]string)
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		m = append(m, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(run, "etc", f), Options: etcOpts})
 	}
-	annotations := map[string]string{}
 	for _, vm := range c.VolumeMounts {
 		opts := []string{"rbind", "rprivate"}
 		if vm.ReadOnly {
 			opts = append(opts, "ro")
 		}
+		if vm.SubPath != "" {
+			opts = append(opts, spec.SubPathOption+filepath.Clean(vm.SubPath))
+		}
 		dest := filepath.Clean(vm.MountPath)
 		m = append(m, specs.Mount{Destination: dest, Type: "bind", Source: b.volumeDir(vm.Name), Options: opts})
-		if vm.SubPath != "" {
-			annotations[SubPathAnnotationPrefix+dest] = filepath.Clean(vm.SubPath)
-		}
 	}
-	if len(annotations) == 0 {
-		annotations = nil
-	}
-	return m, annotations
+	return m
 }
 
 // volumeDir is where a volume lives on the host: an emptyDir under the pod

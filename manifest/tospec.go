@@ -75,10 +75,6 @@ type SpecInput struct {
 	BackoffInitialSeconds, BackoffMaxSeconds float64
 }
 
-// SubPathAnnotationPrefix is spec.SubPathAnnotationPrefix: the subPath of a
-// volume mount, resolved by the init stage inside the volume.
-const SubPathAnnotationPrefix = spec.SubPathAnnotationPrefix
-
 // ToSpec turns a validated, defaulted pod into the supervisor's spec: one
 // OCI runtime-spec per container.
 func ToSpec(pod *corev1.Pod, in SpecInput) (*spec.Pod, []string, error) {
@@ -183,7 +179,7 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %q of container %q: %w", c.Image, c.Name, err)
 	}
-	mounts, annotations := b.mounts(c)
+	mounts := b.mounts(c)
 	sc := c.SecurityContext
 	return &spec.Container{
 		Name:    c.Name,
@@ -199,9 +195,8 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 			},
 			// Hostname stays empty: the UTS namespace is the pod's, named
 			// once when it is pinned; containers join it and must not rename it.
-			Mounts:      mounts,
-			Annotations: annotations,
-			Linux:       linux,
+			Mounts: mounts,
+			Linux:  linux,
 		},
 		Rootfs: spec.Rootfs{
 			Lowers: reversed(img.Layers),

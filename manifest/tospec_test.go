@@ -235,13 +235,10 @@ func TestToSpecMounts(t *testing.T) {
 		{Destination: "/etc/resolv.conf", Type: "bind", Source: "/run/peapod/pods/u/etc/resolv.conf", Options: etc},
 		{Destination: "/data", Type: "bind", Source: "/var/lib/peapod/pods/u/volumes/data", Options: []string{"rbind", "rprivate"}},
 		{Destination: "/cache", Type: "bind", Source: "/run/peapod/pods/u/volumes/mem", Options: []string{"rbind", "rprivate", "ro"}},
-		{Destination: "/www", Type: "bind", Source: "/srv/www", Options: []string{"rbind", "rprivate"}},
+		{Destination: "/www", Type: "bind", Source: "/srv/www", Options: []string{"rbind", "rprivate", spec.SubPathOption + "site/html"}},
 	}
 	if diff := cmp.Diff(want, c.OCI.Mounts); diff != "" {
 		t.Errorf("mounts mismatch (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(map[string]string{SubPathAnnotationPrefix + "/www": "site/html"}, c.OCI.Annotations); diff != "" {
-		t.Errorf("subPath annotations mismatch (-want +got):\n%s", diff)
 	}
 	if !c.OCI.Root.Readonly || c.OCI.Root.Path != "/run/peapod/pods/u/rootfs/app" {
 		t.Errorf("root = %+v, want read-only at the run dir's rootfs/app", c.OCI.Root)

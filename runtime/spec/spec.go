@@ -180,9 +180,10 @@ func Load(path string) (*Pod, error) {
 // ErrVersion marks a spec, state or protocol version mismatch.
 var ErrVersion = fmt.Errorf("version mismatch")
 
-// SubPathAnnotationPrefix + a mount's destination is the OCI annotation
-// holding that mount's volume subPath. The mount's Source stays the volume
-// directory: the init stage resolves the subPath *inside* it (openat2
+// SubPathOption + a relative path, among a bind mount's options, is that
+// mount's volume subPath. The mount's Source stays the volume directory:
+// the init stage resolves the subPath *inside* it (openat2
 // RESOLVE_IN_ROOT), because a symlink in a shared volume could otherwise
-// lead the bind out of it (CVE-2017-1002101).
-const SubPathAnnotationPrefix = "peapod.dev/subpath:"
+// lead the bind out of it (CVE-2017-1002101). The option never reaches
+// mount(2).
+const SubPathOption = "peapod-subpath="

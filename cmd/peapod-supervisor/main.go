@@ -1,0 +1,126 @@
+// Command peapod-supervisor is peapod's lean per-pod binary. It links no
+// Kubernetes, YAML, gRPC, Prometheus or image packages (a test enforces it),
+// because one copy runs for every pod and every linked package's init()
+// runs in every process. Modes, by argv[1]:
+//
+//	run RUNDIR   supervise the pod whose spec is RUNDIR/spec.json
+//	init         the in-namespace container init stage (internal)
+//	exec         enter a running container (internal; see namespaces/nsenter)
+//	reaper       PID 1 of a shared pod PID namespace (internal)
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/peapod/peapod/cgroups"
+	"github.com/peapod/peapod/namespaces"
+	// The constructor joins a container's mount and user namespaces before
+	// the Go runtime starts threads; it is inert unless `exec` asks for it.
+	_ "github.com/peapod/peapod/namespaces/nsenter"
+	"github.com/peapod/peapod/runtime/spec"
+	"github.com/peapod/peapod/runtime/supervisor"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: peapod-supervisor run RUNDIR (started by peapod, not by hand)")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "init":
+		namespaces.InitMain()
+	case "exec":
+		namespaces.ExecMain()
+	case "reaper":
+		namespaces.ReaperMain()
+	case "run":
+		if len(os.Args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: peapod-supervisor run RUNDIR")
+			os.Exit(2)
+		}
+		if err := run(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
+			os.Exit(1)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "peapod-supervisor: unknown mode %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+// Report is what the supervisor writes on fd 3 once the pod has started.
+type Report = supervisor.Report
+
+func run(runDir string) error {
+	report := os.NewFile(3, "report")
+	started := func(err error) {
+		if report == nil {
+			return
+		}
+		r := Report{Version: supervisor.ProtocolVersion}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		json.NewEncoder(report).Encode(&r)
+		report.Close()
+		report = nil
+	}
+	helper, err := os.Executable()
+	if err != nil {
+		started(err)
+		return fmt.Errorf("failed to find own executable: %w", err)
+	}
+	p, err := spec.Load(runDir + "/" + supervisor.SpecFile)
+	if err != nil {
+		started(err)
+		return err
+	}
+	cg, err := cgroups.New(p.CgroupDriver, "/sys/fs/cgroup")
+	if err != nil {
+		started(err)
+		return err
+	}
+	s, err := supervisor.New(runDir, kernel{helper: helper, cg: cg}, cg)
+	if err != nil {
+		started(err)
+		return err
+	}
+	// SIGTERM to the supervisor (a host shutdown) stops the pod gracefully.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		s.Stop(time.Duration(p.TerminationGracePeriodSeconds) * time.Second)
+	}()
+	return s.Run(started)
+}
+
+// kernel implements supervisor.Runtime with the namespaces package.
+type kernel struct {
+	// helper is this binary, re-executed for init, exec and reaper.
+	helper string
+	// cg finds the cgroup files an exec joins.
+	cg cgroups.Driver
+}
+
+func (k kernel) StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(int) error) (int, error) {
+	return namespaces.StartContainer(k.helper, p, c, stdio, beforeRun)
+}
+
+func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.helper) }
+
+func (k kernel) ExecCommand(target int, c *spec.Container, argv []string, stdout, stderr *os.File) *exec.Cmd {
+	proc := *c.OCI.Process
+	proc.Args = argv
+	proc.Terminal = false
+	return namespaces.ExecCommand(namespaces.ExecOptions{
+		Helper: k.helper, Target: target, Cgroups: k.cg.ProcsFiles(c.Cgroup),
+		Process: proc, Stdout: stdout, Stderr: stderr,
+	})
+}

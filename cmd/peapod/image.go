@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+)
+
+func newImageCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "image",
+		Short:   "Manage the local image store",
+		Example: "  sudo peapod image import busybox.tar --name busybox:latest\n  sudo peapod image ls",
+	}
+	var name string
+	imp := &cobra.Command{
+		Use:     "import FILE|- [--name REF]",
+		Short:   "Import a rootfs tar, a docker save archive or an OCI image layout (tar or directory)",
+		Example: "  sudo peapod image import busybox.tar --name busybox:latest\n  docker save app | sudo peapod image import -",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return executeImageImport(g, args[0], name, cmd.OutOrStdout())
+		},
+	}
+	imp.Flags().StringVar(&name, "name", "", "image reference to tag it with (required for a plain rootfs tar)")
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "List images",
+		Example: "  sudo peapod image ls",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return executeImageLs(g, cmd.OutOrStdout())
+		},
+	}
+	rm := &cobra.Command{
+		Use:     "rm IMAGE...",
+		Short:   "Remove images (refused while a pod uses them)",
+		Example: "  sudo peapod image rm busybox:latest",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return executeImageRm(g, args, cmd.OutOrStdout())
+		},
+	}
+	cmd.AddCommand(imp, ls, rm)
+	return cmd
+}
+
+func executeImageImport(g *globals, file, name string, out io.Writer) error {
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	store, err := m.Images()
+	if err != nil {
+		return err
+	}
+	if file == "-" {
+		i, err := store.Import(os.Stdin, name)
+		if err != nil {
+			return fmt.Errorf("failed to import image from standard input: %w", err)
+		}
+		fmt.Fprintf(out, "imported %s %s\n", i.ID, strings.Join(i.Names, " "))
+		return nil
+	}
+	i, err := store.ImportPath(file, name)
+	if err != nil {
+		return fmt.Errorf("failed to import image %q: %w", file, err)
+	}
+	fmt.Fprintf(out, "imported %s %s\n", i.ID, strings.Join(i.Names, " "))
+	return nil
+}
+
+func executeImageLs(g *globals, out io.Writer) error {
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	store, err := m.Images()
+	if err != nil {
+		return err
+	}
+	imgs, err := store.List()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tIMAGE ID\tLAYERS\tSIZE\tCREATED")
+	now := time.Now()
+	for _, i := range imgs {
+		names := strings.Join(i.Names, ",")
+		if names == "" {
+			names = "<none>"
+		}
+		id := strings.TrimPrefix(i.ID, "sha256:")
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		created := "-"
+		if !i.Created.IsZero() {
+			created = duration.HumanDuration(now.Sub(i.Created)) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1fMB\t%s\n", names, id, len(i.Layers), float64(i.Size)/1e6, created)
+	}
+	return tw.Flush()
+}
+
+func executeImageRm(g *globals, refs []string, out io.Writer) error {
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	store, err := m.Images()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ref := range refs {
+		if err := store.Remove(ref, m.PodsUsingImage); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(out, "image %s removed\n", ref)
+	}
+	return errors.Join(errs...)
+}

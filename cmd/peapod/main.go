@@ -1,0 +1,169 @@
+// Command peapod runs Kubernetes v1 Pod manifests as real pod sandboxes on
+// this Linux machine. Each command only parses flags and calls an
+// execute function that tests can call too.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/runtime/pod"
+	"github.com/peapod/peapod/runtime/state"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	// root and runRoot are the persistent and volatile roots.
+	root, runRoot string
+	// namespace is -n/--namespace.
+	namespace string
+	// cgroupDriver is auto, v1 or v2.
+	cgroupDriver string
+	// bridge and subnet configure the root's network on first use.
+	bridge, subnet string
+	// backoffInitial and backoffMax tune crash-loop backoff (seconds).
+	backoffInitial, backoffMax float64
+}
+
+func main() {
+	g := &globals{}
+	root := newRootCommand(g)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit code (exec passes its command's).
+type exitError struct {
+	// code is the process exit code.
+	code int
+}
+
+func (e exitError) Error() string { return fmt.Sprintf("exit code %d", e.code) }
+
+func newRootCommand(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "peapod",
+		Short:         "Run Kubernetes pods on a plain Linux machine",
+		Example:       "  sudo peapod run -d -f examples/two-containers.yaml\n  sudo peapod ps",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if os.Geteuid() != 0 {
+				return errors.New("peapod must run as root (try: sudo peapod ...)")
+			}
+			return nil
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&g.root, "root", "/var/lib/peapod", "persistent state: images, pod records, logs, leases")
+	f.StringVar(&g.runRoot, "run-root", "/run/peapod", "volatile state: specs, status, sockets, namespace pins")
+	f.StringVarP(&g.namespace, "namespace", "n", "default", "the pods' Kubernetes namespace")
+	f.StringVar(&g.cgroupDriver, "cgroup-driver", "auto", "cgroup driver: auto, v1 or v2")
+	f.StringVar(&g.bridge, "bridge", "", "bridge of this root's pod network (default peapod0; fixed at first use)")
+	f.StringVar(&g.subnet, "subnet", "", "subnet of this root's pod network (default 10.220.0.0/16; fixed at first use)")
+	f.Float64Var(&g.backoffInitial, "backoff-initial", 10, "crash-loop backoff after the second exit, in seconds (kubelet: 10)")
+	f.Float64Var(&g.backoffMax, "backoff-max", 300, "maximum crash-loop backoff, in seconds (kubelet: 300)")
+	root.AddCommand(newRunCommand(g), newPsCommand(g), newGetCommand(g), newInspectCommand(g),
+		newStopCommand(g), newRmCommand(g), newExecCommand(g), newLogsCommand(g), newWaitCommand(g),
+		newEventsCommand(g), newImageCommand(g), newVersionCommand())
+	return root
+}
+
+// networkConfig is the root's network config file.
+type networkConfig struct {
+	// Version is state.Version.
+	Version string `json:"version"`
+	// Bridge and Subnet of the root's pod network.
+	Bridge string `json:"bridge"`
+	Subnet string `json:"subnet"`
+}
+
+// network loads the root's network config, writing it on first use from
+// the flags (or defaults); later flags that differ are an error, since pods
+// already live on that network.
+func (g *globals) network() (cni.Config, error) {
+	path := filepath.Join(g.root, "network.json")
+	c := cni.DefaultConfig(g.root)
+	var nc networkConfig
+	err := state.ReadJSON(path, &nc)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		nc = networkConfig{Version: state.Version, Bridge: c.Bridge, Subnet: c.Subnet.String()}
+		if g.bridge != "" {
+			nc.Bridge = g.bridge
+		}
+		if g.subnet != "" {
+			nc.Subnet = g.subnet
+		}
+		if _, err := netip.ParsePrefix(nc.Subnet); err != nil {
+			return c, fmt.Errorf("invalid --subnet %q: %w", nc.Subnet, err)
+		}
+		if err := os.MkdirAll(g.root, 0o700); err != nil {
+			return c, fmt.Errorf("failed to create root %q: %w", g.root, err)
+		}
+		if err := state.WriteJSON(path, &nc); err != nil {
+			return c, err
+		}
+	case err != nil:
+		return c, err
+	default:
+		if g.bridge != "" && g.bridge != nc.Bridge {
+			return c, fmt.Errorf("--bridge %q differs from %q in %s; this root's pods use that network", g.bridge, nc.Bridge, path)
+		}
+		if g.subnet != "" && g.subnet != nc.Subnet {
+			return c, fmt.Errorf("--subnet %q differs from %q in %s; this root's pods use that network", g.subnet, nc.Subnet, path)
+		}
+	}
+	prefix, err := netip.ParsePrefix(nc.Subnet)
+	if err != nil {
+		return c, fmt.Errorf("invalid subnet %q in %s: %w", nc.Subnet, path, err)
+	}
+	c.Bridge, c.Subnet = nc.Bridge, prefix.Masked()
+	c.Gateway = c.Subnet.Addr().Next()
+	c.DataDir = filepath.Join(g.root, "net", c.Bridge)
+	return c, nil
+}
+
+// manager opens the pod manager of the chosen root.
+func (g *globals) manager() (*pod.Manager, error) {
+	netc, err := g.network()
+	if err != nil {
+		return nil, err
+	}
+	sup, err := supervisorPath()
+	if err != nil {
+		return nil, err
+	}
+	return pod.Open(pod.Options{
+		Root: g.root, RunRoot: g.runRoot, CgroupDriver: g.cgroupDriver, Network: netc, Supervisor: sup,
+		BackoffInitialSeconds: g.backoffInitial, BackoffMaxSeconds: g.backoffMax, Warn: os.Stderr,
+	})
+}
+
+// supervisorPath finds peapod-supervisor: $PEAPOD_SUPERVISOR, else beside
+// this binary.
+func supervisorPath() (string, error) {
+	if p := os.Getenv("PEAPOD_SUPERVISOR"); p != "" {
+		return p, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("failed to find the peapod binary: %w", err)
+	}
+	p := filepath.Join(filepath.Dir(self), "peapod-supervisor")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("peapod-supervisor not found beside %s (set PEAPOD_SUPERVISOR): %w", self, err)
+	}
+	return p, nil
+}

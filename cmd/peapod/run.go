@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/peapod/peapod/manifest"
+	"github.com/peapod/peapod/runtime/pod"
+	"github.com/peapod/peapod/runtime/state"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+)
+
+type runOptions struct {
+	// file is -f: a path, or "-" for stdin.
+	file string
+	// detach returns once the containers started.
+	detach bool
+}
+
+func newRunCommand(g *globals) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run -f FILE [-d]",
+		Short: "Create and start the pods of a manifest",
+		Long: "Validate every document of FILE (a v1 Pod in YAML or JSON, one or more per file) before creating\n" +
+			"anything, then create and start each pod. With -d, return once init containers completed and every\n" +
+			"app container's entrypoint has been exec'd; without it, stay in the foreground printing events and\n" +
+			"container output, and stop and remove the pods on Ctrl-C.",
+		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return executeRun(g, o, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&o.file, "filename", "f", "", "manifest file, or - for standard input")
+	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the pods' containers have started")
+	cmd.MarkFlagRequired("filename")
+	return cmd
+}
+
+func readManifest(file string) ([]byte, string, error) {
+	if file == "-" {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return nil, "", fmt.Errorf("failed to read standard input: %w", err)
+		}
+		return b, "<stdin>", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to read manifest: %w", err)
+	}
+	return b, file, nil
+}
+
+func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) error {
+	data, source, err := readManifest(o.file)
+	if err != nil {
+		return err
+	}
+	var pods []*corev1.Pod
+	var warnings []string
+	if nsFlag {
+		pods, warnings, err = manifest.LoadInNamespace(data, source, g.namespace)
+	} else {
+		pods, warnings, err = manifest.Load(data, source)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(errw, "Warning:", w)
+	}
+	if err != nil {
+		return err
+	}
+	if len(pods) == 0 {
+		return fmt.Errorf("%s: no pod in the manifest", source)
+	}
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	var created []*state.Record
+	var startErrs []error
+	for _, p := range pods {
+		rec, err := m.Create(p)
+		var se *pod.StartError
+		switch {
+		case errors.As(err, &se):
+			startErrs = append(startErrs, err)
+			fallthrough
+		case err == nil:
+			created = append(created, rec)
+			fmt.Fprintf(out, "pod/%s created\n", rec.Name)
+		default:
+			if len(created) > 0 {
+				fmt.Fprintf(errw, "created before the failure: %s\n", recordNames(created))
+			}
+			return err
+		}
+	}
+	if err := errors.Join(startErrs...); err != nil {
+		return err
+	}
+	if o.detach {
+		return nil
+	}
+	return foreground(m, created, out)
+}
+
+func recordNames(recs []*state.Record) string {
+	s := ""
+	for i, r := range recs {
+		if i > 0 {
+			s += ", "
+		}
+		s += r.Namespace + "/" + r.Name
+	}
+	return s
+}
+
+// foreground follows the pods' events and output until they finish or the
+// user interrupts; then it stops and removes them.
+func foreground(m *pod.Manager, recs []*state.Record, out io.Writer) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	followers := make([]*follower, len(recs))
+	for i, r := range recs {
+		followers[i] = newFollower(m, r.Namespace, r.Name, out)
+	}
+	// Status files change without an event we can wait on from here; a
+	// short poll is the CLI's refresh rate, not a synchronisation.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := true
+		for _, f := range followers {
+			if !f.step() {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		select {
+		case <-sig:
+			fmt.Fprintln(out, "interrupted: stopping and removing the pods")
+			var errs []error
+			for _, r := range recs {
+				errs = append(errs, m.Stop(r.Namespace, r.Name, nil), m.Remove(r.Namespace, r.Name, true))
+			}
+			return errors.Join(errs...)
+		case <-tick.C:
+		}
+	}
+	var errs []error
+	for _, r := range recs {
+		errs = append(errs, m.Remove(r.Namespace, r.Name, true))
+	}
+	return errors.Join(errs...)
+}

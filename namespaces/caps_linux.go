@@ -1,0 +1,278 @@
+package namespaces
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// execUser is the resolved identity the workload runs as.
+type execUser struct {
+	// uid and gid are the numeric ids.
+	uid, gid int
+	// groups are the supplementary groups.
+	groups []int
+	// home is the passwd home directory ("" when unknown).
+	home string
+}
+
+// passwdEntry is one parsed /etc/passwd line.
+type passwdEntry struct {
+	// name is the login name.
+	name string
+	// uid and gid are the numeric ids.
+	uid, gid int
+	// home is the home directory.
+	home string
+}
+
+// loadOwnCaps reads this thread's capability sets and the kernel's last
+// capability while the host's /proc is still reachable.
+func loadOwnCaps() (capability.Capabilities, error) {
+	if _, err := capability.LastCap(); err != nil {
+		return nil, fmt.Errorf("failed to read the last capability: %w", err)
+	}
+	caps, err := capability.NewPid2(0)
+	if err != nil {
+		return nil, fmt.Errorf("failed to init capabilities: %w", err)
+	}
+	if err := caps.Load(); err != nil {
+		return nil, fmt.Errorf("failed to load own capabilities: %w", err)
+	}
+	return caps, nil
+}
+
+// capsByName maps "CAP_CHOWN" style names to capabilities.
+var capsByName = func() map[string]capability.Cap {
+	m := make(map[string]capability.Cap)
+	for _, c := range capability.ListKnown() {
+		m["CAP_"+strings.ToUpper(c.String())] = c
+	}
+	return m
+}()
+
+// capSets are the sets to apply, as capabilities.
+type capSets struct {
+	// bounding, effective, permitted, inheritable and ambient mirror
+	// specs.LinuxCapabilities.
+	bounding, effective, permitted, inheritable, ambient []capability.Cap
+}
+
+// resolveCapSets turns names into capabilities and drops those the runtime
+// itself does not hold (have returns false): a privileged container gets
+// the runtime's own bounding set, never an error for CAP_SYS_RESOURCE on a
+// host that lacks it. Unknown names are an error.
+func resolveCapSets(req *specs.LinuxCapabilities, have func(capability.Cap) bool) (capSets, error) {
+	var s capSets
+	if req == nil {
+		return s, nil
+	}
+	lists := []struct {
+		names []string
+		dst   *[]capability.Cap
+	}{
+		{req.Bounding, &s.bounding}, {req.Effective, &s.effective}, {req.Permitted, &s.permitted},
+		{req.Inheritable, &s.inheritable}, {req.Ambient, &s.ambient},
+	}
+	for _, l := range lists {
+		for _, name := range l.names {
+			c, ok := capsByName[strings.ToUpper(name)]
+			if !ok {
+				return s, fmt.Errorf("unknown capability %q", name)
+			}
+			if have(c) {
+				*l.dst = append(*l.dst, c)
+			}
+		}
+	}
+	return s, nil
+}
+
+// applyCredentials switches to user and its capabilities in runc's order:
+// bounding set → keepcaps → groups/gid/uid → capset(E, P, I) → ambient.
+func applyCredentials(caps capability.Capabilities, user execUser, req *specs.LinuxCapabilities) error {
+	sets, err := resolveCapSets(req, func(c capability.Cap) bool {
+		return caps.Get(capability.BOUNDING, c) && caps.Get(capability.PERMITTED, c)
+	})
+	if err != nil {
+		return err
+	}
+	caps.Clear(capability.BOUNDS)
+	caps.Set(capability.BOUNDING, sets.bounding...)
+	if err := caps.Apply(capability.BOUNDS); err != nil {
+		return fmt.Errorf("failed to drop bounding capabilities: %w", err)
+	}
+	if err := setIDsKeepingCaps(user); err != nil {
+		return err
+	}
+	caps.Clear(capability.CAPS)
+	caps.Set(capability.EFFECTIVE, sets.effective...)
+	caps.Set(capability.PERMITTED, sets.permitted...)
+	caps.Set(capability.INHERITABLE, sets.inheritable...)
+	if err := caps.Apply(capability.CAPS); err != nil {
+		return fmt.Errorf("failed to set capabilities: %w", err)
+	}
+	caps.Clear(capability.AMBS)
+	caps.Set(capability.AMBIENT, sets.ambient...)
+	if err := caps.Apply(capability.AMBS); err != nil {
+		return fmt.Errorf("failed to set ambient capabilities: %w", err)
+	}
+	return nil
+}
+
+// setIDsKeepingCaps changes groups, gid and uid without losing the
+// permitted set, which capset narrows right after.
+func setIDsKeepingCaps(u execUser) error {
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("failed to set keepcaps: %w", err)
+	}
+	// syscall's set*id apply to every thread of the process, as POSIX wants.
+	if err := syscall.Setgroups(u.groups); err != nil {
+		return fmt.Errorf("failed to set supplementary groups %v: %w", u.groups, err)
+	}
+	if err := syscall.Setresgid(u.gid, u.gid, u.gid); err != nil {
+		return fmt.Errorf("failed to set gid %d: %w", u.gid, err)
+	}
+	if err := syscall.Setresuid(u.uid, u.uid, u.uid); err != nil {
+		return fmt.Errorf("failed to set uid %d: %w", u.uid, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("failed to clear keepcaps: %w", err)
+	}
+	return nil
+}
+
+// lookupExecUser resolves the spec's user against the container's
+// /etc/passwd (the process is already inside the new root). A username
+// applies when the numeric uid is 0, as the manifest leaves it when only the
+// image names a user.
+func lookupExecUser(u specs.User) (execUser, error) {
+	eu := execUser{uid: int(u.UID), gid: int(u.GID)}
+	for _, g := range u.AdditionalGids {
+		eu.groups = append(eu.groups, int(g))
+	}
+	entries, err := readPasswdFile("/etc/passwd")
+	if err != nil {
+		return eu, err
+	}
+	if u.Username != "" && u.UID == 0 {
+		e, err := findPasswdUser(entries, u.Username)
+		if err != nil {
+			return eu, err
+		}
+		eu.uid, eu.home = e.uid, e.home
+		if u.GID == 0 {
+			eu.gid = e.gid
+		}
+		return eu, nil
+	}
+	for _, e := range entries {
+		if e.uid == eu.uid {
+			eu.home = e.home
+			break
+		}
+	}
+	return eu, nil
+}
+
+// findPasswdUser finds a user by name, or by number for a numeric name.
+func findPasswdUser(entries []passwdEntry, name string) (passwdEntry, error) {
+	for _, e := range entries {
+		if e.name == name {
+			return e, nil
+		}
+	}
+	if uid, err := strconv.Atoi(name); err == nil && uid >= 0 {
+		return passwdEntry{name: name, uid: uid, gid: uid}, nil
+	}
+	return passwdEntry{}, fmt.Errorf("user %q not found in the container's /etc/passwd", name)
+}
+
+// readPasswdFile parses path; a missing file is an empty list.
+func readPasswdFile(path string) ([]passwdEntry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %q: %w", path, err)
+	}
+	defer f.Close()
+	return parsePasswd(f)
+}
+
+// parsePasswd parses passwd(5) lines, skipping malformed ones as libc does.
+func parsePasswd(r io.Reader) ([]passwdEntry, error) {
+	var out []passwdEntry
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ":")
+		if len(f) < 7 {
+			continue
+		}
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+			continue
+		}
+		out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid, home: f[5]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("failed to read passwd: %w", err)
+	}
+	return out, nil
+}
+
+// rlimitsByName maps OCI rlimit names to resources.
+var rlimitsByName = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// applyRlimits sets each limit, clamped so no hard limit is ever raised:
+// without CAP_SYS_RESOURCE (missing on this kind of host) that is EPERM.
+func applyRlimits(limits []specs.POSIXRlimit) error {
+	for _, l := range limits {
+		res, ok := rlimitsByName[l.Type]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %q", l.Type)
+		}
+		var cur unix.Rlimit
+		if err := unix.Prlimit(0, res, nil, &cur); err != nil {
+			return fmt.Errorf("failed to read rlimit %s: %w", l.Type, err)
+		}
+		want := clampRlimit(unix.Rlimit{Cur: l.Soft, Max: l.Hard}, cur)
+		if err := unix.Prlimit(0, res, &want, nil); err != nil {
+			return fmt.Errorf("failed to set rlimit %s to %d/%d: %w", l.Type, want.Cur, want.Max, err)
+		}
+	}
+	return nil
+}
+
+// clampRlimit keeps want's hard limit at or below cur's, and soft ≤ hard.
+func clampRlimit(want, cur unix.Rlimit) unix.Rlimit {
+	if want.Max > cur.Max {
+		want.Max = cur.Max
+	}
+	if want.Cur > want.Max {
+		want.Cur = want.Max
+	}
+	return want
+}

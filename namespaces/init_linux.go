@@ -1,0 +1,234 @@
+package namespaces
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// defaultPath is the PATH used to find the entrypoint when the container's
+// environment has none (the same default runc and the kubelet use).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultUmask applies when the spec sets none.
+const defaultUmask = 0o022
+
+// InitMain is the whole in-namespace init stage, run as `helper init` by
+// StartContainer. It never returns: it execve's the workload, or reports
+// the error on the error pipe and exits 1.
+func InitMain() {
+	// Credentials, capabilities and no_new_privs are per thread: all of them
+	// and the final execve must happen on this one thread.
+	runtime.LockOSThread()
+	// Non-dumpable before anything else: until execve, /proc/<pid>/exe is
+	// the host's helper binary and must not be reachable from the pod
+	// (CVE-2016-9962, CVE-2019-5736). execve resets it for the workload.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		initFail(fmt.Errorf("failed to make init non-dumpable: %w", err))
+	}
+	if _, err := unix.FcntlInt(initErrorFd, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		initFail(fmt.Errorf("failed to mark error pipe close-on-exec: %w", err))
+	}
+	cfg, err := readInitConfig()
+	if err != nil {
+		initFail(err)
+	}
+	initFail(runInit(cfg))
+}
+
+// readInitConfig reads the config StartContainer writes after beforeRun.
+func readInitConfig() (*initConfig, error) {
+	f := os.NewFile(initConfigFd, "init-config")
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read init config: %w", err)
+	}
+	var cfg initConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("failed to decode init config: %w", err)
+	}
+	if cfg.Container == nil || cfg.Container.OCI.Process == nil || cfg.Container.OCI.Root == nil {
+		return nil, errors.New("init config has no container process or root")
+	}
+	return &cfg, nil
+}
+
+// runInit sets the container up in the order of runc's standard init and
+// execs the entrypoint. It returns only on failure.
+func runInit(cfg *initConfig) error {
+	c := cfg.Container
+	proc := c.OCI.Process
+	// Read our own capabilities while the host's /proc is still mounted.
+	caps, err := loadOwnCaps()
+	if err != nil {
+		return err
+	}
+	if err := setupRootfs(c); err != nil {
+		return err
+	}
+	if err := setHostnameIfNew(&c.OCI); err != nil {
+		return err
+	}
+	if err := applyRlimits(proc.Rlimits); err != nil {
+		return err
+	}
+	if proc.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("failed to set no_new_privs: %w", err)
+		}
+	}
+	user, err := lookupExecUser(proc.User)
+	if err != nil {
+		return err
+	}
+	if err := applyCredentials(caps, user, proc.Capabilities); err != nil {
+		return err
+	}
+	unix.Umask(umaskOf(proc.User))
+	return execWorkload(proc, user)
+}
+
+// execWorkload enters the working directory, finds the entrypoint, closes
+// every inherited descriptor and execs.
+func execWorkload(proc *specs.Process, user execUser) error {
+	if err := enterCwd(proc.Cwd); err != nil {
+		return err
+	}
+	env := withHome(proc.Env, user.home)
+	path, err := findExecutable(proc.Args[0], envLookup(env, "PATH", defaultPath))
+	if err != nil {
+		return err
+	}
+	// CVE-2024-21626: nothing of the runtime's may survive into the
+	// container. CLOEXEC rather than close so the error pipe (also CLOEXEC)
+	// can still report a failing execve.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("failed to mark descriptors close-on-exec: %w", err)
+	}
+	if err := unix.Exec(path, proc.Args, env); err != nil {
+		return fmt.Errorf("failed to exec %q: %w", path, err)
+	}
+	return nil
+}
+
+// enterCwd changes to the working directory and checks it lies inside the
+// new root: a cwd reached through a leaked host descriptor shows up as
+// unreachable (CVE-2024-21626).
+func enterCwd(cwd string) error {
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("failed to change to working directory %q: %w", cwd, err)
+	}
+	wd, err := unix.Getwd()
+	if err != nil {
+		return fmt.Errorf("failed to check working directory %q: %w", cwd, err)
+	}
+	if !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("working directory %q is outside the container root", cwd)
+	}
+	return nil
+}
+
+// setHostnameIfNew sets the hostname only in a UTS namespace of the
+// container's own; a pod's shared one was named when it was pinned.
+func setHostnameIfNew(s *specs.Spec) error {
+	if s.Hostname == "" || s.Linux == nil || !hasNewNamespace(s.Linux, specs.UTSNamespace) {
+		return nil
+	}
+	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+		return fmt.Errorf("failed to set hostname %q: %w", s.Hostname, err)
+	}
+	return nil
+}
+
+// hasNewNamespace reports whether l asks for a fresh namespace of type t.
+func hasNewNamespace(l *specs.Linux, t specs.LinuxNamespaceType) bool {
+	for _, ns := range l.Namespaces {
+		if ns.Type == t && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// umaskOf is the spec's umask, or 022.
+func umaskOf(u specs.User) int {
+	if u.Umask != nil {
+		return int(*u.Umask)
+	}
+	return defaultUmask
+}
+
+// envLookup returns the value of key in env, or def.
+func envLookup(env []string, key, def string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return def
+}
+
+// withHome adds HOME from the user's passwd entry when env has none.
+func withHome(env []string, home string) []string {
+	if envLookup(env, "HOME", "") != "" || home == "" {
+		return env
+	}
+	return append(env[:len(env):len(env)], "HOME="+home)
+}
+
+// findExecutable resolves name as execve would after a PATH search; a miss
+// is ErrExecNotFound.
+func findExecutable(name, pathEnv string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExecutable(name); err != nil {
+			return "", fmt.Errorf("executable %q: %w", name, err)
+		}
+		return name, nil
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + name
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("executable %q not found in PATH %q: %w", name, pathEnv, ErrExecNotFound)
+}
+
+// checkExecutable accepts a regular file with an execute bit.
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ErrExecNotFound
+		}
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("not an executable file: %w", ErrExecNotFound)
+	}
+	return nil
+}
+
+// initFail reports err to StartContainer and exits. It never returns.
+func initFail(err error) {
+	rep := initReport{Message: err.Error(), NotFound: errors.Is(err, ErrExecNotFound)}
+	b, _ := json.Marshal(rep)
+	// Raw write: the error pipe is not in Go's poller and the parent is
+	// blocked reading it.
+	_, _ = unix.Write(initErrorFd, b)
+	os.Exit(1)
+}

@@ -1,0 +1,204 @@
+package namespaces
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/runtime/spec"
+)
+
+func TestParseMountOptions(t *testing.T) {
+	tests := []struct {
+		opts []string
+		want parsedMount
+	}{
+		{nil, parsedMount{}},
+		{[]string{"ro", "nosuid", "nodev", "mode=755", "size=1k"},
+			parsedMount{flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, data: "mode=755,size=1k"}},
+		{[]string{"ro", "rw"}, parsedMount{}},
+		{[]string{"rbind", "rslave", SubPathOption + "a/b"},
+			parsedMount{flags: unix.MS_BIND | unix.MS_REC, propagation: []uintptr{unix.MS_SLAVE | unix.MS_REC}, subPath: "a/b"}},
+	}
+	for _, tt := range tests {
+		if got := parseMountOptions(tt.opts); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseMountOptions(%q) = %+v, want %+v", tt.opts, got, tt.want)
+		}
+	}
+}
+
+func TestCheckMountDestination(t *testing.T) {
+	tests := []struct {
+		m  specs.Mount
+		ok bool
+	}{
+		{specs.Mount{Destination: "/proc", Type: "proc"}, true},
+		{specs.Mount{Destination: "/data", Type: "bind"}, true},
+		{specs.Mount{Destination: "/proc", Type: "bind"}, false},
+		{specs.Mount{Destination: "/proc/sys/kernel", Type: "bind"}, false},
+		{specs.Mount{Destination: "/x/../proc/self", Type: "tmpfs"}, false},
+		{specs.Mount{Destination: "relative", Type: "tmpfs"}, false},
+		{specs.Mount{Destination: "/", Type: "tmpfs"}, false},
+	}
+	for _, tt := range tests {
+		if err := checkMountDestination(tt.m); (err == nil) != tt.ok {
+			t.Errorf("checkMountDestination(%s on %q) = %v, want ok=%v", tt.m.Type, tt.m.Destination, err, tt.ok)
+		}
+	}
+}
+
+func TestOverlayOptions(t *testing.T) {
+	got, err := overlayOptions(spec.Rootfs{Lowers: []string{"/l/top", "/l/base"}, Upper: "/u", Work: "/w"})
+	if want := "lowerdir=/l/top:/l/base,upperdir=/u,workdir=/w"; err != nil || got != want {
+		t.Errorf("overlayOptions = %q, %v; want %q", got, err, want)
+	}
+	bad := []spec.Rootfs{
+		{Upper: "/u", Work: "/w"},
+		{Lowers: []string{"/a,b"}, Upper: "/u", Work: "/w"},
+		{Lowers: []string{"/a:b"}, Upper: "/u", Work: "/w"},
+		{Lowers: []string{"rel"}, Upper: "/u", Work: "/w"},
+		{Lowers: []string{"/" + strings.Repeat("x", os.Getpagesize())}, Upper: "/u", Work: "/w"},
+	}
+	for _, r := range bad {
+		if _, err := overlayOptions(r); err == nil {
+			t.Errorf("overlayOptions(%+v) accepted", r)
+		}
+	}
+}
+
+func TestParsePasswdAndFindUser(t *testing.T) {
+	entries, err := parsePasswd(strings.NewReader("# comment\nroot:x:0:0:root:/root:/bin/sh\nbad:line\nweird:x:a:0::/:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []passwdEntry{{"root", 0, 0, "/root"}, {"app", 1000, 1001, "/home/app"}}
+	if !reflect.DeepEqual(entries, want) {
+		t.Fatalf("parsePasswd = %+v, want %+v", entries, want)
+	}
+	if e, err := findPasswdUser(entries, "app"); err != nil || e.uid != 1000 || e.gid != 1001 {
+		t.Errorf("findPasswdUser(app) = %+v, %v", e, err)
+	}
+	if e, err := findPasswdUser(entries, "4242"); err != nil || e.uid != 4242 {
+		t.Errorf("findPasswdUser(4242) = %+v, %v", e, err)
+	}
+	if _, err := findPasswdUser(entries, "ghost"); err == nil {
+		t.Error("findPasswdUser(ghost) found a user")
+	}
+}
+
+func TestResolveCapSetsClampsToHeld(t *testing.T) {
+	held := func(c capability.Cap) bool { return c != capability.CAP_SYS_RESOURCE }
+	req := &specs.LinuxCapabilities{
+		Bounding:  []string{"CAP_CHOWN", "CAP_SYS_RESOURCE"},
+		Effective: []string{"cap_kill"},
+	}
+	got, err := resolveCapSets(req, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []capability.Cap{capability.CAP_CHOWN}; !reflect.DeepEqual(got.bounding, want) {
+		t.Errorf("bounding = %v, want %v", got.bounding, want)
+	}
+	if want := []capability.Cap{capability.CAP_KILL}; !reflect.DeepEqual(got.effective, want) {
+		t.Errorf("effective = %v, want %v", got.effective, want)
+	}
+	if _, err := resolveCapSets(&specs.LinuxCapabilities{Bounding: []string{"CAP_BOGUS"}}, held); err == nil {
+		t.Error("unknown capability accepted")
+	}
+}
+
+func TestClampRlimit(t *testing.T) {
+	tests := []struct{ want, cur, out unix.Rlimit }{
+		{unix.Rlimit{Cur: 10, Max: 20}, unix.Rlimit{Cur: 5, Max: 100}, unix.Rlimit{Cur: 10, Max: 20}},
+		{unix.Rlimit{Cur: 500, Max: 1000}, unix.Rlimit{Cur: 5, Max: 100}, unix.Rlimit{Cur: 100, Max: 100}},
+		{unix.Rlimit{Cur: 50, Max: 1000}, unix.Rlimit{Cur: 5, Max: 100}, unix.Rlimit{Cur: 50, Max: 100}},
+	}
+	for _, tt := range tests {
+		if got := clampRlimit(tt.want, tt.cur); got != tt.out {
+			t.Errorf("clampRlimit(%+v, %+v) = %+v, want %+v", tt.want, tt.cur, got, tt.out)
+		}
+	}
+}
+
+func TestFindExecutable(t *testing.T) {
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"tool": 0o755, "data": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := "/nonexistent:" + dir
+	if got, err := findExecutable("tool", path); err != nil || got != dir+"/tool" {
+		t.Errorf("findExecutable(tool) = %q, %v", got, err)
+	}
+	if got, err := findExecutable(dir+"/tool", ""); err != nil || got != dir+"/tool" {
+		t.Errorf("findExecutable(abs) = %q, %v", got, err)
+	}
+	for _, name := range []string{"data", "subdir", "missing", dir + "/missing", dir + "/data"} {
+		if _, err := findExecutable(name, path); !errors.Is(err, ErrExecNotFound) {
+			t.Errorf("findExecutable(%q) = %v, want ErrExecNotFound", name, err)
+		}
+	}
+}
+
+func TestReadInitReport(t *testing.T) {
+	if err := readInitReport(strings.NewReader("")); err != nil {
+		t.Errorf("EOF = %v, want success", err)
+	}
+	err := readInitReport(strings.NewReader(`{"message":"no sh","notFound":true}`))
+	if !errors.Is(err, ErrExecNotFound) || !strings.Contains(err.Error(), "no sh") {
+		t.Errorf("not-found report = %v", err)
+	}
+	err = readInitReport(strings.NewReader(`{"message":"mount failed"}`))
+	if !errors.Is(err, ErrInitFailed) || errors.Is(err, ErrExecNotFound) || !strings.Contains(err.Error(), "mount failed") {
+		t.Errorf("failure report = %v", err)
+	}
+	if err := readInitReport(strings.NewReader("garbage")); !errors.Is(err, ErrInitFailed) {
+		t.Errorf("garbage report = %v", err)
+	}
+}
+
+func TestMergeDevices(t *testing.T) {
+	mode := os.FileMode(0o600)
+	got := mergeDevices(defaultDevices[:2], []specs.LinuxDevice{
+		{Path: "/dev/zero", Type: "c", Major: 1, Minor: 5, FileMode: &mode},
+		{Path: "/dev/ptmx", Type: "c", Major: 5, Minor: 2},
+		{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200},
+	})
+	var paths []string
+	for _, d := range got {
+		paths = append(paths, d.Path)
+	}
+	if want := []string{"/dev/null", "/dev/zero", "/dev/net/tun"}; !reflect.DeepEqual(paths, want) {
+		t.Fatalf("merged paths = %v, want %v", paths, want)
+	}
+	if got[1].FileMode == nil || *got[1].FileMode != mode {
+		t.Errorf("spec device did not override the default /dev/zero")
+	}
+}
+
+func TestEnvHelpers(t *testing.T) {
+	env := []string{"PATH=/a", "X=1", "PATH=/b"}
+	if got := envLookup(env, "PATH", "def"); got != "/b" {
+		t.Errorf("envLookup(PATH) = %q, want the last one", got)
+	}
+	if got := envLookup(env, "HOME", "def"); got != "def" {
+		t.Errorf("envLookup(HOME) = %q, want default", got)
+	}
+	if got := withHome(env, "/home/u"); got[len(got)-1] != "HOME=/home/u" || len(env) != 3 {
+		t.Errorf("withHome = %v (input %v)", got, env)
+	}
+	if got := withHome([]string{"HOME=/x"}, "/home/u"); len(got) != 1 {
+		t.Errorf("withHome overrode HOME: %v", got)
+	}
+}

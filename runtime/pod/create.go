@@ -1,0 +1,372 @@
+package pod
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/peapod/peapod/cgroups/devices"
+	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/internal/cleanup"
+	"github.com/peapod/peapod/manifest"
+	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/spec"
+	"github.com/peapod/peapod/runtime/state"
+	"github.com/peapod/peapod/runtime/supervisor"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// StartError is returned with a created pod one of whose containers could
+// not start: the pod stays (its status shows the container waiting with
+// CreateContainerError/RunContainerError and the supervisor retries), but
+// run reports it and exits non-zero.
+type StartError struct {
+	// Pod is namespace/name.
+	Pod string
+	// Msg is the supervisor's report.
+	Msg string
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("pod %s: %s", e.Pod, e.Msg) }
+
+// newUID makes a random RFC 4122 version 4 uid, as the API server does.
+func newUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux ≥ 3.17
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// Create builds and starts one validated, defaulted pod. On error nothing
+// of it remains, except a *StartError, which leaves a created pod.
+func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
+	var undo cleanup.Stack
+	defer func() {
+		var se *StartError
+		if err != nil && !errors.As(err, &se) {
+			if cerr := undo.Clean(); cerr != nil {
+				err = fmt.Errorf("%w (and rollback failed: %v)", err, cerr)
+			}
+		}
+	}()
+	uid := newUID()
+	p = p.DeepCopy()
+	p.UID = types.UID(uid)
+	rec, err = m.reserve(p, &undo)
+	if err != nil {
+		return nil, err
+	}
+	runDir := m.runDir(uid)
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create run dir %q: %w", runDir, err)
+	}
+	undo.Add(func() error { return removeAll(runDir) })
+
+	sb, err := m.createSandbox(p, rec, &undo)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.setupNetwork(p, rec, sb, &undo); err != nil {
+		return nil, err
+	}
+	sp, err := m.buildSpec(p, rec, sb)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.createCgroups(sp, rec, &undo); err != nil {
+		return nil, err
+	}
+	if err := state.WriteJSON(filepath.Join(runDir, supervisor.SpecFile), sp); err != nil {
+		return nil, err
+	}
+	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
+		return nil, err
+	}
+	startErr, err := m.spawnSupervisor(rec, &undo)
+	if err != nil {
+		return nil, err
+	}
+	rec.Phase = state.PhaseCreated
+	rec.Creator = state.Proc{}
+	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
+		return nil, err
+	}
+	undo.Release()
+	if startErr != "" {
+		return rec, &StartError{Pod: rec.Namespace + "/" + rec.Name, Msg: startErr}
+	}
+	return rec, nil
+}
+
+// reserve records the pod (phase Creating, creator = this process) before
+// anything is acquired, so a concurrent gc never takes a half-built pod for
+// debris, and claims its namespace/name.
+func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, error) {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	uid := string(p.UID)
+	rec := &state.Record{
+		Version: state.Version, UID: uid, Name: p.Name, Namespace: p.Namespace,
+		Phase: state.PhaseCreating, Creator: state.Self(), CreatedAt: time.Now().UTC(),
+		Manifest: raw, CgroupParent: m.CgroupRoot() + "/" + uid, CgroupDriver: m.cg.Name(),
+	}
+	unlock, err := state.Lock(m.lockPath())
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	idx := m.nameIndex(p.Namespace, p.Name)
+	if _, err := os.Stat(idx); err == nil {
+		return nil, fmt.Errorf("pod %q in namespace %q: %w", p.Name, p.Namespace, ErrExists)
+	}
+	dir := m.podDir(uid)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create pod dir %q: %w", dir, err)
+	}
+	undo.Add(func() error { return removeAll(dir) })
+	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(idx, []byte(uid), 0o600); err != nil {
+		return nil, fmt.Errorf("failed to write name index %q: %w", idx, err)
+	}
+	undo.Add(func() error { return m.removeNameIndex(rec) })
+	return rec, nil
+}
+
+// removeNameIndex removes the pod's name only if it still names this uid.
+func (m *Manager) removeNameIndex(rec *state.Record) error {
+	idx := m.nameIndex(rec.Namespace, rec.Name)
+	if b, err := os.ReadFile(idx); err == nil && string(b) == rec.UID {
+		return removeAll(idx)
+	}
+	return nil
+}
+
+func (m *Manager) sandboxOptions(rec *state.Record, p *corev1.Pod) namespaces.SandboxOptions {
+	o := namespaces.SandboxOptions{RunDir: m.runDir(rec.UID), HostNetwork: p.Spec.HostNetwork}
+	if !p.Spec.HostNetwork {
+		o.NetnsName = m.netnsName(rec.UID)
+		o.Hostname = p.Name
+		if p.Spec.Hostname != "" {
+			o.Hostname = p.Spec.Hostname
+		}
+	}
+	return o
+}
+
+// createSandbox pins the pod's shared namespaces.
+func (m *Manager) createSandbox(p *corev1.Pod, rec *state.Record, undo *cleanup.Stack) (*namespaces.Sandbox, error) {
+	o := m.sandboxOptions(rec, p)
+	// Registered before the call: CreateSandbox may fail half-way, and
+	// RemoveSandbox is idempotent.
+	undo.Add(func() error { return namespaces.RemoveSandbox(o) })
+	sb, err := namespaces.CreateSandbox(o)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create sandbox of pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	rec.NetnsName = o.NetnsName
+	return sb, nil
+}
+
+// setupNetwork gives the pod its IP on the bridge (or the host's address).
+func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.Sandbox, undo *cleanup.Stack) error {
+	if p.Spec.HostNetwork {
+		rec.IP = hostIP()
+		return nil
+	}
+	netns := sb.Paths[spec.NSNet]
+	// Registered before the call that may allocate half (a lease without a
+	// veth); TeardownPod releases by owner and tolerates what is missing.
+	undo.Add(func() error { return cni.TeardownPod(m.o.Network, netns, rec.UID) })
+	res, err := cni.SetupPod(m.o.Network, netns, rec.UID)
+	if err != nil {
+		return fmt.Errorf("failed to set up network of pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	rec.IP = res.IP.Addr().String()
+	rec.HostVeth = res.HostVeth
+	return nil
+}
+
+// hostIP is a hostNetwork pod's IP: the host's first global IPv4 address.
+func hostIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+			return ipn.IP.String()
+		}
+	}
+	return ""
+}
+
+// buildSpec writes the pod's /etc files, makes its volume and rootfs
+// directories and generates the supervisor's spec.
+func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.Sandbox) (*spec.Pod, error) {
+	runDir, podDir := m.runDir(rec.UID), m.podDir(rec.UID)
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("failed to read /etc/resolv.conf: %w", err)
+	}
+	hostname, hosts, resolv, err := manifest.EtcFiles(p, rec.IP, hostResolv)
+	if err != nil {
+		return nil, err
+	}
+	etc := filepath.Join(runDir, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create %q: %w", etc, err)
+	}
+	for name, data := range map[string][]byte{"hostname": hostname, "hosts": hosts, "resolv.conf": resolv} {
+		if err := os.WriteFile(filepath.Join(etc, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("failed to write %s of pod %s/%s: %w", name, p.Namespace, p.Name, err)
+		}
+	}
+	// /dev/shm is one directory on the run root's tmpfs bound into every
+	// container, so POSIX shared memory is shared pod-wide like IPC.
+	if err := mkdirMode(filepath.Join(runDir, "shm"), 0o1777); err != nil {
+		return nil, err
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.EmptyDir == nil {
+			continue
+		}
+		dir := filepath.Join(podDir, "volumes", v.Name)
+		if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+			dir = filepath.Join(runDir, "volumes", v.Name)
+		}
+		if err := mkdirMode(dir, 0o777); err != nil {
+			return nil, err
+		}
+	}
+	images, err := m.resolver()
+	if err != nil {
+		return nil, err
+	}
+	sp, warns, err := manifest.ToSpec(p, manifest.SpecInput{
+		UID: rec.UID, RunDir: runDir, PodDir: podDir, Namespaces: sb.Paths, IP: rec.IP,
+		Images: images, CgroupParent: rec.CgroupParent, CgroupDriver: m.cg.Name(),
+		BackoffInitialSeconds: m.o.BackoffInitialSeconds, BackoffMaxSeconds: m.o.BackoffMaxSeconds,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to build spec of pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	for _, w := range warns {
+		fmt.Fprintf(m.o.Warn, "Warning: pod %s/%s: %s\n", p.Namespace, p.Name, w)
+	}
+	rec.ImageIDs = images.ids()
+	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
+		for _, d := range []string{c.OCI.Root.Path, c.Rootfs.Upper, c.Rootfs.Work, filepath.Dir(c.LogPath)} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("failed to create %q for container %q: %w", d, c.Name, err)
+			}
+		}
+	}
+	return sp, nil
+}
+
+func mkdirMode(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("failed to create %q: %w", dir, err)
+	}
+	// MkdirAll is subject to the umask; sticky and world bits need chmod.
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("failed to chmod %q: %w", dir, err)
+	}
+	return nil
+}
+
+// createCgroups makes each container's cgroup with the device allow-list.
+func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.Stack) error {
+	undo.Add(func() error { return m.destroyCgroups(rec) })
+	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
+		rec.ContainerCgroups = append(rec.ContainerCgroups, c.Cgroup)
+		if err := m.cg.Create(c.Cgroup); err != nil {
+			return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
+		}
+		if err := devices.Apply(m.cg, c.Cgroup, devices.Default); err != nil {
+			return fmt.Errorf("failed to restrict devices of container %q: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// destroyCgroups kills and removes every cgroup of the pod; idempotent.
+func (m *Manager) destroyCgroups(rec *state.Record) error {
+	var errs []error
+	for _, path := range rec.ContainerCgroups {
+		if err := m.cg.Destroy(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := m.cg.DestroyTree(rec.CgroupParent); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// spawnSupervisor starts the pod's detached supervisor and waits for its
+// report: "" once every app container runs, or what failed to start.
+func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (string, error) {
+	runDir := m.runDir(rec.UID)
+	logf, err := os.OpenFile(filepath.Join(runDir, supervisor.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("failed to open supervisor log: %w", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return "", fmt.Errorf("failed to create report pipe: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command(m.o.Supervisor, "run", runDir)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	// A session of its own: the supervisor outlives the CLI and no
+	// terminal's SIGHUP or Ctrl-C reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return "", fmt.Errorf("failed to start supervisor %q: %w", m.o.Supervisor, err)
+	}
+	sup := state.ProcOf(cmd.Process.Pid)
+	undo.Add(func() error { return sup.Signal(syscall.SIGKILL) })
+	// Reap it if it exits while we live (tests run many pods in one
+	// process); once we exit, init adopts it.
+	go cmd.Wait()
+	rec.Supervisor = sup
+	var rep supervisor.Report
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		log, _ := os.ReadFile(filepath.Join(runDir, supervisor.LogFile))
+		return "", fmt.Errorf("supervisor of pod %s/%s exited before reporting: %s", rec.Namespace, rec.Name, log)
+	}
+	if rep.Version != supervisor.ProtocolVersion {
+		return "", fmt.Errorf("supervisor %q speaks %q, this peapod %q", m.o.Supervisor, rep.Version, supervisor.ProtocolVersion)
+	}
+	return rep.Error, nil
+}
+
+// removeAll is os.RemoveAll with the path in the error.
+func removeAll(path string) error {
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("failed to remove %q: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package pod
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/peapod/peapod/runtime/state"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KubePod renders the view as the v1.Pod `kubectl get pod -o json` shows:
+// the stored spec and metadata with a status derived from live facts.
+func (v *View) KubePod() (*corev1.Pod, error) {
+	var p corev1.Pod
+	if err := manifestOf(v.Record, &p); err != nil {
+		return nil, err
+	}
+	p.APIVersion, p.Kind = "v1", "Pod"
+	p.CreationTimestamp = metav1.NewTime(v.Record.CreatedAt)
+	st := corev1.PodStatus{Phase: corev1.PodPhase(v.Phase), HostIP: hostIP(), QOSClass: corev1.PodQOSBestEffort}
+	if v.Reason != "" {
+		st.Reason = v.Reason
+		st.Message = "the pod's supervisor is not running; its containers' state is unknown"
+	}
+	if st.HostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
+	}
+	if ip := v.Record.IP; ip != "" {
+		st.PodIP = ip
+		st.PodIPs = []corev1.PodIP{{IP: ip}}
+	}
+	created := metav1.NewTime(v.Record.CreatedAt)
+	var initialized, ready bool
+	var notReady []string
+	if s := v.Status; s != nil {
+		if s.StartTime != nil {
+			t := metav1.NewTime(*s.StartTime)
+			st.StartTime = &t
+		}
+		initialized = s.Initialized
+		for i := range s.InitContainers {
+			st.InitContainerStatuses = append(st.InitContainerStatuses, containerStatus(&s.InitContainers[i], &p, true))
+		}
+		ready = len(s.Containers) > 0
+		for i := range s.Containers {
+			cs := containerStatus(&s.Containers[i], &p, false)
+			if !cs.Ready || v.Phase == "Unknown" {
+				cs.Ready = false
+				ready = false
+				notReady = append(notReady, cs.Name)
+			}
+			st.ContainerStatuses = append(st.ContainerStatuses, cs)
+		}
+	}
+	st.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: created},
+		boolCondition(corev1.PodInitialized, initialized, "ContainersNotInitialized", "containers with incomplete status: "+initNames(&p), created),
+		boolCondition(corev1.ContainersReady, ready, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]", created),
+		boolCondition(corev1.PodReady, ready, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]", created),
+	}
+	if v.Status != nil {
+		for _, c := range v.Status.Conditions {
+			for i := range st.Conditions {
+				if string(st.Conditions[i].Type) == c.Type {
+					st.Conditions[i].LastTransitionTime = metav1.NewTime(c.LastTransitionTime)
+				}
+			}
+		}
+	}
+	p.Status = st
+	return &p, nil
+}
+
+func boolCondition(t corev1.PodConditionType, ok bool, reason, msg string, at metav1.Time) corev1.PodCondition {
+	if ok {
+		return corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: at}
+	}
+	return corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: msg, LastTransitionTime: at}
+}
+
+func initNames(p *corev1.Pod) string {
+	var names []string
+	for _, c := range p.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	return "[" + strings.Join(names, " ") + "]"
+}
+
+// containerStatus renders one container's state as v1.ContainerStatus.
+func containerStatus(s *state.ContainerStatus, p *corev1.Pod, init bool) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{
+		Name: s.Name, RestartCount: int32(s.RestartCount), Ready: s.Ready, Started: s.Started,
+		Image: s.Image, ImageID: s.ImageID, ContainerID: "peapod://" + s.ID,
+	}
+	if init {
+		cs.Ready = s.State == state.StateTerminated && s.ExitCode == 0
+	}
+	switch s.State {
+	case state.StateRunning:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(s.StartedAt)}
+	case state.StateTerminated:
+		cs.State.Terminated = terminatedState(&state.Terminated{ExitCode: s.ExitCode, Signal: s.Signal, Reason: s.Reason,
+			Message: s.Message, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}, s.ID)
+	default:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: s.Reason, Message: s.Message}
+	}
+	if s.Last != nil {
+		cs.LastTerminationState.Terminated = terminatedState(s.Last, s.ID)
+	}
+	return cs
+}
+
+func terminatedState(t *state.Terminated, id string) *corev1.ContainerStateTerminated {
+	return &corev1.ContainerStateTerminated{
+		ExitCode: int32(t.ExitCode), Signal: int32(t.Signal), Reason: t.Reason, Message: t.Message,
+		StartedAt: metav1.NewTime(t.StartedAt), FinishedAt: metav1.NewTime(t.FinishedAt), ContainerID: "peapod://" + id,
+	}
+}
+
+// Ready counts ready app containers, for `ps`.
+func (v *View) Ready() (ready, total int) {
+	if v.Status == nil {
+		var p corev1.Pod
+		if manifestOf(v.Record, &p) == nil {
+			total = len(p.Spec.Containers)
+		}
+		return 0, total
+	}
+	for _, c := range v.Status.Containers {
+		total++
+		if c.Ready && c.State == state.StateRunning && v.Phase != "Unknown" {
+			ready++
+		}
+	}
+	return ready, total
+}
+
+// Restarts sums app container restarts, for `ps`.
+func (v *View) Restarts() int {
+	n := 0
+	if v.Status != nil {
+		for _, c := range v.Status.Containers {
+			n += c.RestartCount
+		}
+	}
+	return n
+}
+
+// DisplayStatus is the STATUS column of `ps`, as kubectl prints it: the
+// phase, or the most telling container reason.
+func (v *View) DisplayStatus() string {
+	if v.Phase == "Unknown" {
+		return v.Reason
+	}
+	if v.Record.Phase == state.PhaseStopped {
+		return "Stopped"
+	}
+	if v.Status != nil {
+		for _, c := range v.Status.InitContainers {
+			if c.State != state.StateTerminated || c.ExitCode != 0 {
+				if c.Reason != "" && c.State == state.StateWaiting && c.Reason != "ContainerCreating" {
+					return "Init:" + c.Reason
+				}
+				if !v.Status.Initialized && v.Phase == "Pending" {
+					return fmt.Sprintf("Init:%d/%d", countDone(v.Status.InitContainers), len(v.Status.InitContainers))
+				}
+			}
+		}
+		for _, c := range v.Status.Containers {
+			if c.State == state.StateWaiting && c.Reason != "" {
+				return c.Reason
+			}
+			if c.State == state.StateTerminated && v.Phase == "Running" {
+				return c.Reason
+			}
+		}
+	}
+	if v.Phase == "Succeeded" {
+		return "Completed"
+	}
+	if v.Phase == "Failed" {
+		return "Error"
+	}
+	return v.Phase
+}
+
+func countDone(cs []state.ContainerStatus) int {
+	n := 0
+	for _, c := range cs {
+		if c.State == state.StateTerminated && c.ExitCode == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Age is how long ago the pod was created.
+func (v *View) Age(now time.Time) time.Duration { return now.Sub(v.Record.CreatedAt) }

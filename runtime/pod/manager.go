@@ -1,0 +1,186 @@
+// Package pod is the CLI's pod manager: it turns validated v1 Pods into
+// running sandboxes (namespace pins, network, cgroups, a supervisor), and
+// stops, removes, lists and garbage-collects them. Every acquisition
+// registers its rollback at once, so a failed run leaves nothing; every
+// teardown is idempotent, so rm and gc can run again after a crash.
+package pod
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/peapod/peapod/cgroups"
+	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/image"
+	"github.com/peapod/peapod/runtime/state"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound: no pod by that namespace/name.
+	ErrNotFound = errors.New("pod not found")
+	// ErrExists: a pod by that namespace/name exists.
+	ErrExists = errors.New("pod already exists")
+	// ErrRunning: the operation needs a stopped pod.
+	ErrRunning = errors.New("pod is running")
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Root is the persistent root (images, pod records, leases, logs).
+	Root string
+	// RunRoot is the volatile root (specs, status, sockets, pins).
+	RunRoot string
+	// CgroupDriver is auto, v1 or v2.
+	CgroupDriver string
+	// Network is the root's pod network.
+	Network cni.Config
+	// Supervisor is the path of peapod-supervisor.
+	Supervisor string
+	// BackoffInitialSeconds and BackoffMaxSeconds tune crash-loop backoff.
+	BackoffInitialSeconds, BackoffMaxSeconds float64
+	// Warn receives warnings (nil: discarded).
+	Warn io.Writer
+}
+
+// Manager manages the pods of one root.
+type Manager struct {
+	// o are the options, with defaults filled in.
+	o Options
+	// id is a short hash of Root, used in host-global names so two roots
+	// never collide.
+	id string
+	// cg is the cgroup driver.
+	cg cgroups.Driver
+	// images is the image store, opened on first use (ps, stop and rm do
+	// not need it).
+	images *image.Store
+}
+
+// Open prepares a Manager, creating the roots and sweeping what a reboot
+// left behind.
+func Open(o Options) (*Manager, error) {
+	for _, d := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "pods"), filepath.Join(o.Root, "names"), filepath.Join(o.RunRoot, "pods")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("failed to create %q: %w", d, err)
+		}
+	}
+	if o.Warn == nil {
+		o.Warn = io.Discard
+	}
+	cg, err := cgroups.New(o.CgroupDriver, "/sys/fs/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(o.Root)))
+	m := &Manager{o: o, id: hex.EncodeToString(sum[:])[:6], cg: cg}
+	if err := m.sweepAfterReboot(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Images opens the image store on first use.
+func (m *Manager) Images() (*image.Store, error) {
+	if m.images == nil {
+		s, err := image.Open(filepath.Join(m.o.Root, "images"))
+		if err != nil {
+			return nil, err
+		}
+		m.images = s
+	}
+	return m.images, nil
+}
+
+// RootID is the short id host-global names carry.
+func (m *Manager) RootID() string { return m.id }
+
+// CgroupRoot is the peapod parent cgroup of this root.
+func (m *Manager) CgroupRoot() string { return "peapod-" + m.id }
+
+// Paths of a pod.
+func (m *Manager) podDir(uid string) string { return filepath.Join(m.o.Root, "pods", uid) }
+func (m *Manager) runDir(uid string) string { return filepath.Join(m.o.RunRoot, "pods", uid) }
+func (m *Manager) recordPath(uid string) string {
+	return filepath.Join(m.podDir(uid), "pod.json")
+}
+func (m *Manager) nameIndex(ns, name string) string {
+	return filepath.Join(m.o.Root, "names", ns+"_"+name)
+}
+func (m *Manager) lockPath() string { return filepath.Join(m.o.Root, "lock") }
+func (m *Manager) netnsName(uid string) string {
+	return "peapod-" + m.id + "-" + uid[:8]
+}
+
+// lookup finds a pod's record by namespace and name.
+func (m *Manager) lookup(ns, name string) (*state.Record, error) {
+	uid, err := os.ReadFile(m.nameIndex(ns, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up pod %s/%s: %w", ns, name, err)
+	}
+	rec, err := state.ReadRecord(m.recordPath(string(uid)))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
+	}
+	return rec, err
+}
+
+// records lists every pod record of the root.
+func (m *Manager) records() ([]*state.Record, error) {
+	entries, err := os.ReadDir(filepath.Join(m.o.Root, "pods"))
+	if err != nil {
+		return nil, fmt.Errorf("failed to list pods: %w", err)
+	}
+	var out []*state.Record
+	for _, e := range entries {
+		rec, err := state.ReadRecord(m.recordPath(e.Name()))
+		if err != nil {
+			// A record being written is renamed into place atomically, so a
+			// missing one is a pod dir whose creation failed before it.
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// sweepAfterReboot removes the leftovers of pods whose volatile state is
+// gone: --run-root is a tmpfs, so after a reboot it is empty while --root
+// still names pods. Their processes, pins and veths died with the old
+// kernel; their leases and upper dirs did not.
+func (m *Manager) sweepAfterReboot() error {
+	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	marker := filepath.Join(m.o.RunRoot, "boot_id")
+	old, err := os.ReadFile(marker)
+	if err == nil && string(old) == string(bootID) {
+		return nil
+	}
+	unlock, err := state.Lock(m.lockPath())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if old, err := os.ReadFile(marker); err == nil && string(old) == string(bootID) {
+		return nil
+	}
+	recs, err := m.records()
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if _, err := os.Stat(m.runDir(rec.UID)); err == nil {
+			continue // same boot, older peapod without a marker: leave it
+		}
+		fmt.Fprintf(m.o.Warn, "peapod: sweeping pod %s/%s left from before a reboot\n", rec.Namespace, rec.Name)
+		m.releaseResources(rec)
+	}
+	return os.WriteFile(marker, bootID, 0o600)
+}

@@ -1,0 +1,136 @@
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/state"
+	"github.com/peapod/peapod/runtime/supervisor"
+)
+
+// Stop stops a pod gracefully and finally: restarts cease, preStop hooks
+// run, the stop signal, the grace period, SIGKILL; then the pod's network
+// is released. Status and logs stay until Remove.
+func (m *Manager) Stop(ns, name string, grace *int64) error {
+	rec, err := m.lookup(ns, name)
+	if err != nil {
+		return err
+	}
+	v := m.view(rec)
+	if v.SupervisorAlive {
+		err := supervisor.Call(m.runDir(rec.UID), supervisor.Request{Op: supervisor.OpStop, GracePeriodSeconds: grace})
+		if err != nil && !errors.Is(err, supervisor.ErrNoSupervisor) {
+			return fmt.Errorf("failed to stop pod %s/%s: %w", ns, name, err)
+		}
+	}
+	// Whatever the supervisor did (or if it is gone), nothing of the pod
+	// may run after stop.
+	if err := m.killAll(rec); err != nil {
+		return err
+	}
+	if err := m.releaseNetwork(rec); err != nil {
+		return err
+	}
+	rec.Phase = state.PhaseStopped
+	return state.WriteJSON(m.recordPath(rec.UID), rec)
+}
+
+// Remove deletes a pod. A running pod is refused unless force, which kills
+// everything at once (SIGKILL), like podman rm -f.
+func (m *Manager) Remove(ns, name string, force bool) error {
+	rec, err := m.lookup(ns, name)
+	if err != nil {
+		return err
+	}
+	if !force {
+		v := m.view(rec)
+		if v.SupervisorAlive && !v.Final {
+			return fmt.Errorf("pod %s/%s: %w: stop it first, or use rm -f", ns, name, ErrRunning)
+		}
+		if rec.Phase == state.PhaseCreating && rec.Creator.Alive() {
+			return fmt.Errorf("pod %s/%s is still being created by pid %d", ns, name, rec.Creator.PID)
+		}
+	}
+	if err := m.releaseResources(rec); err != nil {
+		return err
+	}
+	if err := m.removeNameIndex(rec); err != nil {
+		return err
+	}
+	return removeAll(m.podDir(rec.UID))
+}
+
+// killAll SIGKILLs the supervisor, the reaper and every process in the
+// pod's cgroups. Idempotent.
+func (m *Manager) killAll(rec *state.Record) error {
+	st, _ := state.ReadStatus(filepath.Join(m.runDir(rec.UID), supervisor.StatusFile))
+	if st != nil {
+		st.Supervisor.Signal(syscall.SIGKILL)
+		st.Reaper.Signal(syscall.SIGKILL)
+	}
+	rec.Supervisor.Signal(syscall.SIGKILL)
+	var errs []error
+	for _, path := range rec.ContainerCgroups {
+		if err := m.cg.Kill(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseNetwork removes the pod's veth, lease and namespace pins.
+func (m *Manager) releaseNetwork(rec *state.Record) error {
+	var errs []error
+	if rec.NetnsName != "" {
+		netns := filepath.Join("/run/netns", rec.NetnsName)
+		if err := cni.TeardownPod(m.o.Network, netns, rec.UID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	o := namespaces.SandboxOptions{RunDir: m.runDir(rec.UID), NetnsName: rec.NetnsName, HostNetwork: rec.NetnsName == ""}
+	if err := namespaces.RemoveSandbox(o); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// releaseResources tears down everything a pod holds on the host except
+// its record: processes, cgroups, network, pins, run dir. Idempotent, and
+// works whatever state a crash left.
+func (m *Manager) releaseResources(rec *state.Record) error {
+	var errs []error
+	if err := m.killAll(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.destroyCgroups(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.releaseNetwork(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeAll(m.runDir(rec.UID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("failed to release pod %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	return nil
+}
+
+// waitGone polls until p has exited; used where the kernel gives no event
+// for a process that is not our child.
+func waitGone(p state.Proc, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for p.Alive() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}

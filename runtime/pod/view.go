@@ -1,0 +1,205 @@
+package pod
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/spec"
+	"github.com/peapod/peapod/runtime/state"
+	"github.com/peapod/peapod/runtime/supervisor"
+)
+
+// View is everything known about a pod, derived from live facts: the
+// status file is only trusted while its supervisor is alive or says it
+// finished; otherwise the pod is Unknown (SupervisorLost).
+type View struct {
+	// Record is the CLI-owned pod record.
+	Record *state.Record
+	// Status is the supervisor's last status (nil before it wrote one).
+	Status *state.Status
+	// Events are the pod's aggregated events.
+	Events *state.Events
+	// SupervisorAlive reports the supervisor process is the one recorded.
+	SupervisorAlive bool
+	// Final reports the supervisor finished the pod.
+	Final bool
+	// Phase is the derived pod phase (Pending, Running, Succeeded, Failed, Unknown).
+	Phase string
+	// Reason explains an Unknown phase.
+	Reason string
+}
+
+// view derives a pod's view.
+func (m *Manager) view(rec *state.Record) *View {
+	v := &View{Record: rec, Phase: "Pending"}
+	runDir := m.runDir(rec.UID)
+	if st, err := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile)); err == nil {
+		v.Status = st
+	}
+	var ev state.Events
+	if err := state.ReadJSON(filepath.Join(runDir, supervisor.EventsFile), &ev); err == nil {
+		v.Events = &ev
+	}
+	sup := rec.Supervisor
+	if v.Status != nil {
+		sup = v.Status.Supervisor
+		v.Final = v.Status.Final
+	}
+	v.SupervisorAlive = sup.Alive()
+	switch {
+	case rec.Phase == state.PhaseCreating && rec.Creator.Alive():
+		v.Phase = "Pending"
+	case v.Status != nil && v.Status.Final:
+		v.Phase = v.Status.Phase
+	case v.SupervisorAlive && v.Status != nil:
+		v.Phase = v.Status.Phase
+	case v.SupervisorAlive:
+		v.Phase = "Pending"
+	default:
+		v.Phase, v.Reason = "Unknown", "SupervisorLost"
+	}
+	return v
+}
+
+// Get returns the view of one pod.
+func (m *Manager) Get(ns, name string) (*View, error) {
+	rec, err := m.lookup(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return m.view(rec), nil
+}
+
+// List returns the views of every pod in ns ("" = all), sorted.
+func (m *Manager) List(ns string) ([]*View, error) {
+	recs, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	var out []*View
+	for _, rec := range recs {
+		if ns == "" || rec.Namespace == ns {
+			out = append(out, m.view(rec))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Record, out[j].Record
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// Inspect is the runtime view `peapod inspect` prints.
+type Inspect struct {
+	Name          string             `json:"name"`
+	Namespace     string             `json:"namespace"`
+	UID           string             `json:"uid"`
+	Phase         string             `json:"phase"`
+	SupervisorPID int                `json:"supervisorPid"`
+	ReaperPID     int                `json:"reaperPid,omitempty"`
+	IP            string             `json:"ip"`
+	HostVeth      string             `json:"hostVeth,omitempty"`
+	RunDir        string             `json:"runDir"`
+	PodDir        string             `json:"podDir"`
+	Namespaces    map[string]NSInfo  `json:"namespaces"`
+	Containers    []InspectContainer `json:"containers"`
+}
+
+// NSInfo names a pinned shared namespace and its inode.
+type NSInfo struct {
+	Path  string `json:"path"`
+	Inode uint64 `json:"inode"`
+}
+
+// InspectContainer is one container in Inspect.
+type InspectContainer struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Init    bool   `json:"init,omitempty"`
+	PID     int    `json:"pid"`
+	State   string `json:"state"`
+	Rootfs  string `json:"rootfs"`
+	LogPath string `json:"logPath"`
+	Cgroup  string `json:"cgroup"`
+}
+
+// Inspect builds the runtime view of a pod.
+func (m *Manager) Inspect(ns, name string) (*Inspect, error) {
+	v, err := m.Get(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	rec := v.Record
+	out := &Inspect{Name: rec.Name, Namespace: rec.Namespace, UID: rec.UID, Phase: v.Phase, IP: rec.IP,
+		HostVeth: rec.HostVeth, RunDir: m.runDir(rec.UID), PodDir: m.podDir(rec.UID), Namespaces: map[string]NSInfo{}}
+	if v.SupervisorAlive && v.Status != nil {
+		out.SupervisorPID = v.Status.Supervisor.PID
+		if v.Status.Reaper.Alive() {
+			out.ReaperPID = v.Status.Reaper.PID
+		}
+	}
+	// The spec is gone once the pod was stopped after a reboot; the
+	// record still answers the rest.
+	if sp, err := spec.Load(filepath.Join(m.runDir(rec.UID), supervisor.SpecFile)); err == nil {
+		for typ, path := range sp.Namespaces {
+			ino, err := namespaces.PinInode(path)
+			if err == nil {
+				out.Namespaces[typ] = NSInfo{Path: path, Inode: ino}
+			}
+		}
+		add := func(c spec.Container, st *state.ContainerStatus, init bool) {
+			ic := InspectContainer{Name: c.Name, ID: c.ID, Init: init, State: state.StateWaiting,
+				Rootfs: c.OCI.Root.Path, LogPath: c.LogPath, Cgroup: c.Cgroup}
+			if st != nil {
+				ic.State, ic.LogPath = st.State, firstNonEmpty(st.LogPath, c.LogPath)
+				if st.Proc.Alive() {
+					ic.PID = st.Proc.PID
+					ic.Rootfs = fmt.Sprintf("/proc/%d/root", st.Proc.PID)
+				}
+			}
+			out.Containers = append(out.Containers, ic)
+		}
+		for i, c := range sp.InitContainers {
+			add(c, statusAt(v.Status, true, i), true)
+		}
+		for i, c := range sp.Containers {
+			add(c, statusAt(v.Status, false, i), false)
+		}
+	}
+	return out, nil
+}
+
+func statusAt(st *state.Status, init bool, i int) *state.ContainerStatus {
+	if st == nil {
+		return nil
+	}
+	list := st.Containers
+	if init {
+		list = st.InitContainers
+	}
+	if i < len(list) {
+		return &list[i]
+	}
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// manifestOf decodes the stored pod.
+func manifestOf(rec *state.Record, v any) error {
+	if err := json.Unmarshal(rec.Manifest, v); err != nil {
+		return fmt.Errorf("failed to decode stored manifest of pod %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package supervisor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ProtocolVersion is carried by every request and response on the
+// supervisor socket; a mismatch after an upgrade is a clear error.
+const ProtocolVersion = "peapod.dev/sock/v1"
+
+// Operations.
+const (
+	OpPing = "ping"
+	OpStop = "stop"
+)
+
+// Request is one line of JSON sent by the CLI.
+type Request struct {
+	// Version is ProtocolVersion.
+	Version string `json:"version"`
+	// Op is OpPing or OpStop.
+	Op string `json:"op"`
+	// GracePeriodSeconds overrides the pod's grace period for OpStop.
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
+}
+
+// Response is one line of JSON sent back.
+type Response struct {
+	// Version is ProtocolVersion.
+	Version string `json:"version"`
+	// Error is empty on success.
+	Error string `json:"error,omitempty"`
+}
+
+// ErrNoSupervisor means the pod's supervisor is not listening.
+var ErrNoSupervisor = errors.New("supervisor not running")
+
+// listen opens the pod's control socket: a path socket (never abstract:
+// abstract sockets are reachable from any process in the same network
+// namespace, e.g. a hostNetwork container — CVE-2020-15257) with mode 0600.
+func (s *Supervisor) listen() (net.Listener, error) {
+	path := filepath.Join(s.pod.RunDir, SocketFile)
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %q: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("failed to chmod %q: %w", path, err)
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.serving.Add(1)
+			go func() {
+				defer s.serving.Done()
+				s.serve(conn)
+			}()
+		}
+	}()
+	return ln, nil
+}
+
+func (s *Supervisor) serve(conn net.Conn) {
+	defer conn.Close()
+	var req Request
+	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+		return
+	}
+	resp := Response{Version: ProtocolVersion}
+	switch {
+	case req.Version != ProtocolVersion:
+		resp.Error = fmt.Sprintf("protocol version %q not supported by this supervisor (speaks %q)", req.Version, ProtocolVersion)
+	case req.Op == OpPing:
+	case req.Op == OpStop:
+		grace := s.pod.TerminationGracePeriodSeconds
+		if req.GracePeriodSeconds != nil {
+			grace = *req.GracePeriodSeconds
+		}
+		s.Stop(time.Duration(grace) * time.Second)
+	default:
+		resp.Error = fmt.Sprintf("unknown op %q", req.Op)
+	}
+	json.NewEncoder(conn).Encode(&resp)
+}
+
+// Call sends req to the supervisor of the pod whose run dir is runDir and
+// waits for its answer (a stop answers once every container is gone).
+func Call(runDir string, req Request) error {
+	req.Version = ProtocolVersion
+	path := filepath.Join(runDir, SocketFile)
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return fmt.Errorf("failed to reach supervisor at %q: %w: %w", path, ErrNoSupervisor, err)
+	}
+	defer conn.Close()
+	if err := json.NewEncoder(conn).Encode(&req); err != nil {
+		return fmt.Errorf("failed to send %s to supervisor at %q: %w", req.Op, path, err)
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return fmt.Errorf("failed to read supervisor's answer to %s at %q: %w", req.Op, path, err)
+	}
+	if resp.Version != ProtocolVersion {
+		return fmt.Errorf("supervisor at %q speaks protocol %q, this peapod %q", path, resp.Version, ProtocolVersion)
+	}
+	if resp.Error != "" {
+		return fmt.Errorf("supervisor at %q: %s", path, resp.Error)
+	}
+	return nil
+}
+
+// Report is written by a starting supervisor on its report pipe (fd 3):
+// an empty Error once every app container's entrypoint has been exec'd.
+type Report struct {
+	// Version is ProtocolVersion.
+	Version string `json:"version"`
+	// Error says which container could not start, if any.
+	Error string `json:"error,omitempty"`
+}

@@ -1,0 +1,116 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/runtime/spec"
+	"github.com/peapod/peapod/runtime/state"
+)
+
+// saveLocked writes status and events; failures go to the supervisor log
+// since the pod must keep running.
+func (s *Supervisor) saveLocked() {
+	s.status.UpdatedAt = s.now()
+	if err := state.WriteJSON(filepath.Join(s.pod.RunDir, StatusFile), &s.status); err != nil {
+		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
+	}
+	if err := state.WriteJSON(filepath.Join(s.pod.RunDir, EventsFile), &s.events); err != nil {
+		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
+	}
+}
+
+// eventLocked records an event about container c (nil = the pod).
+func (s *Supervisor) eventLocked(typ string, c *container, reason, msg string) {
+	obj := ""
+	if c != nil {
+		field := "containers"
+		if c.isInit {
+			field = "initContainers"
+		}
+		obj = "spec." + field + "{" + c.spec.Name + "}"
+	}
+	s.events.Add(typ, obj, reason, msg, s.now())
+}
+
+// updatePhaseLocked derives the pod phase as the kubelet's getPhase does:
+// init containers gate Pending; a waiting container that has run before
+// counts as stopped; restartPolicy decides between Running, Succeeded and
+// Failed once nothing runs.
+func (s *Supervisor) updatePhaseLocked() {
+	s.status.Phase = s.phaseLocked()
+}
+
+func (s *Supervisor) phaseLocked() string {
+	final := s.status.Final || s.status.Stopping
+	for _, c := range s.inits {
+		st := c.st()
+		if st.State == state.StateTerminated && st.ExitCode != 0 && s.pod.RestartPolicy == spec.RestartNever {
+			return "Failed"
+		}
+	}
+	if !s.status.Initialized {
+		if final {
+			return "Failed"
+		}
+		return "Pending"
+	}
+	var waiting, running, stopped, succeeded int
+	for _, c := range s.apps {
+		st := c.st()
+		switch {
+		case st.State == state.StateRunning:
+			running++
+		case st.State == state.StateTerminated:
+			stopped++
+			if st.ExitCode == 0 {
+				succeeded++
+			}
+		case st.Last != nil:
+			stopped++
+			if st.Last.ExitCode == 0 {
+				succeeded++
+			}
+		default:
+			waiting++
+		}
+	}
+	switch {
+	case waiting > 0 && !final:
+		return "Pending"
+	case running > 0 && !final:
+		return "Running"
+	}
+	if final {
+		if succeeded == len(s.apps) {
+			return "Succeeded"
+		}
+		return "Failed"
+	}
+	switch {
+	case s.pod.RestartPolicy == spec.RestartAlways:
+		return "Running"
+	case stopped == succeeded:
+		return "Succeeded"
+	case s.pod.RestartPolicy == spec.RestartNever:
+		return "Failed"
+	}
+	return "Running"
+}
+
+// setPIDNamespace points c's pid namespace entry at path (a shared pod PID
+// namespace is only known once its reaper runs).
+func setPIDNamespace(c *spec.Container, path string) {
+	if c.OCI.Linux == nil {
+		c.OCI.Linux = &specs.Linux{}
+	}
+	for i, ns := range c.OCI.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace {
+			c.OCI.Linux.Namespaces[i].Path = path
+			return
+		}
+	}
+	c.OCI.Linux.Namespaces = append(c.OCI.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: path})
+}

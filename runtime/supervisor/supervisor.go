@@ -1,0 +1,533 @@
+// Package supervisor is the per-pod supervisor: one small, detached process
+// per pod that is the parent and subreaper of the pod's processes. It runs
+// init containers in order, then the app containers; records exit codes and
+// times; restarts per restartPolicy with crash-loop backoff; runs
+// postStart/preStop hooks; captures logs; and serves the CLI over a unix
+// socket. It links no Kubernetes, YAML, gRPC or image packages.
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peapod/peapod/runtime/spec"
+	"github.com/peapod/peapod/runtime/state"
+	"golang.org/x/sys/unix"
+)
+
+// Files in a pod's run dir.
+const (
+	SpecFile   = "spec.json"
+	StatusFile = "status.json"
+	EventsFile = "events.json"
+	SocketFile = "supervisor.sock"
+	LogFile    = "supervisor.log"
+)
+
+// Runtime starts processes in a pod's namespaces; namespaces/ implements it.
+type Runtime interface {
+	// StartContainer starts c and returns once its entrypoint was exec'd.
+	StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(pid int) error) (int, error)
+	// StartReaper starts the PID-1 reaper of a shared PID namespace.
+	StartReaper() (int, error)
+	// ExecCommand prepares argv to run inside every namespace of the
+	// container whose main process is target.
+	ExecCommand(target int, c *spec.Container, argv []string, stdout, stderr *os.File) *exec.Cmd
+}
+
+// Cgroups is the part of the cgroup driver the supervisor needs.
+type Cgroups interface {
+	// Join moves pid into the cgroup at path.
+	Join(path string, pid int) error
+	// Kill SIGKILLs every process in the cgroup at path.
+	Kill(path string) error
+}
+
+// Supervisor supervises one pod.
+type Supervisor struct {
+	// pod is the spec, loaded once.
+	pod *spec.Pod
+	// rt and cg are the kernel-facing dependencies.
+	rt Runtime
+	cg Cgroups
+	// reap owns every child.
+	reap *reaper
+	// now is the clock (tests fake it).
+	now func() time.Time
+
+	// mu guards everything below.
+	mu sync.Mutex
+	// status is written to StatusFile on every change.
+	status state.Status
+	// events is written to EventsFile on every change.
+	events state.Events
+	// inits and apps are the containers, in spec order.
+	inits, apps []*container
+	// done is closed once the pod has nothing left to run.
+	done chan struct{}
+	// doneOnce guards close(done).
+	doneOnce sync.Once
+	// serving counts socket connections being answered; Run waits for
+	// them so the answer to a stop is sent before the process exits.
+	serving sync.WaitGroup
+}
+
+// container is the supervisor's handle on one container.
+type container struct {
+	// spec is the container's spec.
+	spec *spec.Container
+	// st points into Supervisor.status.
+	st func() *state.ContainerStatus
+	// isInit marks init containers.
+	isInit bool
+	// proc is the running instance's main process (zero when none).
+	proc state.Proc
+	// exited is closed when the running instance has been reaped.
+	exited chan struct{}
+	// killedByProbe makes OnFailure restart even on exit 0.
+	killedByProbe bool
+	// backoff is the crash-loop backoff state.
+	backoff backoff
+	// timer is the pending restart, if any.
+	timer *time.Timer
+	// log is the running instance's log writer.
+	log *criLog
+}
+
+// New loads the spec from runDir and prepares a supervisor.
+func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
+	p, err := spec.Load(filepath.Join(runDir, SpecFile))
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{pod: p, rt: rt, cg: cg, now: time.Now, done: make(chan struct{})}
+	s.status = state.Status{Version: state.Version, Supervisor: state.Self(), Phase: "Pending"}
+	s.events.Version = state.Version
+	for i := range p.InitContainers {
+		i := i
+		s.status.InitContainers = append(s.status.InitContainers, newStatus(&p.InitContainers[i]))
+		s.inits = append(s.inits, &container{spec: &p.InitContainers[i], isInit: true,
+			st: func() *state.ContainerStatus { return &s.status.InitContainers[i] }, backoff: newBackoff(p)})
+	}
+	for i := range p.Containers {
+		i := i
+		s.status.Containers = append(s.status.Containers, newStatus(&p.Containers[i]))
+		s.apps = append(s.apps, &container{spec: &p.Containers[i],
+			st: func() *state.ContainerStatus { return &s.status.Containers[i] }, backoff: newBackoff(p)})
+	}
+	return s, nil
+}
+
+func newStatus(c *spec.Container) state.ContainerStatus {
+	return state.ContainerStatus{Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID, State: state.StateWaiting, Reason: "ContainerCreating"}
+}
+
+// Run starts the pod and supervises it until it is final. started is
+// called once: with nil when every app container's entrypoint has been
+// exec'd, or with the error that kept a container from starting.
+func (s *Supervisor) Run(started func(error)) error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("failed to become child subreaper: %w", err)
+	}
+	s.reap = newReaper()
+	ln, err := s.listen()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	s.mu.Lock()
+	now := s.now()
+	s.status.StartTime = &now
+	s.saveLocked()
+	s.mu.Unlock()
+
+	if s.pod.ShareProcessNamespace {
+		if err := s.startReaper(); err != nil {
+			started(err)
+			s.finish()
+			return err
+		}
+	}
+	started(s.startAll())
+	<-s.done
+	ln.Close()
+	answered := make(chan struct{})
+	go func() { s.serving.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(5 * time.Second):
+		// A client that connected and never asked must not keep a
+		// finished pod's supervisor alive.
+	}
+	return nil
+}
+
+// startAll runs init containers to completion, then starts app containers.
+func (s *Supervisor) startAll() error {
+	for _, c := range s.inits {
+		for {
+			err := s.startInstance(c)
+			if err == nil {
+				<-c.exited
+			}
+			s.mu.Lock()
+			st := *c.st()
+			stopping := s.status.Stopping
+			s.mu.Unlock()
+			if stopping {
+				return fmt.Errorf("pod stopped before init container %q completed", c.spec.Name)
+			}
+			if err == nil && st.State == state.StateTerminated && st.ExitCode == 0 {
+				break
+			}
+			if s.pod.RestartPolicy == spec.RestartNever {
+				s.mu.Lock()
+				s.updatePhaseLocked()
+				s.mu.Unlock()
+				s.maybeFinish()
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("init container %q failed with exit code %d", c.spec.Name, st.ExitCode)
+			}
+			if !s.waitBackoff(c) {
+				return fmt.Errorf("pod stopped before init container %q completed", c.spec.Name)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.status.Initialized = true
+	s.saveLocked()
+	s.mu.Unlock()
+	var firstErr error
+	for _, c := range s.apps {
+		if err := s.startInstance(c); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			s.scheduleRestart(c)
+		}
+	}
+	return firstErr
+}
+
+// waitBackoff sleeps through c's crash-loop backoff (showing
+// CrashLoopBackOff), returning false if the pod is stopped meanwhile.
+func (s *Supervisor) waitBackoff(c *container) bool {
+	s.mu.Lock()
+	delay := s.enterBackoffLocked(c)
+	s.mu.Unlock()
+	if delay <= 0 {
+		return true
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// startInstance starts one instance of c: logs, cgroup, init stage, hooks.
+func (s *Supervisor) startInstance(c *container) error {
+	s.mu.Lock()
+	if s.status.Stopping {
+		s.mu.Unlock()
+		return fmt.Errorf("pod is stopping")
+	}
+	st := c.st()
+	restarts := st.RestartCount
+	if st.State == state.StateTerminated || (st.State == state.StateWaiting && st.Last != nil) {
+		restarts++
+	}
+	s.mu.Unlock()
+
+	logPath := instanceLogPath(c.spec.LogPath, restarts)
+	lg, err := openCRILog(logPath)
+	if err != nil {
+		return s.failStart(c, "CreateContainerError", err)
+	}
+	pipes, err := newStdio()
+	if err != nil {
+		lg.close()
+		return s.failStart(c, "CreateContainerError", err)
+	}
+	pid, wait, err := s.reap.start(func() (int, error) {
+		return s.rt.StartContainer(s.pod, c.spec, pipes.child(), func(pid int) error {
+			return s.cg.Join(c.spec.Cgroup, pid)
+		})
+	})
+	pipes.closeChild()
+	if err != nil {
+		pipes.closeParent()
+		lg.close()
+		s.cg.Kill(c.spec.Cgroup)
+		return s.failStart(c, "RunContainerError", err)
+	}
+	pipes.copied.Add(2)
+	go func() { defer pipes.copied.Done(); lg.copyStream("stdout", pipes.stdoutR) }()
+	go func() { defer pipes.copied.Done(); lg.copyStream("stderr", pipes.stderrR) }()
+
+	s.mu.Lock()
+	prev := *c.st()
+	st = c.st()
+	if prev.State == state.StateTerminated || (prev.State == state.StateWaiting && prev.Last != nil) {
+		st.RestartCount = restarts
+		if prev.State == state.StateTerminated {
+			st.Last = terminatedOf(prev)
+		}
+	}
+	st.State, st.Reason, st.Message = state.StateRunning, "", ""
+	st.StartedAt, st.FinishedAt = s.now(), time.Time{}
+	st.ExitCode, st.Signal = 0, 0
+	st.Proc = state.ProcOf(pid)
+	st.LogPath = logPath
+	st.Ready = c.spec.ReadinessProbe == nil
+	started := c.spec.StartupProbe == nil
+	st.Started = &started
+	c.proc, c.log, c.killedByProbe = st.Proc, lg, false
+	c.exited = make(chan struct{})
+	s.eventLocked("Normal", c, "Started", "Started container "+c.spec.Name)
+	s.updatePhaseLocked()
+	s.saveLocked()
+	exited := c.exited
+	s.mu.Unlock()
+	pruneLogs(c.spec.LogPath, restarts)
+
+	go s.watch(c, wait, exited, pipes)
+	if len(c.spec.PostStart) > 0 {
+		if out, code, err := s.execIn(c, c.spec.PostStart, 0); err != nil || code != 0 {
+			msg := fmt.Sprintf("PostStartHook failed: exit code %d: %s", code, out)
+			if err != nil {
+				msg = "PostStartHook failed: " + err.Error()
+			}
+			s.mu.Lock()
+			s.eventLocked("Warning", c, "FailedPostStartHook", msg)
+			s.saveLocked()
+			s.mu.Unlock()
+			s.kill(c, 0)
+		}
+	}
+	return nil
+}
+
+// failStart records a container that could not be created or started.
+func (s *Supervisor) failStart(c *container, reason string, err error) error {
+	err = fmt.Errorf("failed to start container %q: %w", c.spec.Name, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := c.st()
+	if st.State == state.StateTerminated {
+		st.Last = terminatedOf(*st)
+	}
+	st.State, st.Reason, st.Message = state.StateWaiting, reason, err.Error()
+	s.eventLocked("Warning", c, "Failed", "Error: "+err.Error())
+	s.updatePhaseLocked()
+	s.saveLocked()
+	return err
+}
+
+func terminatedOf(st state.ContainerStatus) *state.Terminated {
+	return &state.Terminated{ExitCode: st.ExitCode, Signal: st.Signal, Reason: st.Reason,
+		Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt}
+}
+
+// watch waits for an instance to exit, records it and applies the policy.
+func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited chan struct{}, pipes *stdio) {
+	ws := <-wait
+	// Leftovers (a daemon that double-forked, siblings in a shared PID
+	// namespace) die with the instance: the cgroup is the container.
+	s.cg.Kill(c.spec.Cgroup)
+	code, sig := exitCode(ws)
+	s.mu.Lock()
+	st := c.st()
+	st.State, st.ExitCode, st.Signal = state.StateTerminated, code, sig
+	st.Reason = "Completed"
+	if code != 0 {
+		st.Reason = "Error"
+	}
+	st.Message = ""
+	st.FinishedAt = s.now()
+	st.Proc = state.Proc{}
+	st.Ready = false
+	st.Started = nil
+	c.proc = state.Proc{}
+	c.backoff.exited(st.StartedAt, st.FinishedAt)
+	restart := !c.isInit && !s.status.Stopping && shouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
+	s.updatePhaseLocked()
+	s.saveLocked()
+	s.mu.Unlock()
+	// The pipes reach EOF once every writer is gone; the log closes after.
+	go func() {
+		pipes.waitCopied()
+		c.log.close()
+	}()
+	close(exited)
+	if restart {
+		s.scheduleRestart(c)
+		return
+	}
+	s.maybeFinish()
+}
+
+// scheduleRestart restarts c after its backoff.
+func (s *Supervisor) scheduleRestart(c *container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Stopping {
+		return
+	}
+	delay := s.enterBackoffLocked(c)
+	c.timer = time.AfterFunc(delay, func() {
+		if err := s.startInstance(c); err != nil {
+			s.scheduleRestart(c)
+		}
+	})
+}
+
+// enterBackoffLocked computes c's next delay and, when it is not zero,
+// shows CrashLoopBackOff as the kubelet does.
+func (s *Supervisor) enterBackoffLocked(c *container) time.Duration {
+	st := c.st()
+	delay := c.backoff.next(st.FinishedAt, s.now())
+	if delay <= 0 {
+		return 0
+	}
+	if st.State == state.StateTerminated {
+		st.Last = terminatedOf(*st)
+	}
+	msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+		c.backoff.current, c.spec.Name, s.pod.Name, s.pod.Namespace, s.pod.UID)
+	st.State, st.Reason, st.Message = state.StateWaiting, "CrashLoopBackOff", msg
+	s.eventLocked("Warning", c, "BackOff", "Back-off restarting failed container "+c.spec.Name+" in pod "+s.pod.Name+"_"+s.pod.Namespace+"("+s.pod.UID+")")
+	s.saveLocked()
+	return delay
+}
+
+// shouldRestart is the kubelet's restart-policy decision for an exited
+// container; a probe-killed container restarts under OnFailure even when
+// it exited 0.
+func shouldRestart(policy string, exitCode int, killedByProbe bool) bool {
+	switch policy {
+	case spec.RestartAlways:
+		return true
+	case spec.RestartOnFailure:
+		return exitCode != 0 || killedByProbe
+	default:
+		return false
+	}
+}
+
+// kill stops c's running instance: preStop hook, stop signal, grace, SIGKILL.
+func (s *Supervisor) kill(c *container, grace time.Duration) {
+	s.mu.Lock()
+	proc, exited := c.proc, c.exited
+	s.mu.Unlock()
+	if proc.PID == 0 || exited == nil {
+		return
+	}
+	deadline := time.Now().Add(grace)
+	if len(c.spec.PreStop) > 0 && grace > 0 {
+		if out, code, err := s.execIn(c, c.spec.PreStop, grace); err != nil || code != 0 {
+			s.mu.Lock()
+			s.eventLocked("Warning", c, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: exit code %d: %s %v", code, out, err))
+			s.mu.Unlock()
+		}
+	}
+	sig := syscall.SIGTERM
+	if c.spec.StopSignal > 0 {
+		sig = syscall.Signal(c.spec.StopSignal)
+	}
+	if grace > 0 {
+		proc.Signal(sig)
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-exited:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	// The grace period is over (or there was none): SIGKILL the whole
+	// cgroup, so processes that left the main process's tree die too.
+	proc.Signal(syscall.SIGKILL)
+	s.cg.Kill(c.spec.Cgroup)
+	<-exited
+}
+
+// Stop is final: restarts cease, every container is killed with the grace
+// period, the reaper goes, and the supervisor finishes.
+func (s *Supervisor) Stop(grace time.Duration) {
+	s.mu.Lock()
+	s.status.Stopping = true
+	all := append(append([]*container{}, s.inits...), s.apps...)
+	for _, c := range all {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		if c.proc.PID != 0 {
+			s.eventLocked("Normal", c, "Killing", "Stopping container "+c.spec.Name)
+		}
+	}
+	s.saveLocked()
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range all {
+		wg.Add(1)
+		go func(c *container) {
+			defer wg.Done()
+			s.kill(c, grace)
+		}(c)
+	}
+	wg.Wait()
+	s.finish()
+}
+
+// maybeFinish finishes the pod when nothing runs and nothing will restart.
+func (s *Supervisor) maybeFinish() {
+	s.mu.Lock()
+	phase := s.status.Phase
+	s.mu.Unlock()
+	if phase == "Succeeded" || phase == "Failed" {
+		s.finish()
+	}
+}
+
+// finish kills the reaper, writes the final status and releases Run.
+func (s *Supervisor) finish() {
+	s.doneOnce.Do(func() {
+		s.mu.Lock()
+		s.status.Reaper.Signal(syscall.SIGKILL)
+		s.status.Final = true
+		s.updatePhaseLocked()
+		s.saveLocked()
+		s.mu.Unlock()
+		close(s.done)
+	})
+}
+
+// startReaper starts the shared PID namespace's PID 1 and points every
+// container's pid namespace at it.
+func (s *Supervisor) startReaper() error {
+	pid, wait, err := s.reap.start(s.rt.StartReaper)
+	if err != nil {
+		return fmt.Errorf("failed to start the pod's reaper: %w", err)
+	}
+	go func() { <-wait }()
+	s.mu.Lock()
+	s.status.Reaper = state.ProcOf(pid)
+	s.saveLocked()
+	s.mu.Unlock()
+	path := fmt.Sprintf("/proc/%d/ns/pid", pid)
+	for _, c := range append(append([]*container{}, s.inits...), s.apps...) {
+		setPIDNamespace(c.spec, path)
+	}
+	return nil
+}
