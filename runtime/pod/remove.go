@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/namespaces"
@@ -120,17 +119,4 @@ func (m *Manager) releaseResources(rec *state.Record) error {
 		return fmt.Errorf("failed to release pod %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
 	return nil
-}
-
-// waitGone polls until p has exited; used where the kernel gives no event
-// for a process that is not our child.
-func waitGone(p state.Proc, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for p.Alive() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
 }

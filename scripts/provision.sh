@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# provision.sh: make this Debian 12 machine ready to build, run and test
+# peapod, then build and install it. README's commands, .ci/run and the
+# Vagrantfile all call it; it is idempotent, and a second run that finds
+# everything in place only rebuilds from Go's cache and takes seconds.
+#
+#   sudo bash scripts/provision.sh
+#
+# Environment:
+#   PREFIX            install prefix of the binaries (default /usr/local)
+#   PEAPOD_IMAGE_DIR  where the busybox test image tar goes (default /var/lib/peapod-images)
+#   PEAPOD_VAGRANT=1  allow downloading Go (also implied by /vagrant existing)
+set -euo pipefail
+
+# The Go release go.mod asks for, and the sha256 of its official tarballs
+# (published at https://go.dev/dl/). Another version is checked against the
+# checksums go.dev/dl publishes as JSON.
+readonly GO_PINNED_VERSION=1.26.8
+readonly GO_PINNED_SHA256_AMD64=d0f743b33e8d8945e6b1f432edd15785c70507121d6e2a723b21285eddf8b57b
+readonly GO_PINNED_SHA256_ARM64=211ffced9dcb9633a55eac6364816ec0ddd951389a740e88fa8b3337971bdda0
+readonly GO_ROOT=/usr/local/go
+
+# staticcheck v0.8.x (2026.1) is the first release built for Go 1.26.
+readonly STATICCHECK_VERSION=v0.8.2
+
+readonly PACKAGES=(
+	busybox-static iproute2 nftables util-linux shellcheck ruby
+	ca-certificates gcc libc6-dev git
+)
+
+# The binaries built from ./cmd/<name>; a directory not written yet is skipped.
+readonly COMMANDS=(peapod peapod-supervisor peapod-cni peapod-grpc-probe)
+
+log() { printf 'provision: %s\n' "$*"; }
+die() {
+	printf 'provision: error: %s\n' "$*" >&2
+	exit 1
+}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+readonly BIN_DIR="${PREFIX:-/usr/local}/bin"
+readonly IMAGE_DIR="${PEAPOD_IMAGE_DIR:-/var/lib/peapod-images}"
+# Never let the go command fetch a toolchain of its own: provision decides
+# which Go is used, and machines without internet access must fail clearly.
+export GOTOOLCHAIN=local
+
+# version_ge A B: is version A at least B (both without the "go" prefix)?
+version_ge() {
+	[[ "$(printf '%s\n' "$1" "$2" | sort -V | head -n1)" == "$2" ]]
+}
+
+# go_mod_version prints the version of go.mod's `go` line.
+go_mod_version() {
+	awk '$1 == "go" { print $2; exit }' "$REPO/go.mod"
+}
+
+# go_version_of GO prints the version of a go binary, or nothing.
+go_version_of() {
+	local v
+	v=$("$1" env GOVERSION 2>/dev/null) || return 0
+	printf '%s\n' "${v#go}"
+}
+
+# find_go prints the first Go at or above version $1: on PATH, then GO_ROOT.
+find_go() {
+	local candidate v
+	for candidate in "$(command -v go || true)" "$GO_ROOT/bin/go"; do
+		[[ -n "$candidate" && -x "$candidate" ]] || continue
+		v=$(go_version_of "$candidate")
+		if [[ -n "$v" ]] && version_ge "$v" "$1"; then
+			printf '%s\n' "$candidate"
+			return 0
+		fi
+	done
+}
+
+in_vagrant() {
+	[[ -d /vagrant || "${PEAPOD_VAGRANT:-}" == 1 ]]
+}
+
+# go_arch prints Go's name for this machine's architecture.
+go_arch() {
+	case "$(uname -m)" in
+	x86_64) echo amd64 ;;
+	aarch64) echo arm64 ;;
+	*) die "no Go download known for architecture $(uname -m)" ;;
+	esac
+}
+
+# go_sha256 VERSION ARCH prints the sha256 of the official tarball.
+go_sha256() {
+	local version=$1 arch=$2 file json
+	if [[ "$version" == "$GO_PINNED_VERSION" ]]; then
+		case "$arch" in
+		amd64) echo "$GO_PINNED_SHA256_AMD64" ;;
+		arm64) echo "$GO_PINNED_SHA256_ARM64" ;;
+		esac
+		return 0
+	fi
+	file="go${version}.linux-${arch}.tar.gz"
+	json=$(curl -fsSL 'https://go.dev/dl/?mode=json&include=all') ||
+		die "failed to fetch Go's published checksums"
+	# The JSON lists, per file, "filename" before "sha256".
+	printf '%s\n' "$json" | awk -v f="\"$file\"," '
+		$1 == "\"filename\":" && $2 == f { found = 1 }
+		found && $1 == "\"sha256\":" { gsub(/[",]/, "", $2); print $2; exit }'
+}
+
+# install_go VERSION downloads the official tarball, checks its sha256 and
+# unpacks it into GO_ROOT, replacing an older Go there.
+install_go() {
+	local version=$1 arch sha file tmp
+	arch=$(go_arch)
+	ensure_packages curl ca-certificates
+	sha=$(go_sha256 "$version" "$arch")
+	[[ -n "$sha" ]] || die "no published sha256 for go${version} linux-${arch}"
+	file="go${version}.linux-${arch}.tar.gz"
+	tmp=$(mktemp -d)
+	# shellcheck disable=SC2064 # expand tmp now: it is local
+	trap "rm -rf '$tmp'" EXIT
+	log "go: downloading $file"
+	curl -fsSL -o "$tmp/$file" "https://go.dev/dl/$file" || die "failed to download $file"
+	echo "$sha  $tmp/$file" | sha256sum -c --quiet - || die "checksum mismatch for $file"
+	mkdir "$tmp/root"
+	tar -C "$tmp/root" -xzf "$tmp/$file"
+	rm -rf "$GO_ROOT.old"
+	if [[ -e "$GO_ROOT" ]]; then mv "$GO_ROOT" "$GO_ROOT.old"; fi
+	mv "$tmp/root/go" "$GO_ROOT"
+	rm -rf "$GO_ROOT.old" "$tmp"
+	trap - EXIT
+	log "go: installed go${version} in $GO_ROOT (sha256 verified)"
+}
+
+# setup_go sets GO to a Go at or above go.mod's version, installing one
+# inside Vagrant.
+setup_go() {
+	local want
+	want=$(go_mod_version)
+	[[ -n "$want" ]] || die "no go line in $REPO/go.mod"
+	GO=$(find_go "$want")
+	if [[ -z "$GO" ]]; then
+		in_vagrant || die "Go >= $want is needed: install it from https://go.dev/dl/ into $GO_ROOT (provision.sh downloads it itself only inside Vagrant, or with PEAPOD_VAGRANT=1)"
+		install_go "$want"
+		GO="$GO_ROOT/bin/go"
+	fi
+	PATH="$(dirname "$GO"):$PATH"
+	export PATH
+	log "go: using $GO (go$(go_version_of "$GO"), go.mod wants $want)"
+}
+
+# apt_lists_fresh: were the package lists fetched in the last day?
+apt_lists_fresh() {
+	[[ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 -print -quit 2>/dev/null)" ]]
+}
+
+# ensure_packages PKG... installs the Debian packages not installed yet.
+ensure_packages() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if ((${#missing[@]} == 0)); then
+		log "packages: $* already installed"
+		return 0
+	fi
+	if ! apt_lists_fresh; then
+		log "packages: apt-get update"
+		apt-get update -qq
+	fi
+	log "packages: installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# install_binary SRC NAME installs SRC as BIN_DIR/NAME atomically (a rename,
+# so a running peapod is never half-overwritten), unless it is unchanged.
+install_binary() {
+	local src=$1 name=$2 dst="$BIN_DIR/$2"
+	if cmp -s "$src" "$dst"; then
+		log "build: $dst unchanged"
+		return 0
+	fi
+	install -m 0755 "$src" "$BIN_DIR/.$name.new"
+	mv -f "$BIN_DIR/.$name.new" "$dst"
+	log "build: installed $dst"
+}
+
+# build_commands builds every ./cmd/<name> that exists into BIN_DIR.
+build_commands() {
+	local out name version ldflags
+	# -buildvcs=false: inside Vagrant the synced tree belongs to another user
+	# and git refuses it ("dubious ownership"), which would fail the build;
+	# the version is stamped with -X instead, where git can tell it.
+	version=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)
+	ldflags="-X main.version=$version"
+	out=$(mktemp -d)
+	# shellcheck disable=SC2064 # expand out now: it is local
+	trap "rm -rf '$out'" EXIT
+	mkdir -p "$BIN_DIR"
+	for name in "${COMMANDS[@]}"; do
+		if [[ ! -d "$REPO/cmd/$name" ]]; then
+			log "build: skipping $name (no cmd/$name yet)"
+			continue
+		fi
+		if [[ "$name" == peapod-supervisor ]]; then
+			# The supervisor carries a cgo constructor (exec joins the mount
+			# namespace before the Go runtime starts threads) and must run in
+			# any container, so it is linked statically; osusergo and netgo
+			# keep glibc's NSS (which cannot be linked statically) out.
+			(cd "$REPO" && CGO_ENABLED=1 "$GO" build -trimpath -buildvcs=false -tags osusergo,netgo \
+				-ldflags "-linkmode external -extldflags -static $ldflags" -o "$out/$name" "./cmd/$name")
+		else
+			# Pure Go, so static without a C toolchain.
+			(cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -ldflags "$ldflags" \
+				-o "$out/$name" "./cmd/$name")
+		fi
+		install_binary "$out/$name" "$name"
+	done
+	rm -rf "$out"
+	trap - EXIT
+	log "build: version $version"
+}
+
+# install_staticcheck installs the pinned staticcheck into /usr/local/bin.
+install_staticcheck() {
+	local have
+	have=$(/usr/local/bin/staticcheck -version 2>/dev/null || true)
+	if [[ "$have" == *"(${STATICCHECK_VERSION#v})"* ]]; then
+		log "staticcheck: $STATICCHECK_VERSION already installed"
+		return 0
+	fi
+	log "staticcheck: installing $STATICCHECK_VERSION"
+	GOBIN=/usr/local/bin "$GO" install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+}
+
+# build_image builds the busybox test image tar when it is missing or older
+# than what it is made of, and imports it when the CLI can.
+build_image() {
+	local mkimage="$REPO/scripts/mkimage-busybox.sh" tar="$IMAGE_DIR/busybox.tar"
+	if [[ ! -f "$mkimage" ]]; then
+		log "image: skipping (no scripts/mkimage-busybox.sh yet)"
+		return 0
+	fi
+	mkdir -p "$IMAGE_DIR"
+	if [[ -f "$tar" && "$tar" -nt "$mkimage" && "$tar" -nt /bin/busybox ]]; then
+		log "image: $tar up to date"
+	else
+		bash "$mkimage" "$tar.new"
+		mv -f "$tar.new" "$tar"
+		log "image: built $tar"
+	fi
+	import_image "$tar"
+}
+
+# import_image TAR imports TAR as busybox:latest unless this very tar was
+# imported into a store that still lists it.
+import_image() {
+	local tar=$1 peapod="$BIN_DIR/peapod" stamp="$1.imported" sum
+	if [[ ! -x "$peapod" ]] || ! "$peapod" image import --help >/dev/null 2>&1; then
+		log "image: skipping import (peapod image import not available yet)"
+		return 0
+	fi
+	sum=$(sha256sum "$tar" | cut -d' ' -f1)
+	if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]] &&
+		"$peapod" image ls 2>/dev/null | grep -q busybox; then
+		log "image: busybox:latest already imported"
+		return 0
+	fi
+	"$peapod" image import "$tar" --name busybox:latest
+	echo "$sum" >"$stamp"
+	log "image: imported $tar as busybox:latest"
+}
+
+main() {
+	[[ $(id -u) -eq 0 ]] || die "must run as root: sudo bash scripts/provision.sh"
+	ensure_packages "${PACKAGES[@]}"
+	setup_go
+	install_staticcheck
+	build_commands
+	build_image
+	log "done in ${SECONDS}s"
+}
+
+main "$@"

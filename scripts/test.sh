@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, as README's test command runs it:
+#
+#   sudo bash scripts/test.sh
+#
+# It provisions the machine (scripts/provision.sh), runs the static checks,
+# the tests (the kernel tier needs root; under CI=true a skipped root test
+# fails, see internal/testutil.RequireRoot) and every benchmark once. It
+# stops at the first failing step.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+cd "$REPO"
+# sudo resets PATH: find the Go and the binaries provision.sh installs.
+export PATH="/usr/local/go/bin:${PREFIX:-/usr/local}/bin:/usr/local/bin:$PATH"
+export GOTOOLCHAIN=local
+
+step_start=$SECONDS
+current=""
+
+# step NAME: print a banner for the next step, and how long the last took.
+step() {
+	finish_step
+	current=$1
+	step_start=$SECONDS
+	printf '\n==== %s ====\n' "$current"
+}
+
+finish_step() {
+	if [[ -n "$current" ]]; then
+		printf -- '---- %s: ok (%ss)\n' "$current" "$((SECONDS - step_start))"
+	fi
+}
+
+on_exit() {
+	local rc=$?
+	if ((rc != 0)) && [[ -n "$current" ]]; then
+		printf '\n==== FAILED: %s (exit %d) ====\n' "$current" "$rc" >&2
+	fi
+}
+trap on_exit EXIT
+
+step "provision"
+bash scripts/provision.sh
+
+step "gofmt"
+unformatted=$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)
+if [[ -n "$unformatted" ]]; then
+	printf 'not gofmt-clean:\n%s\n' "$unformatted" >&2
+	exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "shellcheck"
+shellcheck scripts/*.sh .ci/run
+
+step "ruby -c Vagrantfile"
+ruby -c Vagrantfile
+
+# -p 1: one package's tests at a time. Kernel tests of different packages
+# create bridges, cgroups and netns pins under distinct names and would not
+# collide, but the leak snapshot (internal/testutil) diffs machine-wide state
+# — mountinfo, links, /run/netns, processes — so another package's tests
+# running beside it would show as leaks, or hide one. And CI has 2 cores:
+# kernel tests wait on the kernel more than they compute, so running packages
+# side by side would gain little there and make timings noisy.
+step "go test"
+go test -count=1 -p 1 -timeout 20m ./...
+
+# Every benchmark once, so none of them rots: they must compile and run.
+step "benchmarks"
+go test -count=1 -p 1 -run '^$' -bench . -benchtime 1x -timeout 20m ./...
+
+finish_step
+current=""
+printf '\n==== all steps passed in %ss ====\n' "$SECONDS"
