@@ -71,7 +71,8 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create run dir %q: %w", runDir, err)
 	}
-	undo.Add(func() error { return removeAll(runDir) })
+	// Unmounts the pod's tmpfs mounts (/dev/shm, memory emptyDirs) first.
+	undo.Add(func() error { return removeRunDir(runDir) })
 
 	sb, err := m.createSandbox(p, rec, &undo)
 	if err != nil {
@@ -236,20 +237,26 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 			return nil, fmt.Errorf("failed to write %s of pod %s/%s: %w", name, p.Namespace, p.Name, err)
 		}
 	}
-	// /dev/shm is one directory on the run root's tmpfs bound into every
-	// container, so POSIX shared memory is shared pod-wide like IPC.
-	if err := mkdirMode(filepath.Join(runDir, "shm"), 0o1777); err != nil {
+	// /dev/shm is one tmpfs bound into every container, so POSIX shared
+	// memory is shared pod-wide like the IPC namespace; 64 MiB as runc's.
+	if err := namespaces.MountTmpfs(filepath.Join(runDir, "shm"), 64<<20, 0o1777); err != nil {
 		return nil, err
 	}
 	for _, v := range p.Spec.Volumes {
 		if v.EmptyDir == nil {
 			continue
 		}
-		dir := filepath.Join(podDir, "volumes", v.Name)
 		if v.EmptyDir.Medium == corev1.StorageMediumMemory {
-			dir = filepath.Join(runDir, "volumes", v.Name)
+			var size int64
+			if v.EmptyDir.SizeLimit != nil {
+				size = v.EmptyDir.SizeLimit.Value()
+			}
+			if err := namespaces.MountTmpfs(filepath.Join(runDir, "volumes", v.Name), size, 0o777); err != nil {
+				return nil, fmt.Errorf("failed to create memory volume %q: %w", v.Name, err)
+			}
+			continue
 		}
-		if err := mkdirMode(dir, 0o777); err != nil {
+		if err := mkdirMode(filepath.Join(podDir, "volumes", v.Name), 0o777); err != nil {
 			return nil, err
 		}
 	}
@@ -361,6 +368,15 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (strin
 		return "", fmt.Errorf("supervisor %q speaks %q, this peapod %q", m.o.Supervisor, rep.Version, supervisor.ProtocolVersion)
 	}
 	return rep.Error, nil
+}
+
+// removeRunDir unmounts the pod's tmpfs mounts under runDir, then removes
+// it; RemoveAll alone would empty a mounted tmpfs and then fail on it.
+func removeRunDir(runDir string) error {
+	if err := namespaces.UnmountUnder(runDir); err != nil {
+		return err
+	}
+	return removeAll(runDir)
 }
 
 // removeAll is os.RemoveAll with the path in the error.

@@ -142,7 +142,7 @@ func (m *Manager) gcOrphans(known map[string]bool, dryRun bool) ([]GCItem, error
 		items = append(items, GCItem{Kind: "rundir", Name: filepath.Join(runPods, e.Name()), Reason: "no pod record"})
 		if !dryRun {
 			o := namespaces.SandboxOptions{RunDir: filepath.Join(runPods, e.Name())}
-			errs = append(errs, namespaces.RemoveSandbox(o), removeAll(o.RunDir))
+			errs = append(errs, namespaces.RemoveSandbox(o), removeRunDir(o.RunDir))
 		}
 	}
 	// Network namespace pins carry this root's id.

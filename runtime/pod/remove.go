@@ -112,7 +112,7 @@ func (m *Manager) releaseResources(rec *state.Record) error {
 	if err := m.releaseNetwork(rec); err != nil {
 		errs = append(errs, err)
 	}
-	if err := removeAll(m.runDir(rec.UID)); err != nil {
+	if err := removeRunDir(m.runDir(rec.UID)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
