@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newNetCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "net",
+		Short:   "Show the pod network: bridge, subnet, gateway, and each pod's IP, veth, MAC and netns",
+		Example: "  sudo peapod net\n  sudo ip netns exec $(sudo peapod net | awk '/web/{print $NF}') ip addr",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return executeNet(g, cmd.OutOrStdout())
+		},
+	}
+}
+
+func executeNet(g *globals, out io.Writer) error {
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	v, err := m.Network()
+	if err != nil {
+		return err
+	}
+	c := v.Config
+	fmt.Fprintf(out, "bridge %s  subnet %s  gateway %s  masquerade %v\n\n", c.Bridge, c.Subnet, c.Gateway, c.IPMasq)
+	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tPOD\tIP\tHOST VETH\tMAC\tNETNS")
+	for _, p := range v.Pods {
+		ns, name := p.Namespace, p.Name
+		if name == "" {
+			ns, name = "-", "<gone: "+p.UID+">"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ns, name, dash(p.IP), p.HostVeth, p.MAC, dash(p.Netns))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
