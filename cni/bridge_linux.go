@@ -45,8 +45,10 @@ func EnsureBridge(c Config) (netlink.Link, error) {
 			return nil, err
 		}
 	}
-	if err := ensureGatewayAddr(c, br); err != nil {
-		return nil, err
+	if !c.NoBridgeAddr {
+		if err := ensureGatewayAddr(c, br); err != nil {
+			return nil, err
+		}
 	}
 	if err := configureBridge(c, br); err != nil {
 		return nil, err

@@ -31,15 +31,48 @@ type Config struct {
 	MTU     int          // bridge and veth MTU; 0 = the bridge default (1500)
 	DataDir string       // IPAM dir: <--root>/net/<network name>
 	IPMasq  bool         // masquerade pod → outside-the-subnet traffic
+
+	// The fields below exist for peapod-cni, which maps the reference bridge
+	// plugin's keys onto them; their zero values are peapod's own network.
+
+	NoBridgeAddr   bool    // the bridge carries no address (CNI "isGateway": false)
+	NoDefaultRoute bool    // the pod gets no default route via Gateway
+	Routes         []Route // more routes in the pod (CNI IPAM "routes")
+	HairpinMode    bool    // a frame may leave a bridge port it came in on
+}
+
+// Route is one extra route inside the pod.
+type Route struct {
+	Dst netip.Prefix // destination
+	Via netip.Addr   // next hop; zero = the network's gateway
+}
+
+// Attachment names one interface of one owner on a network.
+type Attachment struct {
+	Owner     string // the pod uid, or the CNI container id
+	IfName    string // the interface inside the netns; "" = eth0
+	NetnsPath string // the owner's network namespace (only Attach and Verify need it)
+}
+
+// ifName is the attachment's interface name, eth0 by default.
+func (a Attachment) ifName() string {
+	if a.IfName == "" {
+		return PodIfName
+	}
+	return a.IfName
 }
 
 // Result is what SetupPod gave a pod.
 type Result struct {
-	IP       netip.Prefix // the pod's address with the subnet's length
-	Gateway  netip.Addr   // the pod's default route
-	HostVeth string       // the host end of the pod's veth pair
-	MAC      string       // eth0's hardware address inside the pod
-	Bridge   string       // the bridge HostVeth is a port of
+	IP          netip.Prefix // the pod's address with the subnet's length
+	Gateway     netip.Addr   // the pod's default route
+	HostVeth    string       // the host end of the pod's veth pair
+	HostVethMAC string       // the host end's hardware address
+	MAC         string       // eth0's hardware address inside the pod
+	Bridge      string       // the bridge HostVeth is a port of
+	BridgeMAC   string       // the bridge's (pinned) hardware address
+	IfName      string       // the pod end's name inside the netns
+	Routes      []Route      // the routes added in the pod, Via filled in
 }
 
 // DefaultConfig is the default network of a peapod root.
@@ -72,12 +105,40 @@ func (c Config) normalize() (Config, error) {
 		return c, fmt.Errorf("pod subnet %s: only IPv4 is supported", c.Subnet)
 	case !c.Subnet.Contains(c.Gateway) || c.Gateway == c.Subnet.Addr():
 		return c, fmt.Errorf("gateway %s is not a host address of subnet %s", c.Gateway, c.Subnet)
-	case c.MTU < 0:
+	case c.MTU < 0 || c.MTU > 65535:
 		return c, fmt.Errorf("invalid MTU %d", c.MTU)
 	case c.DataDir == "":
 		return c, fmt.Errorf("network %q has no IPAM data directory", c.Bridge)
 	}
-	return c, nil
+	return c, c.checkRoutes()
+}
+
+// checkRoutes refuses non-IPv4 routes and next hops outside the subnet.
+func (c Config) checkRoutes() error {
+	for _, r := range c.Routes {
+		if !r.Dst.IsValid() || !r.Dst.Addr().Is4() {
+			return fmt.Errorf("route to %s: only IPv4 routes are supported", r.Dst)
+		}
+		if r.Via.IsValid() && !c.Subnet.Contains(r.Via) {
+			return fmt.Errorf("route to %s: next hop %s is outside subnet %s", r.Dst, r.Via, c.Subnet)
+		}
+	}
+	return nil
+}
+
+// podRoutes lists the routes the pod gets, each with its next hop.
+func (c Config) podRoutes() []Route {
+	var routes []Route
+	if !c.NoDefaultRoute {
+		routes = append(routes, Route{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: c.Gateway})
+	}
+	for _, r := range c.Routes {
+		if !r.Via.IsValid() {
+			r.Via = c.Gateway
+		}
+		routes = append(routes, r)
+	}
+	return routes
 }
 
 // gatewayPrefix is the bridge's address: the gateway with the subnet's length.

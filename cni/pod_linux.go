@@ -14,7 +14,8 @@ import (
 )
 
 // podAliasPrefix starts the IFLA_IFALIAS of every host veth; the rest is the
-// pod uid, so gc and `peapod net` can map bridge ports back to pods.
+// owner (pod uid), then "/<ifname>" for an interface other than eth0, so gc
+// and `peapod net` can map bridge ports back to pods.
 const podAliasPrefix = "peapod:"
 
 // ErrPodNetworkExists is returned by SetupPod when the pod's host veth is
@@ -23,7 +24,8 @@ var ErrPodNetworkExists = errors.New("pod network already exists")
 
 // Port is one pod's host veth on the bridge.
 type Port struct {
-	PodUID   string // from the host veth's alias
+	PodUID   string // the owner, from the host veth's alias
+	IfName   string // the interface inside the owner's netns, from the alias
 	HostVeth string // the host end's name
 	MAC      string // the host end's hardware address
 }
@@ -32,29 +34,77 @@ type Port struct {
 // "pp" + 10 hex digits, deterministic so teardown needs no state, and well
 // inside IFNAMSIZ.
 func HostVethName(c Config, podUID string) string {
+	return hostVethName(c, Attachment{Owner: podUID})
+}
+
+// hostVethName is HostVethName for any interface; eth0 hashes as before so
+// names of existing pods do not change.
+func hostVethName(c Config, a Attachment) string {
 	bridge := c.Bridge
 	if bridge == "" {
 		bridge = DefaultBridge
 	}
-	sum := sha256.Sum256([]byte(bridge + "/" + podUID))
+	key := bridge + "/" + a.Owner
+	if a.ifName() != PodIfName {
+		key += "/" + a.ifName()
+	}
+	sum := sha256.Sum256([]byte(key))
 	return "pp" + hex.EncodeToString(sum[:5])
 }
 
-// SetupPod connects the pod network namespace at netnsPath to the bridge: a
-// lease for podUID, a veth pair whose peer is created directly in the pod's
-// netns as eth0 with the address and a default route, and whose host end is a
-// bridge port. On error everything acquired is rolled back.
-func SetupPod(c Config, netnsPath, podUID string) (res *Result, err error) {
+// portAlias is the host veth's IFLA_IFALIAS for an attachment.
+func portAlias(a Attachment) string {
+	if a.ifName() == PodIfName {
+		return podAliasPrefix + a.Owner
+	}
+	return podAliasPrefix + a.Owner + "/" + a.ifName()
+}
+
+// parsePortAlias is the inverse of portAlias.
+func parsePortAlias(alias string) (owner, ifName string, ok bool) {
+	rest, ok := strings.CutPrefix(alias, podAliasPrefix)
+	if !ok || rest == "" {
+		return "", "", false
+	}
+	owner, ifName, found := strings.Cut(rest, "/")
+	if !found {
+		ifName = PodIfName
+	}
+	return owner, ifName, true
+}
+
+// SetupPod connects the pod network namespace at netnsPath to the bridge as
+// eth0; see Attach.
+func SetupPod(c Config, netnsPath, podUID string) (*Result, error) {
+	return Attach(c, Attachment{Owner: podUID, NetnsPath: netnsPath})
+}
+
+// TeardownPod removes the pod's network: its host port mappings, the host
+// veth (the kernel deletes the peer with it) and the pod's lease, released by
+// owner. It is idempotent and works when the netns is already gone;
+// netnsPath is not needed for that.
+func TeardownPod(c Config, netnsPath, podUID string) error {
+	if err := UnmapPorts(c, podUID); err != nil {
+		return err
+	}
+	return Detach(c, Attachment{Owner: podUID, NetnsPath: netnsPath})
+}
+
+// Attach connects a network namespace to the bridge: a lease for the owner's
+// interface, a veth pair whose peer is created directly in the netns under
+// a.IfName with the address and routes, and whose host end is a bridge port.
+// On error everything acquired is rolled back.
+func Attach(c Config, a Attachment) (res *Result, err error) {
 	if c, err = c.normalize(); err != nil {
 		return nil, err
 	}
-	hostName := HostVethName(c, podUID)
+	hostName := hostVethName(c, a)
 	if _, err := netlink.LinkByName(hostName); err == nil {
-		return nil, fmt.Errorf("failed to set up network of pod %q: %w (host veth %q)", podUID, ErrPodNetworkExists, hostName)
+		return nil, fmt.Errorf("failed to set up network of pod %q: %w (host veth %q)", a.Owner, ErrPodNetworkExists, hostName)
 	}
-	podNS, err := netns.GetFromPath(netnsPath)
+	podNS, err := netns.GetFromPath(a.NetnsPath)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open network namespace %q: %w", netnsPath, err)
+		return nil, fmt.Errorf("failed to open network namespace %q: %w", a.NetnsPath, err)
 	}
 	defer podNS.Close()
 
@@ -72,13 +122,13 @@ func SetupPod(c Config, netnsPath, podUID string) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ip, err := store.Allocate(podUID, PodIfName)
+	ip, err := store.Allocate(a.Owner, a.ifName())
 	if err != nil {
-		return nil, fmt.Errorf("failed to allocate an IP for pod %q: %w", podUID, err)
+		return nil, fmt.Errorf("failed to allocate an IP for pod %q: %w", a.Owner, err)
 	}
 	// one rollback for lease and egress: egress is undone only after the
 	// lease is gone, or the idle check would see this pod's own lease
-	cl.Add(func() error { return releaseLease(c, store, podUID) })
+	cl.Add(func() error { return releaseLease(c, store, a) })
 	if c.IPMasq {
 		if err := enableEgress(c); err != nil {
 			return nil, err
@@ -88,26 +138,31 @@ func SetupPod(c Config, netnsPath, podUID string) (res *Result, err error) {
 	// registered before LinkAdd: it may create the pair and then fail to
 	// enslave it, and deleting the host end takes the peer with it
 	cl.Add(func() error { return deleteLink(hostName) })
-	if err := addVeth(c, br, hostName, podUID, podNS); err != nil {
+	hostVeth, err := addVeth(c, br, hostName, a, podNS)
+	if err != nil {
 		return nil, err
 	}
 	res = &Result{
-		IP:       netipPrefix(ip, c.Subnet.Bits()),
-		Gateway:  c.Gateway,
-		HostVeth: hostName,
-		Bridge:   c.Bridge,
+		IP:          netipPrefix(ip, c.Subnet.Bits()),
+		Gateway:     c.Gateway,
+		HostVeth:    hostName,
+		HostVethMAC: hostVeth.Attrs().HardwareAddr.String(),
+		Bridge:      c.Bridge,
+		BridgeMAC:   br.Attrs().HardwareAddr.String(),
+		IfName:      a.ifName(),
+		Routes:      c.podRoutes(),
 	}
 	if res.MAC, err = configurePodSide(podNS, res); err != nil {
-		return nil, fmt.Errorf("failed to configure %s in %q: %w", PodIfName, netnsPath, err)
+		return nil, fmt.Errorf("failed to configure %s in %q: %w", res.IfName, a.NetnsPath, err)
 	}
 	cl.Release()
 	return res, nil
 }
 
 // addVeth creates the pair with the host end up and enslaved to the bridge,
-// the peer born inside the pod's netns as eth0 so it never appears on the
-// host, and then labels the host end with the pod uid.
-func addVeth(c Config, br netlink.Link, hostName, podUID string, podNS netns.NsHandle) error {
+// the peer born inside the pod's netns under its final name so it never
+// appears on the host, then labels the host end with the owner and returns it.
+func addVeth(c Config, br netlink.Link, hostName string, a Attachment, podNS netns.NsHandle) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = hostName
 	attrs.MTU = c.MTU
@@ -115,21 +170,31 @@ func addVeth(c Config, br netlink.Link, hostName, podUID string, podNS netns.NsH
 	attrs.MasterIndex = br.Attrs().Index
 	veth := &netlink.Veth{
 		LinkAttrs:     attrs,
-		PeerName:      PodIfName,
+		PeerName:      a.ifName(),
 		PeerNamespace: netlink.NsFd(podNS),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
-		return fmt.Errorf("failed to create veth %q for pod %q on bridge %q: %w", hostName, podUID, c.Bridge, err)
+		return nil, fmt.Errorf("failed to create veth %q for pod %q on bridge %q: %w", hostName, a.Owner, c.Bridge, err)
 	}
 	// a separate request: the kernel ignores IFLA_IFALIAS in RTM_NEWLINK
-	if err := netlink.LinkSetAlias(veth, podAliasPrefix+podUID); err != nil {
-		return fmt.Errorf("failed to label veth %q with pod %q: %w", hostName, podUID, err)
+	if err := netlink.LinkSetAlias(veth, portAlias(a)); err != nil {
+		return nil, fmt.Errorf("failed to label veth %q with pod %q: %w", hostName, a.Owner, err)
 	}
-	return nil
+	if c.HairpinMode {
+		if err := netlink.LinkSetHairpin(veth, true); err != nil {
+			return nil, fmt.Errorf("failed to set hairpin mode on veth %q: %w", hostName, err)
+		}
+	}
+	// fetched again for the MAC the kernel chose
+	link, err := netlink.LinkByName(hostName)
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up veth %q: %w", hostName, err)
+	}
+	return link, nil
 }
 
-// configurePodSide brings lo and eth0 up inside the pod's netns, gives eth0
-// the pod's address and a default route via the gateway, and returns eth0's MAC.
+// configurePodSide brings lo and the pod interface up inside the pod's netns,
+// gives it the pod's address and routes, and returns its MAC.
 func configurePodSide(podNS netns.NsHandle, res *Result) (string, error) {
 	h, err := netlink.NewHandleAt(podNS)
 	if err != nil {
@@ -143,34 +208,39 @@ func configurePodSide(podNS netns.NsHandle, res *Result) (string, error) {
 	if err := h.LinkSetUp(lo); err != nil {
 		return "", fmt.Errorf("failed to bring up lo: %w", err)
 	}
-	// look eth0 up by name in the pod's netns: indexes are per namespace
-	eth0, err := h.LinkByName(PodIfName)
+	// look the interface up by name in the pod's netns: indexes are per namespace
+	link, err := h.LinkByName(res.IfName)
 	if err != nil {
-		return "", fmt.Errorf("failed to find %s: %w", PodIfName, err)
+		return "", fmt.Errorf("failed to find %s: %w", res.IfName, err)
 	}
-	if err := h.AddrAdd(eth0, &netlink.Addr{IPNet: ipNet(res.IP)}); err != nil {
-		return "", fmt.Errorf("failed to add %s to %s: %w", res.IP, PodIfName, err)
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(res.IP)}); err != nil {
+		return "", fmt.Errorf("failed to add %s to %s: %w", res.IP, res.IfName, err)
 	}
-	// up before the route: a gateway is unreachable through a link that is down
-	if err := h.LinkSetUp(eth0); err != nil {
-		return "", fmt.Errorf("failed to bring up %s: %w", PodIfName, err)
+	// up before the routes: a gateway is unreachable through a link that is down
+	if err := h.LinkSetUp(link); err != nil {
+		return "", fmt.Errorf("failed to bring up %s: %w", res.IfName, err)
 	}
-	gw := net.IP(res.Gateway.AsSlice())
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw}); err != nil {
-		return "", fmt.Errorf("failed to add default route via %s: %w", res.Gateway, err)
+	for _, r := range res.Routes {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(r.Dst), Gw: net.IP(r.Via.AsSlice())}
+		if r.Dst.Bits() == 0 {
+			route.Dst = nil // netlink's spelling of the default route
+		}
+		if err := h.RouteAdd(route); err != nil {
+			return "", fmt.Errorf("failed to add route to %s via %s: %w", r.Dst, r.Via, err)
+		}
 	}
-	return eth0.Attrs().HardwareAddr.String(), nil
+	return link.Attrs().HardwareAddr.String(), nil
 }
 
-// TeardownPod removes the pod's network: the host veth (the kernel deletes the
-// peer with it) and the pod's lease, released by owner. It is idempotent and
-// works when the netns is already gone; netnsPath is not needed for that.
-func TeardownPod(c Config, netnsPath, podUID string) error {
+// Detach removes one attachment: the host veth (the kernel deletes the peer
+// with it) and its lease, released by owner. It is idempotent and works when
+// the netns is already gone.
+func Detach(c Config, a Attachment) error {
 	c, err := c.normalize()
 	if err != nil {
 		return err
 	}
-	hostName := HostVethName(c, podUID)
+	hostName := hostVethName(c, a)
 	// Deleted synchronously. Measured on the 2-core VM: the delete takes
 	// ~30 ms (RCU grace periods), but leaving the veth to die with the netns
 	// is no quicker to "veth gone" (~36 ms after the unpin), and would keep a
@@ -178,21 +248,21 @@ func TeardownPod(c Config, netnsPath, podUID string) error {
 	// holds the netns, while its lease is already free. Run in parallel the
 	// deletes amortise to ~5.5 ms per pod either way.
 	if err := deleteLink(hostName); err != nil {
-		return fmt.Errorf("failed to tear down network of pod %q: %w", podUID, err)
+		return fmt.Errorf("failed to tear down network of pod %q: %w", a.Owner, err)
 	}
 	store, err := ipam.Open(c.DataDir, c.Subnet, c.Gateway)
 	if err != nil {
 		return err
 	}
-	return releaseLease(c, store, podUID)
+	return releaseLease(c, store, a)
 }
 
-// releaseLease frees the pod's lease and, when it was the network's last,
-// removes masquerade and restores ip_forward (whatever c.IPMasq says now: an
-// earlier configuration may have turned them on).
-func releaseLease(c Config, store *ipam.Store, podUID string) error {
-	if err := store.Release(podUID, PodIfName); err != nil {
-		return fmt.Errorf("failed to release IP of pod %q: %w", podUID, err)
+// releaseLease frees the attachment's lease and, when it was the network's
+// last, removes masquerade and restores ip_forward (whatever c.IPMasq says
+// now: an earlier configuration may have turned them on).
+func releaseLease(c Config, store *ipam.Store, a Attachment) error {
+	if err := store.Release(a.Owner, a.ifName()); err != nil {
+		return fmt.Errorf("failed to release IP of pod %q: %w", a.Owner, err)
 	}
 	if err := disableEgressIfIdle(c, store); err != nil {
 		return fmt.Errorf("failed to turn off egress of network %q: %w", c.Bridge, err)
@@ -237,11 +307,11 @@ func Pods(c Config) ([]Port, error) {
 	var ports []Port
 	for _, l := range links {
 		a := l.Attrs()
-		uid, ok := strings.CutPrefix(a.Alias, podAliasPrefix)
+		owner, ifName, ok := parsePortAlias(a.Alias)
 		if !ok || a.MasterIndex != br.Attrs().Index {
 			continue
 		}
-		ports = append(ports, Port{PodUID: uid, HostVeth: a.Name, MAC: a.HardwareAddr.String()})
+		ports = append(ports, Port{PodUID: owner, IfName: ifName, HostVeth: a.Name, MAC: a.HardwareAddr.String()})
 	}
 	return ports, nil
 }

@@ -152,19 +152,17 @@ func (ctx *podContext) validatePorts(c *corev1.Container, kind containerKind, p 
 	return errs
 }
 
-// validateHostPort applies the API's hostNetwork rule and refuses host port
-// mapping, which peapod does not do.
+// validateHostPort applies the API's hostNetwork rule. Without hostNetwork a
+// hostPort is mapped to the pod (cni.MapPorts); a port another pod holds is
+// refused when the pod starts, not here.
 func (ctx *podContext) validateHostPort(port corev1.ContainerPort, p *field.Path) field.ErrorList {
-	if port.HostPort == 0 {
+	if port.HostPort == 0 || !ctx.hostNetwork {
 		return nil
 	}
-	if ctx.hostNetwork {
-		if port.HostPort != port.ContainerPort {
-			return field.ErrorList{field.Invalid(p.Child("hostPort"), port.HostPort, "must match `containerPort` when `hostNetwork` is true")}
-		}
-		return nil
+	if port.HostPort != port.ContainerPort {
+		return field.ErrorList{field.Invalid(p.Child("hostPort"), port.HostPort, "must match `containerPort` when `hostNetwork` is true")}
 	}
-	return field.ErrorList{field.Forbidden(p.Child("hostPort"), "peapod does no host port mapping; use hostNetwork")}
+	return nil
 }
 
 // validatePortNum checks 1..65535.

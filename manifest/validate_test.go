@@ -84,8 +84,7 @@ func TestValidate(t *testing.T) {
 			p.Spec.HostNetwork = true
 			p.Spec.Containers[0].Ports[0].HostPort = 81
 		}, []string{"spec.containers[0].ports[0].hostPort: Invalid value: 81: must match `containerPort` when `hostNetwork` is true"}},
-		{"hostPort without hostNetwork", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].HostPort = 8080 },
-			[]string{"spec.containers[0].ports[0].hostPort: Forbidden: peapod does no host port mapping; use hostNetwork"}},
+		{"hostPort without hostNetwork is mapped", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].HostPort = 8080 }, nil},
 		{"duplicate volume name", func(p *corev1.Pod) { p.Spec.Volumes = append(p.Spec.Volumes, p.Spec.Volumes[0]) },
 			[]string{`spec.volumes[1].name: Duplicate value: "data"`}},
 		{"volume name not a label", func(p *corev1.Pod) {

@@ -9,8 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/cni/chain"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
@@ -26,6 +28,8 @@ type globals struct {
 	cgroupDriver string
 	// bridge and subnet configure the root's network on first use.
 	bridge, subnet string
+	// netMode is "" (the built-in bridge) or "cni:<conflist name>".
+	netMode string
 	// backoffInitial and backoffMax tune crash-loop backoff (seconds).
 	backoffInitial, backoffMax float64
 }
@@ -72,11 +76,12 @@ func newRootCommand(g *globals) *cobra.Command {
 	f.StringVar(&g.cgroupDriver, "cgroup-driver", "auto", "cgroup driver: auto, v1 or v2")
 	f.StringVar(&g.bridge, "bridge", "", "bridge of this root's pod network (default peapod0; fixed at first use)")
 	f.StringVar(&g.subnet, "subnet", "", "subnet of this root's pod network (default 10.220.0.0/16; fixed at first use)")
+	f.StringVar(&g.netMode, "network", "", `pod network: "" for the built-in bridge, or "cni:NAME" for the conflist NAME in /etc/cni/net.d run with the plugins in /usr/lib/cni and /opt/cni/bin (fixed at first use)`)
 	f.Float64Var(&g.backoffInitial, "backoff-initial", 10, "crash-loop backoff after the second exit, in seconds (kubelet: 10)")
 	f.Float64Var(&g.backoffMax, "backoff-max", 300, "maximum crash-loop backoff, in seconds (kubelet: 300)")
 	root.AddCommand(newRunCommand(g), newPsCommand(g), newGetCommand(g), newInspectCommand(g),
 		newStopCommand(g), newRmCommand(g), newExecCommand(g), newLogsCommand(g), newWaitCommand(g),
-		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand())
+		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand(), newMetricsCommand(g))
 	return root
 }
 
@@ -87,19 +92,29 @@ type networkConfig struct {
 	// Bridge and Subnet of the root's pod network.
 	Bridge string `json:"bridge"`
 	Subnet string `json:"subnet"`
+	// Network is "" for the built-in bridge or "cni:<conflist name>".
+	Network string `json:"network,omitempty"`
+	// CNIConfDir and CNIBinDirs locate an external chain's config and plugins.
+	CNIConfDir string   `json:"cniConfDir,omitempty"`
+	CNIBinDirs []string `json:"cniBinDirs,omitempty"`
 }
 
-// network loads the root's network config, writing it on first use from
+// loadNetwork loads the root's network config, writing it on first use from
 // the flags (or defaults); later flags that differ are an error, since pods
 // already live on that network.
-func (g *globals) network() (cni.Config, error) {
+func (g *globals) loadNetwork() (cni.Config, *networkConfig, error) {
 	path := filepath.Join(g.root, "network.json")
 	c := cni.DefaultConfig(g.root)
 	var nc networkConfig
 	err := state.ReadJSON(path, &nc)
 	switch {
 	case errors.Is(err, state.ErrNotFound):
-		nc = networkConfig{Version: state.Version, Bridge: c.Bridge, Subnet: c.Subnet.String()}
+		nc = networkConfig{Version: state.Version, Bridge: c.Bridge, Subnet: c.Subnet.String(), Network: g.netMode}
+		if strings.HasPrefix(g.netMode, "cni:") {
+			nc.CNIConfDir, nc.CNIBinDirs = "/etc/cni/net.d", []string{"/usr/lib/cni", "/opt/cni/bin"}
+		} else if g.netMode != "" {
+			return c, nil, fmt.Errorf(`invalid --network %q: use "" (the built-in bridge) or "cni:NAME"`, g.netMode)
+		}
 		if g.bridge != "" {
 			nc.Bridge = g.bridge
 		}
@@ -107,46 +122,56 @@ func (g *globals) network() (cni.Config, error) {
 			nc.Subnet = g.subnet
 		}
 		if _, err := netip.ParsePrefix(nc.Subnet); err != nil {
-			return c, fmt.Errorf("invalid --subnet %q: %w", nc.Subnet, err)
+			return c, nil, fmt.Errorf("invalid --subnet %q: %w", nc.Subnet, err)
 		}
 		if err := os.MkdirAll(g.root, 0o700); err != nil {
-			return c, fmt.Errorf("failed to create root %q: %w", g.root, err)
+			return c, nil, fmt.Errorf("failed to create root %q: %w", g.root, err)
 		}
 		if err := state.WriteJSON(path, &nc); err != nil {
-			return c, err
+			return c, nil, err
 		}
 	case err != nil:
-		return c, err
+		return c, nil, err
 	default:
 		if g.bridge != "" && g.bridge != nc.Bridge {
-			return c, fmt.Errorf("--bridge %q differs from %q in %s; this root's pods use that network", g.bridge, nc.Bridge, path)
+			return c, nil, fmt.Errorf("--bridge %q differs from %q in %s; this root's pods use that network", g.bridge, nc.Bridge, path)
+		}
+		if g.netMode != "" && g.netMode != nc.Network {
+			return c, nil, fmt.Errorf("--network %q differs from %q in %s; this root's pods use that network", g.netMode, nc.Network, path)
 		}
 		if g.subnet != "" && g.subnet != nc.Subnet {
-			return c, fmt.Errorf("--subnet %q differs from %q in %s; this root's pods use that network", g.subnet, nc.Subnet, path)
+			return c, nil, fmt.Errorf("--subnet %q differs from %q in %s; this root's pods use that network", g.subnet, nc.Subnet, path)
 		}
 	}
 	prefix, err := netip.ParsePrefix(nc.Subnet)
 	if err != nil {
-		return c, fmt.Errorf("invalid subnet %q in %s: %w", nc.Subnet, path, err)
+		return c, nil, fmt.Errorf("invalid subnet %q in %s: %w", nc.Subnet, path, err)
 	}
 	c.Bridge, c.Subnet = nc.Bridge, prefix.Masked()
 	c.Gateway = c.Subnet.Addr().Next()
 	c.DataDir = filepath.Join(g.root, "net", c.Bridge)
-	return c, nil
+	return c, &nc, nil
 }
 
 // manager opens the pod manager of the chosen root.
 func (g *globals) manager() (*pod.Manager, error) {
-	netc, err := g.network()
+	netc, nc, err := g.loadNetwork()
 	if err != nil {
 		return nil, err
+	}
+	var ch *chain.Chain
+	if name, ok := strings.CutPrefix(nc.Network, "cni:"); ok {
+		ch, err = chain.Load(nc.CNIConfDir, name, nc.CNIBinDirs, chain.WithCacheDir(filepath.Join(g.root, "net", "cni-cache")))
+		if err != nil {
+			return nil, err
+		}
 	}
 	sup, err := supervisorPath()
 	if err != nil {
 		return nil, err
 	}
 	return pod.Open(pod.Options{
-		Root: g.root, RunRoot: g.runRoot, CgroupDriver: g.cgroupDriver, Network: netc, Supervisor: sup,
+		Root: g.root, RunRoot: g.runRoot, CgroupDriver: g.cgroupDriver, Network: netc, Chain: ch, Supervisor: sup,
 		BackoffInitialSeconds: g.backoffInitial, BackoffMaxSeconds: g.backoffMax, Warn: os.Stderr,
 	})
 }

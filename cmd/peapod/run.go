@@ -84,6 +84,12 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Every document's images, before any pod is created.
+	for _, p := range pods {
+		if err := m.CheckImages(p); err != nil {
+			return fmt.Errorf("%s: %w", source, err)
+		}
+	}
 	var created []*state.Record
 	var startErrs []error
 	for _, p := range pods {

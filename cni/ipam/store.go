@@ -21,9 +21,10 @@ import (
 var ErrExhausted = errors.New("no free IP")
 
 const (
-	lockFile   = "lock"             // flock target; serialises every process using the dir
-	cursorFile = "last_reserved_ip" // the IP handed out last, so allocation resumes after it
-	tmpPrefix  = ".tmp-"            // scratch files renamed or linked into place
+	lockFile   = "lock"               // flock target; host-local locks the same file
+	cursorFile = "last_reserved_ip.0" // the IP handed out last; host-local's name for range 0
+	tmpPrefix  = ".tmp-"              // scratch files renamed or linked into place
+	lineBreak  = "\r\n"               // host-local's separator between owner and interface
 )
 
 // Lease is one allocated address and who holds it.
@@ -135,8 +136,10 @@ func (s *Store) reserveNext(owner, ifName string) (netip.Addr, error) {
 // reserve creates ip's lease file; false means another owner holds it. The
 // content is written to a temp file first and linked into place, so a lease
 // file is never seen half-written and link's EEXIST makes the claim exclusive.
+// The content is exactly host-local's "id\r\nifname": its DEL, which matches
+// the whole file, then releases a lease peapod-cni wrote, and vice versa.
 func (s *Store) reserve(ip netip.Addr, owner, ifName string) (bool, error) {
-	tmp, err := s.writeTemp(owner + "\n" + ifName + "\n")
+	tmp, err := s.writeTemp(owner + lineBreak + ifName)
 	if err != nil {
 		return false, err
 	}
@@ -236,7 +239,7 @@ func (s *Store) leases() ([]Lease, error) {
 	return leases, nil
 }
 
-// readLease parses "owner\nifname\n"; host-local's "id\r\nifname" also parses.
+// readLease parses "owner\r\nifname" (host-local's format) and "owner\nifname".
 func (s *Store) readLease(ip netip.Addr) (Lease, error) {
 	f, err := os.Open(filepath.Join(s.dir, ip.String()))
 	if err != nil {

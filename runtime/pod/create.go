@@ -1,11 +1,14 @@
 package pod
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +172,23 @@ func (m *Manager) sandboxOptions(rec *state.Record, p *corev1.Pod) namespaces.Sa
 	return o
 }
 
+// reaperPIDNamespace stands in the spec for a shared PID namespace: that
+// namespace exists only once the supervisor has started the pod's reaper,
+// and the supervisor then points every container at /proc/<reaper>/ns/pid
+// (supervisor.startReaper). The spec only needs to say it is joined.
+const reaperPIDNamespace = "/proc/<reaper>/ns/pid"
+
+// specNamespaces maps the namespaces the pod's containers join to their
+// files: the sandbox's pins, plus the reaper's PID namespace when shared.
+func specNamespaces(p *corev1.Pod, sb *namespaces.Sandbox) map[string]string {
+	if p.Spec.ShareProcessNamespace == nil || !*p.Spec.ShareProcessNamespace {
+		return sb.Paths
+	}
+	paths := maps.Clone(sb.Paths)
+	paths[spec.NSPID] = reaperPIDNamespace
+	return paths
+}
+
 // createSandbox pins the pod's shared namespaces.
 func (m *Manager) createSandbox(p *corev1.Pod, rec *state.Record, undo *cleanup.Stack) (*namespaces.Sandbox, error) {
 	o := m.sandboxOptions(rec, p)
@@ -190,6 +210,15 @@ func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.
 		return nil
 	}
 	netns := sb.Paths[spec.NSNet]
+	if m.o.Chain != nil {
+		undo.Add(func() error { return m.o.Chain.Del(context.Background(), rec.UID, netns, cni.PodIfName) })
+		ip, err := m.o.Chain.Add(context.Background(), rec.UID, netns, cni.PodIfName)
+		if err != nil {
+			return fmt.Errorf("failed to set up network of pod %s/%s through CNI chain %q: %w", p.Namespace, p.Name, m.o.Chain.Name(), err)
+		}
+		rec.IP = ip.String()
+		return nil
+	}
 	// Registered before the call that may allocate half (a lease without a
 	// veth); TeardownPod releases by owner and tolerates what is missing.
 	undo.Add(func() error { return cni.TeardownPod(m.o.Network, netns, rec.UID) })
@@ -199,7 +228,33 @@ func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.
 	}
 	rec.IP = res.IP.Addr().String()
 	rec.HostVeth = res.HostVeth
+	if maps := hostPorts(p); len(maps) > 0 {
+		// TeardownPod (registered above) removes the mappings too.
+		if err := cni.MapPorts(m.o.Network, rec.UID, res.IP.Addr(), maps); err != nil {
+			return fmt.Errorf("failed to map host ports of pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
+	}
 	return nil
+}
+
+// hostPorts lists the pod's ports[].hostPort mappings.
+func hostPorts(p *corev1.Pod) []cni.PortMapping {
+	var out []cni.PortMapping
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.HostPort == 0 {
+				continue
+			}
+			m := cni.PortMapping{HostPort: uint16(port.HostPort), ContainerPort: uint16(port.ContainerPort), Protocol: string(port.Protocol)}
+			if port.HostIP != "" {
+				if ip, err := netip.ParseAddr(port.HostIP); err == nil {
+					m.HostIP = ip
+				}
+			}
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // hostIP is a hostNetwork pod's IP: the host's first global IPv4 address.
@@ -265,7 +320,7 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 		return nil, err
 	}
 	sp, warns, err := manifest.ToSpec(p, manifest.SpecInput{
-		UID: rec.UID, RunDir: runDir, PodDir: podDir, Namespaces: sb.Paths, IP: rec.IP,
+		UID: rec.UID, RunDir: runDir, PodDir: podDir, Namespaces: specNamespaces(p, sb), IP: rec.IP,
 		Images: images, CgroupParent: rec.CgroupParent, CgroupDriver: m.cg.Name(),
 		BackoffInitialSeconds: m.o.BackoffInitialSeconds, BackoffMaxSeconds: m.o.BackoffMaxSeconds,
 	})

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/peapod/peapod/cni"
-	"github.com/peapod/peapod/cni/ipam"
 	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/runtime/state"
 )
@@ -209,41 +208,21 @@ func (m *Manager) destroyCgroupTree(path string) error {
 	return errors.Join(errs...)
 }
 
-// gcNetwork releases leases and bridge ports whose pod no record names.
+// gcNetwork releases host ports, bridge ports and leases whose pod no
+// record names (an external CNI chain garbage-collects its own state).
 func (m *Manager) gcNetwork(known map[string]bool, dryRun bool) ([]GCItem, error) {
+	if m.o.Chain != nil {
+		return nil, nil
+	}
+	keep := func(uid string) bool { return known[uid] }
+	gc := cni.GC
+	if dryRun {
+		gc = cni.GCDryRun
+	}
+	removed, err := gc(m.o.Network, keep)
 	var items []GCItem
-	var errs []error
-	ports, err := cni.Pods(m.o.Network)
-	if err != nil {
-		return nil, err
+	for _, r := range removed {
+		items = append(items, GCItem{Kind: "network", Name: r, Reason: "no pod record"})
 	}
-	torn := map[string]bool{}
-	for _, p := range ports {
-		if p.PodUID == "" || known[p.PodUID] {
-			continue
-		}
-		items = append(items, GCItem{Kind: "network", Name: p.HostVeth, Reason: "bridge port of unknown pod " + p.PodUID})
-		torn[p.PodUID] = true
-		if !dryRun {
-			errs = append(errs, cni.TeardownPod(m.o.Network, "", p.PodUID))
-		}
-	}
-	store, err := ipam.Open(m.o.Network.DataDir, m.o.Network.Subnet, m.o.Network.Gateway)
-	if err != nil {
-		return items, errors.Join(append(errs, err)...)
-	}
-	leases, err := store.Leases()
-	if err != nil {
-		return items, errors.Join(append(errs, err)...)
-	}
-	for _, l := range leases {
-		if known[l.Owner] || torn[l.Owner] {
-			continue
-		}
-		items = append(items, GCItem{Kind: "network", Name: l.IP.String(), Reason: "lease of unknown pod " + l.Owner})
-		if !dryRun {
-			errs = append(errs, store.Release(l.Owner, l.IfName))
-		}
-	}
-	return items, errors.Join(errs...)
+	return items, err
 }

@@ -1,10 +1,14 @@
 package pod
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/manifest"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // imageResolver adapts the image store to manifest.ImageResolver and
@@ -62,4 +66,43 @@ func (m *Manager) PodsUsingImage(id string) []string {
 		}
 	}
 	return out
+}
+
+// CheckImages reports every container image of p missing from the store,
+// as API-style field errors (`spec.containers[0].image: Not found: "x"`),
+// so run can refuse a manifest before it creates anything: a missing image
+// found while building the spec would come after the sandbox and the
+// network (and, in a fresh root, the bridge) exist.
+func (m *Manager) CheckImages(p *corev1.Pod) error {
+	s, err := m.Images()
+	if err != nil {
+		return err
+	}
+	var errs field.ErrorList
+	check := func(path *field.Path, cs []corev1.Container) error {
+		for i, c := range cs {
+			_, err := s.Get(c.Image)
+			switch {
+			case errors.Is(err, image.ErrNotFound) && c.ImagePullPolicy == corev1.PullNever:
+				errs = append(errs, field.Invalid(path.Index(i).Child("image"), c.Image,
+					"ErrImageNeverPull: the image is not in the local store and imagePullPolicy is Never"))
+			case errors.Is(err, image.ErrNotFound):
+				errs = append(errs, field.NotFound(path.Index(i).Child("image"), c.Image))
+			case err != nil:
+				return fmt.Errorf("failed to look up image %q of container %q: %w", c.Image, c.Name, err)
+			}
+		}
+		return nil
+	}
+	spec := field.NewPath("spec")
+	if err := check(spec.Child("initContainers"), p.Spec.InitContainers); err != nil {
+		return err
+	}
+	if err := check(spec.Child("containers"), p.Spec.Containers); err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pod %q: %w", p.Namespace+"/"+p.Name, errs.ToAggregate())
+	}
+	return nil
 }

@@ -60,17 +60,27 @@ func (v *View) KubePod() (*corev1.Pod, error) {
 		boolCondition(corev1.ContainersReady, ready, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]", created),
 		boolCondition(corev1.PodReady, ready, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]", created),
 	}
-	if v.Status != nil {
-		for _, c := range v.Status.Conditions {
-			for i := range st.Conditions {
-				if string(st.Conditions[i].Type) == c.Type {
-					st.Conditions[i].LastTransitionTime = metav1.NewTime(c.LastTransitionTime)
-				}
-			}
-		}
+	if v.Status != nil && v.Phase != "Unknown" {
+		applyConditions(st.Conditions, v.Status.Conditions)
 	}
 	p.Status = st
 	return &p, nil
+}
+
+// applyConditions overrides the derived conditions with those the
+// supervisor computed from the probes (the kubelet's reasons, messages and
+// transition times). A lost supervisor's conditions are stale: not applied.
+func applyConditions(out []corev1.PodCondition, stored []state.Condition) {
+	for _, c := range stored {
+		for i := range out {
+			if string(out[i].Type) != c.Type {
+				continue
+			}
+			out[i].Status = corev1.ConditionStatus(c.Status)
+			out[i].Reason, out[i].Message = c.Reason, c.Message
+			out[i].LastTransitionTime = metav1.NewTime(c.LastTransitionTime)
+		}
+	}
 }
 
 func boolCondition(t corev1.PodConditionType, ok bool, reason, msg string, at metav1.Time) corev1.PodCondition {

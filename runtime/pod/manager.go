@@ -16,6 +16,7 @@ import (
 
 	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/cni/chain"
 	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/runtime/state"
 )
@@ -38,8 +39,11 @@ type Options struct {
 	RunRoot string
 	// CgroupDriver is auto, v1 or v2.
 	CgroupDriver string
-	// Network is the root's pod network.
+	// Network is the root's pod network (the built-in bridge).
 	Network cni.Config
+	// Chain, when set, replaces the built-in network with an external CNI
+	// chain run through libcni.
+	Chain *chain.Chain
 	// Supervisor is the path of peapod-supervisor.
 	Supervisor string
 	// BackoffInitialSeconds and BackoffMaxSeconds tune crash-loop backoff.

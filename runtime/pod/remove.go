@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -87,7 +88,13 @@ func (m *Manager) releaseNetwork(rec *state.Record) error {
 	var errs []error
 	if rec.NetnsName != "" {
 		netns := filepath.Join("/run/netns", rec.NetnsName)
-		if err := cni.TeardownPod(m.o.Network, netns, rec.UID); err != nil {
+		var err error
+		if m.o.Chain != nil {
+			err = m.o.Chain.Del(context.Background(), rec.UID, netns, cni.PodIfName)
+		} else {
+			err = cni.TeardownPod(m.o.Network, netns, rec.UID)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

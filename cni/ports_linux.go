@@ -1,0 +1,217 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// ipsDstNAT is IPS_DST_NAT from linux/netfilter/nf_conntrack_common.h: the
+// connection's destination was rewritten (by our DNAT).
+const ipsDstNAT = 1 << 5
+
+// portsTable names the nftables table holding the network's host ports.
+func portsTable(c Config) *nftables.Table {
+	return &nftables.Table{Name: "peapod-hostport-" + c.Bridge, Family: nftables.TableFamilyIPv4}
+}
+
+// MapPorts maps host ports to podIP, in the manner of CNI's portmap plugin:
+// DNAT for traffic to a local address arriving from elsewhere (prerouting)
+// or sent by the host itself (output), route_localnet on the bridge and
+// masquerade so that 127.0.0.1 works too. A mapping another pod holds is
+// refused with ErrPortAllocated. Calling it again for a pod replaces the
+// pod's mappings.
+func MapPorts(c Config, podUID string, podIP netip.Addr, ports []PortMapping) error {
+	c, err := c.normalize()
+	if err != nil {
+		return err
+	}
+	if !c.Subnet.Contains(podIP) {
+		return fmt.Errorf("failed to map ports of pod %q: IP %s is outside subnet %s", podUID, podIP, c.Subnet)
+	}
+	return withForwardLock(c, func() error {
+		state, err := readPortState(c)
+		if err != nil {
+			return err
+		}
+		if err := state.replacePod(podUID, podIP, ports); err != nil {
+			return err
+		}
+		// route_localnet lets the kernel route a packet whose source is
+		// 127.0.0.1 (DNATed in output) out of the bridge; it is per bridge,
+		// which is ours, and goes when the bridge does
+		sysctl := "/proc/sys/net/ipv4/conf/" + c.Bridge + "/route_localnet"
+		if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("failed to enable %s: %w", sysctl, err)
+		}
+		return commitPortState(c, state)
+	})
+}
+
+// commitPortState records the state, then makes the rules match it. In that
+// order a crash leaves at worst a recorded mapping without rules, which the
+// next sync repairs, never a rule that no record names.
+func commitPortState(c Config, state *portState) error {
+	old, err := readPortState(c)
+	if err != nil {
+		return err
+	}
+	if err := writePortState(c, state); err != nil {
+		return err
+	}
+	if err := syncPortRules(c, state); err != nil {
+		return errors.Join(err, writePortState(c, old))
+	}
+	return nil
+}
+
+// UnmapPorts removes every host port mapping of the pod; it is idempotent.
+func UnmapPorts(c Config, podUID string) error {
+	c, err := c.normalize()
+	if err != nil {
+		return err
+	}
+	_, err = removePortMappings(c, func(pod string) bool { return pod == podUID }, false)
+	return err
+}
+
+// removePortMappings drops the mappings of the pods drop selects, rebuilds
+// the rules (also when nothing was dropped if resync) and returns what it
+// removed.
+func removePortMappings(c Config, drop func(pod string) bool, resync bool) (removed []mappingRecord, err error) {
+	if _, err := os.Stat(c.DataDir); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // a network never used has nothing to unmap
+	}
+	err = withForwardLock(c, func() error {
+		state, err := readPortState(c)
+		if err != nil {
+			return err
+		}
+		removed = state.removePods(drop)
+		if len(removed) == 0 && !resync {
+			return nil // the common teardown of a pod without host ports
+		}
+		return commitPortState(c, state)
+	})
+	return removed, err
+}
+
+// syncPortRules makes the network's table match the state in one atomic
+// batch: create (so the delete cannot fail on a missing table), delete, and
+// rebuild it; no table at all when nothing is mapped.
+func syncPortRules(c Config, state *portState) error {
+	conn := &nftables.Conn{}
+	table := portsTable(c)
+	conn.AddTable(table)
+	conn.DelTable(table)
+	if len(state.Mappings) > 0 {
+		addPortTable(conn, c, state)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("failed to write nftables table %s: %w", table.Name, err)
+	}
+	return nil
+}
+
+// addPortTable queues the table: prerouting and output jump to the
+// hostports chain for local destinations; postrouting masquerades DNATed
+// connections from 127/8 and those hairpinning through the bridge.
+func addPortTable(conn *nftables.Conn, c Config, state *portState) {
+	table := conn.AddTable(portsTable(c))
+	hostports := conn.AddChain(&nftables.Chain{Name: "hostports", Table: table})
+	for _, hook := range []struct {
+		name string
+		hook *nftables.ChainHook
+	}{{"prerouting", nftables.ChainHookPrerouting}, {"output", nftables.ChainHookOutput}} {
+		chain := conn.AddChain(&nftables.Chain{
+			Name: hook.name, Table: table, Type: nftables.ChainTypeNAT,
+			Hooknum: hook.hook, Priority: nftables.ChainPriorityNATDest,
+		})
+		conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: localDaddrJump(hostports.Name)})
+	}
+	post := conn.AddChain(&nftables.Chain{
+		Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	})
+	conn.AddRule(&nftables.Rule{Table: table, Chain: post, Exprs: loopbackMasq()})
+	conn.AddRule(&nftables.Rule{Table: table, Chain: post, Exprs: hairpinMasq(c)})
+	for _, m := range state.Mappings {
+		conn.AddRule(&nftables.Rule{Table: table, Chain: hostports, Exprs: dnatExprs(m), UserData: []byte(m.Pod)})
+	}
+}
+
+// localDaddrJump is `fib daddr type local jump <chain>`.
+func localDaddrJump(chain string) []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+		&expr.Verdict{Kind: expr.VerdictJump, Chain: chain},
+	}
+}
+
+// dnatedConn is `ct status dnat`.
+func dnatedConn() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+// loopbackMasq is `ct status dnat ip saddr 127.0.0.0/8 masquerade`: the pod
+// cannot answer 127.0.0.1, so such a connection leaves with the bridge's
+// address, as portmap does.
+func loopbackMasq() []expr.Any {
+	exprs := dnatedConn()
+	exprs = append(exprs,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}},
+		&expr.Masq{})
+	return exprs
+}
+
+// hairpinMasq is `ct status dnat ip saddr <subnet> ip daddr <subnet>
+// masquerade`: a pod reaching a host port mapped to a pod must get the answer
+// back through the host, not straight over the bridge from the target. It
+// matches on addresses, not on iifname: with br_netfilter loaded the input
+// device seen here is the bridge port, not the bridge.
+func hairpinMasq(c Config) []expr.Any {
+	mask := net.CIDRMask(c.Subnet.Bits(), 32)
+	network := c.Subnet.Addr().AsSlice()
+	exprs := dnatedConn()
+	for _, offset := range []uint32{12, 16} { // IPv4 source, destination
+		exprs = append(exprs,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: network})
+	}
+	return append(exprs, &expr.Masq{})
+}
+
+// dnatExprs is `[ip daddr <hostIP>] meta l4proto <proto> th dport <hostPort>
+// dnat to <podIP>:<containerPort>`.
+func dnatExprs(m mappingRecord) []expr.Any {
+	var exprs []expr.Any
+	if m.HostIP.IsValid() {
+		exprs = append(exprs,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: m.HostIP.AsSlice()})
+	}
+	return append(exprs,
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNumber(m.Protocol)}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(m.HostPort)},
+		&expr.Immediate{Register: 1, Data: m.PodIP.AsSlice()},
+		&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(m.ContainerPort)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	)
+}
