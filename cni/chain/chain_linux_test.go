@@ -3,6 +3,7 @@ package chain
 import (
 	"context"
 	"encoding/json"
+	"github.com/peapod/peapod/internal/testutil"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,9 +21,8 @@ const refPluginDir = "/usr/lib/cni"
 // conf dir and loads it with a temp cache dir.
 func referenceChain(t *testing.T) (*Chain, netip.Prefix) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(refPluginDir, "bridge")); err != nil {
-		t.Skipf("Debian's containernetworking-plugins are not installed: %v", err)
-	}
+	_, err := os.Stat(filepath.Join(refPluginDir, "bridge"))
+	testutil.Requiref(t, err == nil, "Debian's containernetworking-plugins are not installed: %v", err)
 	nettest.CleanupIptablesTables(t)
 	subnet := nettest.Subnet(t, nettest.BlockChain)
 	bridge := "pr" + nettest.RandHex(t, 6)

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"github.com/peapod/peapod/internal/testutil"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -126,9 +127,8 @@ func TestCheckFailsWhenBroken(t *testing.T) {
 }
 
 func TestChainedWithPortmap(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(refPluginDir, "portmap")); err != nil {
-		t.Skipf("Debian's containernetworking-plugins are not installed: %v", err)
-	}
+	_, err := os.Stat(filepath.Join(refPluginDir, "portmap"))
+	testutil.Requiref(t, err == nil, "Debian's containernetworking-plugins are not installed: %v", err)
 	nettest.CleanupIptablesTables(t)
 	n := newTestNet(t)
 	peer := nettest.NewPeer(t, nettest.Subnet(t, nettest.BlockPlugin))

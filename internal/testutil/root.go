@@ -18,3 +18,17 @@ func RequireRoot(t testing.TB) {
 	}
 	t.Skipf("%s needs root", t.Name())
 }
+
+// Requiref is for a test that needs something the provisioning installs
+// (a Debian package, a binary): missing locally it skips with the reason;
+// under CI=true, where provisioning ran, it fails.
+func Requiref(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
