@@ -2,9 +2,11 @@ package namespaces
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,13 +22,27 @@ func threadNetInode() (uint64, error) {
 }
 
 // assertAllThreadsIn fails unless every thread of this process is in the
-// network namespace with inode want.
+// network namespace with inode want. A discarded thread exits shortly after
+// its goroutine, and the kernel offers no event for that: poll with a deadline.
 func assertAllThreadsIn(t *testing.T, want uint64) {
+	t.Helper()
+	var strays []string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strays = threadsNotIn(t, want); len(strays) == 0 {
+			return
+		}
+	}
+	t.Errorf("threads outside the net namespace %d: %v", want, strays)
+}
+
+// threadsNotIn lists the threads whose network namespace is not want.
+func threadsNotIn(t *testing.T, want uint64) []string {
 	t.Helper()
 	tasks, err := filepath.Glob("/proc/self/task/*/ns/net")
 	if err != nil || len(tasks) == 0 {
 		t.Fatalf("no threads found: %v", err)
 	}
+	var strays []string
 	for _, p := range tasks {
 		var st unix.Stat_t
 		if err := unix.Stat(p, &st); errors.Is(err, unix.ENOENT) {
@@ -35,9 +51,10 @@ func assertAllThreadsIn(t *testing.T, want uint64) {
 			t.Fatal(err)
 		}
 		if st.Ino != want {
-			t.Errorf("%s is in net namespace %d, want the host's %d", p, st.Ino, want)
+			strays = append(strays, fmt.Sprintf("%s=%d", p, st.Ino))
 		}
 	}
+	return strays
 }
 
 func TestDoEntersAndReturns(t *testing.T) {

@@ -154,6 +154,9 @@ func runExec() error {
 	if err != nil {
 		return err
 	}
+	if err := applyRlimits(proc.Rlimits); err != nil {
+		return err
+	}
 	if proc.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("failed to set no_new_privs: %w", err)

@@ -285,10 +285,20 @@ func TestExecForwardsSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
+	// A stdin that never delivers: the shell blocks in read until the
+	// signal interrupts it and runs the trap. No background child that
+	// could outlive the shell and hold stdout open.
+	// An *os.File, so exec.Cmd starts no copying goroutine that Wait would
+	// wait for.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdinR.Close(); stdinW.Close() })
 	cmd := ExecCommand(ExecOptions{
-		Helper: helper, Target: target.pid, Stdout: pw,
+		Helper: helper, Target: target.pid, Stdin: stdinR, Stdout: pw,
 		Process: specs.Process{
-			Args: []string{"sh", "-c", `trap 'kill $!; exit 3' TERM; sleep 60 & echo ready; wait`},
+			Args: []string{"sh", "-c", `trap 'exit 3' TERM; echo ready; read line`},
 			Env:  []string{"PATH=/usr/bin:/bin"}, Cwd: "/",
 		},
 	})

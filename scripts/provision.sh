@@ -29,7 +29,7 @@ readonly PACKAGES=(
 )
 
 # The binaries built from ./cmd/<name>; a directory not written yet is skipped.
-readonly COMMANDS=(peapod peapod-supervisor peapod-cni peapod-grpc-probe)
+readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-grpc-probe)
 
 log() { printf 'provision: %s\n' "$*"; }
 die() {
@@ -202,8 +202,8 @@ build_commands() {
 			log "build: skipping $name (no cmd/$name yet)"
 			continue
 		fi
-		if [[ "$name" == peapod-supervisor ]]; then
-			# The supervisor carries a cgo constructor (exec joins the mount
+		if [[ "$name" == peapod-init ]]; then
+			# peapod-init carries a cgo constructor (exec joins the mount
 			# namespace before the Go runtime starts threads) and must run in
 			# any container, so it is linked statically; osusergo and netgo
 			# keep glibc's NSS (which cannot be linked statically) out.

@@ -1,11 +1,12 @@
 // Command peapod-supervisor is peapod's lean per-pod binary. It links no
-// Kubernetes, YAML, gRPC, Prometheus or image packages (a test enforces it),
-// because one copy runs for every pod and every linked package's init()
-// runs in every process. Modes, by argv[1]:
+// Kubernetes, YAML, gRPC, Prometheus or image packages, and no cgo (a test
+// enforces it): one copy runs for every pod, every linked package's init()
+// runs in every copy, and the kernel maps a binary's text and rodata in
+// whole large folios, so a pod's resident memory grows with this binary's
+// size. The init and exec stages live in peapod-init for that reason.
+// Modes, by argv[1]:
 //
 //	run RUNDIR   supervise the pod whose spec is RUNDIR/spec.json
-//	init         the in-namespace container init stage (internal)
-//	exec         enter a running container (internal; see namespaces/nsenter)
 //	reaper       PID 1 of a shared pod PID namespace (internal)
 package main
 
@@ -15,14 +16,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/namespaces"
-	// The constructor joins a container's mount and user namespaces before
-	// the Go runtime starts threads; it is inert unless `exec` asks for it.
-	_ "github.com/peapod/peapod/namespaces/nsenter"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/supervisor"
 )
@@ -33,11 +33,7 @@ func main() {
 		os.Exit(2)
 	}
 	switch os.Args[1] {
-	case "init":
-		namespaces.InitMain()
-	case "exec":
-		namespaces.ExecMain()
-	case "reaper":
+	case namespaces.HelperReaperArg:
 		namespaces.ReaperMain()
 	case "run":
 		if len(os.Args) != 3 {
@@ -70,11 +66,19 @@ func run(runDir string) error {
 		json.NewEncoder(report).Encode(&r)
 		report.Close()
 		report = nil
+		// Start-up garbage (decoding the spec, starting containers) would
+		// otherwise stay resident until the heap reaches GC's 4 MiB
+		// minimum, which an idle supervisor never does.
+		debug.FreeOSMemory()
 	}
-	helper, err := os.Executable()
+	self, err := os.Executable()
 	if err != nil {
 		started(err)
 		return fmt.Errorf("failed to find own executable: %w", err)
+	}
+	helper := os.Getenv("PEAPOD_INIT")
+	if helper == "" {
+		helper = filepath.Join(filepath.Dir(self), "peapod-init")
 	}
 	p, err := spec.Load(runDir + "/" + supervisor.SpecFile)
 	if err != nil {
@@ -86,7 +90,7 @@ func run(runDir string) error {
 		started(err)
 		return err
 	}
-	s, err := supervisor.New(runDir, kernel{helper: helper, cg: cg}, cg)
+	s, err := supervisor.New(runDir, kernel{helper: helper, self: self, cg: cg}, cg)
 	if err != nil {
 		started(err)
 		return err
@@ -103,8 +107,10 @@ func run(runDir string) error {
 
 // kernel implements supervisor.Runtime with the namespaces package.
 type kernel struct {
-	// helper is this binary, re-executed for init, exec and reaper.
+	// helper is peapod-init, executed for the init and exec stages.
 	helper string
+	// self is this binary, re-executed as the reaper.
+	self string
 	// cg finds the cgroup files an exec joins.
 	cg cgroups.Driver
 }
@@ -113,7 +119,7 @@ func (k kernel) StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File
 	return namespaces.StartContainer(k.helper, p, c, stdio, beforeRun)
 }
 
-func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.helper) }
+func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.self) }
 
 func (k kernel) ExecCommand(target int, c *spec.Container, argv []string, stdout, stderr *os.File) *exec.Cmd {
 	proc := *c.OCI.Process

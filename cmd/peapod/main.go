@@ -166,29 +166,33 @@ func (g *globals) manager() (*pod.Manager, error) {
 			return nil, err
 		}
 	}
-	sup, err := supervisorPath()
+	sup, err := helperPath("PEAPOD_SUPERVISOR", "peapod-supervisor")
+	if err != nil {
+		return nil, err
+	}
+	initBin, err := helperPath("PEAPOD_INIT", "peapod-init")
 	if err != nil {
 		return nil, err
 	}
 	return pod.Open(pod.Options{
-		Root: g.root, RunRoot: g.runRoot, CgroupDriver: g.cgroupDriver, Network: netc, Chain: ch, Supervisor: sup,
+		Root: g.root, RunRoot: g.runRoot, CgroupDriver: g.cgroupDriver, Network: netc, Chain: ch, Supervisor: sup, Init: initBin,
 		BackoffInitialSeconds: g.backoffInitial, BackoffMaxSeconds: g.backoffMax, Warn: os.Stderr,
 	})
 }
 
-// supervisorPath finds peapod-supervisor: $PEAPOD_SUPERVISOR, else beside
+// helperPath finds one of peapod's helper binaries: $env, else name beside
 // this binary.
-func supervisorPath() (string, error) {
-	if p := os.Getenv("PEAPOD_SUPERVISOR"); p != "" {
+func helperPath(env, name string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return p, nil
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("failed to find the peapod binary: %w", err)
 	}
-	p := filepath.Join(filepath.Dir(self), "peapod-supervisor")
+	p := filepath.Join(filepath.Dir(self), name)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("peapod-supervisor not found beside %s (set PEAPOD_SUPERVISOR): %w", self, err)
+		return "", fmt.Errorf("%s not found beside %s (set %s): %w", name, self, env, err)
 	}
 	return p, nil
 }

@@ -397,7 +397,9 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (strin
 	defer r.Close()
 	cmd := exec.Command(m.o.Supervisor, "run", runDir)
 	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	// GOMAXPROCS=1: a supervisor mostly sleeps; one P means one mcache and
+	// fewer threads resident per pod.
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.o.Init, "GOMAXPROCS=1"}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	// A session of its own: the supervisor outlives the CLI and no

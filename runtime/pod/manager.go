@@ -46,6 +46,8 @@ type Options struct {
 	Chain *chain.Chain
 	// Supervisor is the path of peapod-supervisor.
 	Supervisor string
+	// Init is the path of peapod-init (the init and exec stages).
+	Init string
 	// BackoffInitialSeconds and BackoffMaxSeconds tune crash-loop backoff.
 	BackoffInitialSeconds, BackoffMaxSeconds float64
 	// Warn receives warnings (nil: discarded).

@@ -1,0 +1,35 @@
+// Command peapod-init is peapod's in-namespace helper, kept apart from the
+// long-lived supervisor so that each pod's resident process stays small:
+// this binary carries the cgo constructor that joins a container's mount
+// and PID namespaces before the Go runtime starts threads, the rootfs code
+// and the credential code, and it only lives for the instant between fork
+// and the workload's execve. Modes, by argv[1]:
+//
+//	init   the container init stage: mounts, pivot_root, credentials, execve
+//	exec   enter a running container (the constructor joins it first)
+//
+// It is started by peapod-supervisor and peapod, never by hand.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/peapod/peapod/namespaces"
+	// The constructor joins a container's namespaces before the Go runtime
+	// starts threads; it is inert unless `exec` asks for it.
+	_ "github.com/peapod/peapod/namespaces/nsenter"
+)
+
+func main() {
+	if len(os.Args) >= 2 {
+		switch os.Args[1] {
+		case namespaces.HelperInitArg:
+			namespaces.InitMain()
+		case "exec":
+			namespaces.ExecMain()
+		}
+	}
+	fmt.Fprintln(os.Stderr, "peapod-init: internal helper of peapod (modes: init, exec); not for use by hand")
+	os.Exit(2)
+}
