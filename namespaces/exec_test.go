@@ -135,6 +135,7 @@ func execInTarget(tb testing.TB, target *execTarget, cgroups []string, proc spec
 		Helper: helper, Target: target.pid, Cgroups: cgroups, Process: proc,
 		Stdout: &stdout, Stderr: &stderr,
 	})
+	defer ReleaseFiles(cmd)
 	err = cmd.Run()
 	if _, exited := err.(*exec.ExitError); err != nil && !exited {
 		tb.Fatalf("exec %q: %v", proc.Args, err)
@@ -302,6 +303,7 @@ func TestExecForwardsSignals(t *testing.T) {
 			Env:  []string{"PATH=/usr/bin:/bin"}, Cwd: "/",
 		},
 	})
+	t.Cleanup(func() { ReleaseFiles(cmd) })
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +343,8 @@ func TestExecMainRefusesUnjoined(t *testing.T) {
 }
 
 func TestExecCommandRejectsBadOptions(t *testing.T) {
-	good := ExecOptions{Helper: "/bin/helper", Target: 1, Process: specs.Process{Args: []string{"true"}}}
+	// A real file: ExecCommand copies the helper into a sealed memfd.
+	good := ExecOptions{Helper: "/bin/true", Target: 1, Process: specs.Process{Args: []string{"true"}}}
 	tests := []struct {
 		name   string
 		mutate func(*ExecOptions)
@@ -352,7 +355,9 @@ func TestExecCommandRejectsBadOptions(t *testing.T) {
 		{"relative cgroup", func(o *ExecOptions) { o.Cgroups = []string{"cgroup.procs"} }},
 		{"newline in cgroup", func(o *ExecOptions) { o.Cgroups = []string{"/a\npid=1"} }},
 	}
-	if cmd := ExecCommand(good); cmd.Err != nil {
+	cmd := ExecCommand(good)
+	ReleaseFiles(cmd)
+	if cmd.Err != nil {
 		t.Fatalf("good options rejected: %v", cmd.Err)
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -28,15 +29,21 @@ func Probe(addr, service string, timeout time.Duration) (healthy bool, msg strin
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	dialer := probes.NewProbeDialer(0)
-	//nolint:staticcheck // a blocking dial gives the kubelet's "failed to connect" outcomes
-	conn, err := grpc.DialContext(ctx, addr,
+	// passthrough: the address is the pod IP, handed to the dialer as is
+	// (NewClient would otherwise resolve it through DNS).
+	conn, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithUserAgent(probes.UserAgent),
-		grpc.WithBlock(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "tcp", a)
 		}),
 	)
+	if err == nil {
+		err = waitReady(ctx, conn)
+		if err != nil {
+			_ = conn.Close()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return false, fmt.Sprintf("timeout: failed to connect service %q within %v: %+v", addr, timeout, err)
@@ -55,6 +62,22 @@ func Probe(addr, service string, timeout time.Duration) (healthy bool, msg strin
 		return false, fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus().String())
 	}
 	return true, "service healthy"
+}
+
+// waitReady connects conn and waits until it is ready or ctx ends: the
+// kubelet's blocking dial (WithBlock), which NewClient no longer offers. As
+// there, a refused connection is retried until the deadline.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for {
+		st := conn.GetState()
+		if st == connectivity.Ready {
+			return nil
+		}
+		if !conn.WaitForStateChange(ctx, st) {
+			return ctx.Err()
+		}
+	}
 }
 
 // rpcFailure words a failed Check as the kubelet does.

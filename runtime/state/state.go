@@ -145,6 +145,19 @@ type ContainerStatus struct {
 	Started *bool `json:"started,omitempty"`
 	// LogPath is the current instance's log file.
 	LogPath string `json:"logPath,omitempty"`
+	// Probes are the current instance's published probe results, each with
+	// when it last changed, so an adopting supervisor can resume them.
+	Probes []ProbeResult `json:"probes,omitempty"`
+}
+
+// ProbeResult is one published probe result of a container instance.
+type ProbeResult struct {
+	// Type is Liveness, Readiness or Startup.
+	Type string `json:"type"`
+	// Result is Success, Failure or UNKNOWN, as the kubelet prints it.
+	Result string `json:"result"`
+	// LastTransitionTime is when Result last changed.
+	LastTransitionTime time.Time `json:"lastTransitionTime"`
 }
 
 // Terminated is one finished container instance.
@@ -163,10 +176,14 @@ type Terminated struct {
 
 // Condition mirrors v1.PodCondition in plain types.
 type Condition struct {
-	Type               string    `json:"type"`
-	Status             string    `json:"status"`
-	Reason             string    `json:"reason,omitempty"`
-	Message            string    `json:"message,omitempty"`
+	// Type is ContainersReady or Ready.
+	Type string `json:"type"`
+	// Status is True or False.
+	Status string `json:"status"`
+	// Reason and Message explain a False status, as the kubelet words them.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Status last changed.
 	LastTransitionTime time.Time `json:"lastTransitionTime"`
 }
 

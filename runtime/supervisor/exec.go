@@ -2,69 +2,146 @@ package supervisor
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"syscall"
+	"os/exec"
 	"time"
+
+	"github.com/peapod/peapod/probes"
+	"golang.org/x/sys/unix"
 )
 
-// maxExecOutput caps what a hook or exec probe may return, as the kubelet.
+// maxExecOutput caps each stream of a hook or exec probe, as the kubelet.
 const maxExecOutput = 10 << 10
 
-// execIn runs argv inside c's namespaces and cgroup and returns its
-// combined output (capped), exit code, and an error if it could not run or
-// timed out (timeout 0 = none).
-func (s *Supervisor) execIn(c *container, argv []string, timeout time.Duration) (string, int, error) {
+// outputGrace bounds the wait for a command's output once it exited: a
+// daemon it left behind may hold the pipes open forever.
+const outputGrace = 500 * time.Millisecond
+
+// execIn runs argv inside c's namespaces and cgroup and returns its output
+// (stdout then stderr, each capped) and exit code (timeout 0 = none); the
+// error wraps probes.ErrExecTimeout when it timed out.
+func (s *Supervisor) execIn(ctx context.Context, c *container, argv []string, timeout time.Duration) ([]byte, int, error) {
 	s.mu.Lock()
 	target := c.proc.PID
 	s.mu.Unlock()
 	if target == 0 {
-		return "", -1, fmt.Errorf("container %q is not running", c.spec.Name)
+		return nil, -1, fmt.Errorf("container %q is not running", c.spec.Name)
 	}
-	r, w, err := os.Pipe()
+	out, code, err := s.runCommand(ctx, timeout, killTree, func(stdout, stderr *os.File) *exec.Cmd {
+		return s.rt.ExecCommand(target, c.spec, argv, stdout, stderr)
+	})
 	if err != nil {
-		return "", -1, fmt.Errorf("failed to create output pipe: %w", err)
+		return out, code, fmt.Errorf("failed to exec %q in container %q: %w", argv, c.spec.Name, err)
 	}
-	defer r.Close()
-	cmd := s.rt.ExecCommand(target, c.spec, argv, w, w)
-	pid, wait, err := s.reap.start(func() (int, error) {
+	return out, code, nil
+}
+
+// execHook runs a lifecycle hook and returns its output as text.
+func (s *Supervisor) execHook(c *container, argv []string, timeout time.Duration) (string, int, error) {
+	out, code, err := s.execIn(context.Background(), c, argv, timeout)
+	return string(out), code, err
+}
+
+// runHost runs argv on the host, in the supervisor's namespaces (the gRPC
+// probe helper): started through the reaper, killed with SIGKILL on timeout.
+func (s *Supervisor) runHost(ctx context.Context, argv []string, timeout time.Duration) ([]byte, int, error) {
+	out, code, err := s.runCommand(ctx, timeout, killOne, func(stdout, stderr *os.File) *exec.Cmd {
+		// An empty env: the helper needs none, and the node's proxy
+		// variables must not reach a probe.
+		return &exec.Cmd{Path: argv[0], Args: argv, Env: []string{}, Stdout: stdout, Stderr: stderr}
+	})
+	if err != nil {
+		return out, code, fmt.Errorf("failed to run %q: %w", argv[0], err)
+	}
+	return out, code, nil
+}
+
+// runCommand starts the command build returns, registered with the reaper
+// (never exec.Cmd.Wait: the reaper's wait4(-1) would race it), collects
+// its streams and waits for it, the timeout or ctx. On timeout or
+// cancellation, kill stops the process and everything it started.
+func (s *Supervisor) runCommand(ctx context.Context, timeout time.Duration, kill func(*os.Process, <-chan unix.WaitStatus), build func(stdout, stderr *os.File) *exec.Cmd) ([]byte, int, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, -1, fmt.Errorf("failed to create stdout pipe: %w", err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return nil, -1, fmt.Errorf("failed to create stderr pipe: %w", err)
+	}
+	defer errR.Close()
+	cmd := build(outW, errW)
+	_, wait, err := s.reap.start(func() (int, error) {
 		if err := cmd.Start(); err != nil {
 			return 0, err
 		}
 		return cmd.Process.Pid, nil
 	})
-	w.Close()
-	if err != nil {
-		return "", -1, fmt.Errorf("failed to exec %q in container %q: %w", argv, c.spec.Name, err)
+	outW.Close()
+	errW.Close()
+	// The child has its own copies of the extra files (the sealed helper
+	// binary of an exec); ours would pin the helper's memory.
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
 	}
-	outc := make(chan []byte, 1)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer cmd.Process.Release()
+	stdout, stderr := collect(outR), collect(errR)
+
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	code, err := -1, error(nil)
+	select {
+	case ws := <-wait:
+		code, _ = exitCode(ws)
+	case <-expired:
+		kill(cmd.Process, wait)
+		err = fmt.Errorf("%w after %v", probes.ErrExecTimeout, timeout)
+	case <-ctx.Done():
+		kill(cmd.Process, wait)
+		err = ctx.Err()
+	}
+	return outputOf(stdout, stderr, outR, errR), code, err
+}
+
+// collect reads up to maxExecOutput of r (discarding the rest) and delivers it.
+func collect(r *os.File) <-chan []byte {
+	ch := make(chan []byte, 1)
 	go func() {
 		var buf bytes.Buffer
 		io.Copy(&buf, io.LimitReader(r, maxExecOutput))
 		io.Copy(io.Discard, r)
-		outc <- buf.Bytes()
+		ch <- buf.Bytes()
 	}()
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case ws := <-wait:
-		code, _ := exitCode(ws)
-		return string(<-outc), code, nil
-	case <-timer:
-		// The helper forwards TERM to the process it started in the
-		// container; KILL follows if that is not enough.
-		syscall.Kill(pid, syscall.SIGTERM)
-		select {
-		case <-wait:
-		case <-time.After(time.Second):
-			syscall.Kill(pid, syscall.SIGKILL)
-			<-wait
-		}
-		return string(<-outc), -1, fmt.Errorf("command %q timed out", argv)
-	}
+	return ch
+}
+
+// outputOf returns stdout followed by stderr (the kubelet's RunInContainer
+// order, not interleaved). A process left behind that still holds a pipe
+// gets outputGrace; then the read ends are closed, which ends the readers.
+func outputOf(stdout, stderr <-chan []byte, outR, errR *os.File) []byte {
+	t := time.AfterFunc(outputGrace, func() {
+		outR.Close()
+		errR.Close()
+	})
+	defer t.Stop()
+	out := <-stdout
+	return append(out, <-stderr...)
+}
+
+// killOne SIGKILLs a process that starts no children and waits for it.
+func killOne(p *os.Process, wait <-chan unix.WaitStatus) {
+	p.Kill()
+	<-wait
 }

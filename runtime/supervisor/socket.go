@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/peapod/peapod/probes"
 )
 
 // ProtocolVersion is carried by every request and response on the
@@ -19,13 +21,17 @@ const ProtocolVersion = "peapod.dev/sock/v1"
 const (
 	OpPing = "ping"
 	OpStop = "stop"
+	// OpMetrics returns the probe counters. They are served rather than
+	// written to a file: a probe then writes nothing, a reader always gets
+	// the live values, and the series go with the pod, as the kubelet's.
+	OpMetrics = "metrics"
 )
 
 // Request is one line of JSON sent by the CLI.
 type Request struct {
 	// Version is ProtocolVersion.
 	Version string `json:"version"`
-	// Op is OpPing or OpStop.
+	// Op is OpPing, OpStop or OpMetrics.
 	Op string `json:"op"`
 	// GracePeriodSeconds overrides the pod's grace period for OpStop.
 	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
@@ -37,6 +43,8 @@ type Response struct {
 	Version string `json:"version"`
 	// Error is empty on success.
 	Error string `json:"error,omitempty"`
+	// Metrics answers OpMetrics: one entry per live probe worker.
+	Metrics []probes.SeriesSnapshot `json:"metrics,omitempty"`
 }
 
 // ErrNoSupervisor means the pod's supervisor is not listening.
@@ -89,6 +97,13 @@ func (s *Supervisor) serve(conn net.Conn) {
 			grace = *req.GracePeriodSeconds
 		}
 		s.Stop(time.Duration(grace) * time.Second)
+	case req.Op == OpMetrics:
+		s.mu.Lock()
+		prober := s.prober
+		s.mu.Unlock()
+		if prober != nil {
+			resp.Metrics = prober.Metrics().Snapshot()
+		}
 	default:
 		resp.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -98,27 +113,42 @@ func (s *Supervisor) serve(conn net.Conn) {
 // Call sends req to the supervisor of the pod whose run dir is runDir and
 // waits for its answer (a stop answers once every container is gone).
 func Call(runDir string, req Request) error {
+	_, err := call(runDir, req)
+	return err
+}
+
+// Metrics returns the probe counters of the pod whose run dir is runDir.
+func Metrics(runDir string) ([]probes.SeriesSnapshot, error) {
+	resp, err := call(runDir, Request{Op: OpMetrics})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Metrics, nil
+}
+
+// call sends req and returns the supervisor's answer.
+func call(runDir string, req Request) (*Response, error) {
 	req.Version = ProtocolVersion
 	path := filepath.Join(runDir, SocketFile)
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return fmt.Errorf("failed to reach supervisor at %q: %w: %w", path, ErrNoSupervisor, err)
+		return nil, fmt.Errorf("failed to reach supervisor at %q: %w: %w", path, ErrNoSupervisor, err)
 	}
 	defer conn.Close()
 	if err := json.NewEncoder(conn).Encode(&req); err != nil {
-		return fmt.Errorf("failed to send %s to supervisor at %q: %w", req.Op, path, err)
+		return nil, fmt.Errorf("failed to send %s to supervisor at %q: %w", req.Op, path, err)
 	}
 	var resp Response
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return fmt.Errorf("failed to read supervisor's answer to %s at %q: %w", req.Op, path, err)
+		return nil, fmt.Errorf("failed to read supervisor's answer to %s at %q: %w", req.Op, path, err)
 	}
 	if resp.Version != ProtocolVersion {
-		return fmt.Errorf("supervisor at %q speaks protocol %q, this peapod %q", path, resp.Version, ProtocolVersion)
+		return nil, fmt.Errorf("supervisor at %q speaks protocol %q, this peapod %q", path, resp.Version, ProtocolVersion)
 	}
 	if resp.Error != "" {
-		return fmt.Errorf("supervisor at %q: %s", path, resp.Error)
+		return nil, fmt.Errorf("supervisor at %q: %s", path, resp.Error)
 	}
-	return nil
+	return &resp, nil
 }
 
 // Report is written by a starting supervisor on its report pipe (fd 3):

@@ -17,6 +17,12 @@ func (s *Supervisor) saveLocked() {
 	if err := state.WriteJSON(filepath.Join(s.pod.RunDir, StatusFile), &s.status); err != nil {
 		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 	}
+	s.saveEventsLocked()
+}
+
+// saveEventsLocked writes the events only (a failed probe's event changes
+// nothing else).
+func (s *Supervisor) saveEventsLocked() {
 	if err := state.WriteJSON(filepath.Join(s.pod.RunDir, EventsFile), &s.events); err != nil {
 		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 	}
@@ -35,12 +41,14 @@ func (s *Supervisor) eventLocked(typ string, c *container, reason, msg string) {
 	s.events.Add(typ, obj, reason, msg, s.now())
 }
 
-// updatePhaseLocked derives the pod phase as the kubelet's getPhase does:
+// updatePhaseLocked derives the pod phase as the kubelet's getPhase does,
+// then the containers' ready flags and the pod's conditions:
 // init containers gate Pending; a waiting container that has run before
 // counts as stopped; restartPolicy decides between Running, Succeeded and
 // Failed once nothing runs.
 func (s *Supervisor) updatePhaseLocked() {
 	s.status.Phase = s.phaseLocked()
+	s.updateReadinessLocked()
 }
 
 func (s *Supervisor) phaseLocked() string {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"golang.org/x/sys/unix"
@@ -59,6 +60,11 @@ type Supervisor struct {
 	reap *reaper
 	// now is the clock (tests fake it).
 	now func() time.Time
+	// backoff is the crash-loop backoff of every container of the pod.
+	backoff *probes.Backoff
+	// prober runs the probes (nil until Run); proberStopped ends watchProbes.
+	prober        *probes.Manager
+	proberStopped chan struct{}
 
 	// mu guards everything below.
 	mu sync.Mutex
@@ -91,8 +97,8 @@ type container struct {
 	exited chan struct{}
 	// killedByProbe makes OnFailure restart even on exit 0.
 	killedByProbe bool
-	// backoff is the crash-loop backoff state.
-	backoff backoff
+	// backoffKey is the container's key in Supervisor.backoff.
+	backoffKey string
 	// timer is the pending restart, if any.
 	timer *time.Timer
 	// log is the running instance's log writer.
@@ -105,22 +111,32 @@ func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Supervisor{pod: p, rt: rt, cg: cg, now: time.Now, done: make(chan struct{})}
+	s := &Supervisor{pod: p, rt: rt, cg: cg, now: time.Now, done: make(chan struct{}), proberStopped: make(chan struct{})}
+	s.backoff = probes.NewBackoff(seconds(p.BackoffInitialSeconds), seconds(p.BackoffMaxSeconds), nil)
 	s.status = state.Status{Version: state.Version, Supervisor: state.Self(), Phase: "Pending"}
 	s.events.Version = state.Version
 	for i := range p.InitContainers {
 		i := i
 		s.status.InitContainers = append(s.status.InitContainers, newStatus(&p.InitContainers[i]))
 		s.inits = append(s.inits, &container{spec: &p.InitContainers[i], isInit: true,
-			st: func() *state.ContainerStatus { return &s.status.InitContainers[i] }, backoff: newBackoff(p)})
+			st: func() *state.ContainerStatus { return &s.status.InitContainers[i] }, backoffKey: backoffKey(p, &p.InitContainers[i])})
 	}
 	for i := range p.Containers {
 		i := i
 		s.status.Containers = append(s.status.Containers, newStatus(&p.Containers[i]))
 		s.apps = append(s.apps, &container{spec: &p.Containers[i],
-			st: func() *state.ContainerStatus { return &s.status.Containers[i] }, backoff: newBackoff(p)})
+			st: func() *state.ContainerStatus { return &s.status.Containers[i] }, backoffKey: backoffKey(p, &p.Containers[i])})
 	}
 	return s, nil
+}
+
+// seconds converts a spec's fractional seconds (0 = the kubelet default).
+func seconds(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+
+// backoffKey is the kubelet's stable backoff key; the spec cannot change
+// under a supervisor, so the container id stands in for the spec hash.
+func backoffKey(p *spec.Pod, c *spec.Container) string {
+	return probes.BackoffKey(p, c.Name, c.ID)
 }
 
 func newStatus(c *spec.Container) state.ContainerStatus {
@@ -140,11 +156,14 @@ func (s *Supervisor) Run(started func(error)) error {
 		return err
 	}
 	defer ln.Close()
+	prober := s.newProber()
 	s.mu.Lock()
 	now := s.now()
 	s.status.StartTime = &now
+	s.prober = prober
 	s.saveLocked()
 	s.mu.Unlock()
+	go s.watchProbes(prober, s.proberStopped)
 
 	if s.pod.ShareProcessNamespace {
 		if err := s.startReaper(); err != nil {
@@ -220,19 +239,19 @@ func (s *Supervisor) startAll() error {
 // CrashLoopBackOff), returning false if the pod is stopped meanwhile.
 func (s *Supervisor) waitBackoff(c *container) bool {
 	s.mu.Lock()
-	delay := s.enterBackoffLocked(c)
+	finished, delay := s.enterBackoffLocked(c)
 	s.mu.Unlock()
-	if delay <= 0 {
-		return true
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.done:
+			return false
+		}
 	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.done:
-		return false
-	}
+	s.backoff.Started(c.backoffKey, finished)
+	return true
 }
 
 // startInstance starts one instance of c: logs, cgroup, init stage, hooks.
@@ -289,11 +308,14 @@ func (s *Supervisor) startInstance(c *container) error {
 	st.ExitCode, st.Signal = 0, 0
 	st.Proc = state.ProcOf(pid)
 	st.LogPath = logPath
-	st.Ready = c.spec.ReadinessProbe == nil
-	started := c.spec.StartupProbe == nil
-	st.Started = &started
+	st.Probes = nil
 	c.proc, c.log, c.killedByProbe = st.Proc, lg, false
 	c.exited = make(chan struct{})
+	if !c.isInit && s.prober != nil {
+		// A no-op after the first instance: workers outlive restarts and
+		// notice the new instance themselves.
+		s.prober.AddContainer(c.spec)
+	}
 	s.eventLocked("Normal", c, "Started", "Started container "+c.spec.Name)
 	s.updatePhaseLocked()
 	s.saveLocked()
@@ -303,7 +325,7 @@ func (s *Supervisor) startInstance(c *container) error {
 
 	go s.watch(c, wait, exited, pipes)
 	if len(c.spec.PostStart) > 0 {
-		if out, code, err := s.execIn(c, c.spec.PostStart, 0); err != nil || code != 0 {
+		if out, code, err := s.execHook(c, c.spec.PostStart, 0); err != nil || code != 0 {
 			msg := fmt.Sprintf("PostStartHook failed: exit code %d: %s", code, out)
 			if err != nil {
 				msg = "PostStartHook failed: " + err.Error()
@@ -312,7 +334,7 @@ func (s *Supervisor) startInstance(c *container) error {
 			s.eventLocked("Warning", c, "FailedPostStartHook", msg)
 			s.saveLocked()
 			s.mu.Unlock()
-			s.kill(c, 0)
+			s.kill(c, 0, false)
 		}
 	}
 	return nil
@@ -356,11 +378,8 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	st.Message = ""
 	st.FinishedAt = s.now()
 	st.Proc = state.Proc{}
-	st.Ready = false
-	st.Started = nil
 	c.proc = state.Proc{}
-	c.backoff.exited(st.StartedAt, st.FinishedAt)
-	restart := !c.isInit && !s.status.Stopping && shouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
+	restart := !c.isInit && !s.status.Stopping && probes.ShouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
 	s.updatePhaseLocked()
 	s.saveLocked()
 	s.mu.Unlock()
@@ -377,77 +396,81 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	s.maybeFinish()
 }
 
-// scheduleRestart restarts c after its backoff.
+// scheduleRestart restarts c at exactly FinishedAt + backoff (the kubelet
+// gets there on its next pod sync, up to 15 s later).
 func (s *Supervisor) scheduleRestart(c *container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status.Stopping {
 		return
 	}
-	delay := s.enterBackoffLocked(c)
+	finished, delay := s.enterBackoffLocked(c)
 	c.timer = time.AfterFunc(delay, func() {
+		s.backoff.Started(c.backoffKey, finished)
 		if err := s.startInstance(c); err != nil {
 			s.scheduleRestart(c)
 		}
 	})
 }
 
-// enterBackoffLocked computes c's next delay and, when it is not zero,
-// shows CrashLoopBackOff as the kubelet does.
-func (s *Supervisor) enterBackoffLocked(c *container) time.Duration {
+// enterBackoffLocked returns the exit time c's backoff counts from and how
+// long to wait from now; when that is not zero it shows CrashLoopBackOff
+// and raises a BackOff event, as the kubelet does for a skipped start. A
+// container that failed to start (it did not exit) counts from now.
+func (s *Supervisor) enterBackoffLocked(c *container) (time.Time, time.Duration) {
 	st := c.st()
-	delay := c.backoff.next(st.FinishedAt, s.now())
+	now := s.now()
+	finished := st.FinishedAt
+	if st.State != state.StateTerminated || finished.IsZero() {
+		finished = now
+	}
+	delay := s.backoff.RestartAt(c.backoffKey, finished).Sub(now)
 	if delay <= 0 {
-		return 0
+		return finished, 0
 	}
 	if st.State == state.StateTerminated {
 		st.Last = terminatedOf(*st)
 	}
-	msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-		c.backoff.current, c.spec.Name, s.pod.Name, s.pod.Namespace, s.pod.UID)
-	st.State, st.Reason, st.Message = state.StateWaiting, "CrashLoopBackOff", msg
-	s.eventLocked("Warning", c, "BackOff", "Back-off restarting failed container "+c.spec.Name+" in pod "+s.pod.Name+"_"+s.pod.Namespace+"("+s.pod.UID+")")
+	msg := probes.CrashLoopBackOffMessage(s.backoff.Delay(c.backoffKey, finished), c.spec.Name, s.pod)
+	st.State, st.Reason, st.Message = state.StateWaiting, probes.ReasonCrashLoopBackOff, msg
+	ev := probes.BackOffEvent(c.spec.Name, s.pod)
+	s.eventLocked(ev.Type, c, ev.Reason, ev.Message)
+	s.updatePhaseLocked()
 	s.saveLocked()
-	return delay
+	return finished, delay
 }
 
-// shouldRestart is the kubelet's restart-policy decision for an exited
-// container; a probe-killed container restarts under OnFailure even when
-// it exited 0.
-func shouldRestart(policy string, exitCode int, killedByProbe bool) bool {
-	switch policy {
-	case spec.RestartAlways:
-		return true
-	case spec.RestartOnFailure:
-		return exitCode != 0 || killedByProbe
-	default:
-		return false
-	}
-}
-
-// kill stops c's running instance: preStop hook, stop signal, grace, SIGKILL.
-func (s *Supervisor) kill(c *container, grace time.Duration) {
+// kill stops c's running instance as the kubelet's killContainer: the
+// preStop hook (when grace > 0, bounded by it), the stop signal, the rest
+// of the grace period, then SIGKILL to the whole cgroup. A probe kill
+// (floor) waits at least probes.MinimumGracePeriodSeconds after the hook.
+func (s *Supervisor) kill(c *container, grace time.Duration, floor bool) {
 	s.mu.Lock()
 	proc, exited := c.proc, c.exited
 	s.mu.Unlock()
 	if proc.PID == 0 || exited == nil {
 		return
 	}
-	deadline := time.Now().Add(grace)
+	start := time.Now()
 	if len(c.spec.PreStop) > 0 && grace > 0 {
-		if out, code, err := s.execIn(c, c.spec.PreStop, grace); err != nil || code != 0 {
+		if out, code, err := s.execHook(c, c.spec.PreStop, grace); err != nil || code != 0 {
 			s.mu.Lock()
 			s.eventLocked("Warning", c, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: exit code %d: %s %v", code, out, err))
+			s.saveEventsLocked()
 			s.mu.Unlock()
 		}
+	}
+	wait := grace - time.Since(start)
+	if floor {
+		wait = time.Duration(probes.GraceAfterPreStop(int64(grace/time.Second), time.Since(start))) * time.Second
 	}
 	sig := syscall.SIGTERM
 	if c.spec.StopSignal > 0 {
 		sig = syscall.Signal(c.spec.StopSignal)
 	}
-	if grace > 0 {
+	if wait > 0 {
 		proc.Signal(sig)
-		t := time.NewTimer(time.Until(deadline))
+		t := time.NewTimer(wait)
 		select {
 		case <-exited:
 			t.Stop()
@@ -477,13 +500,19 @@ func (s *Supervisor) Stop(grace time.Duration) {
 		}
 	}
 	s.saveLocked()
+	prober := s.prober
 	s.mu.Unlock()
+	if prober != nil {
+		// syncTerminatingPod: a shutting-down app is not killed for its
+		// health, while readiness goes on until the containers are gone.
+		prober.StopLivenessAndStartup()
+	}
 	var wg sync.WaitGroup
 	for _, c := range all {
 		wg.Add(1)
 		go func(c *container) {
 			defer wg.Done()
-			s.kill(c, grace)
+			s.kill(c, grace, false)
 		}(c)
 	}
 	wg.Wait()
@@ -503,6 +532,14 @@ func (s *Supervisor) maybeFinish() {
 // finish kills the reaper, writes the final status and releases Run.
 func (s *Supervisor) finish() {
 	s.doneOnce.Do(func() {
+		s.mu.Lock()
+		prober := s.prober
+		s.mu.Unlock()
+		if prober != nil {
+			// Not under mu: the workers read status under it while they end.
+			prober.Stop()
+		}
+		close(s.proberStopped)
 		s.mu.Lock()
 		s.status.Reaper.Signal(syscall.SIGKILL)
 		s.status.Final = true

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/pod"
+	"github.com/peapod/peapod/runtime/supervisor"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+)
+
+// Help texts and names of the kubelet's probe metrics (/metrics/probes).
+const (
+	probeTotalName    = "prober_probe_total"
+	probeTotalHelp    = "[BETA] Cumulative number of a liveness, readiness or startup probe for a container by result."
+	probeDurationName = "prober_probe_duration_seconds"
+	probeDurationHelp = "[ALPHA] Duration in seconds for a probe response."
+)
+
+func newMetricsCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "metrics [POD]",
+		Short:   "Print the probe metrics of one pod or of all pods of the namespace, in the Prometheus text format",
+		Example: "  sudo peapod metrics web\n  sudo peapod metrics -n default",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return executeMetrics(g, args, cmd.OutOrStdout())
+		},
+	}
+}
+
+func executeMetrics(g *globals, args []string, out io.Writer) error {
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	names, err := metricsPods(m, g.namespace, args)
+	if err != nil {
+		return err
+	}
+	var series []probes.SeriesSnapshot
+	for _, name := range names {
+		in, err := m.Inspect(g.namespace, name)
+		if err != nil {
+			return err
+		}
+		if in.SupervisorPID == 0 {
+			continue // a finished pod has no series, as in the kubelet
+		}
+		s, err := supervisor.Metrics(in.RunDir)
+		if err != nil {
+			return fmt.Errorf("failed to read probe metrics of pod %s/%s: %w", g.namespace, name, err)
+		}
+		series = append(series, s...)
+	}
+	return writeProbeMetrics(out, series)
+}
+
+// metricsPods returns the named pod, or every pod of ns.
+func metricsPods(m *pod.Manager, ns string, args []string) ([]string, error) {
+	if len(args) == 1 {
+		return args, nil
+	}
+	views, err := m.List(ns)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(views))
+	for _, v := range views {
+		names = append(names, v.Record.Name)
+	}
+	return names, nil
+}
+
+// writeProbeMetrics renders the series as the kubelet's two metric families.
+func writeProbeMetrics(out io.Writer, series []probes.SeriesSnapshot) error {
+	total := &dto.MetricFamily{Name: proto.String(probeTotalName), Help: proto.String(probeTotalHelp), Type: dto.MetricType_COUNTER.Enum()}
+	dur := &dto.MetricFamily{Name: proto.String(probeDurationName), Help: proto.String(probeDurationHelp), Type: dto.MetricType_HISTOGRAM.Enum()}
+	for _, s := range series {
+		for _, r := range []struct {
+			result string
+			n      uint64
+		}{{"failed", s.Failed}, {"successful", s.Successful}, {"unknown", s.Unknown}} {
+			total.Metric = append(total.Metric, &dto.Metric{
+				Label:   sortedLabels(append(durationLabels(s.Labels), label("pod_uid", s.Labels.PodUID), label("result", r.result))),
+				Counter: &dto.Counter{Value: proto.Float64(float64(r.n))},
+			})
+		}
+		dur.Metric = append(dur.Metric, &dto.Metric{Label: durationLabels(s.Labels), Histogram: histogram(s)})
+	}
+	enc := expfmt.NewEncoder(out, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range []*dto.MetricFamily{total, dur} {
+		if len(mf.Metric) == 0 {
+			continue
+		}
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("failed to encode %s: %w", mf.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// durationLabels are prober_probe_duration_seconds' labels (no pod_uid).
+func durationLabels(l probes.SeriesLabels) []*dto.LabelPair {
+	return []*dto.LabelPair{
+		label("container", l.Container), label("namespace", l.Namespace),
+		label("pod", l.Pod), label("probe_type", l.ProbeType),
+	}
+}
+
+// sortedLabels orders label pairs by name, as Prometheus exposes them.
+func sortedLabels(l []*dto.LabelPair) []*dto.LabelPair {
+	sort.Slice(l, func(i, j int) bool { return l[i].GetName() < l[j].GetName() })
+	return l
+}
+
+func label(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+}
+
+// histogram converts a series' duration histogram (cumulative buckets).
+func histogram(s probes.SeriesSnapshot) *dto.Histogram {
+	h := &dto.Histogram{SampleCount: proto.Uint64(s.DurationCount), SampleSum: proto.Float64(s.DurationSum)}
+	for i, ub := range probes.DurationBuckets {
+		h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: proto.Float64(ub), CumulativeCount: proto.Uint64(s.DurationBuckets[i])})
+	}
+	return h
+}

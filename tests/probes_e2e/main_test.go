@@ -1,0 +1,366 @@
+// Package probes_e2e runs real pods with probes through the peapod CLI:
+// liveness kills and restarts, HTTP/TCP/gRPC readiness, startup gating,
+// exec timeouts without zombies, and crash-loop backoff timing. Root only.
+package probes_e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/state"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Built once by TestMain.
+var (
+	// binDir holds peapod, peapod-supervisor, peapod-init, peapod-grpc-probe side by side.
+	binDir string
+	// peapodBin is the CLI.
+	peapodBin string
+	// busyboxTar is the image built by scripts/mkimage-busybox.sh.
+	busyboxTar string
+	// hostDir holds healthserver, bound into gRPC test pods by hostPath.
+	hostDir string
+)
+
+// Deadlines.
+const (
+	// cliTimeout bounds one peapod invocation.
+	cliTimeout = 30 * time.Second
+	// pollInterval is how often status is read: the CLI has no event stream.
+	pollInterval = 50 * time.Millisecond
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "peapod-probes-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probes_e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "probes_e2e:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// build compiles the three binaries, the gRPC health server and the image.
+func build(dir string) error {
+	modRoot, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	binDir = filepath.Join(dir, "bin")
+	hostDir = filepath.Join(dir, "host")
+	peapodBin = filepath.Join(binDir, "peapod")
+	busyboxTar = filepath.Join(dir, "busybox.tar")
+	static := []string{"-tags", "osusergo,netgo", "-ldflags", "-linkmode external -extldflags -static"}
+	steps := []*exec.Cmd{
+		exec.Command(goBin, "build", "-o", peapodBin, "./cmd/peapod"),
+		exec.Command(goBin, append(append([]string{"build"}, static...), "-o", filepath.Join(binDir, "peapod-init"), "./cmd/peapod-init")...),
+		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-grpc-probe"), "./cmd/peapod-grpc-probe"),
+		exec.Command(goBin, "build", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver"),
+		exec.Command("bash", "scripts/mkimage-busybox.sh", busyboxTar),
+		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-supervisor"), "./cmd/peapod-supervisor"),
+	}
+	steps[5].Env = append(os.Environ(), "CGO_ENABLED=0")
+	steps[1].Env = append(os.Environ(), "CGO_ENABLED=1")
+	steps[3].Env = append(os.Environ(), "CGO_ENABLED=0")
+	var wg sync.WaitGroup
+	errs := make([]error, len(steps))
+	for i, c := range steps {
+		c.Dir = modRoot
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := c.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("failed to run %q: %w\n%s", strings.Join(c.Args, " "), err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// moduleRoot finds the directory holding go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("failed to get working directory: %w", err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if d == filepath.Dir(d) {
+			return "", fmt.Errorf("no go.mod above %q", dir)
+		}
+	}
+}
+
+// env is one peapod instance: its own roots, bridge and subnet.
+type env struct {
+	// t owns the instance.
+	t *testing.T
+	// root and runRoot are --root and --run-root.
+	root, runRoot string
+	// bridge is --bridge ("pq" + hex, ≤ 15 bytes).
+	bridge string
+	// subnet is --subnet, a /24 of 10.226.0.0/16.
+	subnet string
+	// flags are extra global flags.
+	flags []string
+}
+
+// usedSubnets keeps the /24s handed out in this process.
+var usedSubnets = struct {
+	sync.Mutex
+	third map[int64]bool
+}{third: make(map[int64]bool)}
+
+// newEnv makes an instance with the busybox image imported; cleanup
+// force-removes its pods and deletes its bridge.
+func newEnv(t *testing.T, flags ...string) *env {
+	t.Helper()
+	testutil.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "ppq")
+	if err != nil {
+		t.Fatalf("failed to make temp dir: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("failed to remove %q: %v", dir, err)
+		}
+	})
+	e := &env{t: t, root: filepath.Join(dir, "root"), runRoot: filepath.Join(dir, "run"),
+		bridge: "pq" + randomHex(t, 4), subnet: pickSubnet(t), flags: flags}
+	t.Cleanup(e.teardown)
+	e.mustRun("image", "import", busyboxTar, "--name", "busybox:latest")
+	return e
+}
+
+func randomHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("failed to read random bytes: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func pickSubnet(t *testing.T) string {
+	usedSubnets.Lock()
+	defer usedSubnets.Unlock()
+	for {
+		n, err := rand.Int(rand.Reader, big.NewInt(256))
+		if err != nil {
+			t.Fatalf("failed to pick a subnet: %v", err)
+		}
+		if !usedSubnets.third[n.Int64()] {
+			usedSubnets.third[n.Int64()] = true
+			return fmt.Sprintf("10.226.%d.0/24", n.Int64())
+		}
+	}
+}
+
+// teardown force-removes every pod and deletes the bridge.
+func (e *env) teardown() {
+	out, _, code := e.run("ps", "-A")
+	if code == 0 {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			if _, stderr, code := e.run("rm", "-f", "-n", f[0], f[1]); code != 0 {
+				e.t.Errorf("cleanup: rm -f %s/%s: %s", f[0], f[1], stderr)
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "link", "del", e.bridge).CombinedOutput(); err != nil &&
+		!strings.Contains(string(out), "Cannot find device") {
+		e.t.Errorf("cleanup: failed to delete bridge %s: %v: %s", e.bridge, err, out)
+	}
+}
+
+// run runs peapod with the instance's flags.
+func (e *env) run(args ...string) (stdout, stderr string, code int) {
+	return e.runIn("", args...)
+}
+
+func (e *env) runIn(stdin string, args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	g := append([]string{"--root", e.root, "--run-root", e.runRoot, "--bridge", e.bridge, "--subnet", e.subnet}, e.flags...)
+	cmd := exec.CommandContext(ctx, peapodBin, append(g, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		e.t.Fatalf("peapod %s: timed out\nstderr: %s", strings.Join(args, " "), errb.String())
+	case errors.As(err, &ee):
+		return out.String(), errb.String(), ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("failed to run peapod %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+func (e *env) mustRun(args ...string) string {
+	e.t.Helper()
+	out, stderr, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("peapod %s: exit code %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, stderr)
+	}
+	return out
+}
+
+// runPod runs a pod from a manifest (JSON is YAML).
+func (e *env) runPod(manifest any) {
+	e.t.Helper()
+	b, err := json.Marshal(manifest)
+	if err != nil {
+		e.t.Fatalf("failed to encode manifest: %v", err)
+	}
+	if out, stderr, code := e.runIn(string(b), "run", "-d", "-f", "-"); code != 0 {
+		e.t.Fatalf("peapod run: exit code %d\nstdout: %s\nstderr: %s\nmanifest: %s", code, out, stderr, b)
+	}
+}
+
+func (e *env) mustExec(pod, ctr string, cmd ...string) {
+	e.t.Helper()
+	e.mustRun(append([]string{"exec", pod, "-c", ctr, "--"}, cmd...)...)
+}
+
+// get returns `peapod get POD -o json`.
+func (e *env) get(name string) *corev1.Pod {
+	e.t.Helper()
+	out := e.mustRun("get", name, "-o", "json")
+	var p corev1.Pod
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		e.t.Fatalf("get %s -o json: %v\n%s", name, err, out)
+	}
+	return &p
+}
+
+// waitPod polls `get -o json` until cond holds or timeout passes.
+func (e *env) waitPod(name string, timeout time.Duration, cond func(*corev1.Pod) (bool, string)) *corev1.Pod {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		p := e.get(name)
+		ok, why := cond(p)
+		if ok {
+			return p
+		}
+		if time.Now().After(deadline) {
+			st, _ := json.MarshalIndent(p.Status, "", "  ")
+			e.t.Fatalf("pod %s: after %v still %s\nstatus: %s\nevents:\n%s", name, timeout, why, st, e.mustRun("events", name))
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// status reads the supervisor's status.json: its times carry nanoseconds,
+// where get -o json (metav1.Time) rounds to the second.
+func (e *env) status(name string) *state.Status {
+	e.t.Helper()
+	uid := e.get(name).UID
+	st, err := state.ReadStatus(filepath.Join(e.runRoot, "pods", string(uid), "status.json"))
+	if err != nil {
+		e.t.Fatalf("failed to read status of %s: %v", name, err)
+	}
+	return st
+}
+
+// waitEvent polls `peapod events` until a line contains every part.
+func (e *env) waitEvent(name string, timeout time.Duration, parts ...string) string {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := e.mustRun("events", name)
+		for _, line := range strings.Split(out, "\n") {
+			if containsAll(line, parts) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("pod %s: no event with %q after %v:\n%s", name, parts, timeout, out)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// condition returns the pod condition of type t ("" status when absent).
+func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.PodCondition {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return corev1.PodCondition{Type: t}
+}
+
+// ctrStatus returns the named container's status.
+func ctrStatus(p *corev1.Pod, name string) corev1.ContainerStatus {
+	for _, s := range p.Status.ContainerStatuses {
+		if s.Name == name {
+			return s
+		}
+	}
+	return corev1.ContainerStatus{Name: name}
+}
+
+// readyIs waits for the pod's Ready condition.
+func readyIs(want corev1.ConditionStatus) func(*corev1.Pod) (bool, string) {
+	return func(p *corev1.Pod) (bool, string) {
+		c := condition(p, corev1.PodReady)
+		return c.Status == want, fmt.Sprintf("Ready=%q, want %q", c.Status, want)
+	}
+}
+
+// restartsAtLeast waits for a container's restartCount.
+func restartsAtLeast(ctr string, n int32) func(*corev1.Pod) (bool, string) {
+	return func(p *corev1.Pod) (bool, string) {
+		s := ctrStatus(p, ctr)
+		return s.RestartCount >= n && s.State.Running != nil, fmt.Sprintf("restartCount %d (running %v), want >= %d running", s.RestartCount, s.State.Running != nil, n)
+	}
+}
