@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -145,12 +146,35 @@ func removeTree(fsys cgroupFS, dir string) error {
 		return fmt.Errorf("failed to list cgroup %q: %w", dir, err)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := fsys.Rmdir(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("failed to remove cgroup %q: %w", dirs[i], err)
+		if err := rmdirRetry(fsys, dirs[i]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// rmdirRetry removes a cgroup directory, retrying EBUSY for a moment: a
+// process that just died can still pin its cgroup until the kernel has
+// finished its exit (or its parent has reaped it), and there is no event
+// for that on v1.
+func rmdirRetry(fsys cgroupFS, dir string) error {
+	deadline := time.Now().Add(rmdirBusyTimeout)
+	delay := 100 * time.Microsecond
+	for {
+		err := fsys.Rmdir(dir)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("failed to remove cgroup %q: %w", dir, err)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, pollInterval)
+	}
+}
+
+// rmdirBusyTimeout bounds rmdirRetry.
+const rmdirBusyTimeout = 2 * time.Second
 
 // removeEmptyParents removes the parents of rel below root that are left
 // empty, deepest first, stopping at the first one still in use.

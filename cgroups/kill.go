@@ -42,13 +42,17 @@ func (k killer) run(deadline time.Time) error {
 		if n == 0 {
 			return nil
 		}
-		// A killed process takes a moment to leave the cgroup; re-read a
-		// few times before starting another round.
+		// A killed process takes a moment to leave the cgroup (v1 has no
+		// event for it); re-read with a short, growing delay — most
+		// processes are gone within a fraction of a millisecond — before
+		// starting another round.
+		delay := 100 * time.Microsecond
 		for i := 0; i < 20; i++ {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("failed to kill every process of cgroup %q: %w", k.dir, ErrNotEmpty)
 			}
-			time.Sleep(pollInterval)
+			time.Sleep(delay)
+			delay = min(2*delay, pollInterval)
 			pids, err := k.list()
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err

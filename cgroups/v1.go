@@ -186,7 +186,7 @@ func (v *v1Driver) freeze(dir string) error {
 		if strings.TrimSpace(string(state)) == "FROZEN" || time.Now().After(deadline) {
 			return nil
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(pollInterval / 10)
 	}
 }
 

@@ -36,16 +36,22 @@ func enableEgress(c Config) error {
 	})
 }
 
-// disableEgressIfIdle removes the masquerade table and restores ip_forward
-// once the network holds no lease. The lock makes the lease count and the
-// restore one step against a concurrent first pod.
+// disableEgressIfIdle restores ip_forward once the network holds no lease.
+// The lock makes the lease count and the restore one step against a
+// concurrent first pod.
+//
+// The masquerade table stays, like the bridge it belongs to, until
+// RemoveNetwork: deleting a nat table makes the kernel wait for an RCU
+// grace period (~10 ms measured here), which every last pod of a network
+// would otherwise pay, and the rule matches nothing without pods and
+// forwarding.
 func disableEgressIfIdle(c Config, store *ipam.Store) error {
 	return withForwardLock(c, func() error {
 		leases, err := store.Leases()
 		if err != nil || len(leases) > 0 {
 			return err
 		}
-		return errors.Join(deleteMasquerade(c), restoreForwarding(c))
+		return restoreForwarding(c)
 	})
 }
 
@@ -168,4 +174,36 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("failed to rename %q into place: %w", path, err)
 	}
 	return nil
+}
+
+// ErrNetworkInUse is returned by RemoveNetwork while pods hold leases.
+var ErrNetworkInUse = errors.New("network in use")
+
+// RemoveNetwork removes what outlives pods: the bridge and the masquerade
+// table (host-port tables go with their last mapping), and restores
+// ip_forward. It refuses while any pod holds
+// a lease; removing a network that is already gone is success.
+func RemoveNetwork(c Config) error {
+	c, err := c.normalize()
+	if err != nil {
+		return err
+	}
+	store, err := ipam.Open(c.DataDir, c.Subnet, c.Gateway)
+	if err != nil {
+		return err
+	}
+	return withForwardLock(c, func() error {
+		leases, err := store.Leases()
+		if err != nil {
+			return err
+		}
+		if len(leases) > 0 {
+			return fmt.Errorf("failed to remove network %s: %d pods hold addresses in %s: %w", c.Bridge, len(leases), c.Subnet, ErrNetworkInUse)
+		}
+		errs := []error{deleteMasquerade(c), restoreForwarding(c)}
+		if err := deleteLink(c.Bridge); err != nil {
+			errs = append(errs, fmt.Errorf("failed to delete bridge %s: %w", c.Bridge, err))
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -99,8 +99,14 @@ func TestMasqueradeToOutside(t *testing.T) {
 	if got := readForward(t); got != before {
 		t.Errorf("ip_forward = %s after the last pod, want the old %s", got, before)
 	}
+	if err := RemoveNetwork(c); err != nil {
+		t.Fatal(err)
+	}
 	conn := &nftables.Conn{}
 	if _, err := conn.ListTableOfFamily(masqTable(c).Name, nftables.TableFamilyIPv4); err == nil {
-		t.Errorf("nftables table %s outlived the last pod", masqTable(c).Name)
+		t.Errorf("nftables table %s outlived RemoveNetwork", masqTable(c).Name)
+	}
+	if err := RemoveNetwork(c); err != nil {
+		t.Errorf("second RemoveNetwork: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package probes
 import (
 	"context"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -28,12 +27,9 @@ type Config struct {
 	// ExecRunner returns the runner that executes argv inside a container's
 	// namespaces and cgroup with its env (exec probes).
 	ExecRunner func(c *spec.Container) Runner
-	// HostRunner runs the gRPC helper on the host (gRPC probes).
-	HostRunner Runner
-	// GRPCHelper is the path of the peapod-grpc-probe binary.
-	GRPCHelper string
-	// Transport is shared by all HTTP probes; nil makes one per manager.
-	Transport http.RoundTripper
+	// Remote runs the HTTP and gRPC probes in the prober process; nil
+	// makes every such probe an error.
+	Remote *RemoteProber
 	// Adopted says the supervisor took over containers that were already
 	// running (its restart): first probes get the kubelet-restart jitter.
 	Adopted bool
@@ -109,11 +105,7 @@ func NewManager(cfg Config) *Manager {
 	if m.rand == nil {
 		m.rand = rand.Float64
 	}
-	transport := cfg.Transport
-	if transport == nil {
-		transport = NewHTTPTransport()
-	}
-	m.deps = handlerDeps{pod: cfg.Pod, transport: transport, execRunner: cfg.ExecRunner, hostRunner: cfg.HostRunner, grpcHelper: cfg.GRPCHelper}
+	m.deps = handlerDeps{pod: cfg.Pod, execRunner: cfg.ExecRunner, remote: cfg.Remote}
 	m.start = m.clock.Now()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.results = make(map[ProbeType]*Results, 3)

@@ -3,7 +3,6 @@ package probes
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -29,14 +28,10 @@ func (h errHandler) Probe(context.Context, string) (Outcome, string, error) {
 type handlerDeps struct {
 	// pod names the pod in error messages.
 	pod *spec.Pod
-	// transport is shared by all HTTP handlers.
-	transport http.RoundTripper
 	// execRunner returns the in-container runner of a container.
 	execRunner func(c *spec.Container) Runner
-	// hostRunner runs the gRPC helper on the host.
-	hostRunner Runner
-	// grpcHelper is the helper binary's path.
-	grpcHelper string
+	// remote runs the HTTP and gRPC probes in the prober process.
+	remote *RemoteProber
 }
 
 // newHandler builds the protocol handler of probe p of container c. A probe
@@ -55,7 +50,10 @@ func (d *handlerDeps) newHandler(p *spec.Probe, c *spec.Container) Handler {
 		if err != nil {
 			return errHandler{err}
 		}
-		return NewHTTPHandler(p.HTTPGet, port, timeout, d.transport)
+		if d.remote == nil {
+			return errHandler{fmt.Errorf("no prober for the http probe of container %q", c.Name)}
+		}
+		return d.remote.Handler(RemoteProbe{Kind: RemoteHTTP, Timeout: timeout, Port: port, HTTP: *p.HTTPGet})
 	case p.TCPSocket != nil:
 		port, err := ResolvePort(p.TCPSocket.Port, c.Ports)
 		if err != nil {
@@ -67,10 +65,10 @@ func (d *handlerDeps) newHandler(p *spec.Probe, c *spec.Container) Handler {
 		if err != nil {
 			return errHandler{err}
 		}
-		if d.hostRunner == nil || d.grpcHelper == "" {
-			return errHandler{fmt.Errorf("no grpc probe helper for container %q", c.Name)}
+		if d.remote == nil {
+			return errHandler{fmt.Errorf("no prober for the grpc probe of container %q", c.Name)}
 		}
-		return NewGRPCHandler(d.grpcHelper, port, p.GRPC.Service, timeout, d.hostRunner)
+		return d.remote.Handler(RemoteProbe{Kind: RemoteGRPC, Timeout: timeout, Port: port, Service: p.GRPC.Service})
 	}
 	return errHandler{&kubeError{
 		msg:  fmt.Sprintf("missing probe handler for %s/%s:%s", d.pod.Namespace, d.pod.Name, c.Name),

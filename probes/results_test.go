@@ -3,12 +3,8 @@ package probes
 import (
 	"context"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/peapod/peapod/runtime/spec"
 )
 
 func TestResultsPublishOnlyOnChange(t *testing.T) {
@@ -45,22 +41,6 @@ func TestContainersReadyUnknown(t *testing.T) {
 	}
 	if cr, _ := PodConditions(PodRunning, nil, nil); cr.Reason != ReasonUnknownContainerStatuses {
 		t.Fatalf("no statuses: %+v", cr)
-	}
-}
-
-// BenchmarkHTTPProbe measures one HTTP probe against a loopback server
-// through a handler reused across probes, as a worker does.
-func BenchmarkHTTPProbe(b *testing.B) {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer s.Close()
-	port := s.Listener.Addr().(*net.TCPAddr).Port
-	h := NewHTTPHandler(&spec.HTTPGet{Path: "/healthz", Scheme: "HTTP"}, port, time.Second, NewHTTPTransport())
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if out, msg, err := h.Probe(ctx, "127.0.0.1"); out != OutcomeSuccess || err != nil {
-			b.Fatalf("%v %q %v", out, msg, err)
-		}
 	}
 }
 

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,8 +128,25 @@ func validateHandler(p *spec.Probe) []FieldError {
 	return errs
 }
 
-// httpHeaderName is IsHTTPHeaderName's pattern.
-var httpHeaderName = regexp.MustCompile(`^[-A-Za-z0-9]+$`)
+// isHTTPHeaderName is IsHTTPHeaderName (^[-A-Za-z0-9]+$), by hand: the
+// supervisor links this package, and regexp's code and the compiled
+// patterns built at init would sit in every pod's memory.
+func isHTTPHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '-' && !isLowerAlnum(c|0x20) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLowerAlnum reports whether c is in [a-z0-9].
+func isLowerAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+}
 
 // validateHTTPGet is validateHTTPGetAction.
 func validateHTTPGet(g *spec.HTTPGet) []FieldError {
@@ -143,19 +159,36 @@ func validateHTTPGet(g *spec.HTTPGet) []FieldError {
 		errs = append(errs, FieldError{".httpGet.scheme", fmt.Sprintf("Unsupported value: %q: supported values: \"HTTP\", \"HTTPS\"", g.Scheme)})
 	}
 	for _, h := range g.Headers {
-		if !httpHeaderName.MatchString(h.Name) {
+		if !isHTTPHeaderName(h.Name) {
 			errs = append(errs, FieldError{".httpGet.httpHeaders", fmt.Sprintf("Invalid value: %q: a valid HTTP header must consist of alphanumeric characters or '-'", h.Name)})
 		}
 	}
 	return errs
 }
 
-// ianaSvcName is IsValidPortName's shape: at most 15 lowercase
-// alphanumerics or '-', no leading, trailing or doubled '-'.
-var ianaSvcName = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9])*$`)
-
-// letter checks IsValidPortName's "at least one letter".
-var letter = regexp.MustCompile(`[a-z]`)
+// isIANASvcName is IsValidPortName: 1 to 15 lowercase alphanumerics or
+// '-' (^[a-z0-9]([a-z0-9]|-[a-z0-9])*$: no leading, trailing or doubled
+// '-'), with at least one letter.
+func isIANASvcName(s string) bool {
+	if s == "" || len(s) > 15 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	letter := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '-':
+			if s[i-1] == '-' {
+				return false
+			}
+		case !isLowerAlnum(c):
+			return false
+		case c >= 'a':
+			letter = true
+		}
+	}
+	return letter
+}
 
 // validatePort accepts 1-65535 or an IANA service name.
 func validatePort(field, port string) []FieldError {
@@ -165,7 +198,7 @@ func validatePort(field, port string) []FieldError {
 		}
 		return nil
 	}
-	if len(port) > 15 || !ianaSvcName.MatchString(port) || !letter.MatchString(port) {
+	if !isIANASvcName(port) {
 		return []FieldError{{field, fmt.Sprintf("Invalid value: %q: must be a valid port number or an IANA_SVC_NAME", port)}}
 	}
 	return nil

@@ -6,3 +6,6 @@ package probes
 // constant so the supervisor does not read go.mod or build info at run
 // time; TestKubeVersionMatchesGoMod keeps it in sync.
 const KubeVersion = "1.37"
+
+// UserAgent is what HTTP and gRPC probes send unless the probe sets its own.
+const UserAgent = "kube-probe/" + KubeVersion

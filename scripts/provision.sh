@@ -29,7 +29,7 @@ readonly PACKAGES=(
 )
 
 # The binaries built from ./cmd/<name>; a directory not written yet is skipped.
-readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-grpc-probe)
+readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-prober)
 
 log() { printf 'provision: %s\n' "$*"; }
 die() {

@@ -9,7 +9,7 @@ import (
 )
 
 func newNetCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "net",
 		Short:   "Show the pod network: bridge, subnet, gateway, and each pod's IP, veth, MAC and netns",
 		Example: "  sudo peapod net\n  sudo ip netns exec $(sudo peapod net | awk '/web/{print $NF}') ip addr",
@@ -18,6 +18,26 @@ func newNetCommand(g *globals) *cobra.Command {
 			return executeNet(g, cmd.OutOrStdout())
 		},
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rm",
+		Short: "Remove this root's bridge and masquerade table (refused while pods hold addresses)",
+		Long: "The bridge and its masquerade rule outlive pods, so the next pod starts fast; net rm removes them\n" +
+			"once no pod holds an address, and puts ip_forward back as it was before the first pod.",
+		Example: "  sudo peapod rm -f web && sudo peapod net rm",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := g.manager()
+			if err != nil {
+				return err
+			}
+			if err := m.RemoveNetwork(); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "network removed")
+			return nil
+		},
+	})
+	return cmd
 }
 
 func executeNet(g *globals, out io.Writer) error {

@@ -1,6 +1,7 @@
 // Package grpcprobe is the kubelet's gRPC prober (pkg/probe/grpc). It links
-// gRPC, so the supervisor never imports it: the peapod-grpc-probe helper
-// binary does, and the supervisor runs that only for pods with a gRPC probe.
+// gRPC, so the supervisor never imports it: the peapod-prober helper
+// process does, and the supervisor starts that only for pods with an HTTP
+// or gRPC probe.
 package grpcprobe
 
 import (

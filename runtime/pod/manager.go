@@ -31,6 +31,10 @@ var (
 	ErrRunning = errors.New("pod is running")
 )
 
+// maxSocketPath is the longest unix socket path bind(2) accepts
+// (sizeof(sun_path) - 1 for the terminating NUL).
+const maxSocketPath = 107
+
 // Options configure a Manager.
 type Options struct {
 	// Root is the persistent root (images, pod records, leases, logs).
@@ -71,6 +75,12 @@ type Manager struct {
 // Open prepares a Manager, creating the roots and sweeping what a reboot
 // left behind.
 func Open(o Options) (*Manager, error) {
+	// A pod's control socket lives in its run dir; sun_path holds 107
+	// bytes, and bind(2) says only EINVAL when the path is longer.
+	sock := filepath.Join(o.RunRoot, "pods", "01234567-89ab-cdef-0123-456789abcdef", "supervisor.sock")
+	if len(sock) > maxSocketPath {
+		return nil, fmt.Errorf("--run-root %q is too long: pod sockets under it would take %d bytes, unix sockets allow %d", o.RunRoot, len(sock), maxSocketPath)
+	}
 	for _, d := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "pods"), filepath.Join(o.Root, "names"), filepath.Join(o.RunRoot, "pods")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("failed to create %q: %w", d, err)

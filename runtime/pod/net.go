@@ -1,6 +1,8 @@
 package pod
 
 import (
+	"fmt"
+
 	"github.com/peapod/peapod/cni"
 )
 
@@ -52,4 +54,13 @@ func (m *Manager) Network() (*NetworkView, error) {
 		v.Pods = append(v.Pods, np)
 	}
 	return v, nil
+}
+
+// RemoveNetwork removes the root's bridge and masquerade table once no pod
+// holds an address on it (cni.ErrNetworkInUse otherwise).
+func (m *Manager) RemoveNetwork() error {
+	if m.o.Chain != nil {
+		return fmt.Errorf("this root's pods use the CNI chain %q, which owns its network", m.o.Chain.Name())
+	}
+	return cni.RemoveNetwork(m.o.Network)
 }

@@ -45,20 +45,6 @@ func (s *Supervisor) execHook(c *container, argv []string, timeout time.Duration
 	return string(out), code, err
 }
 
-// runHost runs argv on the host, in the supervisor's namespaces (the gRPC
-// probe helper): started through the reaper, killed with SIGKILL on timeout.
-func (s *Supervisor) runHost(ctx context.Context, argv []string, timeout time.Duration) ([]byte, int, error) {
-	out, code, err := s.runCommand(ctx, timeout, killOne, func(stdout, stderr *os.File) *exec.Cmd {
-		// An empty env: the helper needs none, and the node's proxy
-		// variables must not reach a probe.
-		return &exec.Cmd{Path: argv[0], Args: argv, Env: []string{}, Stdout: stdout, Stderr: stderr}
-	})
-	if err != nil {
-		return out, code, fmt.Errorf("failed to run %q: %w", argv[0], err)
-	}
-	return out, code, nil
-}
-
 // runCommand starts the command build returns, registered with the reaper
 // (never exec.Cmd.Wait: the reaper's wait4(-1) would race it), collects
 // its streams and waits for it, the timeout or ctx. On timeout or
@@ -138,10 +124,4 @@ func outputOf(stdout, stderr <-chan []byte, outR, errR *os.File) []byte {
 	defer t.Stop()
 	out := <-stdout
 	return append(out, <-stderr...)
-}
-
-// killOne SIGKILLs a process that starts no children and waits for it.
-func killOne(p *os.Process, wait <-chan unix.WaitStatus) {
-	p.Kill()
-	<-wait
 }

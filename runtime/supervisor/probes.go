@@ -2,11 +2,11 @@ package supervisor
 
 import (
 	"context"
-	"net/http"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/peapod/peapod/probes"
@@ -14,41 +14,37 @@ import (
 	"github.com/peapod/peapod/runtime/state"
 )
 
-// GRPCHelperName is the gRPC probe helper's file name; the supervisor looks
-// for it beside its own binary unless GRPCHelperEnv names it.
+// ProberName is the probe helper's file name; the supervisor looks for it
+// beside its own binary unless ProberEnv names it.
 const (
-	GRPCHelperName = "peapod-grpc-probe"
-	GRPCHelperEnv  = "PEAPOD_GRPC_PROBE"
+	ProberName = "peapod-prober"
+	ProberEnv  = "PEAPOD_PROBER"
 )
-
-// sharedTransport is the one HTTP transport of every HTTP probe of this
-// supervisor: no per-probe transport or connection pool.
-var sharedTransport = sync.OnceValue(func() http.RoundTripper { return probes.NewHTTPTransport() })
 
 // newProber builds the pod's probe manager. Its workers read status
 // through probeStatus and report through probeEvent; the supervisor
-// consumes the result changes in watchProbes.
+// consumes the result changes in watchProbes. A pod with an HTTP or gRPC
+// probe gets a RemoteProber, which starts peapod-prober on its first probe.
 func (s *Supervisor) newProber() *probes.Manager {
 	cfg := probes.Config{
 		Pod:        s.pod,
 		Status:     probeStatus{s},
 		Events:     probes.EventFunc(s.probeEvent),
 		ExecRunner: s.execRunner,
-		Transport:  sharedTransport(),
 	}
-	if hasGRPCProbe(s.pod) {
-		cfg.HostRunner = s.runHost
-		cfg.GRPCHelper = grpcHelperPath()
+	if needsProber(s.pod) {
+		s.remote = probes.NewRemoteProber(s.startProber)
+		cfg.Remote = s.remote
 	}
 	return probes.NewManager(cfg)
 }
 
-// hasGRPCProbe reports whether any container declares a gRPC probe, the
-// only case that needs the helper binary.
-func hasGRPCProbe(p *spec.Pod) bool {
+// needsProber reports whether any container declares an HTTP or gRPC
+// probe, the only kinds the helper process runs.
+func needsProber(p *spec.Pod) bool {
 	for _, c := range p.Containers {
 		for _, pr := range []*spec.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
-			if pr != nil && pr.GRPC != nil {
+			if pr != nil && (pr.HTTPGet != nil || pr.GRPC != nil) {
 				return true
 			}
 		}
@@ -56,21 +52,79 @@ func hasGRPCProbe(p *spec.Pod) bool {
 	return false
 }
 
-// grpcHelperPath is $PEAPOD_GRPC_PROBE, else peapod-grpc-probe beside this
-// binary ("" when not found: the probe then errors on every run).
-func grpcHelperPath() string {
-	if p := os.Getenv(GRPCHelperEnv); p != "" {
-		return p
+// proberPath is $PEAPOD_PROBER, else peapod-prober beside this binary.
+func proberPath() (string, error) {
+	if p := os.Getenv(ProberEnv); p != "" {
+		return p, nil
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("failed to find own executable: %w", err)
 	}
-	p := filepath.Join(filepath.Dir(self), GRPCHelperName)
-	if _, err := os.Stat(p); err != nil {
-		return ""
+	return filepath.Join(filepath.Dir(self), ProberName), nil
+}
+
+// startProber starts peapod-prober in the supervisor's namespaces (the
+// host network, as the kubelet's HTTP and gRPC probes), registered with
+// the reaper, its stdin and stdout on two pipes. It exits when its stdin
+// closes: on RemoteProber.Close, or when the supervisor dies (the pipes
+// are close-on-exec, so no container holds them open).
+func (s *Supervisor) startProber() (io.WriteCloser, io.ReadCloser, error) {
+	path, err := proberPath()
+	if err != nil {
+		return nil, nil, err
 	}
-	return p
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to create the prober's request pipe: %w", err)
+	}
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return nil, nil, fmt.Errorf("failed to create the prober's response pipe: %w", err)
+	}
+	// An empty environment but GOMAXPROCS: the node's proxy variables must
+	// not reach a probe, and one pod's probes need one P.
+	attr := &os.ProcAttr{Env: []string{"GOMAXPROCS=1"}, Files: []*os.File{reqR, resW, os.Stderr}}
+	var proc *os.Process
+	_, wait, err := s.reap.start(func() (int, error) {
+		p, err := os.StartProcess(path, []string{path}, attr)
+		if err != nil {
+			return 0, err
+		}
+		proc = p
+		return p.Pid, nil
+	})
+	reqR.Close()
+	resW.Close()
+	if err != nil {
+		reqW.Close()
+		resR.Close()
+		return nil, nil, fmt.Errorf("failed to start %q: %w", path, err)
+	}
+	// The client notices the death by EOF; the reaper collects the status
+	// (never os.Process.Wait, which would race its wait4(-1)).
+	go func() { <-wait }()
+	return &proberPipe{File: reqW, proc: proc}, resR, nil
+}
+
+// proberPipe is the prober's request pipe; closing it also kills the
+// process, in case it is wedged and no longer reads its stdin.
+type proberPipe struct {
+	// File is the write end of the request pipe.
+	*os.File
+	// proc is the prober. Go signals it through a pidfd on this kernel, so
+	// a kill after the reaper collected it cannot hit a reused pid.
+	proc *os.Process
+}
+
+// Close closes the pipe and kills the process.
+func (p *proberPipe) Close() error {
+	err := p.File.Close()
+	p.proc.Kill()
+	p.proc.Release()
+	return err
 }
 
 // execRunner is the exec probes' runner for container c.

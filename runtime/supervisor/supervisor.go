@@ -65,6 +65,9 @@ type Supervisor struct {
 	// prober runs the probes (nil until Run); proberStopped ends watchProbes.
 	prober        *probes.Manager
 	proberStopped chan struct{}
+	// remote runs the HTTP and gRPC probes in peapod-prober (nil when the
+	// pod has none); set before Run starts the workers.
+	remote *probes.RemoteProber
 
 	// mu guards everything below.
 	mu sync.Mutex
@@ -538,6 +541,10 @@ func (s *Supervisor) finish() {
 		if prober != nil {
 			// Not under mu: the workers read status under it while they end.
 			prober.Stop()
+		}
+		if s.remote != nil {
+			// Its stdin closes, so the helper exits and the reaper reaps it.
+			s.remote.Close()
 		}
 		close(s.proberStopped)
 		s.mu.Lock()

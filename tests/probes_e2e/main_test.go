@@ -15,19 +15,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/peapod/peapod/internal/testutil"
 	"github.com/peapod/peapod/runtime/state"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Built once by TestMain.
 var (
-	// binDir holds peapod, peapod-supervisor, peapod-init, peapod-grpc-probe side by side.
+	// binDir holds peapod, peapod-supervisor, peapod-init, peapod-prober side by side.
 	binDir string
 	// peapodBin is the CLI.
 	peapodBin string
@@ -66,7 +70,7 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles the three binaries, the gRPC health server and the image.
+// build compiles the four binaries, the gRPC health server and the image.
 func build(dir string) error {
 	modRoot, err := moduleRoot()
 	if err != nil {
@@ -84,13 +88,14 @@ func build(dir string) error {
 	steps := []*exec.Cmd{
 		exec.Command(goBin, "build", "-o", peapodBin, "./cmd/peapod"),
 		exec.Command(goBin, append(append([]string{"build"}, static...), "-o", filepath.Join(binDir, "peapod-init"), "./cmd/peapod-init")...),
-		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-grpc-probe"), "./cmd/peapod-grpc-probe"),
+		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-prober"), "./cmd/peapod-prober"),
 		exec.Command(goBin, "build", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver"),
 		exec.Command("bash", "scripts/mkimage-busybox.sh", busyboxTar),
 		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-supervisor"), "./cmd/peapod-supervisor"),
 	}
 	steps[5].Env = append(os.Environ(), "CGO_ENABLED=0")
 	steps[1].Env = append(os.Environ(), "CGO_ENABLED=1")
+	steps[2].Env = append(os.Environ(), "CGO_ENABLED=0")
 	steps[3].Env = append(os.Environ(), "CGO_ENABLED=0")
 	var wg sync.WaitGroup
 	errs := make([]error, len(steps))
@@ -363,4 +368,77 @@ func restartsAtLeast(ctr string, n int32) func(*corev1.Pod) (bool, string) {
 		s := ctrStatus(p, ctr)
 		return s.RestartCount >= n && s.State.Running != nil, fmt.Sprintf("restartCount %d (running %v), want >= %d running", s.RestartCount, s.State.Running != nil, n)
 	}
+}
+
+// proberOf returns the pid of the peapod-prober child of pod's supervisor
+// (0 when none runs).
+func proberOf(t *testing.T, e *env, pod string) int {
+	t.Helper()
+	sup := e.status(pod).Supervisor.PID
+	want := filepath.Join(binDir, "peapod-prober")
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatalf("failed to list /proc: %v", err)
+	}
+	for _, d := range dirs {
+		if exe, err := os.Readlink(d + "/exe"); err != nil || exe != want {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if ppid, err := parentOf(pid); err == nil && ppid == sup {
+			return pid
+		}
+	}
+	return 0
+}
+
+// parentOf reads a process's PPid from /proc.
+func parentOf(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("failed to read status of %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no PPid in status of %d", pid)
+}
+
+// TestProberRestart kills a pod's peapod-prober: the supervisor reaps it
+// and starts a new one, Ready never drops (a dead prober is a probe error,
+// which leaves the result alone), and the new prober probes.
+func TestProberRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := corev1.Container{Name: "web", Image: "busybox:latest",
+		Command: []string{"sh", "-c", "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"}}
+	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1, FailureThreshold: 1}
+	e.runPod(&corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "pr"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{c}, TerminationGracePeriodSeconds: ptr[int64](2)}})
+	e.mustRun("wait", "pr", "--for=condition=Ready", "--timeout=10s")
+	old := proberOf(t, e, "pr")
+	if old == 0 {
+		t.Fatal("no peapod-prober runs for a pod with an HTTP probe")
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatalf("failed to kill prober %d: %v", old, err)
+	}
+	e.waitPod("pr", 10*time.Second, func(p *corev1.Pod) (bool, string) {
+		if c := condition(p, corev1.PodReady); c.Status != corev1.ConditionTrue {
+			t.Fatalf("Ready dropped to %q after the prober died: %s", c.Status, c.Message)
+		}
+		pid := proberOf(t, e, "pr")
+		return pid != 0 && pid != old, fmt.Sprintf("prober pid %d (killed %d)", pid, old)
+	})
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", old)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("killed prober %d was not reaped: %v", old, err)
+	}
+	e.mustExec("pr", "web", "rm", "/tmp/www/index.html")
+	e.waitPod("pr", 10*time.Second, readyIs(corev1.ConditionFalse))
 }

@@ -1,4 +1,8 @@
-package probes
+// Package httpprobe is the kubelet's httpGet prober (pkg/probe/http). It
+// links net/http and crypto/tls, so the supervisor never imports it: the
+// peapod-prober helper process does, and serves the supervisor's HTTP
+// probes through one shared transport.
+package httpprobe
 
 import (
 	"context"
@@ -13,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -23,9 +28,6 @@ const maxRespBodyLength = 10 << 10
 // that the kubelet copies: 10 requests, so at most 9 redirects are followed.
 const maxRedirects = 10
 
-// UserAgent is what HTTP (and gRPC) probes send unless the probe sets its own.
-var UserAgent = "kube-probe/" + KubeVersion
-
 // NewHTTPTransport returns the transport all HTTP probes of a prober share
 // (pkg/probe/http.New): no keep-alive, so every probe opens a fresh
 // connection and sends Connection: close (stale keep-alive connections once
@@ -34,7 +36,7 @@ var UserAgent = "kube-probe/" + KubeVersion
 func NewHTTPTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:               http.ProxyURL(nil),
-		DialContext:         NewProbeDialer(0).DialContext,
+		DialContext:         probes.NewProbeDialer(0).DialContext,
 		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does not verify probe targets
 		DisableKeepAlives:   true,
 		DisableCompression:  true,
@@ -69,7 +71,7 @@ type HTTPHandler struct {
 	buf []byte
 }
 
-var _ Handler = (*HTTPHandler)(nil)
+var _ probes.Handler = (*HTTPHandler)(nil)
 
 // NewHTTPHandler returns an HTTP handler for a probe whose port is already
 // resolved. transport is shared by all handlers of a prober.
@@ -103,7 +105,7 @@ func probeHeaders(hs []spec.HTTPHeader) http.Header {
 		h.Add(x.Name, x.Value)
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h.Set("User-Agent", UserAgent)
+		h.Set("User-Agent", probes.UserAgent)
 	}
 	if _, ok := h["Accept"]; !ok {
 		h.Set("Accept", "*/*")
@@ -163,29 +165,29 @@ func formatURL(scheme, host string, port int, path string) *url.URL {
 // message never contains the body (blind SSRF, #99425). Transport errors and
 // timeouts are failures; a body read error other than the size cap is an
 // error, as DoHTTPProbe.
-func (h *HTTPHandler) Probe(ctx context.Context, podIP string) (Outcome, string, error) {
+func (h *HTTPHandler) Probe(ctx context.Context, podIP string) (probes.Outcome, string, error) {
 	req, err := h.request(ctx, podIP)
 	if err != nil {
-		return OutcomeUnknown, "", err
+		return probes.OutcomeUnknown, "", err
 	}
 	res, err := h.client.Do(req)
 	if err != nil {
-		return OutcomeFailure, err.Error(), nil
+		return probes.OutcomeFailure, err.Error(), nil
 	}
 	defer res.Body.Close()
 	n, err := readAtMost(res.Body, h.buf)
 	if err != nil {
-		return OutcomeFailure, "", fmt.Errorf("failed to read probe response body from %q: %w", req.URL, err)
+		return probes.OutcomeFailure, "", fmt.Errorf("failed to read probe response body from %q: %w", req.URL, err)
 	}
 	switch {
 	case res.StatusCode >= http.StatusOK && res.StatusCode < http.StatusMultipleChoices:
 		// The kubelet only logs a success's body; building it would cost an
 		// allocation per probe for nothing.
-		return OutcomeSuccess, "", nil
+		return probes.OutcomeSuccess, "", nil
 	case res.StatusCode >= http.StatusMultipleChoices && res.StatusCode < http.StatusBadRequest:
-		return OutcomeWarning, "Probe terminated redirects, Response body: " + string(h.buf[:n]), nil
+		return probes.OutcomeWarning, "Probe terminated redirects, Response body: " + string(h.buf[:n]), nil
 	}
-	return OutcomeFailure, "HTTP probe failed with statuscode: " + strconv.Itoa(res.StatusCode), nil
+	return probes.OutcomeFailure, "HTTP probe failed with statuscode: " + strconv.Itoa(res.StatusCode), nil
 }
 
 // readAtMost fills buf from r; a body longer than buf is truncated, not an
