@@ -118,6 +118,33 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	return foreground(m, created, out)
 }
 
+// interrupted stops the pods gracefully (their grace periods, preStop
+// hooks) and removes them; a second Ctrl-C kills them at once instead.
+func interrupted(m *pod.Manager, recs []*state.Record, sig <-chan os.Signal, out io.Writer) error {
+	fmt.Fprintln(out, "interrupted: stopping and removing the pods (Ctrl-C again to kill them now)")
+	done := make(chan error, 1)
+	go func() {
+		var errs []error
+		for _, r := range recs {
+			errs = append(errs, m.Stop(r.Namespace, r.Name, nil), m.Remove(r.Namespace, r.Name, true))
+		}
+		done <- errors.Join(errs...)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-sig:
+		fmt.Fprintln(out, "interrupted again: killing the pods")
+		var errs []error
+		for _, r := range recs {
+			if err := m.Remove(r.Namespace, r.Name, true); err != nil && !errors.Is(err, pod.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
 func recordNames(recs []*state.Record) string {
 	s := ""
 	for i, r := range recs {
@@ -155,12 +182,7 @@ func foreground(m *pod.Manager, recs []*state.Record, out io.Writer) error {
 		}
 		select {
 		case <-sig:
-			fmt.Fprintln(out, "interrupted: stopping and removing the pods")
-			var errs []error
-			for _, r := range recs {
-				errs = append(errs, m.Stop(r.Namespace, r.Name, nil), m.Remove(r.Namespace, r.Name, true))
-			}
-			return errors.Join(errs...)
+			return interrupted(m, recs, sig, out)
 		case <-tick.C:
 		}
 	}

@@ -274,12 +274,12 @@ func (s *Supervisor) startInstance(c *container) error {
 	logPath := instanceLogPath(c.spec.LogPath, restarts)
 	lg, err := openCRILog(logPath)
 	if err != nil {
-		return s.failStart(c, "CreateContainerError", err)
+		return s.failStart(c, reasonCreateContainerError, err)
 	}
 	pipes, err := newStdio()
 	if err != nil {
 		lg.close()
-		return s.failStart(c, "CreateContainerError", err)
+		return s.failStart(c, reasonCreateContainerError, err)
 	}
 	pid, wait, err := s.reap.start(func() (int, error) {
 		return s.rt.StartContainer(s.pod, c.spec, pipes.child(), func(pid int) error {
@@ -291,7 +291,7 @@ func (s *Supervisor) startInstance(c *container) error {
 		pipes.closeParent()
 		lg.close()
 		s.cg.Kill(c.spec.Cgroup)
-		return s.failStart(c, "RunContainerError", err)
+		return s.failStart(c, reasonRunContainerError, err)
 	}
 	pipes.copied.Add(2)
 	go func() { defer pipes.copied.Done(); lg.copyStream("stdout", pipes.stdoutR) }()
@@ -358,6 +358,17 @@ func (s *Supervisor) failStart(c *container, reason string, err error) error {
 	s.saveLocked()
 	return err
 }
+
+// startFailed reports a container waiting because its last start failed.
+func startFailed(st *state.ContainerStatus) bool {
+	return st.State == state.StateWaiting && (st.Reason == reasonCreateContainerError || st.Reason == reasonRunContainerError)
+}
+
+// Reasons of a failed start, as the kubelet's.
+const (
+	reasonCreateContainerError = "CreateContainerError"
+	reasonRunContainerError    = "RunContainerError"
+)
 
 func terminatedOf(st state.ContainerStatus) *state.Terminated {
 	return &state.Terminated{ExitCode: st.ExitCode, Signal: st.Signal, Reason: st.Reason,
@@ -434,8 +445,14 @@ func (s *Supervisor) enterBackoffLocked(c *container) (time.Time, time.Duration)
 	if st.State == state.StateTerminated {
 		st.Last = terminatedOf(*st)
 	}
-	msg := probes.CrashLoopBackOffMessage(s.backoff.Delay(c.backoffKey, finished), c.spec.Name, s.pod)
-	st.State, st.Reason, st.Message = state.StateWaiting, probes.ReasonCrashLoopBackOff, msg
+	// A container that could not even start keeps showing why
+	// (CreateContainerError/RunContainerError with the error), as the
+	// kubelet reports a failed start; one that ran and exited shows
+	// CrashLoopBackOff. Both wait out the same backoff.
+	if !startFailed(st) {
+		msg := probes.CrashLoopBackOffMessage(s.backoff.Delay(c.backoffKey, finished), c.spec.Name, s.pod)
+		st.State, st.Reason, st.Message = state.StateWaiting, probes.ReasonCrashLoopBackOff, msg
+	}
 	ev := probes.BackOffEvent(c.spec.Name, s.pod)
 	s.eventLocked(ev.Type, c, ev.Reason, ev.Message)
 	s.updatePhaseLocked()

@@ -16,7 +16,11 @@ import (
 func TestForegroundRun(t *testing.T) {
 	e := newEnv(t)
 	before := e.snapshot()
-	manifest := podJSON(newPod("fg", shell("talker", `i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`)))
+	p := newPod("fg", shell("talker", `i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done`))
+	// The shell is its PID namespace's init and ignores SIGTERM, so the
+	// graceful stop waits out the whole grace period: keep it short.
+	p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	manifest := podJSON(p)
 	cmd := exec.Command(e.bin, e.args("run", "-f", "-")...)
 	cmd.Stdin = strings.NewReader(manifest)
 	out, err := cmd.StdoutPipe()
