@@ -192,7 +192,9 @@ build_commands() {
 	# and git refuses it ("dubious ownership"), which would fail the build;
 	# the version is stamped with -X instead, where git can tell it.
 	version=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)
-	ldflags="-X main.version=$version"
+	# -s -w: no symbol table or DWARF; helpers are copied into a sealed memfd
+	# on every container start and exec, so every byte counts there.
+	ldflags="-s -w -X main.version=$version"
 	out=$(mktemp -d)
 	# shellcheck disable=SC2064 # expand out now: it is local
 	trap "rm -rf '$out'" EXIT
