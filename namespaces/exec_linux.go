@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // Exec joins every namespace of a running container, the mount namespace
@@ -158,27 +157,9 @@ func runExec() error {
 	if len(proc.Args) == 0 {
 		return errors.New("exec process has no args")
 	}
-	// The same steps, in the same order, as the container's init stage, so
-	// an exec runs with the main process's user, capabilities and privileges.
 	caps, err := loadOwnCaps()
 	if err != nil {
 		return err
 	}
-	if err := applyRlimits(proc.Rlimits); err != nil {
-		return err
-	}
-	if proc.NoNewPrivileges {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("failed to set no_new_privs: %w", err)
-		}
-	}
-	user, err := lookupExecUser(proc.User)
-	if err != nil {
-		return err
-	}
-	if err := applyCredentials(caps, user, proc.Capabilities); err != nil {
-		return err
-	}
-	unix.Umask(umaskOf(proc.User))
-	return execWorkload(&proc, user)
+	return becomeProcess(caps, &proc)
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -77,6 +78,13 @@ func runInit(cfg *initConfig) error {
 	if err := setHostnameIfNew(&c.OCI); err != nil {
 		return err
 	}
+	return becomeProcess(caps, proc)
+}
+
+// becomeProcess applies proc's rlimits, no_new_privs, user and
+// capabilities, in runc's order, then execs it. The init stage and exec
+// share it, so an exec runs with the main process's privileges.
+func becomeProcess(caps capability.Capabilities, proc *specs.Process) error {
 	if err := applyRlimits(proc.Rlimits); err != nil {
 		return err
 	}

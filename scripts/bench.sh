@@ -3,11 +3,11 @@
 # plugins (issue 5). Every figure is measured in the same run, A/B
 # interleaved, so ratios hold on a noisy shared VM where absolutes drift.
 #
-#   sudo bash scripts/bench.sh [SCENARIO...]     (default: 1 2 3 4 5 7)
+#   sudo bash scripts/bench.sh [SCENARIO...]     (default: 1 2 3 4 5 6 7)
 #
 # Scenarios: 1 pod cycle, 2 N pods one after another, 3 memory per pod,
-# 4 exec, 5 pod network setup + teardown, 6 probe load (not yet), 7 the
-# kernel floor. It installs what it needs, builds and installs peapod, runs,
+# 4 exec, 5 pod network setup + teardown, 6 probe load (CPU of HTTP, TCP and
+# exec probes at 1 s; exec probe latency vs crun exec), 7 the kernel floor. It installs what it needs, builds and installs peapod, runs,
 # prints a markdown table and writes it to bench-results/<date>.md, then
 # removes everything it created and checks that it did.
 #
@@ -16,6 +16,8 @@
 #   BENCH_SCALE_N=100      pods in scenario 2 (BENCH_SCALE_RUNS=1 rounds)
 #   BENCH_MEM_N=20         pods per side for scenario 3's RSS/Pss
 #   BENCH_MEMAVAIL_N=100   pods per side for scenario 3's MemAvailable drop
+#   BENCH_PROBE_N=100      pods per run in scenario 6
+#   BENCH_PROBE_SECONDS=60 scenario 6's CPU window per run
 #   BENCH_NO_BUILD=1       use the installed peapod as it is
 #   BENCH_OUT=DIR          where results go (default REPO/bench-results)
 set -euo pipefail
@@ -29,6 +31,7 @@ export PATH="/usr/local/go/bin:/usr/local/bin:$PATH" GOTOOLCHAIN=local
 readonly RUNS=${BENCH_RUNS:-20} WARMUP=${BENCH_WARMUP:-3}
 readonly SCALE_N=${BENCH_SCALE_N:-100} SCALE_RUNS=${BENCH_SCALE_RUNS:-1}
 readonly MEM_N=${BENCH_MEM_N:-20} MEMAVAIL_N=${BENCH_MEMAVAIL_N:-100}
+readonly PROBE_N=${BENCH_PROBE_N:-100} PROBE_SECONDS=${BENCH_PROBE_SECONDS:-60}
 
 # Everything the harness creates lives under these names, apart from the
 # host's: the bench roots, bridges ppb*/ppbench0, subnets 10.230-234/16,
@@ -653,9 +656,202 @@ scenario5() {
 	} >>"$OUT/table.md"
 }
 
+# s6_manifest NAME [exec]: scenario 6's pod. Container web serves HTTP and
+# is probed by HTTP (readiness) and TCP (liveness); with "exec", container ex
+# is probed by `cat /tmp/healthy` (liveness). All at periodSeconds 1.
+s6_manifest() {
+	cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+spec:
+  containers:
+  - name: web
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo ok >/www/index.html && exec busybox httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+EOF
+	[[ "${2:-}" == exec ]] || return 0
+	cat <<EOF
+  - name: ex
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "touch /tmp/healthy && exec sleep 3600"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+EOF
+}
+s6_manifest_web() { s6_manifest "$1"; }
+s6_manifest_full() { s6_manifest "$1" exec; }
+
+# s6_helpers SUPERVISOR_PID... prints the PIDs of the peapod helpers the
+# supervisors started (peapod-prober, a reaper), not their workloads.
+s6_helpers() {
+	ps -e -o pid=,ppid=,comm= | awk -v sups=" $* " \
+		'index(sups, " " $2 " ") && $3 ~ /^peapod-/ { print $1 }'
+}
+
+# s6_ticks PID... prints the summed utime+stime+cutime+cstime of the PIDs, in
+# clock ticks: a supervisor's cutime holds its reaped exec-probe helpers.
+s6_ticks() {
+	local p t=0 f
+	for p in "$@"; do
+		# Fields after "pid (comm) ": utime is the 12th, cstime the 15th.
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
+		t=$((t + ${f:-0}))
+	done
+	printf '%s\n' "$t"
+}
+
+# s6_metrics FILE writes "container/probe_type sum_seconds count" for every
+# probe of the namespace's pods, summed over pods, from `peapod metrics`.
+s6_metrics() {
+	"${P[@]}" metrics | awk '
+		/^prober_probe_duration_seconds_(sum|count)\{/ {
+			match($0, /container="[^"]*"/); c = substr($0, RSTART + 11, RLENGTH - 12)
+			match($0, /probe_type="[^"]*"/); t = substr($0, RSTART + 12, RLENGTH - 13)
+			if ($1 ~ /_sum\{/) s[c "/" t] += $2; else n[c "/" t] += $2
+		}
+		END { for (k in n) print k, s[k] + 0, n[k] }' | sort >"$1"
+}
+
+# s6_probe_ms BEFORE AFTER KEY prints "mean_ms count" of KEY's probes
+# between two s6_metrics snapshots.
+s6_probe_ms() {
+	join "$1" "$2" | awk -v k="$3" '$1 == k && $5 > $3 {
+		printf "%.2f %d\n", ($4 - $2) * 1000 / ($5 - $3), $5 - $3 }'
+}
+
+# s6_exec_samples TAG: interleaved `peapod exec` vs `crun exec` of the exec
+# probe's command, as scenario 4 times them.
+s6_exec_samples() {
+	local i v
+	for ((i = 0; i < WARMUP + RUNS; i++)); do
+		while read -r v; do
+			case "$v" in
+			peapod) timed s6 "peapod-exec-$1" $((i >= WARMUP)) "${P[@]}" exec s6-probe -c ex -- cat /tmp/healthy ;;
+			crun) timed s6 "crun-exec-$1" $((i >= WARMUP)) crun exec ppbench-x-crun cat /tmp/healthy ;;
+			esac
+		done < <(variants_rotated "$i" peapod crun)
+	done >/dev/null
+}
+
+# s6_wait_ready PREFIX COUNT waits until every pod of the batch is Ready.
+s6_wait_ready() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		"${P[@]}" wait "$1-$i" --for=condition=Ready --timeout=120s >/dev/null ||
+			die "scenario 6: pod $1-$i not Ready"
+	done
+}
+
+# s6_load LABEL MANIFEST_FN PREFIX [exec]: PROBE_N pods for PROBE_SECONDS;
+# prints one row of the load table. With "exec", the exec latency under load
+# is sampled once the CPU window has closed, the pods still probing.
+s6_load() {
+	local label=$1 fn=$2 pre=$3 i c0 c1 w0 w1 hz cells k ms n facts=() sups=() helpers=()
+	log "scenario 6: $label, $PROBE_N pods for $PROBE_SECONDS s"
+	wait_until 30 no_ports || die "scenario 6: veths of the last batch still there"
+	for ((i = 0; i < PROBE_N; i++)); do pp_run "$pre-$i" "$fn"; done
+	s6_wait_ready "$pre" "$PROBE_N"
+	for ((i = 0; i < PROBE_N; i++)); do facts+=("$(pp_facts "$pre-$i")"); done
+	for ((i = 0; i < PROBE_N; i++)); do sups+=("$(cut -d' ' -f2 <<<"${facts[i]}")"); done
+	mapfile -t helpers < <(s6_helpers "${sups[@]}")
+	# Let the start-up settle, then count the window only.
+	sleep 3
+	s6_metrics "$OUT/s6-$pre-m0"
+	c0=$(s6_ticks "${sups[@]}" "${helpers[@]}")
+	w0=$(now_us)
+	sleep "$PROBE_SECONDS"
+	c1=$(s6_ticks "${sups[@]}" "${helpers[@]}")
+	w1=$(now_us)
+	s6_metrics "$OUT/s6-$pre-m1"
+	hz=$(getconf CLK_TCK)
+	cells=""
+	for k in web/Readiness web/Liveness ex/Liveness; do
+		read -r ms n < <(s6_probe_ms "$OUT/s6-$pre-m0" "$OUT/s6-$pre-m1" "$k"; echo "- 0")
+		cells+=" $ms $n"
+	done
+	awk -v l="$label" -v n="$PROBE_N" -v c="$((c1 - c0))" -v hz="$hz" -v w="$((w1 - w0))" -v h="${#helpers[@]}" \
+		-v cells="$cells" 'BEGIN { split(cells, a, " ")
+		probes = a[2] + a[4] + a[6]; cpu = c / hz; sec = w / 1e6
+		printf "| %s | %d | %d | %.1f | %.2f | %.2f %% | %s | %s | %s | %s |\n", l, n, h, probes / sec, cpu, cpu / sec * 100,
+			probes ? sprintf("%.0f", cpu * 1e6 / probes) : "-", a[1], a[3], a[5] }' >>"$OUT/s6-rows"
+	if [[ "${4:-}" == exec ]]; then
+		s6_exec_samples load
+		cp "$OUT/s6-$pre-m0" "$OUT/s6-load-m0"
+		cp "$OUT/s6-$pre-m1" "$OUT/s6-load-m1"
+	fi
+	for ((i = 0; i < PROBE_N; i++)); do pp_rm "$pre-$i"; done
+	for ((i = 0; i < PROBE_N; i++)); do
+		# shellcheck disable=SC2086 # facts are words
+		pp_check_gone ${facts[i]}
+	done
+	for i in "${helpers[@]}"; do dead "$i" || die "scenario 6: helper $i outlived its pod"; done
+}
+
+# s6_idle: the exec probe's latency with one probed pod on the machine, from
+# the supervisor's metrics and as `peapod exec` vs `crun exec` by hand.
+s6_idle() {
+	local t0
+	log "scenario 6: exec latency idle"
+	pp_run s6-probe s6_manifest_full
+	s6_wait_ready s6-probe 1
+	t0=$SECONDS
+	s6_metrics "$OUT/s6-idle-m0"
+	s6_exec_samples idle
+	# At least 15 exec probes in the idle window.
+	sleep $((15 - (SECONDS - t0) > 0 ? 15 - (SECONDS - t0) : 0))
+	s6_metrics "$OUT/s6-idle-m1"
+}
+
 scenario6() {
-	log "scenario 6: probe load waits for the probes work (issue: probes); skipped"
-	printf '\n### Scenario 6: probe load\n\nNot measured yet: it waits for the probes issue (100 pods, HTTP+TCP+exec at 1 s, 60 s).\n' >>"$OUT/table.md"
+	local idle load cr_idle cr_load facts
+	log "scenario 6: probe load, $PROBE_N pods, ${PROBE_SECONDS} s per run"
+	hand_bundles
+	# The crun anchor execs the same command into a sleeping container.
+	mkdir -p "$B/bundle/rootfs/tmp"
+	touch "$B/bundle/rootfs/tmp/healthy"
+	ip netns add "$HAND_NS"
+	crun create --bundle "$B/bundle-crun" ppbench-x-crun </dev/null >/dev/null 2>&1
+	crun start ppbench-x-crun
+	: >"$OUT/s6-rows"
+	s6_idle
+	# The CLI anchor pod stays: `peapod exec s6-probe` under load too.
+	facts=$(pp_facts s6-probe)
+	s6_load "HTTP readiness + TCP liveness" s6_manifest_web s6w
+	s6_load "HTTP + TCP + exec liveness" s6_manifest_full s6f exec
+	pp_rm s6-probe
+	# shellcheck disable=SC2086 # facts are words
+	pp_check_gone $facts
+	crun delete -f ppbench-x-crun
+	ip netns del "$HAND_NS"
+	read -r idle < <(s6_probe_ms "$OUT/s6-idle-m0" "$OUT/s6-idle-m1" ex/Liveness)
+	read -r load < <(s6_probe_ms "$OUT/s6-load-m0" "$OUT/s6-load-m1" ex/Liveness)
+	read -r _ _ cr_idle _ < <(stats "$OUT/samples/s6/crun-exec-idle")
+	read -r _ _ cr_load _ < <(stats "$OUT/samples/s6/crun-exec-load")
+	{
+		printf '\n### Scenario 6: probe load, %d pods, periodSeconds 1, %d s window\n\n' "$PROBE_N" "$PROBE_SECONDS"
+		printf 'CPU: utime+stime+cutime+cstime of the supervisors and their peapod helpers (prober; exec helpers reaped into cutime), not the probe targets.\n\n'
+		printf '| run | pods | helpers | probes/s | CPU s | %% of one core | CPU µs/probe | HTTP ms | TCP ms | exec ms |\n'
+		printf '|---|---|---|---|---|---|---|---|---|---|\n'
+		cat "$OUT/s6-rows"
+		table s6 "Scenario 6: exec probe command by hand (cat /tmp/healthy), idle (one pod) and under the full load" \
+			peapod-exec-idle crun-exec-idle
+		table s6 "Scenario 6, under load" peapod-exec-load crun-exec-load
+		awk -v i="${idle:-}" -v l="${load:-}" -v ci="$cr_idle" -v cl="$cr_load" 'BEGIN {
+			split(i, a, " "); split(l, b, " ")
+			printf "\nExec probe latency from the supervisor (prober_probe_duration_seconds sum ÷ count): idle %s ms (%d probes) = %.2f × crun exec (%s ms); under load %s ms (%d probes) = %.2f × crun exec (%s ms).\n",
+				a[1], a[2], a[1] / ci, ci, b[1], b[2], b[1] / cl, cl }'
+	} >>"$OUT/table.md"
 }
 
 scenario7() {
@@ -679,7 +875,7 @@ header() {
 
 main() {
 	local sc scenarios=("$@")
-	((${#scenarios[@]})) || scenarios=(1 2 3 4 5 7)
+	((${#scenarios[@]})) || scenarios=(1 2 3 4 5 6 7)
 	for sc in "${scenarios[@]}"; do
 		[[ "$sc" =~ ^[1-7]$ ]] || die "unknown scenario $sc (1-7)"
 	done

@@ -3,18 +3,15 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
-// binDirEnv names a directory holding peapod and peapod-supervisor to test
+// binDirEnv names a directory holding peapod and its helpers to test
 // instead of building them from this tree.
 const binDirEnv = "PEAPOD_E2E_BINDIR"
-
-// helpers are the binaries the CLI looks for beside itself.
-var helpers = []string{"peapod-supervisor", "peapod-init"}
 
 // Built once by TestMain for every test of the package.
 var (
@@ -51,65 +48,22 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles peapod and peapod-supervisor into dir (the supervisor
-// statically, as scripts/provision.sh does, since it runs inside
-// containers' namespaces) and builds the busybox image tar.
+// build compiles peapod and its helpers into dir as scripts/provision.sh
+// does and builds the busybox image tar; with binDirEnv set, the binaries
+// there are tested instead.
 func build(dir string) error {
-	modRoot, err := moduleRoot()
+	b, err := testutil.BuildPeapod(dir)
 	if err != nil {
 		return err
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	peapodBin = filepath.Join(dir, "peapod")
-	busyboxTar = filepath.Join(dir, "busybox.tar")
-	steps := []*exec.Cmd{exec.Command("bash", "scripts/mkimage-busybox.sh", busyboxTar)}
+	busyboxTar = b.BusyboxTar
 	bin := os.Getenv(binDirEnv)
 	if bin == "" {
 		bin = dir
-		steps = append(steps, exec.Command(goBin, "build", "-o", peapodBin, "./cmd/peapod"))
 	}
-	// Test installed (or separately built) binaries when binDirEnv is set.
 	peapodBin = filepath.Join(bin, "peapod")
-	for _, h := range helpers {
-		if _, err := os.Stat(filepath.Join(modRoot, "cmd", h)); err != nil {
-			continue // not (or no longer) a binary of this tree
-		}
+	for _, h := range testutil.Helpers {
 		helperBins = append(helperBins, filepath.Join(bin, h))
-		if bin != dir {
-			continue
-		}
-		// Static, as scripts/provision.sh builds them: they run inside
-		// containers' namespaces, where the host's libraries are not.
-		c := exec.Command(goBin, "build", "-tags", "osusergo,netgo",
-			"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(dir, h), "./cmd/"+h)
-		c.Env = append(os.Environ(), "CGO_ENABLED=1")
-		steps = append(steps, c)
-	}
-	for _, c := range steps {
-		c.Dir = modRoot
-		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("failed to run %q: %w\n%s", strings.Join(c.Args, " "), err, out)
-		}
 	}
 	return nil
-}
-
-// moduleRoot finds the directory holding go.mod, upwards from the test's
-// working directory (the package directory under go test).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("failed to get working directory: %w", err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no go.mod above %q", dir)
-		}
-	}
 }

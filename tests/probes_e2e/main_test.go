@@ -70,63 +70,24 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles the four binaries, the gRPC health server and the image.
+// build compiles peapod and its helpers (as scripts/provision.sh does), the
+// gRPC health server and the image.
 func build(dir string) error {
-	modRoot, err := moduleRoot()
-	if err != nil {
-		return err
-	}
+	binDir = filepath.Join(dir, "bin")
+	hostDir = filepath.Join(dir, "host")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
 	}
-	binDir = filepath.Join(dir, "bin")
-	hostDir = filepath.Join(dir, "host")
-	peapodBin = filepath.Join(binDir, "peapod")
-	busyboxTar = filepath.Join(dir, "busybox.tar")
-	static := []string{"-tags", "osusergo,netgo", "-ldflags", "-linkmode external -extldflags -static"}
-	steps := []*exec.Cmd{
-		exec.Command(goBin, "build", "-o", peapodBin, "./cmd/peapod"),
-		exec.Command(goBin, append(append([]string{"build"}, static...), "-o", filepath.Join(binDir, "peapod-init"), "./cmd/peapod-init")...),
-		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-prober"), "./cmd/peapod-prober"),
-		exec.Command(goBin, "build", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver"),
-		exec.Command("bash", "scripts/mkimage-busybox.sh", busyboxTar),
-		exec.Command(goBin, "build", "-o", filepath.Join(binDir, "peapod-supervisor"), "./cmd/peapod-supervisor"),
-	}
-	steps[5].Env = append(os.Environ(), "CGO_ENABLED=0")
-	steps[1].Env = append(os.Environ(), "CGO_ENABLED=1")
-	steps[2].Env = append(os.Environ(), "CGO_ENABLED=0")
-	steps[3].Env = append(os.Environ(), "CGO_ENABLED=0")
-	var wg sync.WaitGroup
-	errs := make([]error, len(steps))
-	for i, c := range steps {
-		c.Dir = modRoot
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if out, err := c.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("failed to run %q: %w\n%s", strings.Join(c.Args, " "), err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// moduleRoot finds the directory holding go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
+	health := exec.Command(goBin, "build", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver")
+	// Static: it runs inside a busybox container through a hostPath volume.
+	health.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := testutil.BuildPeapod(binDir, health)
 	if err != nil {
-		return "", fmt.Errorf("failed to get working directory: %w", err)
+		return err
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no go.mod above %q", dir)
-		}
-	}
+	peapodBin, busyboxTar = b.Peapod, b.BusyboxTar
+	return nil
 }
 
 // env is one peapod instance: its own roots, bridge and subnet.
