@@ -50,7 +50,11 @@ func executeNet(g *globals, out io.Writer) error {
 		return err
 	}
 	c := v.Config
-	fmt.Fprintf(out, "bridge %s  subnet %s  gateway %s  masquerade %v\n\n", c.Bridge, c.Subnet, c.Gateway, c.IPMasq)
+	fmt.Fprintf(out, "bridge %s  subnet %s  gateway %s  masquerade %v\n", c.Bridge, c.Subnet, c.Gateway, c.IPMasq)
+	for _, w := range v.Warnings {
+		fmt.Fprintf(out, "warning: %s\n", w)
+	}
+	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tPOD\tIP\tHOST VETH\tMAC\tNETNS")
 	for _, p := range v.Pods {

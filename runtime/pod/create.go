@@ -219,6 +219,13 @@ func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.
 		rec.IP = ip.String()
 		return nil
 	}
+	if _, err := net.InterfaceByName(m.o.Network.Bridge); err != nil {
+		// The network's first pod: say once what on this host would
+		// silently drop pod traffic (a FORWARD policy of DROP, br_netfilter).
+		for _, w := range cni.Check(m.o.Network) {
+			fmt.Fprintf(m.o.Warn, "Warning: network %s: %s\n", m.o.Network.Bridge, w)
+		}
+	}
 	// Registered before the call that may allocate half (a lease without a
 	// veth); TeardownPod releases by owner and tolerates what is missing.
 	undo.Add(func() error { return cni.TeardownPod(m.o.Network, netns, rec.UID) })

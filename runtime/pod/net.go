@@ -12,6 +12,8 @@ type NetworkView struct {
 	Config cni.Config
 	// Pods are the bridge's pod ports, with the pods they belong to.
 	Pods []NetworkPod
+	// Warnings name host settings that would silently break pod traffic.
+	Warnings []string
 }
 
 // NetworkPod is one pod on the bridge.
@@ -44,7 +46,7 @@ func (m *Manager) Network() (*NetworkView, error) {
 	for i, r := range recs {
 		byUID[r.UID] = i
 	}
-	v := &NetworkView{Config: m.o.Network}
+	v := &NetworkView{Config: m.o.Network, Warnings: cni.Check(m.o.Network)}
 	for _, p := range ports {
 		np := NetworkPod{UID: p.PodUID, HostVeth: p.HostVeth, MAC: p.MAC}
 		if i, ok := byUID[p.PodUID]; ok {

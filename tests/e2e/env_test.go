@@ -447,6 +447,12 @@ func (e *env) snapshot() *testutil.Snapshot {
 	return testutil.TakeSnapshot(e.t, e.roots())
 }
 
+// snapshot0 takes the leak snapshot as things are, without a warm-up.
+func (e *env) snapshot0() *testutil.Snapshot {
+	e.t.Helper()
+	return testutil.TakeSnapshot(e.t, e.roots())
+}
+
 // checkCgroupPrefix fails the test when a container's cgroup does not carry
 // the prefix the leak snapshot looks for: the snapshot would miss leaks.
 func (e *env) checkCgroupPrefix(v *inspectView) {
