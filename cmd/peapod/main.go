@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -176,8 +177,17 @@ func (g *globals) manager() (*pod.Manager, error) {
 	}
 	return pod.Open(pod.Options{
 		Root: g.root, RunRoot: g.runRoot, CgroupDriver: g.cgroupDriver, Network: netc, Chain: ch, Supervisor: sup, Init: initBin,
-		BackoffInitialSeconds: g.backoffInitial, BackoffMaxSeconds: g.backoffMax, Warn: os.Stderr,
+		BackoffInitialSeconds: g.backoffInitial, BackoffMaxSeconds: g.backoffMax, Warn: os.Stderr, Trace: traceOut(),
 	})
+}
+
+// traceOut is stderr when PEAPOD_TRACE is set: run and rm then print how
+// long each of their steps took.
+func traceOut() io.Writer {
+	if os.Getenv("PEAPOD_TRACE") == "" {
+		return nil
+	}
+	return os.Stderr
 }
 
 // helperPath finds one of peapod's helper binaries: $env, else name beside

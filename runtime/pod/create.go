@@ -66,10 +66,13 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	uid := newUID()
 	p = p.DeepCopy()
 	p.UID = types.UID(uid)
+	tr := newTracer(m.o.Trace, "run "+p.Namespace+"/"+p.Name)
+	defer tr.done()
 	rec, err = m.reserve(p, &undo)
 	if err != nil {
 		return nil, err
 	}
+	tr.step("reserve")
 	runDir := m.runDir(uid)
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create run dir %q: %w", runDir, err)
@@ -81,16 +84,20 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tr.step("sandbox")
 	if err := m.setupNetwork(p, rec, sb, &undo); err != nil {
 		return nil, err
 	}
+	tr.step("network")
 	sp, err := m.buildSpec(p, rec, sb)
 	if err != nil {
 		return nil, err
 	}
+	tr.step("spec")
 	if err := m.createCgroups(sp, rec, &undo); err != nil {
 		return nil, err
 	}
+	tr.step("cgroups")
 	if err := state.WriteJSON(filepath.Join(runDir, supervisor.SpecFile), sp); err != nil {
 		return nil, err
 	}
@@ -101,6 +108,7 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tr.step("supervisor and containers")
 	rec.Phase = state.PhaseCreated
 	rec.Creator = state.Proc{}
 	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {

@@ -56,6 +56,8 @@ type Options struct {
 	BackoffInitialSeconds, BackoffMaxSeconds float64
 	// Warn receives warnings (nil: discarded).
 	Warn io.Writer
+	// Trace, when set, receives how long each step of run and rm took.
+	Trace io.Writer
 }
 
 // Manager manages the pods of one root.

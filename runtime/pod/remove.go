@@ -109,10 +109,13 @@ func (m *Manager) releaseNetwork(rec *state.Record) error {
 // its record: processes, cgroups, network, pins, run dir. Idempotent, and
 // works whatever state a crash left.
 func (m *Manager) releaseResources(rec *state.Record) error {
+	tr := newTracer(m.o.Trace, "release "+rec.Namespace+"/"+rec.Name)
+	defer tr.done()
 	var errs []error
 	if err := m.killAll(rec); err != nil {
 		errs = append(errs, err)
 	}
+	tr.step("kill")
 	// Both of these mostly wait on the kernel — the killed processes to
 	// leave their cgroups, the synchronous veth delete (~25 ms here) — and
 	// neither needs the other, so they wait side by side.
@@ -121,13 +124,16 @@ func (m *Manager) releaseResources(rec *state.Record) error {
 	if err := m.destroyCgroups(rec); err != nil {
 		errs = append(errs, err)
 	}
+	tr.step("cgroups")
 	if err := <-netErr; err != nil {
 		errs = append(errs, err)
 	}
+	tr.step("network (after cgroups)")
 	// Last: releaseNetwork unmounted the namespace pins inside the run dir.
 	if err := removeRunDir(m.runDir(rec.UID)); err != nil {
 		errs = append(errs, err)
 	}
+	tr.step("run dir")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("failed to release pod %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
