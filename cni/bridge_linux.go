@@ -147,7 +147,7 @@ func pinMAC(br *netlink.Bridge) error {
 // ensureGatewayAddr gives the bridge the gateway address, and refuses a bridge
 // that carries any other IPv4 address.
 func ensureGatewayAddr(c Config, br *netlink.Bridge) error {
-	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(br, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("failed to list addresses of bridge %q: %w", c.Bridge, err)
 	}
@@ -176,7 +176,7 @@ func ensureGatewayAddr(c Config, br *netlink.Bridge) error {
 // checkOverlap refuses a subnet that overlaps an IPv4 address or main-table
 // route on any link but the bridge (brIndex; 0 when it does not exist yet).
 func checkOverlap(c Config, brIndex int) error {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("failed to list host addresses: %w", err)
 	}
@@ -186,7 +186,7 @@ func checkOverlap(c Config, brIndex int) error {
 			return fmt.Errorf("pod subnet %s overlaps address %s on %s", c.Subnet, p, linkName(a.LinkIndex))
 		}
 	}
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := retryDump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("failed to list host routes: %w", err)
 	}

@@ -300,7 +300,7 @@ func Pods(c Config) ([]Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	links, err := netlink.LinkList()
+	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("failed to list links: %w", err)
 	}

@@ -109,7 +109,7 @@ func verifyPodSide(c Config, a Attachment, want netip.Prefix) error {
 
 // verifyAddr checks that link carries want.
 func verifyAddr(h *netlink.Handle, link netlink.Link, a Attachment, want netip.Prefix) error {
-	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("failed to list addresses of %s in %q: %w", a.ifName(), a.NetnsPath, err)
 	}
@@ -123,7 +123,7 @@ func verifyAddr(h *netlink.Handle, link netlink.Link, a Attachment, want netip.P
 
 // verifyRoutes checks that every route the network gives is on link.
 func verifyRoutes(h *netlink.Handle, link netlink.Link, a Attachment, want []Route) error {
-	routes, err := h.RouteList(link, netlink.FAMILY_V4)
+	routes, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(link, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("failed to list routes of %s in %q: %w", a.ifName(), a.NetnsPath, err)
 	}

@@ -72,12 +72,10 @@ type ExecOptions struct {
 // SIGHUP and SIGQUIT sent to the command's process reach the exec'd process.
 // An invalid o shows up as the error of Start.
 //
-// The helper runs from a sealed in-memory copy passed as the command's
-// first extra file (see sealedCopy); the caller closes its copy with
-// ReleaseFiles once the command started, or to give it up.
+// o.Helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
 func ExecCommand(o ExecOptions) *exec.Cmd {
 	cmd := &exec.Cmd{
-		Path:   procSelfFd(3),
+		Path:   o.Helper,
 		Args:   []string{o.Helper, "exec"},
 		Stdin:  o.Stdin,
 		Stdout: o.Stdout,
@@ -88,12 +86,6 @@ func ExecCommand(o ExecOptions) *exec.Cmd {
 		cmd.Err = err
 		return cmd
 	}
-	sealed, err := sealedCopy(o.Helper)
-	if err != nil {
-		cmd.Err = err
-		return cmd
-	}
-	cmd.ExtraFiles = []*os.File{sealed}
 	// Only the protocol: the helper's own environment must not leak into
 	// the container, and the process's environment travels in the JSON.
 	cmd.Env = env

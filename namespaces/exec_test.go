@@ -135,7 +135,6 @@ func execInTarget(tb testing.TB, target *execTarget, cgroups []string, proc spec
 		Helper: helper, Target: target.pid, Cgroups: cgroups, Process: proc,
 		Stdout: &stdout, Stderr: &stderr,
 	})
-	defer ReleaseFiles(cmd)
 	err = cmd.Run()
 	if _, exited := err.(*exec.ExitError); err != nil && !exited {
 		tb.Fatalf("exec %q: %v", proc.Args, err)
@@ -303,7 +302,6 @@ func TestExecForwardsSignals(t *testing.T) {
 			Env:  []string{"PATH=/usr/bin:/bin"}, Cwd: "/",
 		},
 	})
-	t.Cleanup(func() { ReleaseFiles(cmd) })
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -343,8 +341,7 @@ func TestExecMainRefusesUnjoined(t *testing.T) {
 }
 
 func TestExecCommandRejectsBadOptions(t *testing.T) {
-	// A real file: ExecCommand copies the helper into a sealed memfd.
-	good := ExecOptions{Helper: "/bin/true", Target: 1, Process: specs.Process{Args: []string{"true"}}}
+	good := ExecOptions{Helper: "/bin/helper", Target: 1, Process: specs.Process{Args: []string{"true"}}}
 	tests := []struct {
 		name   string
 		mutate func(*ExecOptions)
@@ -356,7 +353,6 @@ func TestExecCommandRejectsBadOptions(t *testing.T) {
 		{"newline in cgroup", func(o *ExecOptions) { o.Cgroups = []string{"/a\npid=1"} }},
 	}
 	cmd := ExecCommand(good)
-	ReleaseFiles(cmd)
 	if cmd.Err != nil {
 		t.Fatalf("good options rejected: %v", cmd.Err)
 	}

@@ -165,21 +165,12 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*ini
 		return nil, fmt.Errorf("failed to create error pipe: %w", err)
 	}
 	defer errW.Close()
-	// Executed from a sealed copy, never from the host file: see sealedCopy.
-	sealed, err := sealedCopy(helper)
-	if err != nil {
-		cfgW.Close()
-		errR.Close()
-		return nil, err
-	}
-	defer sealed.Close()
 	attr := &os.ProcAttr{
-		Env: []string{},
-		// fds 3 and 4: initConfigFd, initErrorFd; 5: the sealed helper, which
-		// the init stage closes with every other fd before the workload runs.
-		Files: append(files, cfgR, errW, sealed),
+		Env:   []string{},
+		Files: append(files, cfgR, errW), // fds 3 and 4: initConfigFd, initErrorFd
 	}
-	pid, err := forkInNamespaces(procSelfFd(5), []string{helper, HelperInitArg}, attr, c.OCI.Linux)
+	// helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
+	pid, err := forkInNamespaces(helper, []string{helper, HelperInitArg}, attr, c.OCI.Linux)
 	if err != nil {
 		cfgW.Close()
 		errR.Close()

@@ -49,14 +49,7 @@ func executeExec(g *globals, name, container string, argv []string) error {
 	if c.Err != nil {
 		return c.Err
 	}
-	// The helper runs from the sealed copy ExecCommand made (ExtraFiles[0]),
-	// named through our own fd table since no fork renumbers it here; it is
-	// close-on-exec, and execve resolves the path before closing it.
-	path := c.Path
-	if len(c.ExtraFiles) > 0 {
-		path = fmt.Sprintf("/proc/self/fd/%d", c.ExtraFiles[0].Fd())
-	}
-	if err := syscall.Exec(path, c.Args, c.Env); err != nil {
+	if err := syscall.Exec(c.Path, c.Args, c.Env); err != nil {
 		return fmt.Errorf("failed to exec %s: %w", c.Args[0], err)
 	}
 	os.Exit(0) // not reached

@@ -144,6 +144,9 @@ func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, er
 	if _, err := os.Stat(idx); err == nil {
 		return nil, fmt.Errorf("pod %q in namespace %q: %w", p.Name, p.Namespace, ErrExists)
 	}
+	// Registered first so that it runs last, once the pod dir is gone: the
+	// helper mount goes with the root's last pod.
+	undo.Add(m.unbindHelperIfIdle)
 	dir := m.podDir(uid)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create pod dir %q: %w", dir, err)
@@ -156,6 +159,11 @@ func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, er
 		return nil, fmt.Errorf("failed to write name index %q: %w", idx, err)
 	}
 	undo.Add(func() error { return m.removeNameIndex(rec) })
+	// Under the lock, with this pod recorded: Remove unbinds the helper
+	// only once the root holds no pod.
+	if err := namespaces.BindHelperReadOnly(m.o.Init, m.helperMount()); err != nil {
+		return nil, err
+	}
 	return rec, nil
 }
 
@@ -414,7 +422,7 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (strin
 	cmd.Dir = "/"
 	// GOMAXPROCS=1: a supervisor mostly sleeps; one P means one mcache and
 	// fewer threads resident per pod.
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.o.Init, "GOMAXPROCS=1"}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	// A session of its own: the supervisor outlives the CLI and no

@@ -34,7 +34,7 @@ func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.
 	proc.Args = argv
 	proc.Terminal = false
 	return namespaces.ExecCommand(namespaces.ExecOptions{
-		Helper: m.o.Init, Target: st.Proc.PID, Cgroups: m.cg.ProcsFiles(c.Cgroup), Process: proc,
+		Helper: m.helperMount(), Target: st.Proc.PID, Cgroups: m.cg.ProcsFiles(c.Cgroup), Process: proc,
 	}), nil
 }
 

@@ -62,6 +62,9 @@ func (m *Manager) GC(dryRun bool) ([]GCItem, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if !dryRun {
+		errs = append(errs, m.unbindHelperIfIdleLocked())
+	}
 	return items, errors.Join(errs...)
 }
 
@@ -70,6 +73,14 @@ func (m *Manager) gcPod(rec *state.Record, dryRun bool) (*GCItem, error) {
 	name := rec.Namespace + "/" + rec.Name
 	if rec.Phase == state.PhaseCreating {
 		if rec.Creator.Alive() {
+			return nil, nil
+		}
+		// run writes its last record without the lock: the creator may
+		// have finished (and exited) since the records were listed. Only a
+		// record that still says Creating now that its creator is known to
+		// be dead is debris; a dead creator writes nothing more.
+		now, err := state.ReadRecord(m.recordPath(rec.UID))
+		if err != nil || now.Phase != state.PhaseCreating {
 			return nil, nil
 		}
 		item := &GCItem{Kind: "pod", Name: name, Reason: fmt.Sprintf("creation by pid %d never finished", rec.Creator.PID)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 
@@ -62,7 +63,40 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 	if err := m.removeNameIndex(rec); err != nil {
 		return err
 	}
-	return removeAll(m.podDir(rec.UID))
+	if err := removeAll(m.podDir(rec.UID)); err != nil {
+		return err
+	}
+	return m.unbindHelperIfIdle()
+}
+
+// helperMount is where peapod-init is bound read-only for this root's
+// pods (see namespaces.BindHelperReadOnly).
+func (m *Manager) helperMount() string { return filepath.Join(m.o.RunRoot, "bin", "peapod-init") }
+
+// unbindHelperIfIdle removes the read-only helper mount once the root
+// holds no pod: it exists exactly while pods (which restart containers and
+// run exec probes through it) do. It takes the root's lock, as run's
+// reservation does.
+func (m *Manager) unbindHelperIfIdle() error {
+	unlock, err := state.Lock(m.lockPath())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return m.unbindHelperIfIdleLocked()
+}
+
+// unbindHelperIfIdleLocked is unbindHelperIfIdle for a caller holding the
+// root's lock.
+func (m *Manager) unbindHelperIfIdleLocked() error {
+	entries, err := os.ReadDir(filepath.Join(m.o.Root, "pods"))
+	if err != nil {
+		return fmt.Errorf("failed to list pods: %w", err)
+	}
+	if len(entries) > 0 {
+		return nil
+	}
+	return namespaces.UnbindHelper(m.helperMount())
 }
 
 // killAll SIGKILLs the supervisor, the reaper and every process in the

@@ -70,11 +70,6 @@ func (s *Supervisor) runCommand(ctx context.Context, timeout time.Duration, kill
 	})
 	outW.Close()
 	errW.Close()
-	// The child has its own copies of the extra files (the sealed helper
-	// binary of an exec); ours would pin the helper's memory.
-	for _, f := range cmd.ExtraFiles {
-		f.Close()
-	}
 	if err != nil {
 		return nil, -1, err
 	}
