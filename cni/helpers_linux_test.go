@@ -28,7 +28,7 @@ func testConfig(t testing.TB) Config {
 		DataDir: filepath.Join(t.TempDir(), "net"),
 	}
 	t.Cleanup(func() {
-		if err := deleteLink(c.Bridge); err != nil {
+		if err := nettest.DeleteBridge(c.Bridge); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -25,7 +25,7 @@ func hostPortConfig(t *testing.T) Config {
 		IPMasq:  true,
 	}
 	t.Cleanup(func() {
-		if err := deleteLink(c.Bridge); err != nil {
+		if err := nettest.DeleteBridge(c.Bridge); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -27,7 +27,7 @@ func referenceChain(t *testing.T) (*Chain, netip.Prefix) {
 	subnet := nettest.Subnet(t, nettest.BlockChain)
 	bridge := "pr" + nettest.RandHex(t, 6)
 	t.Cleanup(func() {
-		if err := nettest.DeleteLink(bridge); err != nil {
+		if err := nettest.DeleteBridge(bridge); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -67,7 +67,7 @@ func newTestNet(t testing.TB) testNet {
 		cacheDir: filepath.Join(t.TempDir(), "cache"),
 	}
 	t.Cleanup(func() {
-		if err := nettest.DeleteLink(n.bridge); err != nil {
+		if err := nettest.DeleteBridge(n.bridge); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -188,10 +189,13 @@ func (e *env) teardown() {
 	if e.foreignNet {
 		return
 	}
-	// The bridge outlives the root's pods by design; it is the test's to remove.
-	if out, err := exec.Command("ip", "link", "del", e.bridge).CombinedOutput(); err != nil &&
-		!strings.Contains(string(out), "Cannot find device") {
-		e.t.Errorf("cleanup: failed to delete bridge %s: %v: %s", e.bridge, err, out)
+	// The bridge and its masquerade table outlive the root's pods by
+	// design; `net rm` removes them once no pod holds an address.
+	if _, stderr, code := e.run("", "net", "rm"); code != 0 {
+		e.t.Errorf("cleanup: peapod net rm: %s", stderr)
+	}
+	if _, err := net.InterfaceByName(e.bridge); err == nil {
+		e.t.Errorf("cleanup: bridge %s still exists after net rm", e.bridge)
 	}
 }
 

@@ -168,9 +168,9 @@ func (e *env) teardown() {
 			}
 		}
 	}
-	if out, err := exec.Command("ip", "link", "del", e.bridge).CombinedOutput(); err != nil &&
-		!strings.Contains(string(out), "Cannot find device") {
-		e.t.Errorf("cleanup: failed to delete bridge %s: %v: %s", e.bridge, err, out)
+	// The bridge and its masquerade table outlive pods; net rm removes both.
+	if _, stderr, code := e.run("net", "rm"); code != 0 {
+		e.t.Errorf("cleanup: peapod net rm: %s", stderr)
 	}
 }
 

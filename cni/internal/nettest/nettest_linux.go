@@ -305,6 +305,19 @@ func DeleteLink(name string) error {
 	return nil
 }
 
+// DeleteBridge deletes a test network's bridge and the masquerade table
+// peapod keeps beside it (table ip peapod-<bridge>); either being gone
+// already is success.
+func DeleteBridge(name string) error {
+	conn := &nftables.Conn{}
+	conn.DelTable(&nftables.Table{Name: "peapod-" + name, Family: nftables.TableFamilyIPv4})
+	err := conn.Flush()
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("failed to delete nftables table peapod-%s: %w", name, err)
+	}
+	return DeleteLink(name)
+}
+
 // LinkExists reports whether a host link of that name exists.
 func LinkExists(t testing.TB, name string) bool {
 	t.Helper()
