@@ -177,6 +177,11 @@ cleanup() {
 		# shellcheck disable=SC2046 # one name per word
 		sort -u "$OUT/peapod-names" | xargs -r -n 50 "${P[@]}" rm -f >/dev/null 2>&1 || true
 	fi
+	# The masquerade table lives as long as the bridge: `net rm` removes
+	# both (the loop below deletes any table peapod-ppb* it left).
+	if command -v peapod >/dev/null && [[ -d "$B/peapod" ]]; then
+		"${P[@]}" net rm >/dev/null 2>&1 || log "peapod net rm failed; deleting bridge and table by hand"
+	fi
 	if command -v podman >/dev/null && [[ -d "$B/podman" ]]; then
 		"${PM[@]}" pod rm -a -f -t 0 >/dev/null 2>&1 || true
 		"${PM[@]}" rm -a -f -t 0 >/dev/null 2>&1 || true
@@ -224,14 +229,19 @@ no_ports() {
 	done
 }
 
+# bridge_ports_at_most N: peapod's bench bridge has at most N ports.
+bridge_ports_at_most() {
+	(($(ip -o link show master ppbench0 2>/dev/null | wc -l) <= $1))
+}
+
 # remove_cgroups removes, depth first, the cgroups the tools made for our
 # pods and left behind: crun's and runc's parents, podman's libpod_parent
 # children (podman leaks an empty one per pod), peapod's and ours.
 remove_cgroups() {
 	local h new
-	new=$(comm -13 <(sed -n '/^## cgroups/,/^## mounts/p' "$OUT/before") \
+	new=$(LC_ALL=C comm -13 <(sed -n '/^## cgroups/,/^## mounts/p' "$OUT/before" | grep -v '^## ' | LC_ALL=C sort) \
 		<(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -not -path '/sys/fs/cgroup/hugetlb*' \
-			-not -path '*/process_api*' | sort))
+			-not -path '*/process_api*' | LC_ALL=C sort))
 	for h in $new; do
 		case "$h" in
 		*/ppbench-* | */libpod_parent* | */peapod-*)
@@ -257,8 +267,9 @@ check_clean() {
 		log "cleanup check FAILED: ip_forward not restored"
 		return 1
 	fi
-	if pgrep -f "$B|ppbench" >/dev/null; then
-		log "cleanup check FAILED: processes left: $(pgrep -f "$B|ppbench" | tr '\n' ' ')"
+	# Supervisors name their run dir under $R; probers die with them.
+	if pgrep -f "$B|$R|ppbench" >/dev/null; then
+		log "cleanup check FAILED: processes left: $(pgrep -f "$B|$R|ppbench" | tr '\n' ' ')"
 		return 1
 	fi
 	log "cleanup check: ok (links, netns, nftables, iptables, cgroups, mounts, processes, ip_forward)"
@@ -546,7 +557,8 @@ mem_row() {
 		'BEGIN { printf "| %s | %d | %.2f | %.2f |\n", l, n, r / n / 1024, p / n / 1024 }'
 }
 
-# s3_peapod PREFIX MANIFEST_FN: start MEM_N pods, measure their supervisors.
+# s3_peapod PREFIX MANIFEST_FN: start MEM_N pods, measure their supervisors
+# and the helpers those started (a pod with an HTTP probe has a prober).
 s3_peapod() {
 	local i pids=()
 	for ((i = 0; i < MEM_N; i++)); do pp_run "$1-$i" "$2"; done
@@ -555,6 +567,7 @@ s3_peapod() {
 	done
 	# Let probes and the supervisors reach their steady state.
 	sleep 3
+	mapfile -t -O "${#pids[@]}" pids < <(s6_helpers "${pids[@]}")
 	proc_mem "${pids[@]}"
 	for ((i = 0; i < MEM_N; i++)); do pp_rm "$1-$i"; done
 }
@@ -607,7 +620,7 @@ scenario3() {
 		printf '\n### Scenario 3: memory of the non-workload processes per running 1-container pod\n\n'
 		printf '| variant | pods | VmRSS MiB/pod | Pss MiB/pod |\n|---|---|---|---|\n'
 		mem_row "peapod (supervisor)" "$MEM_N" "${pp[0]}" "${pp[1]}"
-		mem_row "peapod with TCP+HTTP probes (supervisor)" "$MEM_N" "${ppp[0]}" "${ppp[1]}"
+		mem_row "peapod with TCP+HTTP probes (supervisor + prober)" "$MEM_N" "${ppp[0]}" "${ppp[1]}"
 		mem_row "podman (2 × conmon + catatonit)" "$MEM_N" "${pm[0]}" "${pm[1]}"
 		awk -v a="${pp[0]}" -v b="${pm[0]}" -v c="${pp[1]}" -v d="${pm[1]}" \
 			'BEGIN { printf "| peapod ÷ podman | | %.3f | %.3f |\n", a / b, c / d }'
@@ -652,7 +665,7 @@ scenario5() {
 	done < <("$B/netbench" -runs "$RUNS" -warmup "$WARMUP" -dir "$R/netbench")
 	{
 		table s5 "Scenario 5: pod network, netns created → connected → disconnected → host veth gone" peapod cni-bridge
-		printf '\npeapod-cni through libcni vs bridge through libcni: not measured yet (cmd/peapod-cni does not exist).\n'
+		printf '\npeapod-cni through libcni vs bridge through libcni: not measured yet (netbench has no libcni variant).\n'
 	} >>"$OUT/table.md"
 }
 
@@ -711,11 +724,12 @@ s6_ticks() {
 	printf '%s\n' "$t"
 }
 
-# s6_metrics FILE writes "container/probe_type sum_seconds count" for every
-# probe of the namespace's pods, summed over pods, from `peapod metrics`.
+# s6_metrics FILE PREFIX writes "container/probe_type sum_seconds count" for
+# the probes of the pods named PREFIX-*, summed over pods, from `peapod
+# metrics`.
 s6_metrics() {
-	"${P[@]}" metrics | awk '
-		/^prober_probe_duration_seconds_(sum|count)\{/ {
+	"${P[@]}" metrics | awk -v pod="pod=\"$2-" '
+		/^prober_probe_duration_seconds_(sum|count)\{/ && index($0, pod) {
 			match($0, /container="[^"]*"/); c = substr($0, RSTART + 11, RLENGTH - 12)
 			match($0, /probe_type="[^"]*"/); t = substr($0, RSTART + 12, RLENGTH - 13)
 			if ($1 ~ /_sum\{/) s[c "/" t] += $2; else n[c "/" t] += $2
@@ -744,13 +758,9 @@ s6_exec_samples() {
 	done >/dev/null
 }
 
-# s6_wait_ready PREFIX COUNT waits until every pod of the batch is Ready.
-s6_wait_ready() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		"${P[@]}" wait "$1-$i" --for=condition=Ready --timeout=120s >/dev/null ||
-			die "scenario 6: pod $1-$i not Ready"
-	done
+# s6_ready NAME waits until the pod is Ready.
+s6_ready() {
+	"${P[@]}" wait "$1" --for=condition=Ready --timeout=120s >/dev/null || die "scenario 6: pod $1 not Ready"
 }
 
 # s6_load LABEL MANIFEST_FN PREFIX [exec]: PROBE_N pods for PROBE_SECONDS;
@@ -759,21 +769,22 @@ s6_wait_ready() {
 s6_load() {
 	local label=$1 fn=$2 pre=$3 i c0 c1 w0 w1 hz cells k ms n facts=() sups=() helpers=()
 	log "scenario 6: $label, $PROBE_N pods for $PROBE_SECONDS s"
-	wait_until 30 no_ports || die "scenario 6: veths of the last batch still there"
+	# s6-probe keeps its port on the bridge; the last batch's must be gone.
+	wait_until 30 bridge_ports_at_most 1 || die "scenario 6: veths of the last batch still there"
 	for ((i = 0; i < PROBE_N; i++)); do pp_run "$pre-$i" "$fn"; done
-	s6_wait_ready "$pre" "$PROBE_N"
+	for ((i = 0; i < PROBE_N; i++)); do s6_ready "$pre-$i"; done
 	for ((i = 0; i < PROBE_N; i++)); do facts+=("$(pp_facts "$pre-$i")"); done
 	for ((i = 0; i < PROBE_N; i++)); do sups+=("$(cut -d' ' -f2 <<<"${facts[i]}")"); done
 	mapfile -t helpers < <(s6_helpers "${sups[@]}")
 	# Let the start-up settle, then count the window only.
 	sleep 3
-	s6_metrics "$OUT/s6-$pre-m0"
+	s6_metrics "$OUT/s6-$pre-m0" "$pre"
 	c0=$(s6_ticks "${sups[@]}" "${helpers[@]}")
 	w0=$(now_us)
 	sleep "$PROBE_SECONDS"
 	c1=$(s6_ticks "${sups[@]}" "${helpers[@]}")
 	w1=$(now_us)
-	s6_metrics "$OUT/s6-$pre-m1"
+	s6_metrics "$OUT/s6-$pre-m1" "$pre"
 	hz=$(getconf CLK_TCK)
 	cells=""
 	for k in web/Readiness web/Liveness ex/Liveness; do
@@ -804,13 +815,13 @@ s6_idle() {
 	local t0
 	log "scenario 6: exec latency idle"
 	pp_run s6-probe s6_manifest_full
-	s6_wait_ready s6-probe 1
+	s6_ready s6-probe
 	t0=$SECONDS
-	s6_metrics "$OUT/s6-idle-m0"
+	s6_metrics "$OUT/s6-idle-m0" s6
 	s6_exec_samples idle
 	# At least 15 exec probes in the idle window.
 	sleep $((15 - (SECONDS - t0) > 0 ? 15 - (SECONDS - t0) : 0))
-	s6_metrics "$OUT/s6-idle-m1"
+	s6_metrics "$OUT/s6-idle-m1" s6
 }
 
 scenario6() {

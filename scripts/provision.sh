@@ -24,7 +24,7 @@ readonly GO_ROOT=/usr/local/go
 readonly STATICCHECK_VERSION=v0.8.2
 
 readonly PACKAGES=(
-	busybox-static iproute2 nftables iptables containernetworking-plugins util-linux shellcheck ruby
+	busybox-static iproute2 nftables iptables containernetworking-plugins util-linux jq shellcheck ruby
 	ca-certificates gcc libc6-dev git
 )
 
