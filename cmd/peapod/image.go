@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/peapod/peapod/image"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
@@ -53,36 +54,33 @@ func newImageCommand(g *globals) *cobra.Command {
 }
 
 func executeImageImport(g *globals, file, name string, out io.Writer) error {
-	m, err := g.manager()
+	store, err := imageStore(g)
 	if err != nil {
 		return err
 	}
-	store, err := m.Images()
-	if err != nil {
-		return err
-	}
+	var img *image.Image
 	if file == "-" {
-		i, err := store.Import(os.Stdin, name)
-		if err != nil {
+		if img, err = store.Import(os.Stdin, name); err != nil {
 			return fmt.Errorf("failed to import image from standard input: %w", err)
 		}
-		fmt.Fprintf(out, "imported %s %s\n", i.ID, strings.Join(i.Names, " "))
-		return nil
-	}
-	i, err := store.ImportPath(file, name)
-	if err != nil {
+	} else if img, err = store.ImportPath(file, name); err != nil {
 		return fmt.Errorf("failed to import image %q: %w", file, err)
 	}
-	fmt.Fprintf(out, "imported %s %s\n", i.ID, strings.Join(i.Names, " "))
+	fmt.Fprintf(out, "imported %s %s\n", img.ID, strings.Join(img.Names, " "))
 	return nil
 }
 
-func executeImageLs(g *globals, out io.Writer) error {
+// imageStore opens the root's image store.
+func imageStore(g *globals) (*image.Store, error) {
 	m, err := g.manager()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	store, err := m.Images()
+	return m.Images()
+}
+
+func executeImageLs(g *globals, out io.Writer) error {
+	store, err := imageStore(g)
 	if err != nil {
 		return err
 	}
