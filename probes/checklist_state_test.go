@@ -2,7 +2,6 @@ package probes
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,11 +20,7 @@ func TestChecklist_01(t *testing.T) {
 		p.SuccessThreshold != 1 || p.FailureThreshold != 3 || p.InitialDelaySeconds != 0 {
 		t.Fatalf("defaulted probe = %+v %+v, want %+v %+v", *p, *p.HTTPGet, want, *want.HTTPGet)
 	}
-	pod := &spec.Pod{}
-	DefaultRestartPolicy(pod)
-	if pod.RestartPolicy != spec.RestartAlways || DefaultTerminationGracePeriodSeconds != 30 {
-		t.Fatalf("pod defaults: policy %q grace %d", pod.RestartPolicy, DefaultTerminationGracePeriodSeconds)
-	}
+	// The pod-level defaults are the manifest's: TestChecklist_01PodDefaults.
 	// A worker defaults a hand-written zero probe instead of panicking on a zero ticker period.
 	c := spec.Container{Name: "c", LivenessProbe: &spec.Probe{Exec: []string{"true"}}}
 	h := newHarness(t, testPod(c))
@@ -35,50 +30,8 @@ func TestChecklist_01(t *testing.T) {
 	}
 }
 
-func TestChecklist_02(t *testing.T) {
-	valid := func() *spec.Probe { p := probeSpec(10, 0, 1, 3); return p }
-	cases := []struct {
-		name string
-		typ  ProbeType
-		mut  func(p *spec.Probe)
-		want string
-	}{
-		{"liveness success 2", Liveness, func(p *spec.Probe) { p.SuccessThreshold = 2 }, "livenessProbe.successThreshold: Invalid value: 2: must be 1"},
-		{"startup success 2", Startup, func(p *spec.Probe) { p.SuccessThreshold = 2 }, "startupProbe.successThreshold: Invalid value: 2: must be 1"},
-		{"readiness grace", Readiness, func(p *spec.Probe) { p.TerminationGracePeriodSeconds = ptr[int64](5) }, "must not be set for readinessProbes"},
-		{"grace 0", Liveness, func(p *spec.Probe) { p.TerminationGracePeriodSeconds = ptr[int64](0) }, "terminationGracePeriodSeconds: Invalid value: 0: must be greater than 0"},
-		{"negative period", Readiness, func(p *spec.Probe) { p.PeriodSeconds = -1 }, "periodSeconds: Invalid value: -1: must be greater than or equal to 0"},
-		{"negative delay", Readiness, func(p *spec.Probe) { p.InitialDelaySeconds = -1 }, "initialDelaySeconds: Invalid value: -1"},
-		{"negative timeout", Readiness, func(p *spec.Probe) { p.TimeoutSeconds = -1 }, "timeoutSeconds: Invalid value: -1"},
-		{"negative failure", Readiness, func(p *spec.Probe) { p.FailureThreshold = -1 }, "failureThreshold: Invalid value: -1"},
-		{"no handler", Readiness, func(p *spec.Probe) { p.Exec = nil }, "must specify a handler type"},
-		{"two handlers", Readiness, func(p *spec.Probe) { p.TCPSocket = &spec.TCPSocket{Port: "80"} }, "may not specify more than 1 handler type"},
-		{"empty exec", Readiness, func(p *spec.Probe) { p.Exec = []string{} }, "readinessProbe.exec.command: Required value"},
-		{"ftp", Readiness, func(p *spec.Probe) { p.Exec = nil; p.HTTPGet = &spec.HTTPGet{Path: "/", Port: "80", Scheme: "FTP"} }, `Unsupported value: "FTP"`},
-		{"grpc 0", Readiness, func(p *spec.Probe) { p.Exec = nil; p.GRPC = &spec.GRPC{Port: 0} }, "grpc.port: Invalid value: 0: must be between 1 and 65535"},
-		{"grpc 70000", Readiness, func(p *spec.Probe) { p.Exec = nil; p.GRPC = &spec.GRPC{Port: 70000} }, "grpc.port: Invalid value: 70000"},
-		{"bad port name", Readiness, func(p *spec.Probe) { p.Exec = nil; p.TCPSocket = &spec.TCPSocket{Port: "Not_A_Name"} }, "IANA_SVC_NAME"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := valid()
-			tc.mut(p)
-			errs := ValidateProbe(tc.typ, p)
-			var all []string
-			for _, e := range errs {
-				all = append(all, e.Error())
-			}
-			if !strings.Contains(strings.Join(all, "\n"), tc.want) {
-				t.Fatalf("errors %q do not contain %q", all, tc.want)
-			}
-		})
-	}
-	for _, typ := range []ProbeType{Liveness, Readiness, Startup} {
-		if errs := ValidateProbe(typ, valid()); len(errs) != 0 {
-			t.Fatalf("valid %v probe rejected: %v", typ, errs)
-		}
-	}
-}
+// TestChecklist_02 is in checklist_validate_test.go: it runs the validation
+// every manifest goes through (package manifest).
 
 func TestChecklist_03(t *testing.T) {
 	c := spec.Container{Name: "c"}
