@@ -2,70 +2,31 @@ package cni
 
 import (
 	"errors"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/peapod/peapod/cni/internal/nettest"
 	"github.com/peapod/peapod/cni/ipam"
 	"github.com/vishvananda/netlink"
 )
 
 // listenIn starts a TCP server in the netns at nsPath that writes each
-// client's address back and closes.
+// client's address back and closes (nettest.Serve on an ephemeral port).
 func listenIn(t *testing.T, nsPath string, ip netip.Addr) string {
 	t.Helper()
-	var ln net.Listener
-	err := inNetns(nsPath, func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(ip, 0).String())
-		return err
-	})
-	if err != nil {
-		t.Fatalf("listen in %q: %v", nsPath, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(conn, conn.RemoteAddr().(*net.TCPAddr).IP.String())
-			conn.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return nettest.Serve(t, nsPath, netip.AddrPortFrom(ip, 0)).String()
 }
 
 // peerSeen dials addr, from nsPath if set, and returns the peer IP the server saw.
 func peerSeen(t *testing.T, nsPath, addr string) string {
 	t.Helper()
-	var conn net.Conn
-	dial := func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
-		return err
-	}
-	var err error
-	if nsPath == "" {
-		err = dial()
-	} else {
-		err = inNetns(nsPath, dial)
-	}
+	got, err := nettest.PeerSeen(nsPath, netip.MustParseAddrPort(addr))
 	if err != nil {
-		t.Fatalf("dial %s from %q: %v", addr, nsPath, err)
+		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatalf("read from %s: %v", addr, err)
-	}
-	return string(b)
+	return got
 }
 
 func TestTwoPodsTalkDirectly(t *testing.T) {
