@@ -3,20 +3,17 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,13 +81,6 @@ func withSubnetOf(o *env) envOption { return func(e *env) { e.subnet = o.subnet 
 // withBinary runs the peapod binary at path (its helpers beside it).
 func withBinary(path string) envOption { return func(e *env) { e.bin = path } }
 
-// usedSubnets keeps the /24s handed out in this process, so two instances
-// of one test never share a subnet.
-var usedSubnets = struct {
-	sync.Mutex
-	third map[int64]bool
-}{third: make(map[int64]bool)}
-
 // newEnv makes a fresh instance, imports the busybox image as
 // busybox:latest, and registers the cleanup that force-removes its pods and
 // deletes its bridge.
@@ -144,32 +134,12 @@ func (e *env) on(t *testing.T) *env {
 	return &c
 }
 
-// randomHex returns n random bytes as hex.
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("failed to read random bytes: %v", err)
-	}
-	return hex.EncodeToString(b)
-}
+// subnets hands each instance its own /24 of 10.224.0.0/16.
+var subnets = testutil.NewSubnets("10.224.0.0/16")
 
-// pickSubnet picks a /24 of 10.224.0.0/16 not used yet by this process.
-func pickSubnet(t *testing.T) netip.Prefix {
-	t.Helper()
-	usedSubnets.Lock()
-	defer usedSubnets.Unlock()
-	for {
-		n, err := rand.Int(rand.Reader, big.NewInt(256))
-		if err != nil {
-			t.Fatalf("failed to pick a subnet: %v", err)
-		}
-		if !usedSubnets.third[n.Int64()] {
-			usedSubnets.third[n.Int64()] = true
-			return netip.MustParsePrefix(fmt.Sprintf("10.224.%d.0/24", n.Int64()))
-		}
-	}
-}
+// randomHex and pickSubnet name the test-only parts of an instance.
+func randomHex(t *testing.T, n int) string { return testutil.RandHex(t, n) }
+func pickSubnet(t *testing.T) netip.Prefix { return subnets.Pick(t) }
 
 // teardown force-removes every pod of the instance and deletes its bridge;
 // it runs even when the test failed half-way.

@@ -6,18 +6,14 @@ package probes_e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,12 +100,6 @@ type env struct {
 	flags []string
 }
 
-// usedSubnets keeps the /24s handed out in this process.
-var usedSubnets = struct {
-	sync.Mutex
-	third map[int64]bool
-}{third: make(map[int64]bool)}
-
 // newEnv makes an instance with the busybox image imported; cleanup
 // force-removes its pods and deletes its bridge.
 func newEnv(t *testing.T, flags ...string) *env {
@@ -131,28 +121,12 @@ func newEnv(t *testing.T, flags ...string) *env {
 	return e
 }
 
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("failed to read random bytes: %v", err)
-	}
-	return hex.EncodeToString(b)
-}
+// subnets hands each instance its own /24 of 10.226.0.0/16.
+var subnets = testutil.NewSubnets("10.226.0.0/16")
 
-func pickSubnet(t *testing.T) string {
-	usedSubnets.Lock()
-	defer usedSubnets.Unlock()
-	for {
-		n, err := rand.Int(rand.Reader, big.NewInt(256))
-		if err != nil {
-			t.Fatalf("failed to pick a subnet: %v", err)
-		}
-		if !usedSubnets.third[n.Int64()] {
-			usedSubnets.third[n.Int64()] = true
-			return fmt.Sprintf("10.226.%d.0/24", n.Int64())
-		}
-	}
-}
+// randomHex and pickSubnet name the test-only parts of an instance.
+func randomHex(t *testing.T, n int) string { return testutil.RandHex(t, n) }
+func pickSubnet(t *testing.T) string       { return subnets.Pick(t).String() }
 
 // teardown force-removes every pod and deletes the bridge.
 func (e *env) teardown() {

@@ -5,7 +5,6 @@ package nettest
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,15 +33,8 @@ const (
 	BlockChain  Block = 2 // package cni/chain
 )
 
-// RandHex returns n random bytes in hex.
-func RandHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
+// RandHex returns n random bytes in hex (testutil.RandHex).
+func RandHex(t testing.TB, n int) string { return testutil.RandHex(t, n) }
 
 // handedOut remembers the subnets Subnet returned, which may not carry a
 // route yet when the next call comes.
