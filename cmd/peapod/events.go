@@ -33,19 +33,17 @@ func executeEvents(g *globals, name string, out io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "LAST SEEN\tTYPE\tREASON\tOBJECT\tMESSAGE")
-	if v.Events != nil {
-		now := time.Now()
-		for _, e := range v.Events.Items {
-			seen := duration.HumanDuration(now.Sub(e.LastSeen))
-			if e.Count > 1 {
-				seen = fmt.Sprintf("%s (x%d over %s)", seen, e.Count, duration.HumanDuration(now.Sub(e.FirstSeen)))
-			}
-			obj := "pod/" + name
-			if e.Object != "" {
-				obj += " " + e.Object
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", seen, e.Type, e.Reason, obj, e.Message)
+	now := time.Now()
+	for _, e := range m.Events(v).Items {
+		seen := duration.HumanDuration(now.Sub(e.LastSeen))
+		if e.Count > 1 {
+			seen = fmt.Sprintf("%s (x%d over %s)", seen, e.Count, duration.HumanDuration(now.Sub(e.FirstSeen)))
 		}
+		obj := "pod/" + name
+		if e.Object != "" {
+			obj += " " + e.Object
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", seen, e.Type, e.Reason, obj, e.Message)
 	}
 	return tw.Flush()
 }

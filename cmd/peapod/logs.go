@@ -228,13 +228,11 @@ func (f *follower) step() bool {
 	if err != nil {
 		return true
 	}
-	if v.Events != nil {
-		for _, e := range v.Events.Items {
-			key := e.Object + "\x00" + e.Reason + "\x00" + e.Message
-			if f.seen[key] < e.Count {
-				f.seen[key] = e.Count
-				fmt.Fprintf(f.out, "[%s] %s %s %s: %s\n", f.name, e.Type, e.Reason, e.Object, e.Message)
-			}
+	for _, e := range f.m.Events(v).Items {
+		key := e.Object + "\x00" + e.Reason + "\x00" + e.Message
+		if f.seen[key] < e.Count {
+			f.seen[key] = e.Count
+			fmt.Fprintf(f.out, "[%s] %s %s %s: %s\n", f.name, e.Type, e.Reason, e.Object, e.Message)
 		}
 	}
 	if v.Status != nil {

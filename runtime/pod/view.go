@@ -20,8 +20,6 @@ type View struct {
 	Record *state.Record
 	// Status is the supervisor's last status (nil before it wrote one).
 	Status *state.Status
-	// Events are the pod's aggregated events.
-	Events *state.Events
 	// SupervisorAlive reports the supervisor process is the one recorded.
 	SupervisorAlive bool
 	// Final reports the supervisor finished the pod.
@@ -38,10 +36,6 @@ func (m *Manager) view(rec *state.Record) *View {
 	runDir := m.runDir(rec.UID)
 	if st, err := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile)); err == nil {
 		v.Status = st
-	}
-	var ev state.Events
-	if err := state.ReadJSON(filepath.Join(runDir, supervisor.EventsFile), &ev); err == nil {
-		v.Events = &ev
 	}
 	sup := rec.Supervisor
 	if v.Status != nil {
@@ -62,6 +56,14 @@ func (m *Manager) view(rec *state.Record) *View {
 		v.Phase, v.Reason = "Unknown", "SupervisorLost"
 	}
 	return v
+}
+
+// Events returns a pod's aggregated events (none yet is an empty list).
+// They are not part of View: ps, wait and exec never need them.
+func (m *Manager) Events(v *View) *state.Events {
+	var ev state.Events
+	state.ReadJSON(filepath.Join(m.runDir(v.Record.UID), supervisor.EventsFile), &ev)
+	return &ev
 }
 
 // Get returns the view of one pod.
