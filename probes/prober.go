@@ -30,7 +30,7 @@ type handlerDeps struct {
 	pod *spec.Pod
 	// execRunner returns the in-container runner of a container.
 	execRunner func(c *spec.Container) Runner
-	// remote runs the HTTP and gRPC probes in the prober process.
+	// remote runs the HTTPS and gRPC probes in the prober process.
 	remote *RemoteProber
 }
 
@@ -50,10 +50,20 @@ func (d *handlerDeps) newHandler(p *spec.Probe, c *spec.Container) Handler {
 		if err != nil {
 			return errHandler{err}
 		}
-		if d.remote == nil {
-			return errHandler{fmt.Errorf("no prober for the http probe of container %q", c.Name)}
+		var remote Handler
+		if d.remote != nil {
+			remote = d.remote.Handler(RemoteProbe{Kind: RemoteHTTP, Timeout: timeout, Port: port, HTTP: *p.HTTPGet})
 		}
-		return d.remote.Handler(RemoteProbe{Kind: RemoteHTTP, Timeout: timeout, Port: port, HTTP: *p.HTTPGet})
+		// Plain HTTP runs here; HTTPS needs crypto/tls, which only
+		// peapod-prober links. The prober also takes over a plain probe
+		// redirected to https, and is started only when a probe needs it.
+		if !strings.EqualFold(p.HTTPGet.Scheme, "HTTPS") {
+			return NewPlainHTTPHandler(p.HTTPGet, port, timeout, remote)
+		}
+		if remote == nil {
+			return errHandler{fmt.Errorf("no prober for the https probe of container %q", c.Name)}
+		}
+		return remote
 	case p.TCPSocket != nil:
 		port, err := ResolvePort(p.TCPSocket.Port, c.Ports)
 		if err != nil {

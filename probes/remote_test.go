@@ -308,13 +308,25 @@ func TestRemoteClosed(t *testing.T) {
 	}
 }
 
-// TestNoProberIsAnError: without a prober, HTTP and gRPC probes are errors.
+// TestNoProberIsAnError: without a prober, HTTPS and gRPC probes are
+// errors; plain HTTP runs in the supervisor and needs none.
 func TestNoProberIsAnError(t *testing.T) {
 	d := handlerDeps{pod: testPod()}
 	c := &spec.Container{Name: "c"}
-	for _, p := range []*spec.Probe{{HTTPGet: &spec.HTTPGet{Port: "80"}}, {GRPC: &spec.GRPC{Port: 9090}}} {
+	for _, p := range []*spec.Probe{{HTTPGet: &spec.HTTPGet{Port: "80", Scheme: "HTTPS"}}, {GRPC: &spec.GRPC{Port: 9090}}} {
 		if _, _, err := d.newHandler(p, c).Probe(context.Background(), "10.0.0.1"); err == nil {
 			t.Errorf("%+v: no error without a prober", p)
 		}
+	}
+	for _, scheme := range []string{"", "HTTP"} {
+		p := &spec.Probe{HTTPGet: &spec.HTTPGet{Port: "80", Scheme: scheme}}
+		if h, ok := d.newHandler(p, c).(*PlainHTTPHandler); !ok || h.fallback != nil {
+			t.Errorf("scheme %q: handler %T, want an in-process *PlainHTTPHandler without fallback", scheme, h)
+		}
+	}
+	d.remote = NewRemoteProber(func() (io.WriteCloser, io.ReadCloser, error) { return nil, nil, errors.New("not started") })
+	p := &spec.Probe{HTTPGet: &spec.HTTPGet{Port: "80"}}
+	if h, ok := d.newHandler(p, c).(*PlainHTTPHandler); !ok || h.fallback == nil {
+		t.Errorf("with a prober: handler %T, want *PlainHTTPHandler with the prober as fallback", h)
 	}
 }

@@ -190,12 +190,20 @@ func (h *HTTPHandler) Probe(ctx context.Context, podIP string) (probes.Outcome, 
 	return probes.OutcomeFailure, "HTTP probe failed with statuscode: " + strconv.Itoa(res.StatusCode), nil
 }
 
-// readAtMost fills buf from r; a body longer than buf is truncated, not an
-// error (utilio.ReadAtMost's ErrLimitReached is non-fatal in the kubelet).
+// readAtMost fills buf from r. A body longer than buf is truncated, not an
+// error (utilio.ReadAtMost's ErrLimitReached is non-fatal in the kubelet);
+// any other read error, a body cut short of its length included, is one.
 func readAtMost(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return n, nil
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
 	}
-	return n, err
+	return n, nil
 }

@@ -28,14 +28,24 @@ func serverPort(t *testing.T, s *httptest.Server) int {
 	return p
 }
 
-// httpProbe runs one probe of path against s through a fresh handler.
+// httpProbe runs one probe of g against s through a fresh handler of each
+// implementation that serves its scheme — net/http here (peapod-prober),
+// probes.PlainHTTPHandler for http:// (the supervisor) — fails the test when
+// they disagree, and returns net/http's result.
 func httpProbe(t *testing.T, s *httptest.Server, g spec.HTTPGet, timeout time.Duration) (probes.Outcome, string, error) {
 	t.Helper()
 	if g.Scheme == "" {
 		g.Scheme = "HTTP"
 	}
-	h := NewHTTPHandler(&g, serverPort(t, s), timeout, NewHTTPTransport())
-	return h.Probe(context.Background(), "127.0.0.1")
+	port := serverPort(t, s)
+	out, msg, err := NewHTTPHandler(&g, port, timeout, NewHTTPTransport()).Probe(context.Background(), "127.0.0.1")
+	if g.Scheme == "HTTP" {
+		pout, pmsg, perr := probes.NewPlainHTTPHandler(&g, port, timeout, nil).Probe(context.Background(), "127.0.0.1")
+		if pout != out || pmsg != msg || (perr == nil) != (err == nil) {
+			t.Errorf("%s: net/http gives %v %q %v; plain gives %v %q %v", g.Path, out, msg, err, pout, pmsg, perr)
+		}
+	}
+	return out, msg, err
 }
 
 func TestChecklist_15(t *testing.T) {
@@ -58,13 +68,22 @@ func TestChecklist_15(t *testing.T) {
 	defer s.Close()
 	g := spec.HTTPGet{Path: "/healthz?x=1", Headers: []spec.HTTPHeader{{Name: "x-custom", Value: "a"}, {Name: "X-Custom", Value: "b"}}}
 	h := NewHTTPHandler(&g, serverPort(t, s), time.Second, NewHTTPTransport())
+	plain := probes.NewPlainHTTPHandler(&g, serverPort(t, s), time.Second, nil)
 	for i := 0; i < 2; i++ {
 		if out, msg, err := h.Probe(context.Background(), "127.0.0.1"); out != probes.OutcomeSuccess || err != nil {
 			t.Fatalf("probe %d: %v %q %v", i, out, msg, err)
 		}
 	}
+	for i := 0; i < 2; i++ {
+		if out, msg, err := plain.Probe(context.Background(), "127.0.0.1"); out != probes.OutcomeSuccess || err != nil {
+			t.Fatalf("plain probe %d: %v %q %v", i, out, msg, err)
+		}
+	}
 	mu.Lock()
 	r, nconns := got[0], conns
+	if d := requestDiff(got[0], got[2]); d != "" {
+		t.Errorf("plain request differs from net/http's: %s", d)
+	}
 	got = nil
 	mu.Unlock()
 	checks := map[string][2]string{
@@ -81,8 +100,8 @@ func TestChecklist_15(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, c[0], c[1])
 		}
 	}
-	if nconns != 2 {
-		t.Errorf("%d connections for 2 probes: keep-alive must be off", conns)
+	if nconns != 4 {
+		t.Errorf("%d connections for 4 probes: keep-alive must be off", conns)
 	}
 	// User User-Agent and Accept replace the defaults; empty Accept removes it; Host sets the vhost.
 	g = spec.HTTPGet{Path: "/", Headers: []spec.HTTPHeader{{Name: "User-Agent", Value: "mine"}, {Name: "Accept", Value: ""}, {Name: "Host", Value: "example.test"}}}
@@ -91,6 +110,9 @@ func TestChecklist_15(t *testing.T) {
 	}
 	mu.Lock()
 	r = got[0]
+	if d := requestDiff(got[0], got[1]); d != "" {
+		t.Errorf("plain request differs from net/http's: %s", d)
+	}
 	mu.Unlock()
 	if r.Header.Get("User-Agent") != "mine" || r.Header.Values("Accept") != nil || r.Host != "example.test" {
 		t.Errorf("UA %q Accept %q Host %q", r.Header.Get("User-Agent"), r.Header.Values("Accept"), r.Host)

@@ -24,7 +24,8 @@ const (
 // newProber builds the pod's probe manager. Its workers read status
 // through probeStatus and report through probeEvent; the supervisor
 // consumes the result changes in watchProbes. A pod with an HTTP or gRPC
-// probe gets a RemoteProber, which starts peapod-prober on its first probe.
+// probe gets a RemoteProber, which starts peapod-prober on the first probe
+// that needs it.
 func (s *Supervisor) newProber() *probes.Manager {
 	cfg := probes.Config{
 		Pod:        s.pod,
@@ -40,7 +41,10 @@ func (s *Supervisor) newProber() *probes.Manager {
 }
 
 // needsProber reports whether any container declares an HTTP or gRPC
-// probe, the only kinds the helper process runs.
+// probe, the kinds that may need the helper process: HTTPS and gRPC always,
+// plain HTTP only when a redirect leads to https (plain HTTP itself runs in
+// the supervisor). The RemoteProber starts the process on the first probe
+// that needs it, so an http-only pod never runs one.
 func needsProber(p *spec.Pod) bool {
 	for _, c := range p.Containers {
 		for _, pr := range []*spec.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
