@@ -104,6 +104,10 @@ func becomeProcess(caps capability.Capabilities, proc *specs.Process) error {
 	return execWorkload(proc, user)
 }
 
+// WorkloadTimerSlack is the timer slack, in ns, a container process or an
+// exec starts with: the kernel's default (50 µs).
+const WorkloadTimerSlack = 50 * 1000
+
 // execWorkload enters the working directory, finds the entrypoint, closes
 // every inherited descriptor and execs.
 func execWorkload(proc *specs.Process, user execUser) error {
@@ -120,6 +124,13 @@ func execWorkload(proc *specs.Process, user execUser) error {
 	// can still report a failing execve.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("failed to mark descriptors close-on-exec: %w", err)
+	}
+	// The supervisor runs with a large timer slack (supervisor.TimerSlack),
+	// which children inherit and execve keeps: a workload's sleeps and
+	// timeouts must not be batched by up to 50 ms, so it gets the kernel's
+	// default back. prctl reaches this thread only, the one execve keeps.
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, WorkloadTimerSlack, 0, 0, 0); err != nil {
+		return fmt.Errorf("failed to reset the timer slack: %w", err)
 	}
 	if err := unix.Exec(path, proc.Args, env); err != nil {
 		return fmt.Errorf("failed to exec %q: %w", path, err)

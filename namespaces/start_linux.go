@@ -240,6 +240,12 @@ func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Li
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: see above
+		// The child inherits this thread's timer slack, which in a running
+		// supervisor is the batched TimerSlack: give it the default.
+		if err := unix.Prctl(unix.PR_SET_TIMERSLACK, WorkloadTimerSlack, 0, 0, 0); err != nil {
+			done <- result{err: fmt.Errorf("failed to set the timer slack: %w", err)}
+			return
+		}
 		if err := setnsAll(join); err != nil {
 			done <- result{err: err}
 			return

@@ -67,6 +67,14 @@ func run(runDir string) error {
 		if err != nil {
 			r.Error = err.Error()
 		}
+		// Start-up is over: from now on the supervisor's timers may be
+		// batched. Set before the report, so whoever sees the pod started
+		// sees the slack set.
+		if err == nil {
+			if serr := supervisor.SetTimerSlack(supervisor.TimerSlack); serr != nil {
+				fmt.Fprintln(os.Stderr, "peapod-supervisor:", serr)
+			}
+		}
 		json.NewEncoder(report).Encode(&r)
 		report.Close()
 		report = nil

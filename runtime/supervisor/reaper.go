@@ -41,7 +41,11 @@ func newReaper() *reaper {
 func (r *reaper) start(fn func() (int, error)) (int, <-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pid, err := fn()
+	var pid int
+	err := withDefaultTimerSlack(func() (err error) {
+		pid, err = fn()
+		return err
+	})
 	if err != nil || pid <= 0 {
 		return pid, nil, err
 	}

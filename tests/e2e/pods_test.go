@@ -3,12 +3,16 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/supervisor"
 )
 
 // nsLink reads /proc/PID/ns/TYPE on the host ("net:[4026532180]").
@@ -110,6 +114,12 @@ func TestInsidePod_2(t *testing.T) {
 	e := newEnv(t)
 	server := mount(shell("server", "echo pong > /tmp/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp"), "scratch", "/scratch")
 	client := mount(ctr("client", "sleep", "1000"), "scratch", "/scratch")
+	// An exec probe is a child of the running supervisor: it shows the
+	// timer slack a process the supervisor starts gets (timerslack below).
+	client.LivenessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "cat /proc/self/timerslack_ns > /scratch/probe-slack"}}},
+		PeriodSeconds: 1,
+	}
 	p := newPod("inside", server, client)
 	p.Spec.Volumes = []corev1.Volume{emptyDir("scratch")}
 	e.runPod(podJSON(p))
@@ -134,6 +144,40 @@ func TestInsidePod_2(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("client cannot reach the server on localhost:8080: exit %d: %s", code, stderr)
+			}
+			time.Sleep(pollInterval)
+		}
+	})
+	t.Run("timerslack", func(t *testing.T) {
+		// The supervisor batches its timers; its containers must not
+		// inherit that: they run with the kernel's default slack.
+		v := e.inspect("inside")
+		tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", v.SupervisorPID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tid := range tids {
+			if got := readSlack(t, tid.Name()); got != supervisor.TimerSlack {
+				t.Errorf("supervisor thread %s: timer slack %d ns, want %d", tid.Name(), got, supervisor.TimerSlack)
+			}
+		}
+		for _, c := range v.Containers {
+			if got := readSlack(t, strconv.Itoa(c.PID)); got != namespaces.WorkloadTimerSlack {
+				t.Errorf("container %s (pid %d): timer slack %d ns, want the default %d", c.Name, c.PID, got, namespaces.WorkloadTimerSlack)
+			}
+		}
+		// The probe runs every second; nothing announces its first run.
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			out, _, code := e.exec("inside", "client", "cat", "/scratch/probe-slack")
+			if code == 0 && strings.TrimSpace(out) != "" {
+				if got := strings.TrimSpace(out); got != strconv.Itoa(namespaces.WorkloadTimerSlack) {
+					t.Errorf("exec probe started by the supervisor: timer slack %s ns, want %d", got, namespaces.WorkloadTimerSlack)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the exec probe never wrote /scratch/probe-slack")
 			}
 			time.Sleep(pollInterval)
 		}
@@ -229,4 +273,18 @@ func TestExec_4(t *testing.T) {
 			}
 		}
 	})
+}
+
+// readSlack reads /proc/TID/timerslack_ns.
+func readSlack(t *testing.T, tid string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + tid + "/timerslack_ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
