@@ -127,7 +127,7 @@ func execWorkload(proc *specs.Process, user execUser) error {
 	}
 	// The supervisor runs with a large timer slack (supervisor.TimerSlack),
 	// which children inherit and execve keeps: a workload's sleeps and
-	// timeouts must not be batched by up to 50 ms, so it gets the kernel's
+	// timeouts must not be batched by up to TimerSlack, so it gets the kernel's
 	// default back. prctl reaches this thread only, the one execve keeps.
 	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, WorkloadTimerSlack, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to reset the timer slack: %w", err)

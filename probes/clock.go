@@ -122,6 +122,14 @@ func (f *FakeClock) Tickers() int {
 	return len(f.tickers)
 }
 
+// Timers returns how many After channels are pending, so tests can wait
+// for a worker to be parked on its next aligned tick.
+func (f *FakeClock) Timers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.timers)
+}
+
 // Step advances the time by d and fires what came due.
 func (f *FakeClock) Step(d time.Duration) {
 	f.mu.Lock()

@@ -35,6 +35,12 @@ type Config struct {
 	Adopted bool
 	// Rand returns a float in [0,1) for the jitter; nil means math/rand.
 	Rand func() float64
+	// AlignNetworkProbes puts TCP, HTTP and gRPC probes on a grid of
+	// their period counted from the Unix epoch (alignedWait), so the
+	// network probes of every pod on the machine come due together and
+	// share wake-ups. Exec probes keep the kubelet's free-running ticker:
+	// a burst of them would queue their processes behind each other.
+	AlignNetworkProbes bool
 }
 
 // workerKey names one worker of the pod.
@@ -58,6 +64,8 @@ type Manager struct {
 	metrics *Metrics
 	// deps builds the protocol handlers.
 	deps handlerDeps
+	// align is Config.AlignNetworkProbes.
+	align bool
 	// adopted and rand drive the first-probe jitter; start is when the manager began.
 	adopted bool
 	rand    func() float64
@@ -92,6 +100,7 @@ func NewManager(cfg Config) *Manager {
 		clock:   cfg.Clock,
 		metrics: cfg.Metrics,
 		adopted: cfg.Adopted,
+		align:   cfg.AlignNetworkProbes,
 		rand:    cfg.Rand,
 		updates: make(chan Update, updatesBuffer),
 		workers: make(map[workerKey]*worker),
@@ -175,6 +184,7 @@ func (m *Manager) newWorker(c *spec.Container, t ProbeType, p *spec.Probe) *work
 		container:       c,
 		probe:           &probe,
 		handler:         handler,
+		aligned:         m.align && probe.Exec == nil,
 		results:         m.results[t],
 		initialValue:    initialValues[t],
 		lastResult:      Unknown,

@@ -25,6 +25,9 @@ type worker struct {
 	results *Results
 	// initialValue is published for every new container instance.
 	initialValue Result
+	// aligned puts the worker's ticks on the period grid (alignedWait)
+	// instead of a free-running ticker.
+	aligned bool
 	// stopCh is closed by stop; stopOnce guards the close.
 	stopCh   chan struct{}
 	stopOnce sync.Once
@@ -67,8 +70,13 @@ func (w *worker) run(ctx context.Context) {
 	if !w.jitter(period) {
 		return
 	}
-	ticker := w.m.clock.NewTicker(period)
-	defer ticker.Stop()
+	var ticker Ticker
+	if !w.aligned {
+		ticker = w.m.clock.NewTicker(period)
+		defer ticker.Stop()
+	}
+	// fresh marks a probe not run on a tick (the first, a manual one).
+	fresh := true
 	for {
 		keepGoing := w.doProbe(ctx)
 		if w.m.afterProbe != nil {
@@ -77,14 +85,39 @@ func (w *worker) run(ctx context.Context) {
 		if !keepGoing {
 			return
 		}
+		var tick <-chan time.Time
+		if w.aligned {
+			tick = w.m.clock.After(alignedWait(w.m.clock.Now(), period, fresh))
+		} else {
+			tick = ticker.C()
+		}
 		select {
 		case <-w.stopCh:
 			return
-		case <-ticker.C():
+		case <-tick:
+			fresh = false
 		case <-w.manualTriggerCh:
-			ticker.Reset(period)
+			if ticker != nil {
+				ticker.Reset(period)
+			}
+			fresh = true
 		}
 	}
+}
+
+// alignedWait returns how long to wait from now until the next multiple of
+// period since the Unix epoch. Probes run on such ticks stay period apart,
+// as on the kubelet's ticker, but every aligned worker of the machine — all
+// supervisors share the wall clock — comes due at the same instants, so
+// with their timer slack the kernel wakes them together instead of once
+// each. After a probe not run on a tick (fresh) the wait is at least half a
+// period, so the first interval lies in [period/2, 3·period/2).
+func alignedWait(now time.Time, period time.Duration, fresh bool) time.Duration {
+	wait := period - time.Duration(now.UnixNano()%int64(period))
+	if fresh && wait < period/2 {
+		wait += period
+	}
+	return wait
 }
 
 // jitter delays the first probe by rand·period, only when the supervisor

@@ -32,6 +32,9 @@ func (s *Supervisor) newProber() *probes.Manager {
 		Status:     probeStatus{s},
 		Events:     probes.EventFunc(s.probeEvent),
 		ExecRunner: s.execRunner,
+		// With the supervisors' timer slack, network probes on a shared
+		// grid cost one wake-up per period for the whole machine.
+		AlignNetworkProbes: true,
 	}
 	if needsProber(s.pod) {
 		s.remote = probes.NewRemoteProber(s.startProber)
