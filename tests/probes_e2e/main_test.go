@@ -22,7 +22,6 @@ import (
 	"github.com/peapod/peapod/runtime/state"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Built once by TestMain.
@@ -346,20 +345,23 @@ func parentOf(pid int) (int, error) {
 
 // TestProberRestart kills a pod's peapod-prober: the supervisor reaps it
 // and starts a new one, Ready never drops (a dead prober is a probe error,
-// which leaves the result alone), and the new prober probes.
+// which leaves the result alone), and the new prober probes. The probe is
+// gRPC: plain HTTP runs in the supervisor itself.
 func TestProberRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := corev1.Container{Name: "web", Image: "busybox:latest",
-		Command: []string{"sh", "-c", "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"}}
-	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromInt32(8080)}},
+		Command:      []string{"sh", "-c", "touch /tmp/up && exec /hs/healthserver -mode file -file /tmp/up -port 9090"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "hs", MountPath: "/hs", ReadOnly: true}}}
+	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9090}},
 		PeriodSeconds: 1, FailureThreshold: 1}
 	e.runPod(&corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "pr"},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{c}, TerminationGracePeriodSeconds: ptr[int64](2)}})
+		Spec: corev1.PodSpec{Containers: []corev1.Container{c}, TerminationGracePeriodSeconds: ptr[int64](2),
+			Volumes: []corev1.Volume{{Name: "hs", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}}}}})
 	e.mustRun("wait", "pr", "--for=condition=Ready", "--timeout=10s")
 	old := proberOf(t, e, "pr")
 	if old == 0 {
-		t.Fatal("no peapod-prober runs for a pod with an HTTP probe")
+		t.Fatal("no peapod-prober runs for a pod with a gRPC probe")
 	}
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatalf("failed to kill prober %d: %v", old, err)
@@ -374,6 +376,6 @@ func TestProberRestart(t *testing.T) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", old)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("killed prober %d was not reaped: %v", old, err)
 	}
-	e.mustExec("pr", "web", "rm", "/tmp/www/index.html")
+	e.mustExec("pr", "web", "rm", "/tmp/up")
 	e.waitPod("pr", 10*time.Second, readyIs(corev1.ConditionFalse))
 }

@@ -73,6 +73,10 @@ func TestReadinessHTTPFlips(t *testing.T) {
 	if out := e.mustRun("ps"); !strings.Contains(out, "1/1") {
 		t.Errorf("ps while ready:\n%s\nwant READY 1/1", out)
 	}
+	// Plain HTTP is probed by the supervisor itself.
+	if pid := proberOf(t, e, "web"); pid != 0 {
+		t.Errorf("peapod-prober %d runs for a pod whose only probe is plain HTTP", pid)
+	}
 	e.mustExec("web", "web", "rm", "/tmp/www/index.html")
 	p := e.waitPod("web", 10*time.Second, readyIs(corev1.ConditionFalse))
 	cr := condition(p, corev1.ContainersReady)
