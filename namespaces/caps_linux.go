@@ -8,7 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
+	"unsafe"
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -131,22 +131,46 @@ func applyCredentials(caps capability.Capabilities, user execUser, req *specs.Li
 
 // setIDsKeepingCaps changes groups, gid and uid without losing the
 // permitted set, which capset narrows right after.
+//
+// Only this thread changes, with raw system calls, as runc's init does. The
+// set*id of package syscall apply to every thread, as POSIX wants, which in
+// this cgo binary means glibc's setxid broadcast: a signal to each of the Go
+// runtime's threads and a wait for all, three times — the largest cost of
+// an exec probe after the Go runtime's start-up. Here that buys nothing:
+// the caller is locked to this thread (InitMain, ExecMain), capset and
+// the bounding set are per thread anyway, the process is non-dumpable, and
+// execve, on this thread, ends the other threads before the workload runs.
 func setIDsKeepingCaps(u execUser) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to set keepcaps: %w", err)
 	}
-	// syscall's set*id apply to every thread of the process, as POSIX wants.
-	if err := syscall.Setgroups(u.groups); err != nil {
+	if err := setThreadGroups(u.groups); err != nil {
 		return fmt.Errorf("failed to set supplementary groups %v: %w", u.groups, err)
 	}
-	if err := syscall.Setresgid(u.gid, u.gid, u.gid); err != nil {
-		return fmt.Errorf("failed to set gid %d: %w", u.gid, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.gid), uintptr(u.gid), uintptr(u.gid)); e != 0 {
+		return fmt.Errorf("failed to set gid %d: %w", u.gid, e)
 	}
-	if err := syscall.Setresuid(u.uid, u.uid, u.uid); err != nil {
-		return fmt.Errorf("failed to set uid %d: %w", u.uid, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.uid), uintptr(u.uid), uintptr(u.uid)); e != 0 {
+		return fmt.Errorf("failed to set uid %d: %w", u.uid, e)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to clear keepcaps: %w", err)
+	}
+	return nil
+}
+
+// setThreadGroups is setgroups(2) for the calling thread only.
+func setThreadGroups(groups []int) error {
+	gids := make([]uint32, len(groups))
+	for i, g := range groups {
+		gids[i] = uint32(g)
+	}
+	var p unsafe.Pointer
+	if len(gids) > 0 {
+		p = unsafe.Pointer(&gids[0])
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(p), 0); e != 0 {
+		return e
 	}
 	return nil
 }

@@ -118,6 +118,11 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 		nsenterConfigEnv + "=" + strings.Join(lines, "\n"),
 		nsenterJoinedEnv + "=0",
 		execProcessEnv + "=" + string(proc),
+		// The stage lives for one execve: with one P the Go runtime starts
+		// no second thread for it (thread creation and the TLB shoot-downs
+		// of its mappings were the largest kernel cost of an exec probe).
+		// The workload's environment is the JSON's, so this does not leak.
+		"GOMAXPROCS=1",
 	}, nil
 }
 

@@ -166,7 +166,9 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*ini
 	}
 	defer errW.Close()
 	attr := &os.ProcAttr{
-		Env:   []string{},
+		// One P: the stage lives for one execve (see helperEnv); the
+		// workload's environment comes in the config, not from here.
+		Env:   []string{"GOMAXPROCS=1"},
 		Files: append(files, cfgR, errW), // fds 3 and 4: initConfigFd, initErrorFd
 	}
 	// helper must be a read-only mount of peapod-init: see BindHelperReadOnly.

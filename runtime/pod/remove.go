@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/namespaces"
@@ -41,6 +42,10 @@ func (m *Manager) Stop(ns, name string, grace *int64) error {
 	return state.WriteJSON(m.recordPath(rec.UID), rec)
 }
 
+// killNowWait bounds how long rm -f waits for a live supervisor to kill
+// and reap the pod's processes before it kills everything itself.
+const killNowWait = 2 * time.Second
+
 // Remove deletes a pod. A running pod is refused unless force, which kills
 // everything at once (SIGKILL), like podman rm -f.
 func (m *Manager) Remove(ns, name string, force bool) error {
@@ -48,14 +53,19 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 	if err != nil {
 		return err
 	}
+	v := m.view(rec)
 	if !force {
-		v := m.view(rec)
 		if v.SupervisorAlive && !v.Final {
 			return fmt.Errorf("pod %s/%s: %w: stop it first, or use rm -f", ns, name, ErrRunning)
 		}
 		if rec.Phase == state.PhaseCreating && rec.Creator.Alive() {
 			return fmt.Errorf("pod %s/%s is still being created by pid %d", ns, name, rec.Creator.PID)
 		}
+	}
+	if v.SupervisorAlive && !v.Final {
+		// The supervisor kills and reaps first (see supervisor.KillNow);
+		// one that does not answer in time is killed with the rest below.
+		_ = supervisor.KillNow(m.runDir(rec.UID), killNowWait)
 	}
 	if err := m.releaseResources(rec); err != nil {
 		return err

@@ -126,8 +126,26 @@ func Metrics(runDir string) ([]probes.SeriesSnapshot, error) {
 	return resp.Metrics, nil
 }
 
+// KillNow asks the supervisor to stop the pod with no grace period — no
+// preStop, SIGKILL at once — and waits at most within for its answer. The
+// supervisor reaps what dies on the way, which is the point: killed from
+// outside first, an exec probe's process that had entered the pod's PID
+// namespace would be handed to the host's PID 1 as a zombie, and the
+// container's init would wait in zap_pid_ns_processes until that PID 1
+// reaps it (seconds on some VMs).
+func KillNow(runDir string, within time.Duration) error {
+	zero := int64(0)
+	_, err := callBy(runDir, Request{Op: OpStop, GracePeriodSeconds: &zero}, time.Now().Add(within))
+	return err
+}
+
 // call sends req and returns the supervisor's answer.
 func call(runDir string, req Request) (*Response, error) {
+	return callBy(runDir, req, time.Time{})
+}
+
+// callBy is call with a deadline for the whole exchange (zero: none).
+func callBy(runDir string, req Request, deadline time.Time) (*Response, error) {
 	req.Version = ProtocolVersion
 	path := filepath.Join(runDir, SocketFile)
 	conn, err := net.Dial("unix", path)
@@ -135,6 +153,11 @@ func call(runDir string, req Request) (*Response, error) {
 		return nil, fmt.Errorf("failed to reach supervisor at %q: %w: %w", path, ErrNoSupervisor, err)
 	}
 	defer conn.Close()
+	if !deadline.IsZero() {
+		if err := conn.SetDeadline(deadline); err != nil {
+			return nil, fmt.Errorf("failed to set a deadline on the supervisor socket %q: %w", path, err)
+		}
+	}
 	if err := json.NewEncoder(conn).Encode(&req); err != nil {
 		return nil, fmt.Errorf("failed to send %s to supervisor at %q: %w", req.Op, path, err)
 	}
