@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
@@ -508,6 +509,12 @@ func (s *Supervisor) kill(c *container, grace time.Duration, floor bool) {
 // Stop is final: restarts cease, every container is killed with the grace
 // period, the reaper goes, and the supervisor finishes.
 func (s *Supervisor) Stop(grace time.Duration) {
+	// Batching wake-ups is for a pod that runs: stopping polls the cgroups
+	// in short sleeps (v1 has no event for frozen or empty), which the
+	// timer slack would stretch to TimerSlack each.
+	if err := SetTimerSlack(namespaces.WorkloadTimerSlack); err != nil {
+		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
+	}
 	s.mu.Lock()
 	s.status.Stopping = true
 	all := append(append([]*container{}, s.inits...), s.apps...)
