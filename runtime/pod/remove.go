@@ -63,9 +63,7 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 		}
 	}
 	if v.SupervisorAlive && !v.Final {
-		// The supervisor kills and reaps first (see supervisor.KillNow);
-		// one that does not answer in time is killed with the rest below.
-		_ = supervisor.KillNow(m.runDir(rec.UID), killNowWait)
+		m.quiesce(rec, v)
 	}
 	if err := m.releaseResources(rec); err != nil {
 		return err
@@ -77,6 +75,44 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 		return err
 	}
 	return m.unbindHelperIfIdle()
+}
+
+// quiesce prepares a running pod for rm -f. It stops the supervisor
+// (SIGSTOP), so it can neither restart a container nor start an exec, and
+// looks at its children. Container main processes and the reaper die with
+// the cgroups below, and the stopped supervisor with SIGKILL, as before.
+// Any other child — an exec probe or hook, a container still in its init
+// stage, the prober — may have a process in the pod's PID namespace that,
+// killed together with its parent, would be left to the host's PID 1 to
+// reap, and the container's init waits for that in zap_pid_ns_processes
+// (seconds on some VMs). Then the supervisor resumes and stops the pod
+// itself, reaping on the way (supervisor.KillNow); one that does not
+// answer in time is killed with the rest.
+func (m *Manager) quiesce(rec *state.Record, v *View) {
+	st := v.Status
+	if st == nil {
+		_ = supervisor.KillNow(m.runDir(rec.UID), killNowWait)
+		return
+	}
+	if err := st.Supervisor.Signal(syscall.SIGSTOP); err != nil {
+		return
+	}
+	known := map[int]bool{}
+	if st.Reaper.PID > 0 {
+		known[st.Reaper.PID] = true
+	}
+	for _, c := range append(append([]state.ContainerStatus{}, st.InitContainers...), st.Containers...) {
+		if c.Proc.PID > 0 {
+			known[c.Proc.PID] = true
+		}
+	}
+	for _, pid := range supervisor.Children(st.Supervisor.PID) {
+		if !known[pid] {
+			_ = st.Supervisor.Signal(syscall.SIGCONT)
+			_ = supervisor.KillNow(m.runDir(rec.UID), killNowWait)
+			return
+		}
+	}
 }
 
 // helperMount is where peapod-init is bound read-only for this root's

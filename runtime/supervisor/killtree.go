@@ -73,7 +73,7 @@ func liveLeaves(root int) []proc {
 	var walk func(pid int) bool
 	walk = func(pid int) (alive bool) {
 		liveChild := false
-		for _, c := range children(pid) {
+		for _, c := range Children(pid) {
 			if walk(c) {
 				liveChild = true
 			}
@@ -94,9 +94,9 @@ func liveLeaves(root int) []proc {
 	return leaves
 }
 
-// children lists a process's children from /proc/PID/task/*/children
+// Children lists a process's children from /proc/PID/task/*/children
 // (a child belongs to the thread that forked it).
-func children(pid int) []int {
+func Children(pid int) []int {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var out []int
 	for _, t := range tasks {
