@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -289,6 +290,46 @@ func TestRemove_8(t *testing.T) {
 					t.Errorf("processes of the pod left after rm -f: %v", left)
 				}
 				checkGone(t, e, "lost")
+				e.assertNoLeak(before)
+			})
+			t.Run("rm-f-exec-in-flight", func(t *testing.T) {
+				// An exec probe holds a process in the pod's PID namespace
+				// while rm -f runs. Killed from outside with its parent, it
+				// would be left to the host's PID 1 to reap, and the
+				// container's init would wait for that in
+				// zap_pid_ns_processes (out of its cgroups already, so only
+				// its PID shows it); the supervisor must reap it.
+				e := newEnv(t, withDriver(driver))
+				before := e.snapshot()
+				c := ctr("main", "sleep", "1000")
+				c.LivenessProbe = &corev1.Probe{
+					ProbeHandler:   corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "touch /tmp/inflight; exec sleep 30"}}},
+					PeriodSeconds:  1,
+					TimeoutSeconds: 60,
+				}
+				e.runPod(podJSON(newPod("busy", c)))
+				v := e.inspect("busy")
+				main := v.container(t, "main").PID
+				// The probe's first run starts with the container; nothing
+				// announces that it got as far as its sleep.
+				deadline := time.Now().Add(waitTimeout)
+				for {
+					if _, _, code := e.exec("busy", "main", "test", "-e", "/tmp/inflight"); code == 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the exec probe never started")
+					}
+					time.Sleep(pollInterval)
+				}
+				e.mustRun("rm", "-f", "busy")
+				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", main)); err == nil && !isZombie(strconv.Itoa(main)) {
+					t.Errorf("the container's init %d outlived rm -f: %s", main, st)
+				}
+				if left := podProcesses(t, v.UID); len(left) > 0 {
+					t.Errorf("processes of the pod left after rm -f: %v", left)
+				}
+				checkGone(t, e, "busy")
 				e.assertNoLeak(before)
 			})
 		})
