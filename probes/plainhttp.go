@@ -18,11 +18,12 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 )
 
-// The kubelet's HTTP probe limits (pkg/probe/http): the body read is capped
-// at 10 KiB, and Go's default redirect checker refuses an 11th request.
+// The kubelet's HTTP probe limits (pkg/probe/http), for both HTTP
+// implementations: the body read is capped at 10 KiB, and Go's default
+// redirect checker refuses an 11th request.
 const (
-	maxRespBodyLength = 10 << 10
-	maxHTTPRequests   = 10
+	MaxRespBodyLength = 10 << 10
+	MaxHTTPRequests   = 10
 	// maxHeaderBytes bounds a response's status line and headers, as
 	// net/http's transport bounds them (MaxResponseHeaderBytes' default).
 	maxHeaderBytes = 1 << 20
@@ -66,7 +67,7 @@ type PlainHTTPHandler struct {
 	// fallback runs the whole probe again in peapod-prober when a
 	// same-host redirect leads to https (nil: ErrNeedsTLS).
 	fallback Handler
-	// br reads responses; body receives up to maxRespBodyLength of each;
+	// br reads responses; body receives up to MaxRespBodyLength of each;
 	// req is the request being written. All are reused across probes.
 	br   *bufio.Reader
 	body []byte
@@ -86,7 +87,7 @@ func NewPlainHTTPHandler(g *spec.HTTPGet, port int, timeout time.Duration, fallb
 		timeout:  timeout,
 		fallback: fallback,
 		br:       bufio.NewReaderSize(nil, 4096),
-		body:     make([]byte, maxRespBodyLength),
+		body:     make([]byte, MaxRespBodyLength),
 	}
 	h.hostHeader, h.userReferer, h.header = probeHeaderLines(g.Headers)
 	return h
@@ -151,9 +152,9 @@ func probeHeaderLines(hs []spec.HTTPHeader) (host string, referer bool, lines []
 	return host, referer, b.Bytes()
 }
 
-// probeURL is the kubelet's formatURL: the path goes through url.Parse so a
+// ProbeURL is the kubelet's formatURL: the path goes through url.Parse so a
 // query survives; a path that does not parse is used as a plain path.
-func probeURL(scheme, host string, port int, path string) *url.URL {
+func ProbeURL(scheme, host string, port int, path string) *url.URL {
 	u, err := url.Parse(path)
 	if err != nil {
 		u = &url.URL{Path: path}
@@ -189,7 +190,7 @@ func (h *PlainHTTPHandler) Probe(ctx context.Context, podIP string) (Outcome, st
 	if host == "" {
 		host = podIP
 	}
-	first := probeURL("http", host, h.port, h.path)
+	first := ProbeURL("http", host, h.port, h.path)
 	// net/http keeps a custom Host only through relative redirects.
 	customHost := h.hostHeader != "" && h.hostHeader != first.Host
 	u, authority, referer := first, first.Host, ""
@@ -211,9 +212,9 @@ func (h *PlainHTTPHandler) Probe(ctx context.Context, podIP string) (Outcome, st
 		}
 		// Another host name is not followed (#73172): its 3xx is final.
 		if next == nil || next.Hostname() != first.Hostname() {
-			return classify(res.code, h.body[:res.n])
+			return HTTPOutcome(res.code, h.body[:res.n])
 		}
-		if reqs >= maxHTTPRequests {
+		if reqs >= MaxHTTPRequests {
 			// net/http names the Location as it came in this error.
 			return OutcomeFailure, (&url.Error{Op: "Get", URL: res.location, Err: errors.New("stopped after 10 redirects")}).Error(), nil
 		}
@@ -239,8 +240,11 @@ func (h *PlainHTTPHandler) Probe(ctx context.Context, podIP string) (Outcome, st
 	}
 }
 
-// classify maps a final response to the probe outcome, as DoHTTPProbe.
-func classify(code int, body []byte) (Outcome, string, error) {
+// HTTPOutcome maps a final response to the probe outcome, as DoHTTPProbe:
+// 200-299 success, 300-399 (a redirect not followed) a warning carrying the
+// body, anything else a failure naming the status code only (never the
+// body: blind SSRF, #99425).
+func HTTPOutcome(code int, body []byte) (Outcome, string, error) {
 	switch {
 	case code >= 200 && code < 300:
 		// The kubelet only logs a success's body: building it would cost an
@@ -284,7 +288,7 @@ type bodyError struct{ err error }
 func (e *bodyError) Error() string { return e.err.Error() }
 
 // exchange runs one GET of u on a fresh connection and reads the response
-// headers and up to maxRespBodyLength of its body into h.body.
+// headers and up to MaxRespBodyLength of its body into h.body.
 func (h *PlainHTTPHandler) exchange(ctx context.Context, deadline time.Time, u *url.URL, authority, referer string) (httpResponse, error) {
 	d := net.Dialer{Deadline: deadline, Control: setLinger}
 	conn, err := d.DialContext(ctx, "tcp", u.Host)
@@ -459,7 +463,7 @@ func validHTTPVersion(p []byte) bool {
 	return len(p) == 8 && bytes.HasPrefix(p, []byte("HTTP/")) && p[5] >= '0' && p[5] <= '9' && p[6] == '.' && p[7] >= '0' && p[7] <= '9'
 }
 
-// readBody reads up to maxRespBodyLength of the body into h.body. A body
+// readBody reads up to MaxRespBodyLength of the body into h.body. A body
 // longer than that is truncated, not an error (utilio.ReadAtMost's
 // ErrLimitReached is non-fatal in the kubelet); one that ends before its
 // Content-Length or chunked terminator is an error.

@@ -10,23 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/spec"
 )
-
-// maxRespBodyLength is how much of a probe response body is read (10 KiB).
-const maxRespBodyLength = 10 << 10
-
-// maxRedirects caps the requests of one probe, as Go's default checker
-// that the kubelet copies: 10 requests, so at most 9 redirects are followed.
-const maxRedirects = 10
 
 // NewHTTPTransport returns the transport all HTTP probes of a prober share
 // (pkg/probe/http.New): no keep-alive, so every probe opens a fresh
@@ -67,7 +57,7 @@ type HTTPHandler struct {
 	req    *http.Request
 	reqIP  string
 	reqCtx context.Context
-	// buf receives up to maxRespBodyLength of each response body.
+	// buf receives up to probes.MaxRespBodyLength of each response body.
 	buf []byte
 }
 
@@ -91,7 +81,7 @@ func NewHTTPHandler(g *spec.HTTPGet, port int, timeout time.Duration, transport 
 		port:   port,
 		path:   g.Path,
 		header: probeHeaders(g.Headers),
-		buf:    make([]byte, maxRespBodyLength),
+		buf:    make([]byte, probes.MaxRespBodyLength),
 	}
 }
 
@@ -116,13 +106,13 @@ func probeHeaders(hs []spec.HTTPHeader) http.Header {
 }
 
 // redirectChecker follows redirects to the same host name (any scheme or
-// port, #136698) up to maxRedirects and stops at another host, whose 3xx is
+// port, #136698) up to probes.MaxHTTPRequests requests and stops at another host, whose 3xx is
 // then classified as a warning (#73172).
 func redirectChecker(req *http.Request, via []*http.Request) error {
 	if req.URL.Hostname() != via[0].URL.Hostname() {
 		return http.ErrUseLastResponse
 	}
-	if len(via) >= maxRedirects {
+	if len(via) >= probes.MaxHTTPRequests {
 		return errors.New("stopped after 10 redirects")
 	}
 	return nil
@@ -137,7 +127,7 @@ func (h *HTTPHandler) request(ctx context.Context, podIP string) (*http.Request,
 	if host == "" {
 		host = podIP
 	}
-	u := formatURL(h.scheme, host, h.port, h.path)
+	u := probes.ProbeURL(h.scheme, host, h.port, h.path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to build probe request for %q: %w", u.String(), err)
@@ -146,18 +136,6 @@ func (h *HTTPHandler) request(ctx context.Context, podIP string) (*http.Request,
 	req.Host = h.header.Get("Host")
 	h.req, h.reqIP, h.reqCtx = req, podIP, ctx
 	return req, nil
-}
-
-// formatURL is the kubelet's: the path goes through url.Parse so a query
-// survives, and a path that does not parse is passed along as is.
-func formatURL(scheme, host string, port int, path string) *url.URL {
-	u, err := url.Parse(path)
-	if err != nil {
-		u = &url.URL{Path: path}
-	}
-	u.Scheme = scheme
-	u.Host = net.JoinHostPort(host, strconv.Itoa(port))
-	return u
 }
 
 // Probe runs one GET. 200-299 is success, 300-399 (a redirect that was not
@@ -179,15 +157,7 @@ func (h *HTTPHandler) Probe(ctx context.Context, podIP string) (probes.Outcome, 
 	if err != nil {
 		return probes.OutcomeFailure, "", fmt.Errorf("failed to read probe response body from %q: %w", req.URL, err)
 	}
-	switch {
-	case res.StatusCode >= http.StatusOK && res.StatusCode < http.StatusMultipleChoices:
-		// The kubelet only logs a success's body; building it would cost an
-		// allocation per probe for nothing.
-		return probes.OutcomeSuccess, "", nil
-	case res.StatusCode >= http.StatusMultipleChoices && res.StatusCode < http.StatusBadRequest:
-		return probes.OutcomeWarning, "Probe terminated redirects, Response body: " + string(h.buf[:n]), nil
-	}
-	return probes.OutcomeFailure, "HTTP probe failed with statuscode: " + strconv.Itoa(res.StatusCode), nil
+	return probes.HTTPOutcome(res.StatusCode, h.buf[:n])
 }
 
 // readAtMost fills buf from r. A body longer than buf is truncated, not an

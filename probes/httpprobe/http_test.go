@@ -222,7 +222,7 @@ func TestChecklist_19(t *testing.T) {
 	if out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/big"}, time.Second); err != nil || out != probes.OutcomeSuccess {
 		t.Fatalf("1 MiB body: %v %q %v", out, msg, err)
 	}
-	n, err := readAtMost(strings.NewReader(strings.Repeat("x", 1<<20)), make([]byte, maxRespBodyLength))
+	n, err := readAtMost(strings.NewReader(strings.Repeat("x", 1<<20)), make([]byte, probes.MaxRespBodyLength))
 	if n != 10<<10 || err != nil {
 		t.Fatalf("readAtMost read %d, %v; want 10 KiB", n, err)
 	}
