@@ -639,7 +639,7 @@ scenario3() {
 		printf '\n### Scenario 3: memory of the non-workload processes per running 1-container pod\n\n'
 		printf '| variant | pods | VmRSS MiB/pod | Pss MiB/pod |\n|---|---|---|---|\n'
 		mem_row "peapod (supervisor)" "$MEM_N" "${pp[0]}" "${pp[1]}"
-		mem_row "peapod with TCP+HTTP probes (supervisor + prober)" "$MEM_N" "${ppp[0]}" "${ppp[1]}"
+		mem_row "peapod with TCP+HTTP probes (supervisor + any peapod helper; plain HTTP starts none)" "$MEM_N" "${ppp[0]}" "${ppp[1]}"
 		mem_row "podman (2 × conmon + catatonit)" "$MEM_N" "${pm[0]}" "${pm[1]}"
 		awk -v a="${pp[0]}" -v b="${pm[0]}" -v c="${pp[1]}" -v d="${pm[1]}" \
 			'BEGIN { printf "| peapod ÷ podman | | %.3f | %.3f |\n", a / b, c / d }'
