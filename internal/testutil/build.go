@@ -33,6 +33,13 @@ func BuildPeapod(dir string, extra ...*exec.Cmd) (*Build, error) {
 	if err != nil {
 		return nil, err
 	}
+	return BuildPeapodFrom(root, dir, extra...)
+}
+
+// BuildPeapodFrom is BuildPeapod for the source tree at root, which may be
+// another version of peapod (the upgrade test builds the baseline release
+// with it).
+func BuildPeapodFrom(root, dir string, extra ...*exec.Cmd) (*Build, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"

@@ -166,7 +166,11 @@ func callBy(runDir string, req Request, deadline time.Time) (*Response, error) {
 		return nil, fmt.Errorf("failed to read supervisor's answer to %s at %q: %w", req.Op, path, err)
 	}
 	if resp.Version != ProtocolVersion {
-		return nil, fmt.Errorf("supervisor at %q speaks protocol %q, this peapod %q", path, resp.Version, ProtocolVersion)
+		// Another release's supervisor: say both versions and the ways
+		// out, since the CLI cannot serve it.
+		return nil, fmt.Errorf("supervisor at %q speaks protocol %q, this peapod speaks %q: "+
+			"use the peapod release that started the pod, or remove the pod with `peapod rm -f` (which needs no supervisor)",
+			path, resp.Version, ProtocolVersion)
 	}
 	if resp.Error != "" {
 		return nil, fmt.Errorf("supervisor at %q: %s", path, resp.Error)
