@@ -20,6 +20,10 @@ func (s *Store) commit(p *pendingImage) (img *Image, err error) {
 	if p.id.Algorithm != "sha256" || !hexID.MatchString(p.id.Hex) {
 		return nil, fmt.Errorf("image ID %q is not a sha256 digest", p.id)
 	}
+	if len(p.layers) > MaxLayers {
+		return nil, fmt.Errorf("image %s has %d layers, more than the %d one overlayfs mount stacks (OVL_MAX_STACK), so no container could run it; squash some layers: %w",
+			p.describe(), len(p.layers), MaxLayers, ErrTooManyLayers)
+	}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -61,6 +65,14 @@ func (s *Store) commit(p *pendingImage) (img *Image, err error) {
 		return nil, err
 	}
 	return s.toImage(rec, names), nil
+}
+
+// describe names the image for messages: its names and ID.
+func (p *pendingImage) describe() string {
+	if len(p.names) == 0 {
+		return p.id.String()
+	}
+	return strings.Join(p.names, ", ") + " (" + p.id.String() + ")"
 }
 
 // writeRecordOnce writes rec unless the image is already stored, in which

@@ -12,4 +12,7 @@ var (
 	// ErrUnsafePath is returned for a tar entry that would be written, or
 	// would link, outside the layer root, or through a symlink.
 	ErrUnsafePath = errors.New("unsafe path in layer")
+	// ErrTooManyLayers is returned by Import for an image with more layers
+	// than one overlay mount can stack (MaxLayers).
+	ErrTooManyLayers = errors.New("too many layers")
 )

@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -292,6 +293,43 @@ func BenchmarkImport(b *testing.B) {
 		b.StartTimer()
 		if _, err := s.Import(bytes.NewReader(data), ""); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestImportLayerLimit: an image with more layers than one overlay can
+// stack (no container could ever run it) is refused before any layer is
+// read, naming the image and the limit; MaxLayers itself passes.
+func TestImportLayerLimit(t *testing.T) {
+	for _, n := range []int{MaxLayers, MaxLayers + 1} {
+		s := openStore(t)
+		p, err := rootfsImage("unused", hashOf(t, []byte("deep")), "deep:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened := 0
+		p.layers = make([]pendingLayer, n)
+		for i := range p.layers {
+			p.layers[i] = pendingLayer{diffID: hashOf(t, []byte(fmt.Sprint(i))), open: func() (io.ReadCloser, error) {
+				opened++
+				return nil, errors.New("stop here")
+			}}
+		}
+		_, err = s.commit(p)
+		if n == MaxLayers {
+			if errors.Is(err, ErrTooManyLayers) || opened != 1 {
+				t.Errorf("%d layers: commit = %v after opening %d layers, want it to go on to unpacking", n, err, opened)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrTooManyLayers) || !strings.Contains(err.Error(), "deep:1") || !strings.Contains(err.Error(), fmt.Sprint(MaxLayers)) {
+			t.Errorf("%d layers: commit = %v, want ErrTooManyLayers naming deep:1 and %d", n, err, MaxLayers)
+		}
+		if opened != 0 {
+			t.Errorf("%d layers: %d layers were read before the refusal", n, opened)
+		}
+		if got := dirNames(t, s.layersDir()); len(got) != 0 {
+			t.Errorf("%d layers: the refused import left layers %v", n, got)
 		}
 	}
 }

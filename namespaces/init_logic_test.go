@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,20 +56,81 @@ func TestCheckMountDestination(t *testing.T) {
 }
 
 func TestOverlayOptions(t *testing.T) {
-	got, err := overlayOptions(spec.Rootfs{Lowers: []string{"/l/top", "/l/base"}, Upper: "/u", Work: "/w"})
-	if want := "lowerdir=/l/top:/l/base,upperdir=/u,workdir=/w"; err != nil || got != want {
-		t.Errorf("overlayOptions = %q, %v; want %q", got, err, want)
+	r := spec.Rootfs{Lowers: []string{"/l/top", "/l/base"}, Upper: "/u", Work: "/w"}
+	if err := checkRootfs(r); err != nil {
+		t.Errorf("checkRootfs(%+v) = %v", r, err)
+	}
+	if got, want := overlayOptions(r.Lowers, r), "lowerdir=/l/top:/l/base,upperdir=/u,workdir=/w"; got != want {
+		t.Errorf("overlayOptions = %q, want %q", got, want)
 	}
 	bad := []spec.Rootfs{
 		{Upper: "/u", Work: "/w"},
 		{Lowers: []string{"/a,b"}, Upper: "/u", Work: "/w"},
 		{Lowers: []string{"/a:b"}, Upper: "/u", Work: "/w"},
 		{Lowers: []string{"rel"}, Upper: "/u", Work: "/w"},
-		{Lowers: []string{"/" + strings.Repeat("x", os.Getpagesize())}, Upper: "/u", Work: "/w"},
+		{Lowers: []string{"/l"}, Upper: "/u:x", Work: "/w"},
+		{Lowers: layerPaths("/l", MaxOverlayLowers+1), Upper: "/u", Work: "/w"},
 	}
 	for _, r := range bad {
-		if _, err := overlayOptions(r); err == nil {
-			t.Errorf("overlayOptions(%+v) accepted", r)
+		if err := checkRootfs(r); err == nil {
+			t.Errorf("checkRootfs(%d lowers %.40q..., upper %q) accepted", len(r.Lowers), r.Lowers, r.Upper)
+		}
+	}
+}
+
+// layerPaths returns n store-like layer paths under dir, top first.
+func layerPaths(dir string, n int) []string {
+	var out []string
+	for i := n - 1; i >= 0; i-- {
+		out = append(out, fmt.Sprintf("%s/%064x", dir, i))
+	}
+	return out
+}
+
+// TestPickOverlayMethod: shallow images keep plain mount(2); a deep one
+// (60 layers of /var/lib/peapod's store: 5.3 KB of lowerdir) goes through
+// lowerdir+ where the kernel has it and every path fits an fsconfig
+// string, else through /proc/self/fd names.
+func TestPickOverlayMethod(t *testing.T) {
+	const store = "/var/lib/peapod/images/layers"
+	long := "/" + strings.Repeat("d", 300)
+	tests := []struct {
+		name         string
+		r            spec.Rootfs
+		lowerdirPlus bool
+		want         overlayMethod
+	}{
+		{"shallow", spec.Rootfs{Lowers: layerPaths(store, 40), Upper: "/u", Work: "/w"}, true, overlayData},
+		{"shallow old kernel", spec.Rootfs{Lowers: layerPaths(store, 40), Upper: "/u", Work: "/w"}, false, overlayData},
+		{"deep", spec.Rootfs{Lowers: layerPaths(store, 60), Upper: "/u", Work: "/w"}, true, overlayLowerdirPlus},
+		{"deep old kernel", spec.Rootfs{Lowers: layerPaths(store, 60), Upper: "/u", Work: "/w"}, false, overlayFdNames},
+		{"deep, long upper", spec.Rootfs{Lowers: layerPaths(store, 60), Upper: long, Work: "/w"}, true, overlayFdNames},
+		{"deep, long lower", spec.Rootfs{Lowers: layerPaths(long, 12), Upper: "/u", Work: "/w"}, true, overlayFdNames},
+	}
+	for _, tt := range tests {
+		if got := pickOverlayMethod(tt.r, tt.lowerdirPlus); got != tt.want {
+			t.Errorf("%s: pickOverlayMethod = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseKernelVersion(t *testing.T) {
+	tests := []struct {
+		release    string
+		maj, minor int
+		ok         bool
+	}{
+		{"6.1.0-27-amd64", 6, 1, true},
+		{"6.8.0-31-generic", 6, 8, true},
+		{"6.18.44-fc-v1045", 6, 18, true},
+		{"5.14.0-427.el9.x86_64", 5, 14, true},
+		{"6.10", 6, 10, true},
+		{"garbage", 0, 0, false},
+	}
+	for _, tt := range tests {
+		maj, minor, ok := parseKernelVersion(tt.release)
+		if maj != tt.maj || minor != tt.minor || ok != tt.ok {
+			t.Errorf("parseKernelVersion(%q) = %d, %d, %v; want %d, %d, %v", tt.release, maj, minor, ok, tt.maj, tt.minor, tt.ok)
 		}
 	}
 }

@@ -72,45 +72,6 @@ func propagationName(flag int) string {
 	return "rslave"
 }
 
-// mountOverlay mounts r at target; upper and work are created if missing.
-func mountOverlay(target string, r spec.Rootfs) error {
-	opts, err := overlayOptions(r)
-	if err != nil {
-		return fmt.Errorf("failed to mount overlay on %q: %w", target, err)
-	}
-	for _, dir := range []string{r.Upper, r.Work, target} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("failed to create overlay directory %q: %w", dir, err)
-		}
-	}
-	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("failed to mount overlay on %q: %w", target, err)
-	}
-	return nil
-}
-
-// overlayOptions builds overlayfs mount data; lowers are top-first, as
-// lowerdir wants them.
-func overlayOptions(r spec.Rootfs) (string, error) {
-	if len(r.Lowers) == 0 || r.Upper == "" || r.Work == "" {
-		return "", errors.New("overlay needs at least one lower, an upper and a work dir")
-	}
-	all := append([]string{r.Upper, r.Work}, r.Lowers...)
-	for _, p := range all {
-		// ',' separates mount options and ':' lowers; the kernel's escaping
-		// is not worth supporting for paths peapod generates itself.
-		if !filepath.IsAbs(p) || strings.ContainsAny(p, ",:") {
-			return "", fmt.Errorf("overlay path %q must be absolute without ',' or ':'", p)
-		}
-	}
-	opts := "lowerdir=" + strings.Join(r.Lowers, ":") + ",upperdir=" + r.Upper + ",workdir=" + r.Work
-	// mount(2) copies at most one page of data.
-	if len(opts) >= os.Getpagesize() {
-		return "", fmt.Errorf("overlay options are %d bytes, more than mount(2) accepts", len(opts))
-	}
-	return opts, nil
-}
-
 // populateRootfs performs every mount, creates /dev and applies masked and
 // read-only paths, all resolved inside root before pivot_root.
 func populateRootfs(c *spec.Container, root string) error {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -335,5 +336,44 @@ func TestImageTraversal_5(t *testing.T) {
 				e.assertNoLeak(before)
 			})
 		}
+	}
+}
+
+// deepImage is busybox plus /bottom as its first layer, then one layer per
+// /layers/<i> and /top in the last: n layers in all, running `sleep 1000`.
+func deepImage(t *testing.T, n int) ggcrv1.Image {
+	t.Helper()
+	layers := []ggcrv1.Layer{layerOf(t, tarOf(t, busyboxTar, tFile("bottom", "bottom")))}
+	for i := 1; i < n-1; i++ {
+		layers = append(layers, layerOf(t, tarOf(t, "", tDir("layers/"), tFile(fmt.Sprintf("layers/%d", i), "x"))))
+	}
+	layers = append(layers, layerOf(t, tarOf(t, "", tFile("top", "top"))))
+	return imageOf(t, []string{"sleep", "1000"}, layers...)
+}
+
+// TestImagesDeep_5: images of 60 and 128 layers, whose lower paths overflow
+// the page mount(2) takes, import and run; the container reads the bottom
+// and top layers and sees every layer's file.
+func TestImagesDeep_5(t *testing.T) {
+	e := newEnv(t)
+	for _, n := range []int{60, 128} {
+		t.Run(fmt.Sprintf("%d-layers", n), func(t *testing.T) {
+			e := e.on(t)
+			ref := fmt.Sprintf("deep:%d", n)
+			e.mustRun("image", "import", dockerSave(t, ref, deepImage(t, n)))
+			name := fmt.Sprintf("deep%d", n)
+			p := newPod(name, ctr("c"))
+			p.Spec.Containers[0].Image = ref
+			p.Spec.Containers[0].Command = nil
+			e.runPod(podJSON(p))
+			out := e.mustExec(name, "c", "sh", "-c", "echo $(cat /bottom) $(cat /top) $(ls /layers | wc -l)")
+			if want := fmt.Sprintf("bottom top %d", n-2); strings.TrimSpace(out) != want {
+				t.Errorf("the container read %q, want %q", strings.TrimSpace(out), want)
+			}
+			if lowers := overlayLowers(t, e.mustExec(name, "c", "cat", "/proc/self/mountinfo")); len(lowers) != n {
+				t.Errorf("the container's overlay has %d lowers, want %d", len(lowers), n)
+			}
+			e.mustRun("rm", "-f", name)
+		})
 	}
 }
