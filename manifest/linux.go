@@ -40,16 +40,26 @@ func (b *builder) linux(c *corev1.Container, id string) (*specs.Linux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to build namespaces of container %q: %w", c.Name, err)
 	}
+	privileged := isPrivileged(c.SecurityContext)
 	l := &specs.Linux{
 		Namespaces:  ns,
 		Devices:     append([]specs.LinuxDevice(nil), defaultDevices...),
 		CgroupsPath: b.in.CgroupParent + "/" + id,
-		Resources:   &specs.LinuxResources{Devices: deviceRules(isPrivileged(c.SecurityContext))},
+		Resources:   &specs.LinuxResources{Devices: deviceRules(privileged)},
 	}
-	if !isPrivileged(c.SecurityContext) {
+	if !privileged {
 		l.MaskedPaths = append([]string(nil), maskedPaths...)
 		l.ReadonlyPaths = append([]string(nil), readonlyPaths...)
+		return l, nil
 	}
+	// Privileged, as runc and containerd's CRI make it: every host device
+	// (listed now, at creation, like theirs: one plugged in later does not
+	// appear), all allowed by the device cgroup, nothing masked.
+	host, err := hostDevices()
+	if err != nil {
+		return nil, fmt.Errorf("failed to list host devices for privileged container %q: %w", c.Name, err)
+	}
+	l.Devices = withDevices(l.Devices, host)
 	return l, nil
 }
 
@@ -127,7 +137,9 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		// A host-network pod gets a read-only sysfs too: it cannot mount
 		// one of its own netns, but the host's must not be writable.
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		// Only a privileged container's is writable (containerd's
+		// WithWriteableSysfs), as it holds every capability anyway.
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysfsOptions(isPrivileged(c.SecurityContext))},
 	}
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		m = append(m, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(run, "etc", f), Options: etcOpts})
@@ -144,6 +156,14 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 		m = append(m, specs.Mount{Destination: dest, Type: "bind", Source: b.volumeDir(vm.Name), Options: opts})
 	}
 	return m
+}
+
+// sysfsOptions are /sys's mount options: read-only unless privileged.
+func sysfsOptions(privileged bool) []string {
+	if privileged {
+		return []string{"nosuid", "noexec", "nodev", "rw"}
+	}
+	return []string{"nosuid", "noexec", "nodev", "ro"}
 }
 
 // volumeDir is where a volume lives on the host: an emptyDir under the pod

@@ -52,6 +52,11 @@ func program(rules []Rule) asm.Instructions {
 			block[0] = block[0].WithSymbol(fmt.Sprintf("rule%d", i))
 		}
 		insns = append(insns, block...)
+		if r.matchesAll() {
+			// Nothing after it can be reached, and the verifier refuses
+			// a program with unreachable instructions.
+			return insns
+		}
 	}
 	return append(insns,
 		asm.Mov.Imm(asm.R0, 0).WithSymbol(denyLabel),
@@ -79,6 +84,12 @@ func ruleBlock(r Rule, next string) asm.Instructions {
 		b = append(b, asm.JNE.Imm(asm.R5, int32(r.Minor), next))
 	}
 	return append(b, asm.Mov.Imm(asm.R0, 1), asm.Return())
+}
+
+// matchesAll reports whether r allows every device and access, so that its
+// block has no jump out.
+func (r Rule) matchesAll() bool {
+	return r.Type == All && r.Major == Wildcard && r.Minor == Wildcard && accessBits(r.Access) == accMknod|accRead|accWrite
 }
 
 func accessBits(access string) int {

@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/peapod/peapod/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/cgroups"
 )
 
 // maxNumber bounds device numbers: the BPF program compares them as
@@ -61,6 +63,71 @@ var Default = []Rule{
 	{Type: Char, Major: 5, Minor: 0, Access: "rwm"},          // tty
 	{Type: Char, Major: 5, Minor: 2, Access: "rwm"},          // ptmx
 	{Type: Char, Major: 136, Minor: Wildcard, Access: "rwm"}, // /dev/pts/*
+}
+
+// AllowAll lets the cgroup's processes create and open every device, as a
+// privileged container may (runc's and containerd's "a *:* rwm").
+var AllowAll = []Rule{{Type: All, Major: Wildcard, Minor: Wildcard, Access: "rwm"}}
+
+// FromSpec turns a container spec's device cgroup list
+// (linux.resources.devices) into Rules; no list gives Default.
+func FromSpec(l *specs.Linux) ([]Rule, error) {
+	if l == nil || l.Resources == nil {
+		return Default, nil
+	}
+	return fromSpecList(l.Resources.Devices)
+}
+
+// fromSpecList converts a device cgroup list; an empty one gives Default.
+//
+// Rules allow on top of "deny everything", so the deny-all entries that
+// open such a list are that baseline. Any other deny cannot be expressed
+// and is refused. A list that does not open with a deny-all is read as if
+// it did: that denies more than runc would, never less.
+func fromSpecList(list []specs.LinuxDeviceCgroup) ([]Rule, error) {
+	if len(list) == 0 {
+		return Default, nil
+	}
+	var rules []Rule
+	for i, d := range list {
+		r, err := fromSpecEntry(d)
+		if err != nil {
+			return nil, fmt.Errorf("device cgroup entry %d: %w", i, err)
+		}
+		if !d.Allow {
+			if len(rules) > 0 || !r.matchesAll() {
+				return nil, fmt.Errorf("device cgroup entry %d denies %q: only a leading deny of every device is supported: %w", i, r, ErrInvalidRule)
+			}
+			continue
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// fromSpecEntry converts one entry, allow or deny, to a Rule's fields.
+func fromSpecEntry(d specs.LinuxDeviceCgroup) (Rule, error) {
+	r := Rule{Major: Wildcard, Minor: Wildcard, Access: d.Access}
+	switch d.Type {
+	case "", "a":
+		r.Type = All
+	case "c":
+		r.Type = Char
+	case "b":
+		r.Type = Block
+	default:
+		return Rule{}, fmt.Errorf("device type %q: %w", d.Type, ErrInvalidRule)
+	}
+	if d.Major != nil {
+		r.Major = *d.Major
+	}
+	if d.Minor != nil {
+		r.Minor = *d.Minor
+	}
+	if r.Access == "" {
+		r.Access = "rwm" // the runtime spec's default
+	}
+	return r, r.validate()
 }
 
 // Apply installs rules as the only devices the processes of the cgroup at

@@ -383,7 +383,11 @@ func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.S
 		if err := m.cg.Create(c.Cgroup); err != nil {
 			return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
 		}
-		if err := devices.Apply(m.cg, c.Cgroup, devices.Default); err != nil {
+		rules, err := devices.FromSpec(c.OCI.Linux)
+		if err != nil {
+			return fmt.Errorf("failed to read device rules of container %q: %w", c.Name, err)
+		}
+		if err := devices.Apply(m.cg, c.Cgroup, rules); err != nil {
 			return fmt.Errorf("failed to restrict devices of container %q: %w", c.Name, err)
 		}
 	}
