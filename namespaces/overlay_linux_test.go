@@ -127,7 +127,7 @@ func checkDeepView(target string, n int) error {
 func TestMountOverlayRefusesTooDeep(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
-	r := spec.Rootfs{Lowers: deepLowers(t, MaxOverlayLowers+1), Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work")}
+	r := spec.Rootfs{Lowers: layerPaths(dir, MaxOverlayLowers+1), Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work")}
 	err := mountOverlay(filepath.Join(dir, "merged"), r)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(MaxOverlayLowers)) {
 		t.Fatalf("mountOverlay of %d layers = %v, want a refusal naming %d", len(r.Lowers), err, MaxOverlayLowers)
