@@ -46,23 +46,43 @@ func deepLowers(t *testing.T, n int) []string {
 }
 
 // inPrivateMountNS runs fn on a thread with its own mount namespace and
-// working directory; the thread, and every mount fn made, go away after.
+// working directory; every mount fn made goes away with the namespace.
 func inPrivateMountNS(t *testing.T, fn func() error) error {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
-		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-			errc <- fmt.Errorf("make / rslave: %w", err)
-			return
-		}
-		errc <- fn()
+		// Never unlocked: the thread's working directory stays its own.
+		runtime.LockOSThread()
+		errc <- withPrivateMountNS(fn)
 	}()
 	return <-errc
+}
+
+// withPrivateMountNS runs fn in a new mount namespace and returns the
+// thread to the old one: the thread may be the main one, which the Go
+// runtime parks instead of ending, and /proc/self/mountinfo is the main
+// thread's view, which other tests read.
+func withPrivateMountNS(fn func() error) error {
+	old, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	// CLONE_FS too: the thread alone then owns its root and working
+	// directory, which setns into a mount namespace requires.
+	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	err = func() error {
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("make / rslave: %w", err)
+		}
+		return fn()
+	}()
+	if serr := unix.Setns(int(old.Fd()), unix.CLONE_NEWNS); serr != nil {
+		panic(fmt.Sprintf("cannot return the thread to its mount namespace: %v", serr))
+	}
+	return err
 }
 
 // TestMountOverlayDeep mounts 60, 128 and 500 (overlayfs's limit) layers
@@ -71,6 +91,15 @@ func inPrivateMountNS(t *testing.T, fn func() error) error {
 // data, the only method before, cannot carry even 60 of them.
 func TestMountOverlayDeep(t *testing.T) {
 	testutil.RequireRoot(t)
+	nsBefore, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if after, _ := os.Readlink("/proc/self/ns/mnt"); after != nsBefore {
+			t.Errorf("the process's main thread was left in mount namespace %s, not %s", after, nsBefore)
+		}
+	})
 	for _, n := range []int{60, 128, MaxOverlayLowers} {
 		lowers := deepLowers(t, n)
 		for _, m := range []overlayMethod{overlayData, overlayLowerdirPlus, overlayFdNames} {
