@@ -75,12 +75,9 @@ build_peapod() {
 		log "peapod built and installed by scripts/provision.sh"
 		return 0
 	fi
-	log "provision.sh failed (see $OUT/provision.log); building directly"
-	if (cd "$REPO" && go build -o "$B/peapod" ./cmd/peapod &&
-		CGO_ENABLED=1 go build -tags osusergo,netgo -ldflags '-linkmode external -extldflags -static' \
-			-o "$B/peapod-supervisor" ./cmd/peapod-supervisor &&
-		CGO_ENABLED=0 go build -ldflags '-s -w' -o "$B/peapod-cni" ./cmd/peapod-cni) 2>"$OUT/build.log"; then
-		install -m 0755 "$B/peapod" "$B/peapod-supervisor" "$B/peapod-cni" /usr/local/bin/
+	log "provision.sh failed (see $OUT/provision.log); building with scripts/build.sh"
+	if (cd "$REPO" && bash scripts/build.sh "$B/bin") 2>"$OUT/build.log"; then
+		install -m 0755 "$B"/bin/* /usr/local/bin/
 		return 0
 	fi
 	# A tree half-way through someone's change still benchmarks what is

@@ -28,9 +28,6 @@ readonly PACKAGES=(
 	ca-certificates gcc libc6-dev git
 )
 
-# The binaries built from ./cmd/<name>; a directory not written yet is skipped.
-readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-prober)
-
 log() { printf 'provision: %s\n' "$*"; }
 die() {
 	printf 'provision: error: %s\n' "$*" >&2
@@ -185,42 +182,20 @@ install_binary() {
 	log "build: installed $dst"
 }
 
-# build_commands builds every ./cmd/<name> that exists into BIN_DIR.
+# build_commands builds peapod and its helpers with scripts/build.sh and
+# installs them into BIN_DIR.
 build_commands() {
-	local out name version ldflags
-	# -buildvcs=false: inside Vagrant the synced tree belongs to another user
-	# and git refuses it ("dubious ownership"), which would fail the build;
-	# the version is stamped with -X instead, where git can tell it.
-	version=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)
-	# -s -w: no symbol table or DWARF; helpers are copied into a sealed memfd
-	# on every container start and exec, so every byte counts there.
-	ldflags="-s -w -X main.version=$version"
+	local out bin
 	out=$(mktemp -d)
 	# shellcheck disable=SC2064 # expand out now: it is local
 	trap "rm -rf '$out'" EXIT
 	mkdir -p "$BIN_DIR"
-	for name in "${COMMANDS[@]}"; do
-		if [[ ! -d "$REPO/cmd/$name" ]]; then
-			log "build: skipping $name (no cmd/$name yet)"
-			continue
-		fi
-		if [[ "$name" == peapod-init ]]; then
-			# peapod-init carries a cgo constructor (exec joins the mount
-			# namespace before the Go runtime starts threads) and must run in
-			# any container, so it is linked statically; osusergo and netgo
-			# keep glibc's NSS (which cannot be linked statically) out.
-			(cd "$REPO" && CGO_ENABLED=1 "$GO" build -trimpath -buildvcs=false -tags osusergo,netgo \
-				-ldflags "-linkmode external -extldflags -static $ldflags" -o "$out/$name" "./cmd/$name")
-		else
-			# Pure Go, so static without a C toolchain.
-			(cd "$REPO" && CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -ldflags "$ldflags" \
-				-o "$out/$name" "./cmd/$name")
-		fi
-		install_binary "$out/$name" "$name"
+	(cd "$REPO" && GO="$GO" bash scripts/build.sh "$out")
+	for bin in "$out"/*; do
+		install_binary "$bin" "$(basename "$bin")"
 	done
 	rm -rf "$out"
 	trap - EXIT
-	log "build: version $version"
 }
 
 # install_staticcheck installs the pinned staticcheck into /usr/local/bin.

@@ -23,11 +23,10 @@ type Build struct {
 	BusyboxTar string
 }
 
-// BuildPeapod builds the CLI and its helpers into dir the way
-// scripts/provision.sh does — peapod-init with cgo, statically (it runs
-// inside containers' namespaces, where the host's libraries are not), the
-// others as pure Go — plus the busybox image tar, all in parallel. extra
-// commands (run from the module root) are built alongside.
+// BuildPeapod builds the CLI and its helpers into dir with
+// scripts/build.sh, as scripts/provision.sh does, plus the busybox image tar,
+// all in parallel. extra commands (run from the module root) are built
+// alongside.
 func BuildPeapod(dir string, extra ...*exec.Cmd) (*Build, error) {
 	root, err := ModuleRoot()
 	if err != nil {
@@ -38,28 +37,28 @@ func BuildPeapod(dir string, extra ...*exec.Cmd) (*Build, error) {
 
 // BuildPeapodFrom is BuildPeapod for the source tree at root, which may be
 // another version of peapod (the upgrade test builds the baseline release
-// with it).
+// with it). The build recipe is always this tree's scripts/build.sh, run
+// with root as its working directory, so a release older than that script
+// is built the same way; its image comes from its own mkimage script.
 func BuildPeapodFrom(root, dir string, extra ...*exec.Cmd) (*Build, error) {
+	self, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	// build.sh runs in root: a relative dir would land there.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("failed to resolve build directory: %w", err)
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
 	}
 	b := &Build{Dir: dir, Peapod: filepath.Join(dir, "peapod"), BusyboxTar: filepath.Join(dir, "busybox.tar")}
-	goBuild := func(cgo bool, out, pkg string, flags ...string) *exec.Cmd {
-		c := exec.Command(goBin, append(append([]string{"build"}, flags...), "-o", out, pkg)...)
-		c.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if cgo {
-			c.Env = append(os.Environ(), "CGO_ENABLED=1")
-		}
-		return c
-	}
+	build := exec.Command("bash", filepath.Join(self, "scripts", "build.sh"), dir)
+	build.Env = append(os.Environ(), "GO="+goBin)
 	steps := []*exec.Cmd{
 		exec.Command("bash", "scripts/mkimage-busybox.sh", b.BusyboxTar),
-		goBuild(false, b.Peapod, "./cmd/peapod"),
-		goBuild(false, filepath.Join(dir, "peapod-supervisor"), "./cmd/peapod-supervisor"),
-		goBuild(false, filepath.Join(dir, "peapod-prober"), "./cmd/peapod-prober"),
-		goBuild(true, filepath.Join(dir, "peapod-init"), "./cmd/peapod-init",
-			"-tags", "osusergo,netgo", "-ldflags", "-linkmode external -extldflags -static"),
+		build,
 	}
 	steps = append(steps, extra...)
 	var wg sync.WaitGroup

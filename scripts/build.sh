@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# build.sh: build peapod and its helpers from the Go module in the current
+# directory into OUTDIR — the one place that says how they are built.
+# scripts/provision.sh installs what it builds, scripts/bench.sh builds
+# through provision.sh, and the e2e suites (internal/testutil.BuildPeapod)
+# run it too, also with another release's tree as the current directory (the
+# upgrade test), so it must not assume anything about that tree beyond
+# cmd/<name>.
+#
+#   bash scripts/build.sh OUTDIR
+#
+# Environment:
+#   GO   the go command (default: go on PATH, else /usr/local/go/bin/go)
+set -euo pipefail
+
+# The binaries built from ./cmd/<name>; a directory a tree does not have
+# (an older release) is skipped.
+readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-prober)
+
+log() { printf 'build: %s\n' "$*" >&2; }
+die() {
+	printf 'build: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# go_command prints the go command to use.
+go_command() {
+	if [[ -n "${GO:-}" ]]; then
+		printf '%s\n' "$GO"
+	elif command -v go >/dev/null; then
+		command -v go
+	else
+		printf '%s\n' /usr/local/go/bin/go
+	fi
+}
+
+# tree_version prints what `peapod version` says: git's description of this
+# tree when it is a checkout's top (an extracted release inside another
+# checkout must not take that checkout's name), else "dev".
+tree_version() {
+	local top
+	top=$(git rev-parse --show-toplevel 2>/dev/null) || top=""
+	if [[ -n "$top" && "$(cd "$top" && pwd -P)" == "$(pwd -P)" ]]; then
+		git describe --always --dirty 2>/dev/null || echo dev
+	else
+		echo dev
+	fi
+}
+
+# build_one GO OUTDIR NAME LDFLAGS builds ./cmd/NAME into OUTDIR/NAME.
+build_one() {
+	local go=$1 out=$2 name=$3 ldflags=$4
+	# -buildvcs=false: inside Vagrant the synced tree belongs to another user
+	# and git refuses it ("dubious ownership"), which would fail the build;
+	# the version is stamped with -X instead, where git can tell it.
+	local common=(build -trimpath -buildvcs=false)
+	if [[ "$name" == peapod-init ]]; then
+		# peapod-init carries a cgo constructor (exec joins the mount
+		# namespace before the Go runtime starts threads) and must run in
+		# any container, so it is linked statically; osusergo and netgo keep
+		# glibc's NSS (which cannot be linked statically) out.
+		CGO_ENABLED=1 "$go" "${common[@]}" -tags osusergo,netgo \
+			-ldflags "-linkmode external -extldflags -static $ldflags" -o "$out/$name" "./cmd/$name"
+	else
+		# Pure Go, so static without a C toolchain.
+		CGO_ENABLED=0 "$go" "${common[@]}" -ldflags "$ldflags" -o "$out/$name" "./cmd/$name"
+	fi
+}
+
+main() {
+	(($# == 1)) || die "usage: bash scripts/build.sh OUTDIR"
+	local out=$1 go version ldflags name logs failed=0
+	[[ -f go.mod ]] || die "no go.mod in $(pwd): run it from the module's root"
+	go=$(go_command)
+	version=$(tree_version)
+	# -s -w: no symbol table or DWARF; helpers are copied into a sealed memfd
+	# on every container start and exec, so every byte counts there.
+	ldflags="-s -w -X main.version=$version"
+	mkdir -p "$out"
+	logs=$(mktemp -d)
+	# shellcheck disable=SC2064 # expand logs now: it is local
+	trap "rm -rf '$logs'" EXIT
+	local names=() pids=() i
+	for name in "${COMMANDS[@]}"; do
+		[[ -d "cmd/$name" ]] || continue
+		build_one "$go" "$out" "$name" "$ldflags" >"$logs/$name" 2>&1 &
+		names+=("$name")
+		pids+=("$!")
+	done
+	((${#names[@]})) || die "no cmd/<name> in $(pwd)"
+	for i in "${!names[@]}"; do
+		name=${names[i]}
+		if ! wait "${pids[i]}"; then
+			log "failed to build $name:"
+			cat "$logs/$name" >&2
+			failed=1
+		fi
+	done
+	((failed == 0)) || die "build failed"
+	log "built ${names[*]} ($version) into $out"
+}
+
+main "$@"
