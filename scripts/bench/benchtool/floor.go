@@ -115,7 +115,7 @@ func (w *linkWatch) awaitGone(name string, limit time.Duration) error {
 				return waitLinkGone(name, time.Until(deadline))
 			}
 		case err := <-w.errs:
-			fmt.Fprintf(os.Stderr, "netbench: link events lost while waiting for %q (%v); polling instead\n", name, err)
+			fmt.Fprintf(os.Stderr, "benchtool net: link events lost while waiting for %q (%v); polling instead\n", name, err)
 			return waitLinkGone(name, time.Until(deadline))
 		case <-timer.C:
 			return fmt.Errorf("host veth %q: no RTM_DELLINK within %v", name, limit)

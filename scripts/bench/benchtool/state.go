@@ -29,7 +29,7 @@ var floorVeth = regexp.MustCompile(`^ppb[ku][0-9]+$`)
 // bench is one run's state: what it made, so it can all be removed and
 // checked gone at the end, whatever happened.
 type bench struct {
-	o         options
+	o         netOptions
 	work      string            // the run's scratch dir: pins, IPAM, conflists, libcni cache
 	madeDirs  []string          // the dirs made for o.dir, deepest first
 	links     map[string]bool   // host links this run or its plugins made: bridges, veths
@@ -53,7 +53,7 @@ type network struct {
 // It refuses bridges that exist already (they would not be ours to delete),
 // subnets that overlap each other or anything on the host, and floor veth
 // names in use.
-func prepare(o options) (*bench, error) {
+func prepare(o netOptions) (*bench, error) {
 	b := &bench{o: o, links: map[string]bool{}, pins: map[string]bool{}}
 	all := []network{
 		{vPeapod, o.bridge, o.subnet, ""},
@@ -154,7 +154,7 @@ func checkNetworks(nets []network) error {
 			return err
 		}
 		if !gone {
-			return fmt.Errorf("%s: link %q exists; netbench uses only bridges it creates (left by an earlier run? ip link del %s)",
+			return fmt.Errorf("%s: link %q exists; benchtool net uses only bridges it creates (left by an earlier run? ip link del %s)",
 				n.variant, n.bridge, n.bridge)
 		}
 	}
@@ -244,7 +244,7 @@ func (b *bench) firewallLines() []string {
 		}
 		out, err := exec.Command(cmd[0], cmd[1:]...).Output()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "netbench: warning: %s failed, its rules are not checked: %v\n", strings.Join(cmd, " "), err)
+			fmt.Fprintf(os.Stderr, "benchtool net: warning: %s failed, its rules are not checked: %v\n", strings.Join(cmd, " "), err)
 			continue
 		}
 		sc := bufio.NewScanner(bytes.NewReader(out))
@@ -297,7 +297,7 @@ func (b *bench) cleanup() error {
 		}
 	}
 	// The bridge plugin sets ip_forward for isGateway and never puts it
-	// back; netbench itself never writes 0, so only 0 → 1 is undone.
+	// back; benchtool net itself never writes 0, so only 0 → 1 is undone.
 	if b.ipForward == "0" && b.readIPForward() == "1" {
 		if err := os.WriteFile(ipForwardSysctl, []byte("0"), 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("failed to restore %s to 0: %w", ipForwardSysctl, err))
@@ -376,6 +376,6 @@ func (b *bench) check() error {
 	if len(left) > 0 {
 		return fmt.Errorf("cleanup check failed, left behind: %s", strings.Join(left, "; "))
 	}
-	fmt.Fprintln(os.Stderr, "netbench: cleanup check: ok (links, netns pins and mounts, scratch dir, ip_forward, nftables/iptables rules)")
+	fmt.Fprintln(os.Stderr, "benchtool net: cleanup check: ok (links, netns pins and mounts, scratch dir, ip_forward, nftables/iptables rules)")
 	return nil
 }

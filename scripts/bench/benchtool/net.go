@@ -1,24 +1,3 @@
-// Command netbench times one pod network's life, interleaved, for scenario 5
-// of scripts/bench.sh: a network namespace is created and pinned, the pod is
-// connected, disconnected, the pin is removed, and the clock stops only once
-// the host veth is gone. The variants, run in rotating order:
-//
-//   - peapod: package cni in-process, as the CLI does;
-//   - cni-bridge: the reference bridge + host-local plugins through the CNI
-//     protocol (exec, JSON on stdin), as a runtime using them does;
-//   - kernel-floor: a bare veth pair, its peer born in the netns, whose host
-//     end is then deleted: no bridge, no address, no IPAM. The least any
-//     implementation can do for the same end mark;
-//   - floor-unpin: the same pair, left to die with the netns: the clock stops
-//     at the host end's RTM_DELLINK after the unpin;
-//   - peapod-cni-libcni and bridge-libcni: the peapod-cni plugin and the
-//     reference bridge + host-local, both run by libcni from conflists
-//     netbench writes (cniVersion 1.0.0, the same keys for both).
-//
-// All create the netns the same way. It prints one "VARIANT MILLISECONDS"
-// line per counted run on stdout; at the end it removes everything it
-// created (bridges, veths, netns pins, IPAM and libcni data), checks that
-// nothing is left and fails if something is.
 package main
 
 import (
@@ -42,7 +21,7 @@ import (
 	"github.com/peapod/peapod/cni"
 )
 
-// The variants, in the order they rotate through.
+// The net variants, in the order they rotate through.
 const (
 	vPeapod      = "peapod"
 	vCNIBridge   = "cni-bridge"
@@ -54,8 +33,8 @@ const (
 
 var allVariants = []string{vPeapod, vCNIBridge, vFloor, vFloorUnpin, vPeapodCNILC, vBridgeLC}
 
-// options are the command-line flags.
-type options struct {
+// netOptions are the flags of `benchtool net`.
+type netOptions struct {
 	runs       int           // counted runs per variant
 	warmup     int           // uncounted runs per variant
 	dir        string        // parent of the run's scratch directory
@@ -73,48 +52,73 @@ type options struct {
 	vethWait   time.Duration // how long to wait for a host veth to go
 }
 
-func main() {
-	var o options
+// runNet is `benchtool net`: it times one pod network's life, interleaved,
+// for scenario 5 of scripts/bench.sh: a network namespace is created and pinned, the pod is
+// connected, disconnected, the pin is removed, and the clock stops only once
+// the host veth is gone. The variants, run in rotating order:
+//
+//   - peapod: package cni in-process, as the CLI does;
+//   - cni-bridge: the reference bridge + host-local plugins through the CNI
+//     protocol (exec, JSON on stdin), as a runtime using them does;
+//   - kernel-floor: a bare veth pair, its peer born in the netns, whose host
+//     end is then deleted: no bridge, no address, no IPAM. The least any
+//     implementation can do for the same end mark;
+//   - floor-unpin: the same pair, left to die with the netns: the clock stops
+//     at the host end's RTM_DELLINK after the unpin;
+//   - peapod-cni-libcni and bridge-libcni: the peapod-cni plugin and the
+//     reference bridge + host-local, both run by libcni from conflists
+//     it writes (cniVersion 1.0.0, the same keys for both).
+//
+// All create the netns the same way. It prints one "VARIANT MILLISECONDS"
+// line per counted run on stdout; at the end it removes everything it
+// created (bridges, veths, netns pins, IPAM and libcni data), checks that
+// nothing is left and fails if something is.
+func runNet(args []string) error {
+	fs := flag.NewFlagSet("net", flag.ContinueOnError)
+	var o netOptions
 	var variants string
 	var vethWaitMs int
-	flag.IntVar(&o.runs, "runs", 20, "counted runs per variant")
-	flag.IntVar(&o.warmup, "warmup", 3, "uncounted runs per variant")
-	flag.StringVar(&o.dir, "dir", "/run/peapod-bench/netbench", "where the run's scratch directory is made")
-	flag.StringVar(&variants, "variants", strings.Join(allVariants, ","), "comma-separated variants, in rotation order")
-	flag.StringVar(&o.bridge, "bridge", "ppbnet0", "peapod's bridge")
-	prefixFlag(&o.subnet, "subnet", "10.233.0.0/16", "peapod's subnet")
-	flag.StringVar(&o.cniBridge, "cni-bridge", "ppbcni1", "cni-bridge's bridge")
-	prefixFlag(&o.cniSubnet, "cni-subnet", "10.234.0.0/16", "cni-bridge's host-local subnet")
-	flag.StringVar(&o.pcniBridge, "peapod-cni-bridge", "ppbcni2", "peapod-cni-libcni's bridge")
-	prefixFlag(&o.pcniSubnet, "peapod-cni-subnet", "10.235.0.0/16", "peapod-cni-libcni's subnet")
-	flag.StringVar(&o.lcniBridge, "libcni-bridge", "ppbcni3", "bridge-libcni's bridge")
-	prefixFlag(&o.lcniSubnet, "libcni-subnet", "10.236.0.0/16", "bridge-libcni's host-local subnet")
-	flag.StringVar(&o.cniPath, "cni-path", "/usr/lib/cni", "reference plugin directory")
-	flag.StringVar(&o.peapodCNI, "peapod-cni", "", "peapod-cni binary (default: peapod-cni on PATH)")
-	flag.IntVar(&vethWaitMs, "veth-wait-ms", 5000, "deadline for a host veth to disappear")
-	flag.Parse()
+	fs.IntVar(&o.runs, "runs", 20, "counted runs per variant")
+	fs.IntVar(&o.warmup, "warmup", 3, "uncounted runs per variant")
+	fs.StringVar(&o.dir, "dir", "/run/peapod-bench/net", "where the run's scratch directory is made")
+	fs.StringVar(&variants, "variants", strings.Join(allVariants, ","), "comma-separated variants, in rotation order")
+	fs.StringVar(&o.bridge, "bridge", "ppbnet0", "peapod's bridge")
+	prefixFlag(fs, &o.subnet, "subnet", "10.233.0.0/16", "peapod's subnet")
+	fs.StringVar(&o.cniBridge, "cni-bridge", "ppbcni1", "cni-bridge's bridge")
+	prefixFlag(fs, &o.cniSubnet, "cni-subnet", "10.234.0.0/16", "cni-bridge's host-local subnet")
+	fs.StringVar(&o.pcniBridge, "peapod-cni-bridge", "ppbcni2", "peapod-cni-libcni's bridge")
+	prefixFlag(fs, &o.pcniSubnet, "peapod-cni-subnet", "10.235.0.0/16", "peapod-cni-libcni's subnet")
+	fs.StringVar(&o.lcniBridge, "libcni-bridge", "ppbcni3", "bridge-libcni's bridge")
+	prefixFlag(fs, &o.lcniSubnet, "libcni-subnet", "10.236.0.0/16", "bridge-libcni's host-local subnet")
+	fs.StringVar(&o.cniPath, "cni-path", "/usr/lib/cni", "reference plugin directory")
+	fs.StringVar(&o.peapodCNI, "peapod-cni", "", "peapod-cni binary (default: peapod-cni on PATH)")
+	fs.IntVar(&vethWaitMs, "veth-wait-ms", 5000, "deadline for a host veth to disappear")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
 	o.vethWait = time.Duration(vethWaitMs) * time.Millisecond
 	for v := range strings.SplitSeq(variants, ",") {
 		if !slices.Contains(allVariants, v) {
-			fatal(fmt.Errorf("unknown variant %q (known: %s)", v, strings.Join(allVariants, ", ")))
+			return fmt.Errorf("unknown variant %q (known: %s)", v, strings.Join(allVariants, ", "))
 		}
 		if slices.Contains(o.variants, v) {
-			fatal(fmt.Errorf("variant %q given twice", v))
+			return fmt.Errorf("variant %q given twice", v)
 		}
 		o.variants = append(o.variants, v)
 	}
 	if o.runs < 1 || o.warmup < 0 {
-		fatal(fmt.Errorf("need -runs ≥ 1 and -warmup ≥ 0, got %d and %d", o.runs, o.warmup))
+		return fmt.Errorf("need -runs ≥ 1 and -warmup ≥ 0, got %d and %d", o.runs, o.warmup)
 	}
-	if err := run(o); err != nil {
-		fatal(err)
-	}
+	return run(o)
 }
 
 // prefixFlag defines an IPv4 prefix flag with a default.
-func prefixFlag(p *netip.Prefix, name, def, usage string) {
+func prefixFlag(fs *flag.FlagSet, p *netip.Prefix, name, def, usage string) {
 	*p = netip.MustParsePrefix(def)
-	flag.Func(name, usage+" (default "+def+")", func(s string) error {
+	fs.Func(name, usage+" (default "+def+")", func(s string) error {
 		v, err := netip.ParsePrefix(s)
 		if err != nil {
 			return fmt.Errorf("failed to parse subnet %q: %w", s, err)
@@ -125,11 +129,6 @@ func prefixFlag(p *netip.Prefix, name, def, usage string) {
 		*p = v.Masked()
 		return nil
 	})
-}
-
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "netbench:", err)
-	os.Exit(1)
 }
 
 // variant is one way of wiring a pod.
@@ -143,7 +142,7 @@ type variant struct {
 	watch bool
 }
 
-func run(o options) (err error) {
+func run(o netOptions) (err error) {
 	b, err := prepare(o)
 	if err != nil {
 		return err
@@ -287,7 +286,7 @@ func (b *bench) pluginCycle(pin, id string) (string, error) {
 	return veth, plugin(o, "DEL", conf, pin, id)
 }
 
-func plugin(o options, command, conf, pin, id string) error {
+func plugin(o netOptions, command, conf, pin, id string) error {
 	cmd := exec.Command(filepath.Join(o.cniPath, "bridge"))
 	cmd.Env = []string{
 		"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + pin,

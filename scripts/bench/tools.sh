@@ -1,0 +1,213 @@
+# shellcheck shell=bash
+# tools.sh: how scripts/bench.sh drives each tool: peapod, podman, crun and
+# runc with the CNI plugins by hand, the kernel floor; and how it charges
+# their CPU time.
+
+# ---------------------------------------------------------------- CPU
+
+# cg_enter VARIANT moves this shell into a v2 cgroup of its own, so the CLIs,
+# monitors and workloads it starts are charged there (cpu.stat exists without
+# the cpu controller); cg_leave moves it back.
+cg_enter() {
+	mkdir -p "$CGU/ppbench-$1"
+	echo "$BASHPID" >"$CGU/ppbench-$1/cgroup.procs"
+}
+cg_leave() {
+	[[ -n "${CG_HOME:-}" ]] || return 0
+	echo "$BASHPID" >"$CGU${CG_HOME%/}/cgroup.procs" 2>/dev/null || true
+}
+
+# cpu_dirs VARIANT names the v2 cgroups the variant's work is charged to:
+# ours, plus where a runtime moves its containers on the unified hierarchy.
+cpu_dirs() {
+	echo "$CGU/ppbench-$1"
+	case "$1" in
+	podman*) echo "$CGU/libpod_parent" ;;
+	crun*) echo "$CGU/ppbench-rt-crun" ;;
+	runc*) echo "$CGU/ppbench-rt-runc" ;;
+	esac
+}
+
+# timed SCENARIO VARIANT COUNTED CMD... runs CMD in the variant's cgroup and
+# records its wall time, and CPU time when counted.
+timed() {
+	local sc=$1 v=$2 counted=$3 t0 t1 c0 c1
+	shift 3
+	local -a dirs
+	mapfile -t dirs < <(cpu_dirs "$v")
+	cg_enter "$v"
+	c0=$(cg_usage_us "${dirs[@]}")
+	t0=$(now_us)
+	"$@"
+	t1=$(now_us)
+	c1=$(cg_usage_us "${dirs[@]}")
+	cg_leave
+	((counted)) || return 0
+	record "$sc" "$v" "$t0" "$t1"
+	mkdir -p "$OUT/cpu/$sc"
+	echo $((c1 - c0)) >>"$OUT/cpu/$sc/$v"
+}
+
+# ---------------------------------------------------------------- tools
+
+manifest() {
+	cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+spec:
+  containers:
+  - name: c
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+EOF
+}
+
+# probe_manifest NAME: a pod whose container serves HTTP and is probed by TCP
+# and HTTP, for scenario 3's second peapod row.
+probe_manifest() {
+	cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+spec:
+  containers:
+  - name: c
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["busybox", "httpd", "-f", "-p", "8080", "-h", "/"]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+EOF
+}
+
+pp_run() {
+	local f="$R/manifests/$1.yaml"
+	mkdir -p "$R/manifests"
+	echo "$1" >>"$OUT/peapod-names"
+	"${2:-manifest}" "$1" >"$f"
+	"${P[@]}" run -d -f "$f" >/dev/null
+}
+pp_rm() { "${P[@]}" rm -f "$1" >/dev/null; }
+
+# pp_facts NAME prints "uid supervisorPid hostVeth containerPid... " for the
+# removal check.
+pp_facts() {
+	local json uid sup veth pids p out
+	json=$("${P[@]}" inspect "$1")
+	# The cgroup parent peapod-<rootid> names this root's host-global objects.
+	[[ -s "$OUT/rootid" ]] || jq -r '.containers[0].cgroup | split("/")[0] | ltrimstr("peapod-")' <<<"$json" >"$OUT/rootid"
+	read -r uid sup veth pids < <(jq -r '[.uid, .supervisorPid, .hostVeth] + [.containers[].pid] | map(tostring) | join(" ")' <<<"$json")
+	out="$uid $(pid_tag "$sup") $veth"
+	for p in $pids; do out+=" $(pid_tag "$p")"; done
+	printf '%s\n' "$out"
+}
+
+# pid_tag PID prints PID:STARTTIME (field 22 of /proc/PID/stat). pid_max is
+# 32768 here and scenario 6 forks thousands of exec probes, so a PID checked
+# after a run may belong to another process: dead compares the start time.
+pid_tag() {
+	local st
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }')
+	printf '%s:%s\n' "$1" "${st:-gone}"
+}
+
+# pp_check_gone UID PID VETH CPID...: a removal is done only when all of the
+# pod's processes, mounts, veth, lease and cgroups are gone.
+pp_check_gone() {
+	local uid=$1 veth=$3 pid
+	shift 3
+	for pid in "$@"; do
+		dead "$pid" || die "peapod pod $uid: process $pid outlived rm"
+	done
+	! ip link show "$veth" >/dev/null 2>&1 || die "peapod pod $uid: veth $veth outlived rm"
+	! grep -q "$uid" /proc/self/mountinfo || die "peapod pod $uid: mounts outlived rm"
+	! grep -rqs "$uid" "$B/peapod/net" || die "peapod pod $uid: IP lease outlived rm"
+	[[ -z "$(find /sys/fs/cgroup -maxdepth 3 -name "$uid" 2>/dev/null)" ]] ||
+		die "peapod pod $uid: cgroup outlived rm"
+}
+
+# dead PID: gone, or a zombie. This VM's PID 1 (process_api) does not reap
+# the orphans it inherits, so a killed process stays a zombie there forever.
+# With PID:STARTTIME (pid_tag), a PID now held by a process that started at
+# another time counts as dead too.
+dead() {
+	local pid=${1%%:*} f
+	f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || return 0
+	[[ -z "$f" ]] && return 0
+	read -r -a f <<<"$f"
+	[[ "${f[0]}" == Z ]] || { [[ "$1" == *:* ]] && [[ "${f[19]}" != "${1#*:}" ]]; }
+}
+
+pm_start() {
+	"${PM[@]}" pod create --name "$1" >/dev/null
+	"${PM[@]}" run -d --pod "$1" "$IMAGE" sleep 3600 >/dev/null
+}
+pm_rm() { "${PM[@]}" pod rm -f -t 0 "$1" >/dev/null; }
+# pm_monitors prints the live conmon processes of our podman root.
+pm_monitors() {
+	local p
+	for p in $(pgrep -f "conmon.*$B/podman/root"); do
+		dead "$p" || echo "$p"
+	done
+}
+pm_check_gone() {
+	wait_until 5 pm_none || die "podman pod $1: conmon outlived pod rm"
+	wait_until 5 no_ports || die "podman pod $1: veth outlived pod rm"
+}
+pm_none() { [[ -z "$(pm_monitors)" ]]; }
+
+cni_hand() {
+	CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$HAND_NS CNI_IFNAME=eth0 \
+		CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge <"$B/cni-hand.json" >/dev/null
+}
+
+# hand_start RT ID / hand_rm RT ID: the same pod by hand with an OCI runtime
+# and the CNI reference plugins.
+hand_start() {
+	ip netns add "$HAND_NS"
+	cni_hand ADD "$2"
+	"$1" create --bundle "$B/bundle-$1" "$2" </dev/null >/dev/null 2>&1
+	"$1" start "$2"
+}
+hand_rm() {
+	"$1" delete -f "$2"
+	cni_hand DEL "$2"
+	ip netns del "$HAND_NS"
+}
+
+hand_bundles() {
+	local rt
+	for rt in crun runc; do
+		mkdir -p "$B/bundle-$rt"
+		# One rootfs for both, by absolute path: runc refuses a symlinked one.
+		jq --arg cg "/ppbench-rt-$rt/c" --arg root "$B/bundle/rootfs" \
+			'.linux.cgroupsPath = $cg | .root.path = $root' "$B/bundle/config.json" >"$B/bundle-$rt/config.json"
+	done
+}
+
+floor() { unshare --net --uts --ipc --pid --fork --mount-proc /bin/true; }
+
+# pp_helpers SUPERVISOR_PID... prints the PIDs of the peapod helpers the
+# supervisors started (peapod-prober, a reaper), not their workloads.
+pp_helpers() {
+	ps -e -o pid=,ppid=,comm= | awk -v sups=" $* " \
+		'index(sups, " " $2 " ") && $3 ~ /^peapod-/ { print $1 }'
+}
+
+# variants_rotated I V... prints the variants rotated by I, so no variant
+# always runs first or right after the same one.
+variants_rotated() {
+	local i=$1 n j
+	shift
+	n=$#
+	local -a vs=("$@")
+	for ((j = 0; j < n; j++)); do echo "${vs[(i + j) % n]}"; done
+}
