@@ -12,9 +12,11 @@ now_us() {
 
 # record SCENARIO VARIANT START_US END_US appends one sample in ms.
 record() {
-	local dir="$OUT/samples/$1" us=$(($4 - $3))
+	local dir="$OUT/samples/$1" us=$(($4 - $3)) sign=""
+	# The wall clock may step back; keep the sign as the sample is.
+	if ((us < 0)); then sign=- us=$((-us)); fi
 	mkdir -p "$dir"
-	printf '%d.%03d\n' $((us / 1000)) $((us % 1000)) >>"$dir/$2"
+	printf '%s%d.%03d\n' "$sign" $((us / 1000)) $((us % 1000)) >>"$dir/$2"
 }
 
 # table SCENARIO TITLE PEAPOD_VARIANT VARIANT... prints a markdown table of

@@ -22,8 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -72,14 +73,8 @@ func dispatch(w io.Writer, args []string) error {
 	return nil
 }
 
-func names() []string {
-	var n []string
-	for k := range subcommands {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
-}
+// names lists the subcommands, sorted.
+func names() []string { return slices.Sorted(maps.Keys(subcommands)) }
 
 // wantArgs checks that args has exactly n elements, named in usage.
 func wantArgs(args []string, n int, usage string) error {
