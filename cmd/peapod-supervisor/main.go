@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/namespaces"
@@ -109,7 +108,7 @@ func run(runDir string) error {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-sig
-		s.Stop(time.Duration(p.TerminationGracePeriodSeconds) * time.Second)
+		s.Stop(p.TerminationGracePeriod())
 	}()
 	return s.Run(started)
 }

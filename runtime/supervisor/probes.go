@@ -277,7 +277,7 @@ func (s *Supervisor) probeKill(c *container, t probes.ProbeType, id string) {
 	s.eventLocked(ev.Type, c, ev.Reason, ev.Message)
 	s.saveLocked()
 	s.mu.Unlock()
-	s.kill(c, time.Duration(grace)*time.Second, true)
+	s.kill(c, spec.Seconds(grace), true)
 }
 
 // updateReadinessLocked sets every app container's started and ready flags

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/spec"
 )
 
 // ProtocolVersion is carried by every request and response on the
@@ -96,7 +97,7 @@ func (s *Supervisor) serve(conn net.Conn) {
 		if req.GracePeriodSeconds != nil {
 			grace = *req.GracePeriodSeconds
 		}
-		s.Stop(time.Duration(grace) * time.Second)
+		s.Stop(spec.Seconds(grace))
 	case req.Op == OpMetrics:
 		s.mu.Lock()
 		prober := s.prober

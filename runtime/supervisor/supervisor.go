@@ -135,7 +135,7 @@ func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
 }
 
 // seconds converts a spec's fractional seconds (0 = the kubelet default).
-func seconds(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+func seconds(v float64) time.Duration { return spec.FloatSeconds(v) }
 
 // backoffKey is the kubelet's stable backoff key; the spec cannot change
 // under a supervisor, so the container id stands in for the spec hash.
@@ -483,7 +483,7 @@ func (s *Supervisor) kill(c *container, grace time.Duration, floor bool) {
 	}
 	wait := grace - time.Since(start)
 	if floor {
-		wait = time.Duration(probes.GraceAfterPreStop(int64(grace/time.Second), time.Since(start))) * time.Second
+		wait = spec.Seconds(probes.GraceAfterPreStop(int64(grace/time.Second), time.Since(start)))
 	}
 	sig := syscall.SIGTERM
 	if c.spec.StopSignal > 0 {
