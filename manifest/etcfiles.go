@@ -45,10 +45,7 @@ func EtcFiles(pod *corev1.Pod, ip string, hostResolv []byte) (hostname, hosts, r
 
 // etcFiles is EtcFiles with every host input injectable.
 func etcFiles(pod *corev1.Pod, ip string, h hostFiles) (hostname, hosts, resolv []byte, err error) {
-	name := pod.Name
-	if pod.Spec.Hostname != "" {
-		name = pod.Spec.Hostname
-	}
+	name := Hostname(pod)
 	if pod.Spec.HostNetwork {
 		if name, err = h.hostname(); err != nil {
 			return nil, nil, nil, fmt.Errorf("failed to read the host name: %w", err)

@@ -117,8 +117,8 @@ func ToSpec(pod *corev1.Pod, in SpecInput) (*spec.Pod, []string, error) {
 	return out, b.warnings, nil
 }
 
-// podHostname is spec.hostname or the pod name; a host-network pod keeps
-// the host's name, as it shares the host's UTS namespace.
+// podHostname is Hostname; a host-network pod keeps the host's name, as it
+// shares the host's UTS namespace.
 func podHostname(pod *corev1.Pod) (string, error) {
 	if pod.Spec.HostNetwork {
 		h, err := os.Hostname()
@@ -127,10 +127,7 @@ func podHostname(pod *corev1.Pod) (string, error) {
 		}
 		return h, nil
 	}
-	if pod.Spec.Hostname != "" {
-		return pod.Spec.Hostname, nil
-	}
-	return pod.Name, nil
+	return Hostname(pod), nil
 }
 
 // ContainerID is a container's runtime id: the first 12 hex digits of the

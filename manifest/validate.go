@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -29,22 +30,15 @@ func Validate(pod *corev1.Pod) (warnings []string, errs field.ErrorList) {
 	return append(warnings, w...), append(errs, e...)
 }
 
-// validateMeta checks name and namespace: both are DNS-1123 labels because
-// the name becomes the hostname and both appear in host-global names.
+// validateMeta checks the metadata with the API machinery's own validator,
+// as the API server's pod validation calls it: the name a DNS subdomain (up
+// to 253 characters, dots allowed), the namespace a DNS label, label keys and
+// values, annotation keys and the annotations' total size (256 KiB). A long
+// or dotted name is safe: host-global objects (netns pins, veths, cgroups,
+// leases) are named after the pod's uid, the name index hashes what does not
+// fit a file name, and the hostname is cut as the kubelet cuts it (Hostname).
 func validateMeta(m *metav1.ObjectMeta) field.ErrorList {
-	var errs field.ErrorList
-	p := field.NewPath("metadata")
-	if m.Name == "" {
-		errs = append(errs, field.Required(p.Child("name"), "name or generateName is required"))
-	} else {
-		errs = append(errs, dns1123Label(p.Child("name"), m.Name)...)
-	}
-	if m.Namespace == "" {
-		errs = append(errs, field.Required(p.Child("namespace"), ""))
-	} else {
-		errs = append(errs, dns1123Label(p.Child("namespace"), m.Namespace)...)
-	}
-	return errs
+	return apivalidation.ValidateObjectMeta(m, true, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 }
 
 // dns1123Label turns IsDNS1123Label's messages into Invalid errors.

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -10,6 +11,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
+
+// Validation messages of the API machinery, as the API server prints them.
+const (
+	subdomainMsg     = `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`
+	qualifiedNameMsg = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+// name253 is a valid pod name of the greatest length: four labels of 62
+// characters and one of 1, joined by dots.
+var name253 = strings.Repeat(strings.Repeat("a", 61)+"b.", 4) + "c"
 
 // validPod is a defaulted two-container pod that passes validation.
 func validPod() *corev1.Pod {
@@ -50,8 +61,32 @@ func TestValidate(t *testing.T) {
 	}{
 		{"name required", func(p *corev1.Pod) { p.Name = "" },
 			[]string{"metadata.name: Required value: name or generateName is required"}},
-		{"name not a label", func(p *corev1.Pod) { p.Name = "Web_1" },
-			[]string{`metadata.name: Invalid value: "Web_1": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`}},
+		{"name not a subdomain", func(p *corev1.Pod) { p.Name = "Web_1" },
+			[]string{`metadata.name: Invalid value: "Web_1": ` + subdomainMsg}},
+		// The API server's pod names are DNS subdomains: up to 253
+		// characters, dots allowed.
+		{"dotted name", func(p *corev1.Pod) { p.Name = "web.v1.example" }, nil},
+		{"name of 253 characters", func(p *corev1.Pod) { p.Name = name253 }, nil},
+		{"name of 254 characters", func(p *corev1.Pod) { p.Name = name253 + "a" },
+			[]string{`metadata.name: Invalid value: "` + name253 + `a": must be no more than 253 characters`}},
+		{"name with an empty label", func(p *corev1.Pod) { p.Name = "web..v1" },
+			[]string{`metadata.name: Invalid value: "web..v1": ` + subdomainMsg}},
+		{"labels and annotations", func(p *corev1.Pod) {
+			p.Labels = map[string]string{"app": "web", "example.com/tier": "front"}
+			p.Annotations = map[string]string{"example.com/note": "free text: any value, any length up to the total"}
+		}, nil},
+		{"bad label key", func(p *corev1.Pod) { p.Labels = map[string]string{"bad key": "v"} },
+			[]string{`metadata.labels: Invalid value: "bad key": ` + qualifiedNameMsg}},
+		{"bad label value", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "-web"} },
+			[]string{`metadata.labels: Invalid value: "-web": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`}},
+		{"bad annotation key", func(p *corev1.Pod) { p.Annotations = map[string]string{"-note": "v"} },
+			[]string{`metadata.annotations: Invalid value: "-note": ` + qualifiedNameMsg}},
+		{"annotations over 256 KiB", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"big": strings.Repeat("x", 20<<20)}
+		}, []string{"metadata.annotations: Too long: may not be more than 262144 bytes"}},
+		{"annotations of exactly 256 KiB", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"big": strings.Repeat("x", 256<<10-len("big"))}
+		}, nil},
 		{"namespace not a label", func(p *corev1.Pod) { p.Namespace = "a.b" },
 			[]string{`metadata.namespace: Invalid value: "a.b": must not contain dots`}},
 		{"containers required", func(p *corev1.Pod) { p.Spec.Containers = nil },
@@ -221,6 +256,9 @@ func TestValidate(t *testing.T) {
 		}, []string{`spec.hostAliases[0].ip: Invalid value: "not-an-ip": must be a valid IP address`}},
 		{"negative grace period", func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](-1) },
 			[]string{"spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0"}},
+		// The API server accepts any int64 >= 0; a Duration holds up to
+		// 9223372036 s (spec.Seconds saturates above).
+		{"grace period beyond a Duration", func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](math.MaxInt64) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

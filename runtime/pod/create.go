@@ -180,10 +180,7 @@ func (m *Manager) sandboxOptions(rec *state.Record, p *corev1.Pod) namespaces.Sa
 	o := namespaces.SandboxOptions{RunDir: m.runDir(rec.UID), HostNetwork: p.Spec.HostNetwork}
 	if !p.Spec.HostNetwork {
 		o.NetnsName = m.netnsName(rec.UID)
-		o.Hostname = p.Name
-		if p.Spec.Hostname != "" {
-			o.Hostname = p.Spec.Hostname
-		}
+		o.Hostname = manifest.Hostname(p)
 	}
 	return o
 }
