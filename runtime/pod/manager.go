@@ -19,6 +19,7 @@ import (
 	"github.com/peapod/peapod/cni/chain"
 	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/runtime/state"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Sentinel errors.
@@ -127,9 +128,34 @@ func (m *Manager) runDir(uid string) string { return filepath.Join(m.o.RunRoot, 
 func (m *Manager) recordPath(uid string) string {
 	return filepath.Join(m.podDir(uid), "pod.json")
 }
+
+// nameIndex is the file holding the uid of pod ns/name.
 func (m *Manager) nameIndex(ns, name string) string {
-	return filepath.Join(m.o.Root, "names", ns+"_"+name)
+	return filepath.Join(m.o.Root, "names", nameIndexFile(ns, name))
 }
+
+// Bounds of a name index file name.
+const (
+	// fileNameMax is NAME_MAX: a namespace (a DNS label, up to 63 bytes) and
+	// a pod name (a DNS subdomain, up to 253) can be longer together.
+	fileNameMax = 255
+	// nameIndexKept is how much of a longer key stays readable.
+	nameIndexKept = 150
+)
+
+// nameIndexFile is "NS_NAME", or for a key longer than a file name may be,
+// its first nameIndexKept bytes, '@' and the SHA-256 of the whole key: '@'
+// is in no valid namespace or name, so a hashed key never equals one
+// stored whole.
+func nameIndexFile(ns, name string) string {
+	key := ns + "_" + name
+	if len(key) <= fileNameMax {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return key[:nameIndexKept] + "@" + hex.EncodeToString(sum[:])
+}
+
 func (m *Manager) lockPath() string { return filepath.Join(m.o.Root, "lock") }
 func (m *Manager) netnsName(uid string) string {
 	return "peapod-" + m.id + "-" + uid[:8]
@@ -137,6 +163,11 @@ func (m *Manager) netnsName(uid string) string {
 
 // lookup finds a pod's record by namespace and name.
 func (m *Manager) lookup(ns, name string) (*state.Record, error) {
+	// Only valid names were ever stored; anything else (a CLI argument
+	// with a '/' or "..") must not become a path.
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
+	}
 	uid, err := os.ReadFile(m.nameIndex(ns, name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
