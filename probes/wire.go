@@ -154,13 +154,13 @@ func parseDefine(f []string) (Request, error) {
 	case p.Kind == RemoteHTTP && len(f) >= 8 && len(f)%2 == 0:
 		timeout, err2 = strconv.ParseUint(f[3], 10, 63)
 		p.HTTP.Scheme, p.HTTP.Host, p.HTTP.Path = f[4], f[5], f[7]
-		p.Port, err3 = strconv.Atoi(f[6])
+		p.Port, err3 = parsePort(f[6])
 		for i := 8; i < len(f); i += 2 {
 			p.HTTP.Headers = append(p.HTTP.Headers, spec.HTTPHeader{Name: f[i], Value: f[i+1]})
 		}
 	case p.Kind == RemoteGRPC && len(f) == 6:
 		timeout, err2 = strconv.ParseUint(f[3], 10, 63)
-		p.Port, err3 = strconv.Atoi(f[4])
+		p.Port, err3 = parsePort(f[4])
 		p.Service = f[5]
 	default:
 		return Request{}, fmt.Errorf("%w: %s definition with %d fields", ErrBadRequest, p.Kind, len(f))
@@ -170,6 +170,13 @@ func parseDefine(f []string) (Request, error) {
 	}
 	p.Timeout = time.Duration(timeout)
 	return Request{Define: p, Handle: handle}, nil
+}
+
+// parsePort decodes a port as appendDefine writes it: unsigned, at most
+// 65535. A negative one would be written back as a huge unsigned number.
+func parsePort(s string) (int, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return int(n), err
 }
 
 // remoteResult is one decoded response.
