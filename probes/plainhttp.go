@@ -68,10 +68,14 @@ type PlainHTTPHandler struct {
 	// same-host redirect leads to https (nil: ErrNeedsTLS).
 	fallback Handler
 	// br reads responses; body receives up to MaxRespBodyLength of each;
-	// req is the request being written. All are reused across probes.
+	// req is the request being written; hdr holds a header line being
+	// unfolded. All are reused across probes.
 	br   *bufio.Reader
 	body []byte
 	req  []byte
+	hdr  []byte
+	// cl holds a response's Content-Length while its headers are read.
+	cl []byte
 }
 
 var _ Handler = (*PlainHTTPHandler)(nil)
@@ -198,7 +202,14 @@ func (h *PlainHTTPHandler) Probe(ctx context.Context, podIP string) (Outcome, st
 		authority = h.hostHeader
 	}
 	for reqs := 1; ; reqs++ {
-		res, err := h.exchange(ctx, deadline, u, authority, referer)
+		// net/http reads a response's body only when it is final: the body
+		// of a redirect it follows, or whose Location does not parse, is
+		// dropped unread, so its errors do not count.
+		final := func(res httpResponse) bool {
+			next, err := redirectTarget(res, u)
+			return err == nil && (next == nil || next.Hostname() != first.Hostname())
+		}
+		res, err := h.exchange(ctx, deadline, u, authority, referer, final)
 		if err != nil {
 			var be *bodyError
 			if errors.As(err, &be) {
@@ -288,8 +299,9 @@ type bodyError struct{ err error }
 func (e *bodyError) Error() string { return e.err.Error() }
 
 // exchange runs one GET of u on a fresh connection and reads the response
-// headers and up to MaxRespBodyLength of its body into h.body.
-func (h *PlainHTTPHandler) exchange(ctx context.Context, deadline time.Time, u *url.URL, authority, referer string) (httpResponse, error) {
+// headers and, when final says the response is final, up to
+// MaxRespBodyLength of its body into h.body.
+func (h *PlainHTTPHandler) exchange(ctx context.Context, deadline time.Time, u *url.URL, authority, referer string, final func(httpResponse) bool) (httpResponse, error) {
 	d := net.Dialer{Deadline: deadline, Control: setLinger}
 	conn, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
@@ -327,6 +339,9 @@ func (h *PlainHTTPHandler) exchange(ctx context.Context, deadline time.Time, u *
 	if err != nil {
 		return res, headerErr(err)
 	}
+	if !final(res) {
+		return res, nil
+	}
 	res.n, err = h.readBody(res.code, chunked, length)
 	if err != nil {
 		if isTimeout(err) {
@@ -358,7 +373,9 @@ func isTimeout(err error) bool {
 
 // readHead reads the status line and the headers of the final response,
 // skipping informational (1xx but 101) responses as net/http does. It keeps
-// only what the probe needs: Location and the body's framing.
+// only what the probe needs: Location and the body's framing, which it
+// checks as net/http's ReadResponse does (FuzzPlainHTTPResponse holds the
+// two to the same verdicts).
 func (h *PlainHTTPHandler) readHead() (res httpResponse, chunked bool, length int64, err error) {
 	budget := maxHeaderBytes
 	for skipped := 0; ; skipped++ {
@@ -366,50 +383,197 @@ func (h *PlainHTTPHandler) readHead() (res httpResponse, chunked bool, length in
 		if err != nil {
 			return res, false, 0, err
 		}
-		res.code, err = parseStatusLine(line)
+		var atLeast11 bool
+		res.code, atLeast11, err = parseStatusLine(line)
 		if err != nil {
 			return res, false, 0, err
 		}
-		res.location, chunked, length = "", false, -1
-		for {
-			line, err := h.line(&budget)
-			if err != nil {
-				return res, false, 0, err
-			}
-			if len(line) == 0 {
-				break
-			}
-			k, v, ok := bytes.Cut(line, []byte(":"))
-			if !ok {
-				return res, false, 0, fmt.Errorf("malformed MIME header line: %s", line)
-			}
-			k, v = bytes.TrimSpace(k), bytes.TrimSpace(v)
+		f := framing{cl: h.cl[:0]}
+		res.location = ""
+		err = h.readMIMEHeader(&budget, func(key, value []byte) {
 			switch {
-			case bytes.EqualFold(k, []byte("Location")):
+			case bytes.EqualFold(key, []byte("Location")):
 				if res.location == "" {
-					res.location = string(v)
+					res.location = string(value)
 				}
-			case bytes.EqualFold(k, []byte("Transfer-Encoding")):
-				chunked = bytes.EqualFold(v, []byte("chunked"))
-			case bytes.EqualFold(k, []byte("Content-Length")):
-				n, err := strconv.ParseInt(string(v), 10, 64)
-				if err != nil || n < 0 || (length >= 0 && n != length) {
-					return res, false, 0, fmt.Errorf("bad Content-Length %q", v)
-				}
-				length = n
+			default:
+				f.add(key, value)
 			}
+		})
+		h.cl = f.cl
+		if err != nil {
+			return res, false, 0, err
+		}
+		if chunked, length, err = f.check(atLeast11); err != nil {
+			return res, false, 0, err
 		}
 		if res.code < 100 || res.code > 199 || res.code == 101 {
 			return res, chunked, length, nil
 		}
-		if skipped+1 >= max1xxResponses {
+		if skipped+1 > max1xxResponses {
 			return res, false, 0, errors.New("net/http: too many 1xx informational responses")
 		}
 	}
 }
 
-// line reads one CRLF- or LF-terminated line without its terminator,
-// charging it to budget. The slice is valid until the next read.
+// framing is what a response's headers say about its body, gathered
+// without an allocation in the common case.
+type framing struct {
+	// te counts Transfer-Encoding values; teChunked is whether the first
+	// says chunked.
+	te        int
+	teChunked bool
+	// cl is the first Content-Length value, trimmed (in a buffer reused
+	// across probes); clCount counts them, clDiffer is set when one differs.
+	cl       []byte
+	clCount  int
+	clDiffer bool
+	// badTrailer is a framing header a Trailer value announces.
+	badTrailer string
+}
+
+// add notes one header that bears on the framing.
+func (f *framing) add(key, value []byte) {
+	switch {
+	case bytes.EqualFold(key, []byte("Transfer-Encoding")):
+		if f.te == 0 {
+			f.teChunked = bytes.EqualFold(value, []byte("chunked"))
+		}
+		f.te++
+	case bytes.EqualFold(key, []byte("Content-Length")):
+		v := bytes.Trim(value, " \t\r\n") // textproto.TrimString
+		if f.clCount == 0 {
+			f.cl = append(f.cl[:0], v...)
+		} else if !bytes.Equal(v, f.cl) {
+			f.clDiffer = true
+		}
+		f.clCount++
+	case bytes.EqualFold(key, []byte("Trailer")):
+		for _, k := range bytes.Split(value, []byte(",")) {
+			switch k = bytes.Trim(k, " \t\r\n"); {
+			case bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Trailer")), bytes.EqualFold(k, []byte("Content-Length")):
+				f.badTrailer = string(k)
+			}
+		}
+	}
+}
+
+// check applies net/http's readTransfer rules: Transfer-Encoding is
+// ignored before HTTP/1.1, else it must be one "chunked"; every
+// Content-Length must agree and be a number (also beside chunked); a
+// chunked body may not announce framing headers as trailers. It returns
+// the framing (length -1: none).
+func (f *framing) check(atLeast11 bool) (chunked bool, length int64, err error) {
+	if f.te > 0 && atLeast11 {
+		if f.te != 1 || !f.teChunked {
+			return false, 0, errors.New("unsupported transfer encoding")
+		}
+		chunked = true
+	}
+	length = -1
+	if f.clCount > 0 {
+		if f.clDiffer {
+			return false, 0, errors.New("http: message cannot contain multiple Content-Length headers")
+		}
+		n, err := strconv.ParseUint(string(f.cl), 10, 63)
+		if err != nil {
+			return false, 0, fmt.Errorf("bad Content-Length %q", f.cl)
+		}
+		length = int64(n)
+	}
+	if chunked {
+		if f.badTrailer != "" {
+			return false, 0, fmt.Errorf("bad trailer key %q", f.badTrailer)
+		}
+		length = -1
+	}
+	return chunked, length, nil
+}
+
+// readMIMEHeader reads header lines up to the empty line with
+// textproto.Reader.ReadMIMEHeader's rules: no leading white space on the
+// first line, a line starting with white space continues the one before,
+// a name of token characters (a space makes it a name nobody matches), a
+// value of visible characters, spaces and tabs. It calls fn with each name
+// and value; both are valid until the next read.
+func (h *PlainHTTPHandler) readMIMEHeader(budget *int, fn func(key, value []byte)) error {
+	if b, err := h.br.Peek(1); err == nil && (b[0] == ' ' || b[0] == '\t') {
+		line, err := h.line(budget)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("malformed MIME header initial line: %q", line)
+	}
+	for {
+		line, err := h.line(budget)
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		h.hdr = append(h.hdr[:0], trimOWS(line)...)
+		for {
+			// A continuation line (obs-fold) joins the one before with a space.
+			b, err := h.br.Peek(1)
+			if err != nil || (b[0] != ' ' && b[0] != '\t') {
+				break
+			}
+			line, err := h.line(budget)
+			if err != nil {
+				return err
+			}
+			h.hdr = append(append(h.hdr, ' '), trimOWS(line)...)
+		}
+		k, v, ok := bytes.Cut(h.hdr, []byte(":"))
+		if !ok || !validHeaderKey(k) {
+			return fmt.Errorf("malformed MIME header line: %q", h.hdr)
+		}
+		for _, c := range v {
+			if !validHeaderValueByte(c) {
+				return fmt.Errorf("malformed MIME header line: %q", h.hdr)
+			}
+		}
+		if bytes.IndexByte(k, ' ') < 0 {
+			fn(k, bytes.TrimLeft(v, " \t"))
+		}
+	}
+}
+
+// trimOWS trims spaces and tabs at both ends.
+func trimOWS(b []byte) []byte {
+	return bytes.TrimRight(bytes.TrimLeft(b, " \t"), " \t")
+}
+
+// validHeaderKey is textproto's rule for a header name: not empty, token
+// characters, and spaces (accepted, but such a name is never
+// canonicalised, so it matches no header net/http looks for).
+func validHeaderKey(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	for _, c := range k {
+		if c != ' ' && !validHeaderFieldByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderFieldByte reports whether c is a token character (RFC 7230).
+func validHeaderFieldByte(c byte) bool {
+	return c < 0x80 && c > ' ' && c != 0x7f && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
+}
+
+// validHeaderValueByte reports whether c may appear in a header value:
+// visible characters, space, tab and obs-text.
+func validHeaderValueByte(c byte) bool {
+	return c >= 0x80 || (c >= ' ' && c != 0x7f) || c == '\t'
+}
+
+// line reads one line without its "\n" or "\r\n" (one CR only, as
+// bufio.Reader.ReadLine), charging it to budget. The slice is valid until
+// the next read.
 func (h *PlainHTTPHandler) line(budget *int) ([]byte, error) {
 	var long []byte
 	for {
@@ -428,39 +592,58 @@ func (h *PlainHTTPHandler) line(budget *int) ([]byte, error) {
 		if long != nil {
 			b = append(long, b...)
 		}
-		return bytes.TrimRight(b, "\r\n"), nil
+		b = b[:len(b)-1]
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			b = b[:len(b)-1]
+		}
+		return b, nil
 	}
 }
 
 // parseStatusLine reads the code of "HTTP/1.1 200 OK", checking in
-// net/http's order and with its error texts.
-func parseStatusLine(line []byte) (int, error) {
+// net/http's order and with its error texts, and reports whether the
+// version is at least HTTP/1.1.
+func parseStatusLine(line []byte) (code int, atLeast11 bool, err error) {
 	proto, status, ok := bytes.Cut(line, []byte(" "))
 	if !ok {
-		return 0, fmt.Errorf("malformed HTTP response %q", line)
+		return 0, false, fmt.Errorf("malformed HTTP response %q", line)
 	}
-	code, _, _ := bytes.Cut(bytes.TrimLeft(status, " "), []byte(" "))
-	n := 0
-	for _, c := range code {
-		if c < '0' || c > '9' {
-			n = -1
-			break
-		}
-		n = n*10 + int(c-'0')
-	}
-	if len(code) != 3 || n < 0 {
-		return 0, fmt.Errorf("malformed HTTP status code %q", code)
+	c, _, _ := bytes.Cut(bytes.TrimLeft(status, " "), []byte(" "))
+	code, ok = atoi3(c)
+	if !ok {
+		return 0, false, fmt.Errorf("malformed HTTP status code %q", c)
 	}
 	if !validHTTPVersion(proto) {
-		return 0, fmt.Errorf("malformed HTTP version %q", proto)
+		return 0, false, fmt.Errorf("malformed HTTP version %q", proto)
 	}
-	return n, nil
+	return code, proto[5] > '1' || proto[5] == '1' && proto[7] >= '1', nil
 }
 
 // validHTTPVersion accepts what http.ParseHTTPVersion accepts: HTTP/1.0,
 // HTTP/1.1 and other HTTP/d.d.
 func validHTTPVersion(p []byte) bool {
 	return len(p) == 8 && bytes.HasPrefix(p, []byte("HTTP/")) && p[5] >= '0' && p[5] <= '9' && p[6] == '.' && p[7] >= '0' && p[7] <= '9'
+}
+
+// atoi3 is net/http's status code rule without an allocation: three
+// characters that strconv.Atoi reads as a number that is not negative
+// ("+20" is 20, "-00" is 0).
+func atoi3(c []byte) (int, bool) {
+	if len(c) != 3 {
+		return 0, false
+	}
+	digits, neg := c, false
+	if c[0] == '+' || c[0] == '-' {
+		digits, neg = c[1:], c[0] == '-'
+	}
+	n := 0
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n, !neg || n == 0
 }
 
 // readBody reads up to MaxRespBodyLength of the body into h.body. A body
@@ -489,23 +672,31 @@ func (h *PlainHTTPHandler) readBody(code int, chunked bool, length int64) (int, 
 	return n, err
 }
 
-// readChunked decodes a chunked body (RFC 9112 §7.1) into h.body up to its
-// capacity; chunk extensions and trailers are ignored.
+// readChunked decodes a chunked body into h.body up to its capacity, as
+// net/http's chunked reader does (a chunk-size line ends in CRLF, sizes are
+// up to 16 hex digits, extensions are ignored, chunk data is followed by
+// CRLF, at most 16 KiB of non-data); after the last chunk the trailer is
+// read and checked, and ignored.
 func (h *PlainHTTPHandler) readChunked() (int, error) {
 	n := 0
-	budget := maxHeaderBytes
+	var excess int64
 	for n < len(h.body) {
-		line, err := h.line(&budget)
+		line, err := h.chunkLine()
 		if err != nil {
-			return n, eofUnexpected(err)
+			return n, err
 		}
-		size, _, _ := bytes.Cut(line, []byte(";"))
-		sz, err := strconv.ParseUint(string(bytes.TrimSpace(size)), 16, 63)
+		excess += int64(len(line)) + 2
+		line, _, _ = bytes.Cut(bytes.TrimRight(line, " \t"), []byte(";"))
+		sz, err := parseHexUint(line)
 		if err != nil {
-			return n, errors.New("invalid byte in chunk length")
+			return n, err
+		}
+		excess = max(excess-(16+2*int64(sz)), 0)
+		if excess > 16<<10 {
+			return n, errors.New("chunked encoding contains too much non-data")
 		}
 		if sz == 0 {
-			return n, nil
+			return n, h.readTrailer()
 		}
 		take := int(min(sz, uint64(len(h.body)-n)))
 		m, err := io.ReadFull(h.br, h.body[n:n+take])
@@ -517,14 +708,84 @@ func (h *PlainHTTPHandler) readChunked() (int, error) {
 			// The cap is reached; the rest is never read.
 			return n, nil
 		}
-		if crlf, err := h.line(&budget); err != nil || len(crlf) != 0 {
-			if err != nil {
-				return n, eofUnexpected(err)
-			}
+		var crlf [2]byte
+		if _, err := io.ReadFull(h.br, crlf[:]); err != nil {
+			return n, eofUnexpected(err)
+		}
+		if crlf != [2]byte{'\r', '\n'} {
 			return n, errors.New("malformed chunked encoding")
 		}
 	}
 	return n, nil
+}
+
+// chunkLine reads a chunk-size line, which must end in CRLF and hold no
+// other CR, without its CRLF.
+func (h *PlainHTTPHandler) chunkLine() ([]byte, error) {
+	p, err := h.br.ReadSlice('\n')
+	switch {
+	case err == io.EOF:
+		return nil, io.ErrUnexpectedEOF
+	case err == bufio.ErrBufferFull:
+		return nil, errors.New("header line too long")
+	case err != nil:
+		return nil, err
+	}
+	if i := bytes.IndexByte(p, '\r'); i < 0 {
+		return nil, errors.New("chunked line ends with bare LF")
+	} else if i != len(p)-2 {
+		return nil, errors.New("invalid CR in chunked line")
+	}
+	return p[:len(p)-2], nil
+}
+
+// parseHexUint reads a chunk size: 1 to 16 hex digits.
+func parseHexUint(v []byte) (uint64, error) {
+	if len(v) == 0 {
+		return 0, errors.New("empty hex number for chunk length")
+	}
+	var n uint64
+	for i, b := range v {
+		switch {
+		case '0' <= b && b <= '9':
+			b -= '0'
+		case 'a' <= b && b <= 'f':
+			b = b - 'a' + 10
+		case 'A' <= b && b <= 'F':
+			b = b - 'A' + 10
+		default:
+			return 0, errors.New("invalid byte in chunk length")
+		}
+		if i == 16 {
+			return 0, errors.New("http chunk length too large")
+		}
+		n = n<<4 | uint64(b)
+	}
+	return n, nil
+}
+
+// readTrailer reads what follows the last chunk as net/http does: a bare
+// CRLF, or trailer header lines that a CRLF CRLF ends within one buffer.
+func (h *PlainHTTPHandler) readTrailer() error {
+	b, err := h.br.Peek(2)
+	switch {
+	case bytes.Equal(b, []byte("\r\n")):
+		_, err := h.br.Discard(2)
+		return err
+	case len(b) < 2:
+		return errors.New("http: unexpected EOF reading trailer")
+	case err != nil:
+		return err
+	}
+	if b, _ := h.br.Peek(h.br.Size()); !bytes.Contains(b, []byte("\r\n\r\n")) {
+		return errors.New("http: suspiciously long trailer after chunked body")
+	}
+	budget := maxHeaderBytes
+	err = h.readMIMEHeader(&budget, func(_, _ []byte) {})
+	if err == io.EOF {
+		return errors.New("http: unexpected EOF reading trailer")
+	}
+	return err
 }
 
 // eofUnexpected turns an EOF inside a framed body into io.ErrUnexpectedEOF.
