@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/utils"
 	"github.com/peapod/peapod/cni"
 )
 
@@ -123,6 +124,11 @@ func (n *NetConf) refuseUnsupported() error {
 	switch {
 	case n.Name == "":
 		return fmt.Errorf("missing network name")
+	case utils.ValidateNetworkName(n.Name) != nil:
+		// The name is a directory under dataDir: "../x" would put the
+		// leases elsewhere. libcni refuses such names too, but a plugin
+		// may be run by any runtime.
+		return fmt.Errorf("invalid characters found in network name: letters, digits, '_', '.' and '-' only, starting with a letter or digit")
 	case n.IPAM.Type != hostLocal:
 		return fmt.Errorf("ipam type %q is not supported: peapod-cni does %s IPAM in-process", n.IPAM.Type, hostLocal)
 	case n.Vlan != 0 || len(n.VlanTrunk) > 0:

@@ -115,7 +115,8 @@ func prevAddress(conf *NetConf, args *skel.CmdArgs) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("failed to convert prevResult: %w", err)
 	}
 	for _, ipc := range prev.IPs {
-		if ipc.Interface == nil || *ipc.Interface >= len(prev.Interfaces) {
+		// The index comes from whoever ran the previous plugin: check both ends.
+		if ipc.Interface == nil || *ipc.Interface < 0 || *ipc.Interface >= len(prev.Interfaces) {
 			continue
 		}
 		iface := prev.Interfaces[*ipc.Interface]
@@ -126,8 +127,13 @@ func prevAddress(conf *NetConf, args *skel.CmdArgs) (netip.Prefix, error) {
 		if !ok {
 			continue
 		}
-		bits, _ := ipc.Address.Mask.Size()
-		return netip.PrefixFrom(ip, bits), nil
+		ones, bits := ipc.Address.Mask.Size()
+		if bits == 8*net.IPv6len {
+			ones -= 96 // an IPv4-mapped address: its mask counts the 96-bit prefix too
+		}
+		if p := netip.PrefixFrom(ip, ones); p.IsValid() {
+			return p, nil
+		}
 	}
 	return netip.Prefix{}, fmt.Errorf("prevResult has no IPv4 address on %s in %q", args.IfName, args.Netns)
 }
