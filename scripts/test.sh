@@ -110,6 +110,13 @@ fi
 step "go test"
 go test -count=1 -p 1 -timeout 20m ./...
 
+# Every fuzz target briefly (their seed corpora already ran in "go test");
+# longer: bash scripts/fuzz.sh 10m.
+if ((!QUICK)); then
+	step "fuzz"
+	bash scripts/fuzz.sh 5s
+fi
+
 # Every benchmark once, so none of them rots: they must compile and run.
 if ((!QUICK)); then
 	step "benchmarks"
