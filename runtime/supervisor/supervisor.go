@@ -277,6 +277,7 @@ func (s *Supervisor) startInstance(c *container) error {
 	if err != nil {
 		return s.failStart(c, reasonCreateContainerError, err)
 	}
+	lg.onLoss = func(loss logLoss, recovered bool) { s.logLoss(c, loss, recovered) }
 	pipes, err := newStdio()
 	if err != nil {
 		lg.close()

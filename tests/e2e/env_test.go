@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +59,8 @@ type env struct {
 	// foreignNet is set when bridge and subnet were taken from another
 	// instance: teardown then leaves the bridge to its owner.
 	foreignNet bool
+	// rootSize, when set, puts --root on a tmpfs of that many bytes.
+	rootSize int64
 }
 
 // envOption configures newEnv.
@@ -81,6 +84,10 @@ func withSubnetOf(o *env) envOption { return func(e *env) { e.subnet = o.subnet 
 // withBinary runs the peapod binary at path (its helpers beside it).
 func withBinary(path string) envOption { return func(e *env) { e.bin = path } }
 
+// withTmpfsRoot puts --root on a tmpfs of size bytes, mounted for the
+// test and unmounted after its pods are removed, so a test can fill it.
+func withTmpfsRoot(size int64) envOption { return func(e *env) { e.rootSize = size } }
+
 // newEnv makes a fresh instance, imports the busybox image as
 // busybox:latest, and registers the cleanup that force-removes its pods and
 // deletes its bridge.
@@ -99,6 +106,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.rootSize > 0 {
+		mountTmpfs(t, e.root, e.rootSize)
 	}
 	t.Cleanup(e.teardown)
 	out := e.mustRun("image", "import", busyboxTar, "--name", "busybox:latest")
@@ -125,6 +135,24 @@ func shortTempDir(t *testing.T) string {
 		}
 	})
 	return dir
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on dir (created) and registers
+// its unmount; registered before the instance's teardown, it runs after it.
+func mountTmpfs(t *testing.T, dir string, size int64) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Fatalf("failed to mount a tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("failed to unmount the tmpfs on %s (still in use?): %v", dir, err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
 }
 
 // on returns a copy of e that reports to t, for use in a subtest.
