@@ -83,6 +83,8 @@ type Manager struct {
 	mu sync.Mutex
 	// workers are the live workers.
 	workers map[workerKey]*worker
+	// resumed are the instances whose results Resume seeded (resume.go).
+	resumed map[workerKey]string
 	// afterProbe and exited, set by tests only, run after each doProbe and
 	// when a worker has exited.
 	afterProbe func(w *worker, keepGoing bool)

@@ -196,7 +196,9 @@ func (w *worker) newInstance(id string) {
 		w.results.Remove(w.containerID)
 	}
 	w.containerID = id
-	w.results.Set(id, w.container.Name, w.initialValue)
+	if !w.m.takeResumed(w.container.Name, w.typ, id) {
+		w.results.Set(id, w.container.Name, w.initialValue)
+	}
 	w.onHold = false
 }
 
