@@ -278,7 +278,7 @@ func (s *Supervisor) startInstance(c *container) error {
 		return s.failStart(c, reasonCreateContainerError, err)
 	}
 	lg.onLoss = func(loss logLoss, recovered bool) { s.logLoss(c, loss, recovered) }
-	pipes, err := newStdio()
+	pipes, err := newStdio(fifoPaths(s.pod.RunDir, c.spec.ID, restarts))
 	if err != nil {
 		lg.close()
 		return s.failStart(c, reasonCreateContainerError, err)
@@ -291,6 +291,7 @@ func (s *Supervisor) startInstance(c *container) error {
 	pipes.closeChild()
 	if err != nil {
 		pipes.closeParent()
+		pipes.remove()
 		lg.close()
 		s.cg.Kill(c.spec.Cgroup)
 		return s.failStart(c, reasonRunContainerError, err)
