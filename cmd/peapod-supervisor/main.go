@@ -7,6 +7,7 @@
 // Modes, by argv[1]:
 //
 //	run RUNDIR   supervise the pod whose spec is RUNDIR/spec.json
+//	adopt RUNDIR replace the pod's lost supervisor, adopting its containers
 //	reaper       PID 1 of a shared pod PID namespace (internal)
 package main
 
@@ -34,12 +35,12 @@ func main() {
 	switch os.Args[1] {
 	case namespaces.HelperReaperArg:
 		namespaces.ReaperMain()
-	case "run":
+	case "run", "adopt":
 		if len(os.Args) != 3 {
-			fmt.Fprintln(os.Stderr, "usage: peapod-supervisor run RUNDIR")
+			fmt.Fprintf(os.Stderr, "usage: peapod-supervisor %s RUNDIR\n", os.Args[1])
 			os.Exit(2)
 		}
-		if err := run(os.Args[2]); err != nil {
+		if err := run(os.Args[2], os.Args[1] == "adopt"); err != nil {
 			fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 			os.Exit(1)
 		}
@@ -56,7 +57,7 @@ const steadyGCPercent = 25
 // Report is what the supervisor writes on fd 3 once the pod has started.
 type Report = supervisor.Report
 
-func run(runDir string) error {
+func run(runDir string, adopt bool) error {
 	report := os.NewFile(3, "report")
 	started := func(err error) {
 		if report == nil {
@@ -110,6 +111,9 @@ func run(runDir string) error {
 		<-sig
 		s.Stop(p.TerminationGracePeriod())
 	}()
+	if adopt {
+		return s.Adopt(started)
+	}
 	return s.Run(started)
 }
 

@@ -96,6 +96,9 @@ func (m *Manager) gcPod(rec *state.Record, dryRun bool) (*GCItem, error) {
 		return item, removeAll(m.podDir(rec.UID))
 	}
 	v := m.view(rec)
+	if item, ok := m.gcAdopt(v, dryRun); ok {
+		return item, nil // a lost supervisor is replaced, not collected
+	}
 	if v.SupervisorAlive || v.Final || !m.holdsKernelObjects(rec) || !m.cgroupsEmpty(rec) {
 		return nil, nil
 	}

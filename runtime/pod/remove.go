@@ -23,6 +23,7 @@ func (m *Manager) Stop(ns, name string, grace *int64) error {
 	if err != nil {
 		return err
 	}
+	defer m.holdAdoption(rec)() // no replacement supervisor meanwhile
 	v := m.view(rec)
 	if v.SupervisorAlive {
 		err := supervisor.Call(m.runDir(rec.UID), supervisor.Request{Op: supervisor.OpStop, GracePeriodSeconds: grace})
@@ -53,6 +54,7 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 	if err != nil {
 		return err
 	}
+	defer m.holdAdoption(rec)() // no replacement supervisor meanwhile
 	v := m.view(rec)
 	if !force {
 		if v.SupervisorAlive && !v.Final {

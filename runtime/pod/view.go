@@ -72,7 +72,8 @@ func (m *Manager) Get(ns, name string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.view(rec), nil
+	// A pod whose supervisor was lost gets a new one (adopt.go).
+	return m.adoptIfLost(m.view(rec)), nil
 }
 
 // List returns the views of every pod in ns ("" = all), sorted.
@@ -84,7 +85,7 @@ func (m *Manager) List(ns string) ([]*View, error) {
 	var out []*View
 	for _, rec := range recs {
 		if ns == "" || rec.Namespace == ns {
-			out = append(out, m.view(rec))
+			out = append(out, m.adoptIfLost(m.view(rec)))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

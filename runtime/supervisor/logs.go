@@ -95,7 +95,12 @@ func openCRILog(path string) (*criLog, error) {
 }
 
 // copyStream reads r until EOF and writes each line as a CRI entry.
+// A nil log (one that could not be opened) only drains r.
 func (l *criLog) copyStream(stream string, r io.Reader) {
+	if l == nil {
+		io.Copy(io.Discard, r)
+		return
+	}
 	br := bufio.NewReaderSize(r, logLineMax)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -248,6 +253,9 @@ func (l *criLog) rotate() {
 // close writes the loss marker if output was lost and can now be
 // recorded, and closes the file.
 func (l *criLog) close() {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	var report func()
 	if l.lost.Entries > 0 && !l.closed {

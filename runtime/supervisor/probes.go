@@ -26,7 +26,7 @@ const (
 // consumes the result changes in watchProbes. A pod with an HTTP or gRPC
 // probe gets a RemoteProber, which starts peapod-prober on the first probe
 // that needs it.
-func (s *Supervisor) newProber() *probes.Manager {
+func (s *Supervisor) newProber(adopted bool) *probes.Manager {
 	cfg := probes.Config{
 		Pod:        s.pod,
 		Status:     probeStatus{s},
@@ -35,6 +35,7 @@ func (s *Supervisor) newProber() *probes.Manager {
 		// With the supervisors' timer slack, network probes on a shared
 		// grid cost one wake-up per period for the whole machine.
 		AlignNetworkProbes: true,
+		Adopted:            adopted,
 	}
 	if needsProber(s.pod) {
 		s.remote = probes.NewRemoteProber(s.startProber)

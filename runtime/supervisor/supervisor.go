@@ -107,6 +107,9 @@ type container struct {
 	timer *time.Timer
 	// log is the running instance's log writer.
 	log *criLog
+	// adopted marks a running instance taken over from a lost supervisor:
+	// not our child, so its exit code cannot be known (adopt.go).
+	adopted bool
 }
 
 // New loads the spec from runDir and prepares a supervisor.
@@ -151,6 +154,11 @@ func newStatus(c *spec.Container) state.ContainerStatus {
 // called once: with nil when every app container's entrypoint has been
 // exec'd, or with the error that kept a container from starting.
 func (s *Supervisor) Run(started func(error)) error {
+	return s.run(started, nil)
+}
+
+// run is Run, or Adopt when prev (the lost supervisor's last status) is set.
+func (s *Supervisor) run(started func(error), prev *state.Status) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to become child subreaper: %w", err)
 	}
@@ -160,23 +168,32 @@ func (s *Supervisor) Run(started func(error)) error {
 		return err
 	}
 	defer ln.Close()
-	prober := s.newProber()
+	prober := s.newProber(prev != nil)
 	s.mu.Lock()
-	now := s.now()
-	s.status.StartTime = &now
+	if prev != nil {
+		s.restoreLocked(prev)
+	} else {
+		now := s.now()
+		s.status.StartTime = &now
+	}
 	s.prober = prober
 	s.saveLocked()
 	s.mu.Unlock()
 	go s.watchProbes(prober, s.proberStopped)
 
-	if s.pod.ShareProcessNamespace {
+	switch {
+	case prev != nil:
+		started(s.adoptAll())
+	case s.pod.ShareProcessNamespace:
 		if err := s.startReaper(); err != nil {
 			started(err)
 			s.finish()
 			return err
 		}
+		fallthrough
+	default:
+		started(s.startAll(false))
 	}
-	started(s.startAll())
 	<-s.done
 	ln.Close()
 	answered := make(chan struct{})
@@ -191,10 +208,28 @@ func (s *Supervisor) Run(started func(error)) error {
 }
 
 // startAll runs init containers to completion, then starts app containers.
-func (s *Supervisor) startAll() error {
+// adopt resumes an adopted pod that was not initialized yet: completed init
+// containers are skipped and a running one is adopted.
+func (s *Supervisor) startAll(adopt bool) error {
 	for _, c := range s.inits {
+		first := adopt
+		if adopt {
+			s.mu.Lock()
+			st := *c.st()
+			s.mu.Unlock()
+			if st.State == state.StateTerminated && st.ExitCode == 0 {
+				continue
+			}
+			adopt = false
+		}
 		for {
-			err := s.startInstance(c)
+			var err error
+			if first && s.wasRunning(c) {
+				s.adoptInstance(c)
+			} else {
+				err = s.startInstance(c)
+			}
+			first = false
 			if err == nil {
 				<-c.exited
 			}
@@ -315,7 +350,7 @@ func (s *Supervisor) startInstance(c *container) error {
 	st.Proc = state.ProcOf(pid)
 	st.LogPath = logPath
 	st.Probes = nil
-	c.proc, c.log, c.killedByProbe = st.Proc, lg, false
+	c.proc, c.log, c.killedByProbe, c.adopted = st.Proc, lg, false, false
 	c.exited = make(chan struct{})
 	if !c.isInit && s.prober != nil {
 		// A no-op after the first instance: workers outlive restarts and
@@ -393,17 +428,25 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 		st.Reason = "Error"
 	}
 	st.Message = ""
+	if c.adopted {
+		code = lostExitCode
+		st.ExitCode, st.Signal, st.Reason, st.Message = code, 0, reasonLost, messageLost
+	}
 	st.FinishedAt = s.now()
 	st.Proc = state.Proc{}
 	c.proc = state.Proc{}
 	restart := !c.isInit && !s.status.Stopping && probes.ShouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
+	lg := c.log
 	s.updatePhaseLocked()
 	s.saveLocked()
 	s.mu.Unlock()
 	// The pipes reach EOF once every writer is gone; the log closes after.
+	// (This instance's log: a restart may have set c.log by then.)
 	go func() {
-		pipes.waitCopied()
-		c.log.close()
+		if pipes != nil {
+			pipes.waitCopied()
+		}
+		lg.close()
 	}()
 	close(exited)
 	if restart {

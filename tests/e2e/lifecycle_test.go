@@ -275,13 +275,9 @@ func TestRemove_8(t *testing.T) {
 				if v.SupervisorPID <= 0 {
 					t.Fatalf("inspect: supervisorPid %d", v.SupervisorPID)
 				}
-				if err := syscall.Kill(v.SupervisorPID, syscall.SIGKILL); err != nil {
-					t.Fatalf("failed to kill supervisor %d: %v", v.SupervisorPID, err)
-				}
-				e.waitPod("lost", waitTimeout, func(p *corev1.Pod) (bool, string) {
-					return p.Status.Phase == corev1.PodUnknown && p.Status.Reason == "SupervisorLost",
-						fmt.Sprintf("phase %q reason %q, want Unknown/SupervisorLost", p.Status.Phase, p.Status.Reason)
-				})
+				// No command looks at the pod in between: that would
+				// replace its supervisor (TestSupervisorLoss).
+				killSupervisor(t, v.SupervisorPID)
 				if len(podProcesses(t, v.UID)) == 0 {
 					t.Fatalf("the containers died with their supervisor; the test needs them alive")
 				}

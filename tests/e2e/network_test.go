@@ -179,9 +179,11 @@ func TestExhaustion_3_2(t *testing.T) {
 	e.assertNoLeak(before)
 }
 
-// TestGCAfterCrash_3_4: kill -9 a pod's supervisor and its processes, then
-// gc: lease, veth and netns pin are gone, the pod shows Unknown until rm,
-// which succeeds; a second gc finds nothing.
+// TestGCAfterCrash_3_4: kill -9 a pod's supervisor and its processes and
+// lose its status (a pod whose supervisor is merely lost is adopted, see
+// TestSupervisorLoss; without a status there is nothing to adopt from),
+// then gc: lease, veth and netns pin are gone, the pod shows Unknown until
+// rm, which succeeds; a second gc finds nothing.
 func TestGCAfterCrash_3_4(t *testing.T) {
 	e := newEnv(t)
 	before := e.snapshot()
@@ -195,6 +197,9 @@ func TestGCAfterCrash_3_4(t *testing.T) {
 		}
 	}
 	waitGone(t, v.Containers[0].PID)
+	if err := os.Remove(filepath.Join(e.runRoot, "pods", v.UID, "status.json")); err != nil {
+		t.Fatal(err)
+	}
 	out := e.mustRun("gc")
 	if !strings.Contains(out, "default/crash") {
 		t.Errorf("gc did not name the crashed pod:\n%s", out)
