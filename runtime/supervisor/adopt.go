@@ -104,6 +104,14 @@ func (s *Supervisor) adoptAll() error {
 			}
 		}
 	}
+	for _, c := range append(append([]*container{}, s.inits...), s.apps...) {
+		if !s.wasRunning(c) {
+			// The lost supervisor may have died between starting an
+			// instance and recording it: nothing may run in a cgroup the
+			// status calls empty, or a restart would run a second one.
+			s.cg.Kill(c.spec.Cgroup)
+		}
+	}
 	if !initialized && !stopping {
 		go s.startAll(true)
 		return nil

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,14 +15,20 @@ import (
 )
 
 // adoptPod is a 2-container pod: web writes numbered lines (its count also
-// to /dev/shm/n) and is ready while /tmp/ready exists; side sleeps.
+// to /dev/shm/n) and is ready while /tmp/ready exists; side sleeps, ready
+// by its own probe (so both are probed when the pod is adopted).
 func adoptPod(name string, sharePID bool) *corev1.Pod {
 	web := shell("web", `touch /tmp/ready; i=0; while true; do echo "web $i"; echo $i > /dev/shm/n; i=$((i+1)); sleep 0.05; done`)
 	web.ReadinessProbe = &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-e", "/tmp/ready"}}},
 		PeriodSeconds: 1, FailureThreshold: 1,
 	}
-	p := newPod(name, web, ctr("side", "sleep", "100000"))
+	side := ctr("side", "sleep", "100000")
+	side.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}},
+		PeriodSeconds: 1,
+	}
+	p := newPod(name, web, side)
 	p.Spec.ShareProcessNamespace = ptr(sharePID)
 	return p
 }
@@ -202,7 +209,9 @@ func TestSupervisorLoss(t *testing.T) {
 
 // TestSupervisorLossSharedPID: in a pod sharing one PID namespace the
 // adopting supervisor keeps the pod's reaper, and a container it restarts
-// joins the same PID namespace as the one that kept running.
+// joins the same PID namespace as the one that kept running; a process
+// the status does not know of (its start was never recorded) is killed
+// before the container starts again.
 func TestSupervisorLossSharedPID(t *testing.T) {
 	e := newEnv(t, fastBackoff)
 	before := e.snapshot()
@@ -221,10 +230,64 @@ func TestSupervisorLossSharedPID(t *testing.T) {
 	if a, b := nsLink(t, web, "pid"), nsLink(t, side, "pid"); a != b {
 		t.Errorf("restarted side is in PID namespace %s, web in %s", b, a)
 	}
-	if r := readyCondition(e.get("shared")); r.Status != corev1.ConditionTrue {
-		t.Errorf("Ready %s after adoption, want True", r.Status)
+	// The restarted side's readiness starts over, probed by the new supervisor.
+	e.waitPod("shared", waitTimeout, func(p *corev1.Pod) (bool, string) {
+		r := readyCondition(p)
+		return r.Status == corev1.ConditionTrue, fmt.Sprintf("Ready %s, want True", r.Status)
+	})
+
+	// A supervisor that died between starting an instance and recording
+	// it: the status says side waits while its process runs. The adopting
+	// supervisor empties the cgroup before it starts side again, so one
+	// instance runs, not two.
+	killSupervisor(t, v2.SupervisorPID)
+	statusPath := filepath.Join(e.runRoot, "pods", v.UID, "status.json")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(readHost(t, statusPath)), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st["containers"].([]any) {
+		if c := c.(map[string]any); c["name"] == "side" {
+			c["state"], c["reason"], c["proc"] = "waiting", "ContainerCreating", map[string]any{"pid": 0, "start": 0}
+		}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(statusPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("ps")
+	waitGone(t, side)
+	v3 := e.inspect("shared")
+	if got := v3.container(t, "side").PID; got == side || got == 0 {
+		t.Errorf("side's pid %d after adoption, want a new instance (the unrecorded one was %d)", got, side)
+	}
+	if n := strings.Count(cgroupProcs(t, v3.container(t, "side").Cgroup), "sleep 100000"); n != 1 {
+		t.Errorf("%d instances of side run in its cgroup, want 1", n)
 	}
 	e.mustRun("rm", "-f", "shared")
-	waitGone(t, v2.SupervisorPID)
+	waitGone(t, v3.SupervisorPID)
 	e.assertNoLeak(before)
+}
+
+// cgroupProcs returns the command lines of the live processes whose
+// cgroup path ends with path, one per line.
+func cgroupProcs(t *testing.T, path string) string {
+	t.Helper()
+	var out []string
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range entries {
+		cg, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cgroup"))
+		if err != nil || !strings.Contains(string(cg), strings.TrimPrefix(path, "/")+"\n") || isZombie(ent.Name()) {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		out = append(out, strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+	return strings.Join(out, "\n")
 }
