@@ -9,9 +9,10 @@ import (
 )
 
 // GC removes what pods that keep does not claim left on the network: host
-// port mappings, bridge ports (host veths labelled peapod:<uid>) and leases,
-// then turns egress off if no lease is left. It returns what it removed, one
-// line each; a second run removes nothing.
+// port mappings, bridge ports (host veths labelled peapod:<uid>) with their
+// anti-spoofing tables, and leases, then turns egress off if no lease is
+// left. It returns what it removed, one line each; a second run removes
+// nothing.
 func GC(c Config, keep func(podUID string) bool) (removed []string, err error) {
 	return GCAttachments(c, func(a Attachment) bool { return keep(a.Owner) }, false)
 }
@@ -29,7 +30,7 @@ func GCAttachments(c Config, keep func(Attachment) bool, dryRun bool) (removed [
 	}
 	keepPod := func(pod string) bool { return keep(Attachment{Owner: pod, IfName: PodIfName}) }
 	steps := []func(Config, func(Attachment) bool, func(string) bool, bool) ([]string, error){
-		gcPortMappings, gcBridgePorts, gcLeases,
+		gcPortMappings, gcBridgePorts, gcAntispoofTables, gcLeases,
 	}
 	for _, step := range steps {
 		lines, err := step(c, keep, keepPod, dryRun)
@@ -75,8 +76,31 @@ func gcBridgePorts(c Config, keep func(Attachment) bool, _ func(string) bool, dr
 			if err := deleteLink(p.HostVeth); err != nil {
 				return lines, err
 			}
+			if err := deleteAntispoof(c, p.HostVeth); err != nil {
+				return lines, err
+			}
 		}
 		lines = append(lines, fmt.Sprintf("bridge port %s of pod %q", p.HostVeth, p.PodUID))
+	}
+	return lines, nil
+}
+
+// gcAntispoofTables deletes the network's anti-spoofing tables whose host
+// veth is gone (a teardown killed between the two deletes): the kernel keeps
+// them, and would bind them to the next veth of that name.
+func gcAntispoofTables(c Config, _ func(Attachment) bool, _ func(string) bool, dryRun bool) ([]string, error) {
+	orphans, err := orphanAntispoofTables(c)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, veth := range orphans {
+		if !dryRun {
+			if err := deleteAntispoof(c, veth); err != nil {
+				return lines, err
+			}
+		}
+		lines = append(lines, fmt.Sprintf("anti-spoofing table %s of gone veth %s", antispoofTable(c, veth).Name, veth))
 	}
 	return lines, nil
 }

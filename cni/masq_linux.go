@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -14,29 +13,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const (
-	ipForwardSysctl = "/proc/sys/net/ipv4/ip_forward"
-	forwardSaved    = "ip_forward.saved" // in DataDir: ip_forward before the first pod
-	forwardLock     = "forward.lock"     // in DataDir: serialises first/last pod transitions
-)
+// forwardLock, in DataDir, serialises the network's first and last pod
+// (its lease count against its masquerade and forwarding).
+const forwardLock = "forward.lock"
 
 // masqTable names the nftables table that holds the network's masquerade rule.
 func masqTable(c Config) *nftables.Table {
 	return &nftables.Table{Name: "peapod-" + c.Bridge, Family: nftables.TableFamilyIPv4}
 }
 
-// enableEgress turns on masquerade and IP forwarding for the network, saving
-// ip_forward's old value on the first pod so the last pod can restore it.
+// enableEgress turns on masquerade and IP forwarding for the network; the
+// network holds forwarding (see holdForwarding) until its last pod goes.
 func enableEgress(c Config) error {
 	return withForwardLock(c, func() error {
 		if err := ensureMasquerade(c); err != nil {
 			return err
 		}
-		return enableForwarding(c)
+		return holdForwarding(c)
 	})
 }
 
-// disableEgressIfIdle restores ip_forward once the network holds no lease.
+// disableEgressIfIdle lets go of forwarding once the network holds no lease.
 // The lock makes the lease count and the restore one step against a
 // concurrent first pod.
 //
@@ -51,7 +48,7 @@ func disableEgressIfIdle(c Config, store *ipam.Store) error {
 		if err != nil || len(leases) > 0 {
 			return err
 		}
-		return restoreForwarding(c)
+		return releaseForwarding(c)
 	})
 }
 
@@ -110,43 +107,6 @@ func deleteMasquerade(c Config) error {
 	return nil
 }
 
-// enableForwarding saves ip_forward (first pod only) and sets it to 1.
-func enableForwarding(c Config) error {
-	saved := filepath.Join(c.DataDir, forwardSaved)
-	if _, err := os.Stat(saved); errors.Is(err, os.ErrNotExist) {
-		old, err := os.ReadFile(ipForwardSysctl)
-		if err != nil {
-			return fmt.Errorf("failed to read %s: %w", ipForwardSysctl, err)
-		}
-		if err := writeAtomic(saved, old); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(ipForwardSysctl, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("failed to enable %s: %w", ipForwardSysctl, err)
-	}
-	return nil
-}
-
-// restoreForwarding puts back the ip_forward saved by the first pod.
-func restoreForwarding(c Config) error {
-	saved := filepath.Join(c.DataDir, forwardSaved)
-	old, err := os.ReadFile(saved)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("failed to read saved ip_forward %q: %w", saved, err)
-	}
-	if err := os.WriteFile(ipForwardSysctl, []byte(strings.TrimSpace(string(old))), 0o644); err != nil {
-		return fmt.Errorf("failed to restore %s: %w", ipForwardSysctl, err)
-	}
-	if err := os.Remove(saved); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("failed to remove %q: %w", saved, err)
-	}
-	return nil
-}
-
 // withForwardLock runs fn under an flock on DataDir's forward lock.
 func withForwardLock(c Config, fn func() error) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
@@ -180,7 +140,7 @@ func writeAtomic(path string, data []byte) error {
 var ErrNetworkInUse = errors.New("network in use")
 
 // RemoveNetwork removes what outlives pods: the bridge and the masquerade
-// table (host-port tables go with their last mapping), and restores
+// table (host-port tables go with their last mapping), and lets go of
 // ip_forward. It refuses while any pod holds
 // a lease; removing a network that is already gone is success.
 func RemoveNetwork(c Config) error {
@@ -200,7 +160,7 @@ func RemoveNetwork(c Config) error {
 		if len(leases) > 0 {
 			return fmt.Errorf("failed to remove network %s: %d pods hold addresses in %s: %w", c.Bridge, len(leases), c.Subnet, ErrNetworkInUse)
 		}
-		errs := []error{deleteMasquerade(c), restoreForwarding(c)}
+		errs := []error{deleteMasquerade(c), releaseForwarding(c)}
 		if err := deleteLink(c.Bridge); err != nil {
 			errs = append(errs, fmt.Errorf("failed to delete bridge %s: %w", c.Bridge, err))
 		}

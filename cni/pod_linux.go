@@ -135,11 +135,20 @@ func Attach(c Config, a Attachment) (res *Result, err error) {
 		}
 	}
 
+	podMAC, err := randomMAC()
+	if err != nil {
+		return nil, err
+	}
 	// registered before LinkAdd: it may create the pair and then fail to
 	// enslave it, and deleting the host end takes the peer with it
 	cl.Add(func() error { return deleteLink(hostName) })
-	hostVeth, err := addVeth(c, br, hostName, a, podNS)
+	hostVeth, err := addVeth(c, br, hostName, a, podNS, podMAC)
 	if err != nil {
+		return nil, err
+	}
+	// before the pod's interface comes up, so its first frame is checked
+	cl.Add(func() error { return deleteAntispoof(c, hostName) })
+	if err := addAntispoof(c, hostName, podMAC, ip); err != nil {
 		return nil, err
 	}
 	res = &Result{
@@ -160,18 +169,19 @@ func Attach(c Config, a Attachment) (res *Result, err error) {
 }
 
 // addVeth creates the pair with the host end up and enslaved to the bridge,
-// the peer born inside the pod's netns under its final name so it never
-// appears on the host, then labels the host end with the owner and returns it.
-func addVeth(c Config, br netlink.Link, hostName string, a Attachment, podNS netns.NsHandle) (netlink.Link, error) {
+// the peer born inside the pod's netns under its final name and with podMAC
+// so it never appears on the host, then labels the host end with the owner and returns it.
+func addVeth(c Config, br netlink.Link, hostName string, a Attachment, podNS netns.NsHandle, podMAC net.HardwareAddr) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = hostName
 	attrs.MTU = c.MTU
 	attrs.Flags = net.FlagUp
 	attrs.MasterIndex = br.Attrs().Index
 	veth := &netlink.Veth{
-		LinkAttrs:     attrs,
-		PeerName:      a.ifName(),
-		PeerNamespace: netlink.NsFd(podNS),
+		LinkAttrs:        attrs,
+		PeerName:         a.ifName(),
+		PeerNamespace:    netlink.NsFd(podNS),
+		PeerHardwareAddr: podMAC,
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return nil, fmt.Errorf("failed to create veth %q for pod %q on bridge %q: %w", hostName, a.Owner, c.Bridge, err)
@@ -233,8 +243,8 @@ func configurePodSide(podNS netns.NsHandle, res *Result) (string, error) {
 }
 
 // Detach removes one attachment: the host veth (the kernel deletes the peer
-// with it) and its lease, released by owner. It is idempotent and works when
-// the netns is already gone.
+// with it), its anti-spoofing table and its lease, released by owner. It is
+// idempotent and works when the netns is already gone.
 func Detach(c Config, a Attachment) error {
 	c, err := c.normalize()
 	if err != nil {
@@ -248,6 +258,9 @@ func Detach(c Config, a Attachment) error {
 	// holds the netns, while its lease is already free. Run in parallel the
 	// deletes amortise to ~5.5 ms per pod either way.
 	if err := deleteLink(hostName); err != nil {
+		return fmt.Errorf("failed to tear down network of pod %q: %w", a.Owner, err)
+	}
+	if err := deleteAntispoof(c, hostName); err != nil {
 		return fmt.Errorf("failed to tear down network of pod %q: %w", a.Owner, err)
 	}
 	store, err := ipam.Open(c.DataDir, c.Subnet, c.Gateway)

@@ -88,6 +88,9 @@ type mappingRecord struct {
 // portState is the content of the state file.
 type portState struct {
 	Mappings []mappingRecord `json:"mappings"` // every mapping of the network
+	// RouteLocalnetBefore is the bridge's route_localnet before the first
+	// mapping, put back after the last
+	RouteLocalnetBefore string `json:"routeLocalnetBefore,omitempty"`
 }
 
 // replacePod drops pod's mappings and adds ports for it, refusing any that

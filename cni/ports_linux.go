@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -25,7 +26,8 @@ func portsTable(c Config) *nftables.Table {
 // MapPorts maps host ports to podIP, in the manner of CNI's portmap plugin:
 // DNAT for traffic to a local address arriving from elsewhere (prerouting)
 // or sent by the host itself (output), route_localnet on the bridge and
-// masquerade so that 127.0.0.1 works too. A mapping another pod holds is
+// masquerade so that 127.0.0.1 works too, and a drop of anything else the
+// bridge sends to 127/8 (see commitPortState). A mapping another pod holds is
 // refused with ErrPortAllocated. Calling it again for a pod replaces the
 // pod's mappings.
 func MapPorts(c Config, podUID string, podIP netip.Addr, ports []PortMapping) error {
@@ -44,13 +46,6 @@ func MapPorts(c Config, podUID string, podIP netip.Addr, ports []PortMapping) er
 		if err := state.replacePod(podUID, podIP, ports); err != nil {
 			return err
 		}
-		// route_localnet lets the kernel route a packet whose source is
-		// 127.0.0.1 (DNATed in output) out of the bridge; it is per bridge,
-		// which is ours, and goes when the bridge does
-		sysctl := "/proc/sys/net/ipv4/conf/" + c.Bridge + "/route_localnet"
-		if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
-			return fmt.Errorf("failed to enable %s: %w", sysctl, err)
-		}
 		return commitPortState(c, state)
 	})
 }
@@ -58,10 +53,30 @@ func MapPorts(c Config, podUID string, podIP netip.Addr, ports []PortMapping) er
 // commitPortState records the state, then makes the rules match it. In that
 // order a crash leaves at worst a recorded mapping without rules, which the
 // next sync repairs, never a rule that no record names.
+//
+// It also owns the bridge's route_localnet, which lets the kernel route a
+// packet whose source is 127.0.0.1 (DNATed in output) out of the bridge and
+// its answer back in. That also routes a pod's frame addressed to 127.0.0.1
+// to the host's loopback services (CVE-2020-8558), so it is on only while
+// something is mapped and only after the input rule that drops such frames
+// is in place; the value found before the first mapping is recorded with
+// the state and put back, before that rule goes, when the last one does.
 func commitPortState(c Config, state *portState) error {
 	old, err := readPortState(c)
 	if err != nil {
 		return err
+	}
+	switch {
+	case len(state.Mappings) == 0:
+		if err := restoreRouteLocalnet(c, old); err != nil {
+			return err
+		}
+	case len(old.Mappings) == 0: // the first mapping
+		if state.RouteLocalnetBefore, err = readRouteLocalnet(c, c.Bridge); err != nil {
+			return err
+		}
+	default:
+		state.RouteLocalnetBefore = old.RouteLocalnetBefore
 	}
 	if err := writePortState(c, state); err != nil {
 		return err
@@ -69,7 +84,50 @@ func commitPortState(c Config, state *portState) error {
 	if err := syncPortRules(c, state); err != nil {
 		return errors.Join(err, writePortState(c, old))
 	}
+	if len(state.Mappings) > 0 {
+		if err := writeRouteLocalnet(c, "1"); err != nil {
+			return errors.Join(err, writePortState(c, old), syncPortRules(c, old))
+		}
+	}
 	return nil
+}
+
+// routeLocalnetSysctl is the bridge's route_localnet (or the default's).
+func routeLocalnetSysctl(dev string) string {
+	return "/proc/sys/net/ipv4/conf/" + dev + "/route_localnet"
+}
+
+// readRouteLocalnet reads a device's route_localnet.
+func readRouteLocalnet(c Config, dev string) (string, error) {
+	b, err := os.ReadFile(routeLocalnetSysctl(dev))
+	if err != nil {
+		return "", fmt.Errorf("failed to read route_localnet of %s for network %s: %w", dev, c.Bridge, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// writeRouteLocalnet sets the bridge's route_localnet; a bridge that is gone
+// took the setting with it.
+func writeRouteLocalnet(c Config, v string) error {
+	err := os.WriteFile(routeLocalnetSysctl(c.Bridge), []byte(v), 0o644)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("failed to set route_localnet of bridge %s to %s: %w", c.Bridge, v, err)
+	}
+	return nil
+}
+
+// restoreRouteLocalnet puts back the route_localnet old recorded; a state
+// without one (nothing mapped, or written by a peapod that did not record
+// it) falls back to the value a new bridge gets, conf/default's.
+func restoreRouteLocalnet(c Config, old *portState) error {
+	v := old.RouteLocalnetBefore
+	if v == "" {
+		var err error
+		if v, err = readRouteLocalnet(c, "default"); err != nil {
+			return err
+		}
+	}
+	return writeRouteLocalnet(c, v)
 }
 
 // UnmapPorts removes every host port mapping of the pod; it is idempotent.
@@ -121,7 +179,8 @@ func syncPortRules(c Config, state *portState) error {
 }
 
 // addPortTable queues the table: prerouting and output jump to the
-// hostports chain for local destinations; postrouting masquerades DNATed
+// hostports chain for local destinations; input drops what the bridge sends
+// to 127/8 that is not ours (loopbackGuard); postrouting masquerades DNATed
 // connections from 127/8 and those hairpinning through the bridge.
 func addPortTable(conn *nftables.Conn, c Config, state *portState) {
 	table := conn.AddTable(portsTable(c))
@@ -136,6 +195,13 @@ func addPortTable(conn *nftables.Conn, c Config, state *portState) {
 		})
 		conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: localDaddrJump(hostports.Name)})
 	}
+	input := conn.AddChain(&nftables.Chain{
+		Name: "input", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter,
+	})
+	for _, exprs := range loopbackGuard(c) {
+		conn.AddRule(&nftables.Rule{Table: table, Chain: input, Exprs: exprs})
+	}
 	post := conn.AddChain(&nftables.Chain{
 		Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
@@ -145,6 +211,33 @@ func addPortTable(conn *nftables.Conn, c Config, state *portState) {
 	for _, m := range state.Mappings {
 		conn.AddRule(&nftables.Rule{Table: table, Chain: hostports, Exprs: dnatExprs(m), UserData: []byte(m.Pod)})
 	}
+}
+
+// loopbackGuard is what kube-proxy added for CVE-2020-8558, scoped to the
+// bridge: a packet from the bridge to 127.0.0.0/8 is accepted only as part
+// of a connection our DNAT made (the answer to the host's 127.0.0.1:hostPort,
+// de-masqueraded back to 127.0.0.1); every other one is dropped:
+//
+//	iifname <bridge> ip daddr 127.0.0.0/8 ct status dnat accept
+//	iifname <bridge> ip daddr 127.0.0.0/8 drop
+//
+// Two rules, not one `ct status != dnat drop`: a packet conntrack found
+// invalid has no ct, `ct status` then matches nothing, and it would pass.
+// iifname, not the bridge port: input sees the bridge even with
+// br_netfilter loaded.
+func loopbackGuard(c Config) [][]expr.Any {
+	match := func() []expr.Any {
+		ifname := make([]byte, unix.IFNAMSIZ)
+		copy(ifname, c.Bridge)
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127}},
+		}
+	}
+	dnated := append(append(match(), dnatedConn()...), &expr.Verdict{Kind: expr.VerdictAccept})
+	return [][]expr.Any{dnated, append(match(), &expr.Verdict{Kind: expr.VerdictDrop})}
 }
 
 // localDaddrJump is `fib daddr type local jump <chain>`.

@@ -123,6 +123,28 @@ func CreateNetns(path string) error {
 	return <-errc
 }
 
+// EnterNewNetns moves the calling test goroutine into a fresh network
+// namespace with lo up, for the rest of the test and its Cleanup: the test's
+// own "host", so that what the test does to the host (its loopback, sysctls
+// and nftables) happens there and not on the machine. The thread stays
+// locked, so the Go runtime ends it with the test instead of reusing it;
+// subtests and other goroutines run outside it.
+func EnterNewNetns(t testing.TB) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Fatalf("unshare netns: %v", err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatalf("bring up lo in the test's netns: %v", err)
+	}
+}
+
 // DeleteNetns unpins a netns; already gone is success.
 func DeleteNetns(path string) error {
 	err := unix.Unmount(path, unix.MNT_DETACH)

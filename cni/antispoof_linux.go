@@ -1,0 +1,145 @@
+package cni
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// antispoofPrefix starts the name of the anti-spoofing tables of the
+// network's pods, "peapod-<bridge>-antispoof-<host veth>": it names the
+// network, so gc finds its own, and starts like the network's other tables.
+func antispoofPrefix(c Config) string { return "peapod-" + c.Bridge + "-antispoof-" }
+
+// antispoofTable names the netdev table guarding one host veth.
+func antispoofTable(c Config, hostVeth string) *nftables.Table {
+	return &nftables.Table{Name: antispoofPrefix(c) + hostVeth, Family: nftables.TableFamilyNetdev}
+}
+
+// Ethernet types and the fixed start of an Ethernet/IPv4 ARP packet.
+var (
+	etherTypeIPv4 = binaryutil.BigEndian.PutUint16(unix.ETH_P_IP)
+	etherTypeARP  = binaryutil.BigEndian.PutUint16(unix.ETH_P_ARP)
+	// htype 1 (Ethernet), ptype 0x0800 (IPv4), hlen 6, plen 4: only then are
+	// the sender's MAC and IP at bytes 8..17
+	arpEtherIPv4 = []byte{0, 1, 8, 0, 6, 4}
+)
+
+// addAntispoof makes the pod on hostVeth unable to speak as anyone else: a
+// netdev ingress chain on the host end (so it sees every frame the pod sends,
+// before the bridge does) lets through only
+//
+//	ether saddr <podMAC>, and then only
+//	IPv4 with ip saddr <podIP>, or
+//	Ethernet/IPv4 ARP whose sender is <podMAC>, <podIP>;
+//
+// everything else is dropped by the chain's policy: other sources, gratuitous
+// ARP for a neighbour's address, VLAN tags, and IPv6 (peapod networks are
+// IPv4 only; a pod has no business sending neighbour discovery or router
+// advertisements to its neighbours). One batch deletes a table left by an
+// earlier veth of that name and builds the new one: since Linux 6.16 a netdev
+// chain outlives its device and binds to the next one of that name.
+func addAntispoof(c Config, hostVeth string, podMAC net.HardwareAddr, podIP netip.Addr) error {
+	conn := &nftables.Conn{}
+	table := antispoofTable(c, hostVeth)
+	conn.AddTable(table) // so that the delete cannot fail on a missing table
+	conn.DelTable(table)
+	table = conn.AddTable(antispoofTable(c, hostVeth))
+	drop := nftables.ChainPolicyDrop
+	chain := conn.AddChain(&nftables.Chain{
+		Name: "ingress", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityFilter,
+		Device: hostVeth, Policy: &drop,
+	})
+	for _, exprs := range antispoofRules(podMAC, podIP) {
+		conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: exprs})
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("failed to add anti-spoofing table %s for %s %s: %w", table.Name, podMAC, podIP, err)
+	}
+	return nil
+}
+
+// antispoofRules are the rules of addAntispoof's chain, in order.
+func antispoofRules(mac net.HardwareAddr, ip netip.Addr) [][]expr.Any {
+	load := func(base expr.PayloadBase, offset, n uint32) *expr.Payload {
+		return &expr.Payload{DestRegister: 1, Base: base, Offset: offset, Len: n}
+	}
+	eq := func(data []byte) *expr.Cmp { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data} }
+	accept := &expr.Verdict{Kind: expr.VerdictAccept}
+	sender := append(append([]byte{}, mac...), ip.AsSlice()...)
+	return [][]expr.Any{
+		{ // ether saddr != <mac> drop
+			load(expr.PayloadBaseLLHeader, 6, 6),
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: mac},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+		{ // ether type ip ip saddr <ip> accept
+			load(expr.PayloadBaseLLHeader, 12, 2), eq(etherTypeIPv4),
+			load(expr.PayloadBaseNetworkHeader, 12, 4), eq(ip.AsSlice()),
+			accept,
+		},
+		{ // ether type arp, Ethernet/IPv4, sender <mac> <ip>: accept
+			load(expr.PayloadBaseLLHeader, 12, 2), eq(etherTypeARP),
+			load(expr.PayloadBaseNetworkHeader, 0, 6), eq(arpEtherIPv4),
+			load(expr.PayloadBaseNetworkHeader, 8, 10), eq(sender),
+			accept,
+		},
+	}
+}
+
+// deleteAntispoof removes the anti-spoofing table of hostVeth; already gone
+// is success. Deleting the veth does not remove it (see addAntispoof).
+func deleteAntispoof(c Config, hostVeth string) error {
+	conn := &nftables.Conn{}
+	conn.DelTable(antispoofTable(c, hostVeth))
+	if err := conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("failed to delete anti-spoofing table %s: %w", antispoofTable(c, hostVeth).Name, err)
+	}
+	return nil
+}
+
+// orphanAntispoofTables lists the network's anti-spoofing tables whose host
+// veth no longer exists, by veth name.
+func orphanAntispoofTables(c Config) ([]string, error) {
+	tables, err := (&nftables.Conn{}).ListTablesOfFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list netdev nftables tables: %w", err)
+	}
+	var orphans []string
+	for _, t := range tables {
+		veth, ok := strings.CutPrefix(t.Name, antispoofPrefix(c))
+		if !ok {
+			continue
+		}
+		_, err := netlink.LinkByName(veth)
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			orphans = append(orphans, veth)
+		} else if err != nil {
+			return nil, fmt.Errorf("failed to look up link %q: %w", veth, err)
+		}
+	}
+	return orphans, nil
+}
+
+// randomMAC is a random locally administered unicast MAC, as the kernel
+// would pick for a veth; chosen here so the anti-spoofing rules can exist
+// before the pod's interface comes up.
+func randomMAC() (net.HardwareAddr, error) {
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		return nil, fmt.Errorf("failed to pick a MAC address: %w", err)
+	}
+	mac[0] = mac[0]&^0x01 | 0x02 // unicast, locally administered
+	return mac, nil
+}
