@@ -25,6 +25,13 @@ func antispoofTable(c Config, hostVeth string) *nftables.Table {
 	return &nftables.Table{Name: antispoofPrefix(c) + hostVeth, Family: nftables.TableFamilyNetdev}
 }
 
+// antispoofChain is the base chain of an anti-spoofing table, and
+// antispoofRuleCount the number of rules antispoofRules gives it.
+const (
+	antispoofChain     = "ingress"
+	antispoofRuleCount = 3
+)
+
 // Ethernet types and the fixed start of an Ethernet/IPv4 ARP packet.
 var (
 	etherTypeIPv4 = binaryutil.BigEndian.PutUint16(unix.ETH_P_IP)
@@ -45,28 +52,39 @@ var (
 // everything else is dropped by the chain's policy: other sources, gratuitous
 // ARP for a neighbour's address, VLAN tags, and IPv6 (peapod networks are
 // IPv4 only; a pod has no business sending neighbour discovery or router
-// advertisements to its neighbours). One batch deletes a table left by an
-// earlier veth of that name and builds the new one: since Linux 6.16 a netdev
-// chain outlives its device and binds to the next one of that name.
+// advertisements to its neighbours).
 func addAntispoof(c Config, hostVeth string, podMAC net.HardwareAddr, podIP netip.Addr) error {
 	conn := &nftables.Conn{}
-	table := antispoofTable(c, hostVeth)
-	conn.AddTable(table) // so that the delete cannot fail on a missing table
-	conn.DelTable(table)
-	table = conn.AddTable(antispoofTable(c, hostVeth))
+	// create, not add: a table of that name left by an earlier veth (a
+	// teardown cut short) must not keep its rules. Recent kernels (seen on
+	// 6.18; older ones deleted it) keep a netdev chain whose device is gone
+	// and bind it to the next device of that name.
+	queueAntispoof(conn, conn.CreateTable(antispoofTable(c, hostVeth)), hostVeth, podMAC, podIP)
+	err := conn.Flush()
+	if errors.Is(err, unix.EEXIST) {
+		// replaced in one batch; not the common path, as any nftables
+		// delete makes the commit wait for an RCU grace period (~10 ms)
+		conn.DelTable(antispoofTable(c, hostVeth))
+		queueAntispoof(conn, conn.AddTable(antispoofTable(c, hostVeth)), hostVeth, podMAC, podIP)
+		err = conn.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("failed to add anti-spoofing table %s for %s %s: %w", antispoofTable(c, hostVeth).Name, podMAC, podIP, err)
+	}
+	return nil
+}
+
+// queueAntispoof queues the chain and rules of addAntispoof into table.
+func queueAntispoof(conn *nftables.Conn, table *nftables.Table, hostVeth string, podMAC net.HardwareAddr, podIP netip.Addr) {
 	drop := nftables.ChainPolicyDrop
 	chain := conn.AddChain(&nftables.Chain{
-		Name: "ingress", Table: table, Type: nftables.ChainTypeFilter,
+		Name: antispoofChain, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityFilter,
 		Device: hostVeth, Policy: &drop,
 	})
 	for _, exprs := range antispoofRules(podMAC, podIP) {
 		conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: exprs})
 	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("failed to add anti-spoofing table %s for %s %s: %w", table.Name, podMAC, podIP, err)
-	}
-	return nil
 }
 
 // antispoofRules are the rules of addAntispoof's chain, in order.

@@ -343,8 +343,8 @@ func hasAntispoofTable(t *testing.T, c Config, hostVeth string) bool {
 }
 
 // TestGCRemovesOrphanAntispoofTable: a teardown killed between deleting the
-// veth and its table leaves a table the kernel keeps (since Linux 6.16 a
-// netdev chain outlives its device); gc removes it.
+// veth and its table leaves a table the kernel keeps (recent kernels keep
+// a netdev chain whose device is gone); gc removes it.
 func TestGCRemovesOrphanAntispoofTable(t *testing.T) {
 	c := testConfig(t)
 	res := setupPod(t, c, newNetns(t), "pod")
@@ -362,6 +362,54 @@ func TestGCRemovesOrphanAntispoofTable(t *testing.T) {
 		return
 	}
 	t.Fatalf("GC removed %q; anti-spoofing table of %s still there: %v", removed, res.HostVeth, hasAntispoofTable(t, c, res.HostVeth))
+}
+
+// TestAttachReplacesStaleAntispoofTable: a pod set up again after a
+// teardown that deleted its veth but not its table (a crash between the two)
+// gets rules for its new MAC, not the old ones, which would drop everything.
+func TestAttachReplacesStaleAntispoofTable(t *testing.T) {
+	c := testConfig(t)
+	ns := newNetns(t)
+	old := setupPod(t, c, ns, "pod")
+	if err := deleteLink(old.HostVeth); err != nil {
+		t.Fatal(err)
+	}
+	if !hasAntispoofTable(t, c, old.HostVeth) {
+		t.Fatalf("the table of %s went with the veth: nothing stale to replace", old.HostVeth)
+	}
+	res, err := SetupPod(c, ns, "pod")
+	if err != nil {
+		t.Fatalf("SetupPod over a stale anti-spoofing table: %v", err)
+	}
+	if res.MAC == old.MAC {
+		t.Fatalf("the pod got its old MAC %s again", res.MAC)
+	}
+	// from a new pod: the host's neighbour entry for the address still names
+	// the old MAC, and would take a second to be probed again
+	peerNS := newNetns(t)
+	peer := setupPod(t, c, peerNS, "peer")
+	got, err := nettest.PeerSeen(peerNS, nettest.Serve(t, ns, netip.AddrPortFrom(res.IP.Addr(), 0)))
+	if err != nil || got != peer.IP.Addr().String() {
+		t.Errorf("another pod → the pod set up again: pod saw %q, %v; want %s", got, err, peer.IP.Addr())
+	}
+}
+
+// TestVerifyNeedsAntispoof: CHECK reports an attachment whose anti-spoofing
+// table is gone.
+func TestVerifyNeedsAntispoof(t *testing.T) {
+	c := testConfig(t)
+	ns := newNetns(t)
+	res := setupPod(t, c, ns, "pod")
+	a := Attachment{Owner: "pod", NetnsPath: ns}
+	if err := Verify(c, a, res.IP); err != nil {
+		t.Fatalf("Verify of a fresh attachment: %v", err)
+	}
+	if err := deleteAntispoof(c, res.HostVeth); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(c, a, res.IP); !errors.Is(err, ErrAttachmentBroken) || !strings.Contains(err.Error(), "anti-spoofing") {
+		t.Fatalf("Verify without the anti-spoofing table: %v, want ErrAttachmentBroken naming it", err)
+	}
 }
 
 // TestForwardingSharedAcrossRoots is defect 4 of issue 9: ip_forward is one

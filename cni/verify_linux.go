@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/google/nftables"
 	"github.com/peapod/peapod/cni/ipam"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -15,7 +16,8 @@ import (
 var ErrAttachmentBroken = errors.New("pod network attachment is broken")
 
 // Verify checks that an attachment is still as Attach left it (the CNI CHECK
-// verb): the host veth is a port of the bridge labelled with the owner, the
+// verb): the host veth is a port of the bridge labelled with the owner and
+// guarded by its anti-spoofing table, the
 // owner holds the lease of want's address, and inside the netns the interface
 // carries want and the routes. want is the address Attach returned.
 func Verify(c Config, a Attachment, want netip.Prefix) error {
@@ -24,6 +26,9 @@ func Verify(c Config, a Attachment, want netip.Prefix) error {
 		return err
 	}
 	if err := verifyHostVeth(c, a); err != nil {
+		return err
+	}
+	if err := verifyAntispoof(c, a); err != nil {
 		return err
 	}
 	if err := verifyLease(c, a, want.Addr()); err != nil {
@@ -58,6 +63,34 @@ func verifyHostVeth(c Config, a Attachment) error {
 		return broken(a, "host veth %q is labelled %q, not %q", name, attrs.Alias, portAlias(a))
 	}
 	return nil
+}
+
+// verifyAntispoof checks that the host veth's anti-spoofing chain is there,
+// with its drop policy and its rules.
+func verifyAntispoof(c Config, a Attachment) error {
+	table := antispoofTable(c, hostVethName(c, a))
+	conn := &nftables.Conn{}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return fmt.Errorf("failed to list netdev nftables chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != table.Name || ch.Name != antispoofChain {
+			continue
+		}
+		if ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop {
+			return broken(a, "anti-spoofing chain %s/%s does not drop by default", table.Name, ch.Name)
+		}
+		rules, err := conn.GetRules(table, ch)
+		if err != nil {
+			return fmt.Errorf("failed to list rules of %s/%s: %w", table.Name, ch.Name, err)
+		}
+		if len(rules) != antispoofRuleCount {
+			return broken(a, "anti-spoofing chain %s/%s has %d rules, not %d", table.Name, ch.Name, len(rules), antispoofRuleCount)
+		}
+		return nil
+	}
+	return broken(a, "no anti-spoofing chain in nftables table %s", table.Name)
 }
 
 // verifyLease checks that the owner's interface holds the lease of ip.

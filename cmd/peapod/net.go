@@ -22,7 +22,7 @@ func newNetCommand(g *globals) *cobra.Command {
 		Use:   "rm",
 		Short: "Remove this root's bridge and masquerade table (refused while pods hold addresses)",
 		Long: "The bridge and its masquerade rule outlive pods, so the next pod starts fast; net rm removes them\n" +
-			"once no pod holds an address, and puts ip_forward back as it was before the first pod.",
+			"once no pod holds an address; ip_forward goes back to its old value once no root's pods need it.",
 		Example: "  sudo peapod rm -f web && sudo peapod net rm",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
