@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -122,6 +123,53 @@ func deleteAntispoof(c Config, hostVeth string) error {
 	conn.DelTable(antispoofTable(c, hostVeth))
 	if err := conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("failed to delete anti-spoofing table %s: %w", antispoofTable(c, hostVeth).Name, err)
+	}
+	return nil
+}
+
+// removeHostVeth deletes a host veth and its anti-spoofing table; either
+// being gone already is success. Both deletes make the kernel wait for an
+// RCU grace period (~10 ms each here), so they run side by side; the veth's
+// bridge port is disabled first, so that between the table going and the
+// veth going no frame of the pod's reaches the bridge. Should the port not
+// be disabled, the table goes after the veth.
+func removeHostVeth(c Config, hostVeth string) error {
+	link, err := netlink.LinkByName(hostVeth)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return deleteAntispoof(c, hostVeth)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to look up link %q: %w", hostVeth, err)
+	}
+	if disableBridgePort(link) != nil {
+		return errors.Join(deleteLink(hostVeth), deleteAntispoof(c, hostVeth))
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- deleteAntispoof(c, hostVeth) }()
+	err = netlink.LinkDel(link)
+	if err != nil && !isNotFound(err) {
+		err = fmt.Errorf("failed to delete link %q: %w", hostVeth, err)
+	} else {
+		err = nil
+	}
+	return errors.Join(err, <-errc)
+}
+
+// disableBridgePort puts a bridge port in state disabled (IFLA_BRPORT_STATE
+// 0, as `bridge link set dev X state 0`): the bridge drops every frame
+// arriving on it. The kernel allows it while the bridge runs no STP, as
+// peapod's bridges do not.
+func disableBridgePort(link netlink.Link) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(link.Attrs().Index)
+	req.AddData(msg)
+	protinfo := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+	protinfo.AddRtAttr(nl.IFLA_BRPORT_STATE, []byte{0}) // BR_STATE_DISABLED
+	req.AddData(protinfo)
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("failed to disable bridge port %q: %w", link.Attrs().Name, err)
 	}
 	return nil
 }

@@ -73,10 +73,7 @@ func gcBridgePorts(c Config, keep func(Attachment) bool, _ func(string) bool, dr
 			continue
 		}
 		if !dryRun {
-			if err := deleteLink(p.HostVeth); err != nil {
-				return lines, err
-			}
-			if err := deleteAntispoof(c, p.HostVeth); err != nil {
+			if err := removeHostVeth(c, p.HostVeth); err != nil {
 				return lines, err
 			}
 		}

@@ -394,6 +394,28 @@ func TestAttachReplacesStaleAntispoofTable(t *testing.T) {
 	}
 }
 
+// TestDisableBridgePort: teardown disables the pod's bridge port before its
+// anti-spoofing table and veth go side by side, so the port must really be
+// disabled (a bridge drops what arrives on such a port).
+func TestDisableBridgePort(t *testing.T) {
+	c := testConfig(t)
+	res := setupPod(t, c, newNetns(t), "pod")
+	state := "/sys/class/net/" + res.HostVeth + "/brport/state"
+	if got := readSysctl(t, state); got != "3" { // BR_STATE_FORWARDING
+		t.Fatalf("%s = %s before, want 3 (forwarding)", state, got)
+	}
+	link, err := netlink.LinkByName(res.HostVeth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := disableBridgePort(link); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSysctl(t, state); got != "0" {
+		t.Fatalf("%s = %s after disableBridgePort, want 0 (disabled)", state, got)
+	}
+}
+
 // TestVerifyNeedsAntispoof: CHECK reports an attachment whose anti-spoofing
 // table is gone.
 func TestVerifyNeedsAntispoof(t *testing.T) {

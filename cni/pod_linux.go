@@ -257,10 +257,7 @@ func Detach(c Config, a Attachment) error {
 	// live bridge port with the pod's address for as long as anything still
 	// holds the netns, while its lease is already free. Run in parallel the
 	// deletes amortise to ~5.5 ms per pod either way.
-	if err := deleteLink(hostName); err != nil {
-		return fmt.Errorf("failed to tear down network of pod %q: %w", a.Owner, err)
-	}
-	if err := deleteAntispoof(c, hostName); err != nil {
+	if err := removeHostVeth(c, hostName); err != nil {
 		return fmt.Errorf("failed to tear down network of pod %q: %w", a.Owner, err)
 	}
 	store, err := ipam.Open(c.DataDir, c.Subnet, c.Gateway)
