@@ -16,8 +16,8 @@ import (
 
 // MaxLayers is the most layers an image may have: overlayfs's
 // OVL_MAX_STACK, the lower layers one overlay mount stacks on any kernel
-// (namespaces.MaxOverlayLowers). peapod passes a deeper image's lowers in
-// ways that fit any number up to it (namespaces/overlay_linux.go).
+// (containerinit.MaxOverlayLowers). peapod passes a deeper image's lowers in
+// ways that fit any number up to it (namespaces/containerinit/overlay_linux.go).
 const MaxLayers = 500
 
 // recordVersion is the version of the JSON records this package writes.

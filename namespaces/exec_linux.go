@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -27,17 +25,7 @@ import (
 // The helper's process tree: the constructor forks (setns(CLONE_NEWPID)
 // only moves children); the parent, which is the *exec.Cmd's process, waits
 // and mirrors the child's exit status; the child returns into Go and runs
-// ExecMain, which applies the process spec and execve's it.
-
-// Environment shared with namespaces/nsenter/nsenter.c.
-const (
-	// nsenterConfigEnv holds the "pid=N" and "cgroup=PATH" lines for the constructor.
-	nsenterConfigEnv = "_PEAPOD_NSENTER"
-	// nsenterJoinedEnv is "0" from ExecCommand; the constructor makes it "1".
-	nsenterJoinedEnv = "_PEAPOD_NSENTER_JOINED"
-	// execProcessEnv holds the JSON specs.Process for ExecMain.
-	execProcessEnv = "_PEAPOD_EXEC_PROCESS"
-)
+// containerinit.ExecMain, which applies the process spec and execve's it.
 
 // Exit codes of a failed exec, as a shell reports them.
 const (
@@ -92,7 +80,7 @@ func ExecCommand(o ExecOptions) *exec.Cmd {
 	return cmd
 }
 
-// helperEnv validates o and encodes it for the constructor and ExecMain.
+// helperEnv validates o and encodes it for the constructor and containerinit.ExecMain.
 func (o ExecOptions) helperEnv() ([]string, error) {
 	if o.Helper == "" {
 		return nil, errors.New("exec needs a helper binary")
@@ -124,39 +112,4 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 		// The workload's environment is the JSON's, so this does not leak.
 		"GOMAXPROCS=1",
 	}, nil
-}
-
-// ExecMain is `helper exec` after the constructor joined the target: it
-// applies the process spec and execve's it. It never returns; on failure it
-// prints the error and exits 126 (or 127 when the executable is missing).
-func ExecMain() {
-	// Credentials, capabilities and no_new_privs are per thread: set them
-	// and execve on this one.
-	runtime.LockOSThread()
-	err := runExec()
-	fmt.Fprintf(os.Stderr, "peapod exec: %v\n", err)
-	if errors.Is(err, ErrExecNotFound) {
-		os.Exit(ExitNotFound)
-	}
-	os.Exit(ExitCannotExec)
-}
-
-// runExec sets up and execs the process; it returns only on failure.
-func runExec() error {
-	if os.Getenv(nsenterJoinedEnv) != "1" {
-		// Without the constructor we would be in the host's namespaces.
-		return errors.New("namespaces were not joined: the helper binary does not link namespaces/nsenter")
-	}
-	var proc specs.Process
-	if err := json.Unmarshal([]byte(os.Getenv(execProcessEnv)), &proc); err != nil {
-		return fmt.Errorf("failed to decode exec process: %w", err)
-	}
-	if len(proc.Args) == 0 {
-		return errors.New("exec process has no args")
-	}
-	caps, err := loadOwnCaps()
-	if err != nil {
-		return err
-	}
-	return becomeProcess(caps, &proc)
 }

@@ -5,17 +5,12 @@ import (
 	"testing"
 )
 
-// TestMain lets the test binary stand in for peapod-supervisor: StartContainer
-// and StartReaper re-exec it with argv[1] selecting the in-namespace stage.
-// Other modes of the supervisor binary (e.g. "exec") are dispatched here too.
+// TestMain lets the test binary stand in for peapod-supervisor: StartReaper
+// re-execs it with argv[1] selecting the reaper. The container start and
+// exec are tested with their child side, in package containerinit.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case HelperInitArg:
-			InitMain()
-		case HelperReaperArg:
-			ReaperMain()
-		}
+	if len(os.Args) > 1 && os.Args[1] == HelperReaperArg {
+		ReaperMain()
 	}
 	os.Exit(m.Run())
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"syscall"
@@ -25,35 +24,15 @@ var ErrInitFailed = errors.New("container init failed")
 
 // Helper argv[1] values that select the in-namespace entry points.
 const (
-	// HelperInitArg runs InitMain.
+	// HelperInitArg runs the init stage (containerinit.InitMain).
 	HelperInitArg = "init"
 	// HelperReaperArg runs ReaperMain.
 	HelperReaperArg = "reaper"
 )
 
-// The init stage finds its two pipes at fixed descriptors: StartContainer
-// puts them there through ExtraFiles.
-const (
-	initConfigFd = 3
-	initErrorFd  = 4
-)
-
-// initConfig is what StartContainer sends the init stage over the config pipe.
-type initConfig struct {
-	// PodName names the pod in the init stage's error messages.
-	PodName string `json:"podName"`
-	// Container is the container to set up and execute.
-	Container *spec.Container `json:"container"`
-}
-
-// initReport is what the init stage writes to the error pipe when it fails;
-// a successful execve closes the pipe instead.
-type initReport struct {
-	// Message says what failed.
-	Message string `json:"message"`
-	// NotFound is set when the entrypoint was not found (ErrExecNotFound).
-	NotFound bool `json:"notFound,omitempty"`
-}
+// WorkloadTimerSlack is the timer slack, in ns, a container process or an
+// exec starts with: the kernel's default (50 µs).
+const WorkloadTimerSlack = 50 * 1000
 
 // namespaceCloneFlags maps OCI namespace types to the clone flag that
 // creates one. Mount is absent: the init stage always gets a new one.
@@ -69,10 +48,10 @@ var namespaceCloneFlags = map[specs.LinuxNamespaceType]uintptr{
 // once the workload's entrypoint has been execve'd, or with the error the
 // init stage reported (errors.Is ErrExecNotFound for a missing binary).
 //
-// helper is a binary whose argv[1]=="init" runs InitMain; stdio are the
-// container's stdin/stdout/stderr (nil means /dev/null). beforeRun(pid)
-// runs after the child exists and before it does anything: the caller puts
-// it into its cgroups there.
+// helper is a binary whose argv[1]=="init" runs the child side
+// (containerinit.InitMain); stdio are the container's stdin/stdout/stderr
+// (nil means /dev/null). beforeRun(pid) runs after the child exists and
+// before it does anything: the caller puts it into its cgroups there.
 //
 // On success the child is not waited for: the caller reaps it with its own
 // wait4 loop. On failure StartContainer kills and reaps the child itself
@@ -82,7 +61,7 @@ func StartContainer(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.
 	if c.OCI.Process == nil || len(c.OCI.Process.Args) == 0 {
 		return 0, fmt.Errorf("failed to start container %q: no process args", c.Name)
 	}
-	cfg, err := json.Marshal(initConfig{PodName: p.Name, Container: c})
+	cfg, err := json.Marshal(InitConfig{PodName: p.Name, Container: c})
 	if err != nil {
 		return 0, fmt.Errorf("failed to encode config of container %q: %w", c.Name, err)
 	}
@@ -128,25 +107,6 @@ func (ch *initChild) closeParentEnds() {
 	ch.errors.Close()
 }
 
-// readInitReport waits for EOF (exec succeeded) or a JSON report.
-func readInitReport(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("failed to read init error pipe: %w", err)
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	var rep initReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return fmt.Errorf("%w: undecodable report %q", ErrInitFailed, b)
-	}
-	if rep.NotFound {
-		return fmt.Errorf("%s: %w", rep.Message, ErrExecNotFound)
-	}
-	return fmt.Errorf("%w: %s", ErrInitFailed, rep.Message)
-}
-
 // startInitProcess forks `helper init` into the container's namespaces.
 func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*initChild, error) {
 	files, closeFiles, err := stdioFiles(stdio)
@@ -169,7 +129,7 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*ini
 		// One P: the stage lives for one execve (see helperEnv); the
 		// workload's environment comes in the config, not from here.
 		Env:   []string{"GOMAXPROCS=1"},
-		Files: append(files, cfgR, errW), // fds 3 and 4: initConfigFd, initErrorFd
+		Files: append(files, cfgR, errW), // fds 3 and 4: InitConfigFd, InitErrorFd
 	}
 	// helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
 	pid, err := forkInNamespaces(helper, []string{helper, HelperInitArg}, attr, c.OCI.Linux)

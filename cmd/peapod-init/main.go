@@ -16,6 +16,7 @@ import (
 	"os"
 
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/namespaces/containerinit"
 	// The constructor joins a container's namespaces before the Go runtime
 	// starts threads; it is inert unless `exec` asks for it.
 	_ "github.com/peapod/peapod/namespaces/nsenter"
@@ -25,9 +26,9 @@ func main() {
 	if len(os.Args) >= 2 {
 		switch os.Args[1] {
 		case namespaces.HelperInitArg:
-			namespaces.InitMain()
+			containerinit.InitMain()
 		case "exec":
-			namespaces.ExecMain()
+			containerinit.ExecMain()
 		}
 	}
 	fmt.Fprintln(os.Stderr, "peapod-init: internal helper of peapod (modes: init, exec); not for use by hand")

@@ -27,6 +27,17 @@ var heavy = []string{
 	"github.com/containernetworking/",
 }
 
+// initOnly are what only the in-container stages use: the child side of a
+// container start and its dependencies live in peapod-init, for the
+// instant between fork and execve, never in the resident supervisor.
+var initOnly = []string{
+	"github.com/peapod/peapod/namespaces/containerinit", // the init and exec stages
+	"github.com/peapod/peapod/namespaces/nsenter",       // the cgo constructor
+	"github.com/cyphar/filepath-securejoin",             // pathrs-lite: mounts resolved inside the rootfs
+	"github.com/moby/sys/capability",                    // credentials before execve
+	"runtime/cgo",                                       // the supervisor is pure Go
+}
+
 // TestBinariesAreLean checks the dependencies of the per-pod supervisor and
 // of peapod-init, each built as scripts/provision.sh builds it.
 func TestBinariesAreLean(t *testing.T) {
@@ -34,10 +45,11 @@ func TestBinariesAreLean(t *testing.T) {
 		pkg    string
 		cgo    bool
 		banned []string
+		// needed must be linked: it proves the listing is the real one.
+		needed []string
 	}{
-		// cgo lives in peapod-init; the supervisor is pure Go.
-		{".", false, append(heavy, "github.com/peapod/peapod/namespaces/nsenter", "runtime/cgo")},
-		{"../peapod-init", true, heavy},
+		{".", false, append(heavy, initOnly...), []string{"github.com/peapod/peapod/namespaces"}},
+		{"../peapod-init", true, heavy, initOnly},
 	} {
 		t.Run(tt.pkg, func(t *testing.T) {
 			cmd := exec.Command("go", "list", "-deps", tt.pkg)
@@ -60,6 +72,21 @@ func TestBinariesAreLean(t *testing.T) {
 			if len(deps) < 10 {
 				t.Fatalf("go list returned only %d packages: %q", len(deps), deps)
 			}
+			for _, n := range tt.needed {
+				if !hasPrefix(deps, n) {
+					t.Errorf("%s does not link %s: the dependency listing is not what it checks", tt.pkg, n)
+				}
+			}
 		})
 	}
+}
+
+// hasPrefix reports whether a package in deps starts with prefix.
+func hasPrefix(deps []string, prefix string) bool {
+	for _, d := range deps {
+		if strings.HasPrefix(d, prefix) {
+			return true
+		}
+	}
+	return false
 }

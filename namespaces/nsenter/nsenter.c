@@ -190,7 +190,7 @@ static void fork_into_pid_namespace(void)
 		_exit(EXIT_CANNOT_EXEC);
 }
 
-// mark_joined tells ExecMain that the joins happened. It writes into the
+// mark_joined tells containerinit.ExecMain that the joins happened. It writes into the
 // variable's original string because the Go runtime reads the environment
 // from the initial envp, not through libc's environ: setenv() is invisible.
 static void mark_joined(void)

@@ -1,5 +1,5 @@
 // Package nsenter joins the namespaces and cgroups of a running container
-// before the Go runtime starts, for `peapod-supervisor exec`.
+// before the Go runtime starts, for `peapod-init exec`.
 //
 // Why C, and why a constructor: setns(CLONE_NEWNS) fails with EINVAL in a
 // process whose threads share their fs_struct (CLONE_FS), and setns into a
@@ -17,10 +17,11 @@
 // when argv[1] is "init", "exec" or "reaper" (CVE-2016-9962, CVE-2019-5736).
 //
 // The protocol (written by namespaces.ExecCommand, checked by
-// namespaces.ExecMain): _PEAPOD_NSENTER holds "pid=N" and "cgroup=PATH"
-// lines; _PEAPOD_NSENTER_JOINED is "0", and the constructor flips it to "1"
-// in the child it returns into Go, so ExecMain can refuse to run in the
-// host's namespaces when this package was not linked.
+// namespaces.ExecProcessFromEnv for containerinit.ExecMain): _PEAPOD_NSENTER
+// holds "pid=N" and "cgroup=PATH" lines; _PEAPOD_NSENTER_JOINED is "0", and
+// the constructor flips it to "1" in the child it returns into Go, so
+// ExecMain can refuse to run in the host's namespaces when this package was
+// not linked.
 package nsenter
 
 /*

@@ -1,10 +1,8 @@
-package namespaces
+package containerinit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -12,6 +10,8 @@ import (
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/namespaces"
 )
 
 // defaultPath is the PATH used to find the entrypoint when the container's
@@ -21,8 +21,8 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // defaultUmask applies when the spec sets none.
 const defaultUmask = 0o022
 
-// InitMain is the whole in-namespace init stage, run as `helper init` by
-// StartContainer. It never returns: it execve's the workload, or reports
+// InitMain is the whole in-namespace init stage, run as `peapod-init init`
+// by namespaces.StartContainer. It never returns: it execve's the workload, or reports
 // the error on the error pipe and exits 1.
 func InitMain() {
 	// Credentials, capabilities and no_new_privs are per thread: all of them
@@ -34,37 +34,19 @@ func InitMain() {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		initFail(fmt.Errorf("failed to make init non-dumpable: %w", err))
 	}
-	if _, err := unix.FcntlInt(initErrorFd, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+	if _, err := unix.FcntlInt(namespaces.InitErrorFd, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 		initFail(fmt.Errorf("failed to mark error pipe close-on-exec: %w", err))
 	}
-	cfg, err := readInitConfig()
+	cfg, err := namespaces.ReadInitConfig(os.NewFile(namespaces.InitConfigFd, "init-config"))
 	if err != nil {
 		initFail(err)
 	}
 	initFail(runInit(cfg))
 }
 
-// readInitConfig reads the config StartContainer writes after beforeRun.
-func readInitConfig() (*initConfig, error) {
-	f := os.NewFile(initConfigFd, "init-config")
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read init config: %w", err)
-	}
-	var cfg initConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("failed to decode init config: %w", err)
-	}
-	if cfg.Container == nil || cfg.Container.OCI.Process == nil || cfg.Container.OCI.Root == nil {
-		return nil, errors.New("init config has no container process or root")
-	}
-	return &cfg, nil
-}
-
 // runInit sets the container up in the order of runc's standard init and
 // execs the entrypoint. It returns only on failure.
-func runInit(cfg *initConfig) error {
+func runInit(cfg *namespaces.InitConfig) error {
 	c := cfg.Container
 	proc := c.OCI.Process
 	// Read our own capabilities while the host's /proc is still mounted.
@@ -104,10 +86,6 @@ func becomeProcess(caps capability.Capabilities, proc *specs.Process) error {
 	return execWorkload(proc, user)
 }
 
-// WorkloadTimerSlack is the timer slack, in ns, a container process or an
-// exec starts with: the kernel's default (50 µs).
-const WorkloadTimerSlack = 50 * 1000
-
 // execWorkload enters the working directory, finds the entrypoint, closes
 // every inherited descriptor and execs.
 func execWorkload(proc *specs.Process, user execUser) error {
@@ -129,7 +107,7 @@ func execWorkload(proc *specs.Process, user execUser) error {
 	// which children inherit and execve keeps: a workload's sleeps and
 	// timeouts must not be batched by up to TimerSlack, so it gets the kernel's
 	// default back. prctl reaches this thread only, the one execve keeps.
-	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, WorkloadTimerSlack, 0, 0, 0); err != nil {
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, namespaces.WorkloadTimerSlack, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to reset the timer slack: %w", err)
 	}
 	if err := unix.Exec(path, proc.Args, env); err != nil {
@@ -207,7 +185,7 @@ func withHome(env []string, home string) []string {
 }
 
 // findExecutable resolves name as execve would after a PATH search; a miss
-// is ErrExecNotFound.
+// is namespaces.ErrExecNotFound.
 func findExecutable(name, pathEnv string) (string, error) {
 	if strings.Contains(name, "/") {
 		if err := checkExecutable(name); err != nil {
@@ -224,7 +202,7 @@ func findExecutable(name, pathEnv string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("executable %q not found in PATH %q: %w", name, pathEnv, ErrExecNotFound)
+	return "", fmt.Errorf("executable %q not found in PATH %q: %w", name, pathEnv, namespaces.ErrExecNotFound)
 }
 
 // checkExecutable accepts a regular file with an execute bit.
@@ -232,22 +210,20 @@ func checkExecutable(p string) error {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return ErrExecNotFound
+			return namespaces.ErrExecNotFound
 		}
 		return err
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("not an executable file: %w", ErrExecNotFound)
+		return fmt.Errorf("not an executable file: %w", namespaces.ErrExecNotFound)
 	}
 	return nil
 }
 
-// initFail reports err to StartContainer and exits. It never returns.
+// initFail reports err to namespaces.StartContainer and exits. It never returns.
 func initFail(err error) {
-	rep := initReport{Message: err.Error(), NotFound: errors.Is(err, ErrExecNotFound)}
-	b, _ := json.Marshal(rep)
 	// Raw write: the error pipe is not in Go's poller and the parent is
 	// blocked reading it.
-	_, _ = unix.Write(initErrorFd, b)
+	_, _ = unix.Write(namespaces.InitErrorFd, namespaces.EncodeInitReport(err))
 	os.Exit(1)
 }

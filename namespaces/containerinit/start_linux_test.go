@@ -1,4 +1,4 @@
-package namespaces
+package containerinit
 
 import (
 	"crypto/sha256"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -215,8 +216,8 @@ func TestStartContainerExecNotFound(t *testing.T) {
 			c := newTestContainer(t, lower)
 			c.OCI.Process.Args = []string{arg0}
 			_, _, err := runTestContainer(t, c)
-			if !errors.Is(err, ErrExecNotFound) {
-				t.Fatalf("StartContainer(%q) = %v, want ErrExecNotFound", arg0, err)
+			if !errors.Is(err, namespaces.ErrExecNotFound) {
+				t.Fatalf("StartContainer(%q) = %v, want namespaces.ErrExecNotFound", arg0, err)
 			}
 			if !strings.Contains(err.Error(), c.Name) {
 				t.Errorf("error %q does not name container %q", err, c.Name)
@@ -234,7 +235,7 @@ func TestStartContainerReportsSetupErrors(t *testing.T) {
 	c := newTestContainer(t, makeBusyboxLower(t, t.TempDir()), "true")
 	c.OCI.Mounts = append(c.OCI.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/nonexistent-peapod-source"})
 	_, _, err := runTestContainer(t, c)
-	if err == nil || errors.Is(err, ErrExecNotFound) || !errors.Is(err, ErrInitFailed) || !strings.Contains(err.Error(), "/data") {
+	if err == nil || errors.Is(err, namespaces.ErrExecNotFound) || !errors.Is(err, namespaces.ErrInitFailed) || !strings.Contains(err.Error(), "/data") {
 		t.Fatalf("StartContainer with a missing bind source = %v, want an init error naming /data", err)
 	}
 }
@@ -244,7 +245,7 @@ func TestStartContainerBeforeRunError(t *testing.T) {
 	c := newTestContainer(t, makeBusyboxLower(t, t.TempDir()), "true")
 	boom := errors.New("boom")
 	var hookPid int
-	_, err := StartContainer(testHelper(t), testPod, c, [3]*os.File{}, func(pid int) error {
+	_, err := namespaces.StartContainer(testHelper(t), testPod, c, [3]*os.File{}, func(pid int) error {
 		hookPid = pid
 		return boom
 	})
@@ -358,7 +359,7 @@ func TestVolumeSubPath(t *testing.T) {
 		t.Run(tt.subPath, func(t *testing.T) {
 			c := newTestContainer(t, lower)
 			c.OCI.Mounts = append(c.OCI.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: vol,
-				Options: []string{"rbind", SubPathOption + tt.subPath}})
+				Options: []string{"rbind", spec.SubPathOption + tt.subPath}})
 			c.OCI.Process.Args = []string{"cat", "/data/file"}
 			out, _, err := runTestContainer(t, c)
 			if tt.refused {
@@ -418,7 +419,7 @@ func fileSHA256(t *testing.T, path string) [32]byte {
 // startTestReaper starts a reaper; Cleanup terminates and reaps it.
 func startTestReaper(t *testing.T) int {
 	t.Helper()
-	pid, err := StartReaper(testHelper(t))
+	pid, err := namespaces.StartReaper(testHelper(t))
 	if err != nil {
 		t.Fatalf("StartReaper: %v", err)
 	}
@@ -474,24 +475,6 @@ func TestSharedPIDNamespace(t *testing.T) {
 	}
 }
 
-func TestReaperExitsOnTerm(t *testing.T) {
-	testutil.RequireRoot(t)
-	pid, err := StartReaper(testHelper(t))
-	if err != nil {
-		t.Fatalf("StartReaper: %v", err)
-	}
-	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-		t.Fatal(err)
-	}
-	if !ws.Exited() || ws.ExitStatus() != 0 {
-		t.Errorf("reaper ended with %#x after SIGTERM, want exit 0", ws)
-	}
-}
-
 func BenchmarkStartContainer(b *testing.B) {
 	testutil.RequireRoot(b)
 	lower := makeBusyboxLower(b, b.TempDir())
@@ -499,7 +482,7 @@ func BenchmarkStartContainer(b *testing.B) {
 	helper := testHelper(b)
 	pod := &spec.Pod{Name: "bench"}
 	for b.Loop() {
-		pid, err := StartContainer(helper, pod, c, [3]*os.File{}, nil)
+		pid, err := namespaces.StartContainer(helper, pod, c, [3]*os.File{}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -531,7 +514,7 @@ func TestCwdThroughLeakedFdRefused(t *testing.T) {
 	for fd := 3; fd <= 8; fd++ {
 		c := newTestContainer(t, lower, "true")
 		c.OCI.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
-		if _, _, err := runTestContainer(t, c); err == nil || errors.Is(err, ErrExecNotFound) {
+		if _, _, err := runTestContainer(t, c); err == nil || errors.Is(err, namespaces.ErrExecNotFound) {
 			t.Errorf("cwd %q: StartContainer = %v, want a working-directory error", c.OCI.Process.Cwd, err)
 		}
 	}

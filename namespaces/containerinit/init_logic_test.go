@@ -1,4 +1,4 @@
-package namespaces
+package containerinit
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -25,7 +26,7 @@ func TestParseMountOptions(t *testing.T) {
 		{[]string{"ro", "nosuid", "nodev", "mode=755", "size=1k"},
 			parsedMount{flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, data: "mode=755,size=1k"}},
 		{[]string{"ro", "rw"}, parsedMount{}},
-		{[]string{"rbind", "rslave", SubPathOption + "a/b"},
+		{[]string{"rbind", "rslave", spec.SubPathOption + "a/b"},
 			parsedMount{flags: unix.MS_BIND | unix.MS_REC, propagation: []uintptr{unix.MS_SLAVE | unix.MS_REC}, subPath: "a/b"}},
 	}
 	for _, tt := range tests {
@@ -207,26 +208,9 @@ func TestFindExecutable(t *testing.T) {
 		t.Errorf("findExecutable(abs) = %q, %v", got, err)
 	}
 	for _, name := range []string{"data", "subdir", "missing", dir + "/missing", dir + "/data"} {
-		if _, err := findExecutable(name, path); !errors.Is(err, ErrExecNotFound) {
+		if _, err := findExecutable(name, path); !errors.Is(err, namespaces.ErrExecNotFound) {
 			t.Errorf("findExecutable(%q) = %v, want ErrExecNotFound", name, err)
 		}
-	}
-}
-
-func TestReadInitReport(t *testing.T) {
-	if err := readInitReport(strings.NewReader("")); err != nil {
-		t.Errorf("EOF = %v, want success", err)
-	}
-	err := readInitReport(strings.NewReader(`{"message":"no sh","notFound":true}`))
-	if !errors.Is(err, ErrExecNotFound) || !strings.Contains(err.Error(), "no sh") {
-		t.Errorf("not-found report = %v", err)
-	}
-	err = readInitReport(strings.NewReader(`{"message":"mount failed"}`))
-	if !errors.Is(err, ErrInitFailed) || errors.Is(err, ErrExecNotFound) || !strings.Contains(err.Error(), "mount failed") {
-		t.Errorf("failure report = %v", err)
-	}
-	if err := readInitReport(strings.NewReader("garbage")); !errors.Is(err, ErrInitFailed) {
-		t.Errorf("garbage report = %v", err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package namespaces
+package containerinit
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -136,7 +137,7 @@ func startTestContainer(t testing.TB, c *spec.Container) (*startedContainer, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, err := StartContainer(testHelper(t), testPod, c, [3]*os.File{nil, w, w}, nil)
+	pid, err := namespaces.StartContainer(testHelper(t), testPod, c, [3]*os.File{nil, w, w}, nil)
 	w.Close()
 	if err != nil {
 		r.Close()

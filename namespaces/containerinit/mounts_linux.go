@@ -1,4 +1,4 @@
-package namespaces
+package containerinit
 
 import (
 	"errors"
@@ -12,13 +12,6 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 	"golang.org/x/sys/unix"
 )
-
-// SubPathOption is the mount option prefix by which a spec asks for a bind
-// source resolved inside the volume: "peapod-subpath=<rel>" binds
-// <Source>/<rel>, refusing any symlink that leads out of Source
-// (Kubernetes volumeMounts[].subPath, CVE-2017-1002101). The init stage
-// consumes it; it never reaches mount(2).
-const SubPathOption = spec.SubPathOption
 
 // mountFlag is what one OCI mount option does to mount(2) flags.
 type mountFlag struct {
@@ -59,7 +52,7 @@ type parsedMount struct {
 	propagation []uintptr
 	// data is the filesystem-specific option string.
 	data string
-	// subPath is the SubPathOption value ("" when absent).
+	// subPath is the spec.SubPathOption value ("" when absent).
 	subPath string
 }
 
@@ -81,7 +74,7 @@ func parseMountOptions(opts []string) parsedMount {
 			pm.propagation = append(pm.propagation, p)
 			continue
 		}
-		if v, ok := strings.CutPrefix(o, SubPathOption); ok {
+		if v, ok := strings.CutPrefix(o, spec.SubPathOption); ok {
 			pm.subPath = v
 			continue
 		}
