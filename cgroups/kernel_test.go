@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/cgroups"
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/internal/testutil"
 )
 
@@ -61,25 +62,14 @@ func newTestCgroup(t *testing.T, driver string) (cgroups.Driver, string) {
 // mistaken for the process it replaced.
 type procIdentity struct {
 	pid   int
-	start string
-}
-
-// readProc returns the state and start time fields of /proc/<pid>/stat.
-func readProc(pid int) (state, start string, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", "", err
-	}
-	// comm may hold spaces: the fields after it start past the last ')'.
-	rest := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	return rest[0], rest[19], nil
+	start uint64
 }
 
 // dead reports whether the process is gone: no /proc entry, a zombie, or
 // its pid reused by another process.
 func (p procIdentity) dead() bool {
-	state, start, err := readProc(p.pid)
-	return errors.Is(err, fs.ErrNotExist) || state == "Z" || start != p.start
+	st, err := procfs.ReadStat(p.pid)
+	return errors.Is(err, fs.ErrNotExist) || st.State == 'Z' || st.StartTime != p.start
 }
 
 // comm reads a process's command name.
@@ -131,8 +121,8 @@ func waitSleeps(t *testing.T, d cgroups.Driver, path string) []procIdentity {
 			if comm(pid) == "sleep" {
 				sleeps++
 			}
-			if _, start, err := readProc(pid); err == nil {
-				procs = append(procs, procIdentity{pid: pid, start: start})
+			if st, err := procfs.ReadStat(pid); err == nil {
+				procs = append(procs, procIdentity{pid: pid, start: st.StartTime})
 			}
 		}
 		if sleeps == 2 {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // Section names, in the order String and Diff report them.
@@ -731,10 +733,11 @@ func readProcess(dir string, pid int) (Process, error) {
 	if err != nil {
 		return Process{}, fmt.Errorf("failed to read stat of process %d: %w", pid, err)
 	}
-	p, err := parseStat(string(stat))
+	st, err := procfs.ParseStat(stat)
 	if err != nil {
 		return Process{}, fmt.Errorf("failed to parse stat of process %d: %w", pid, err)
 	}
+	p := processOf(st)
 	// Kernel threads have no exe; a process may also exit meanwhile.
 	p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
 	p.Exe = strings.TrimSuffix(p.Exe, " (deleted)")
@@ -744,39 +747,9 @@ func readProcess(dir string, pid int) (Process, error) {
 	return p, nil
 }
 
-// parseStat parses /proc/<pid>/stat. The command name is in parentheses
-// and may itself hold spaces and parentheses, so the fields after it are
-// found from the last ')'.
-func parseStat(stat string) (Process, error) {
-	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
-	if open < 1 || end < open {
-		return Process{}, fmt.Errorf("malformed stat %q", stat)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(stat[:open]))
-	if err != nil {
-		return Process{}, fmt.Errorf("malformed pid in stat %q: %w", stat, err)
-	}
-	// rest[0] is field 3 (state), rest[1] field 4 (ppid), rest[19] field 22
-	// (starttime).
-	rest := strings.Fields(stat[end+1:])
-	if len(rest) < 20 {
-		return Process{}, fmt.Errorf("short stat %q", stat)
-	}
-	ppid, err := strconv.Atoi(rest[1])
-	if err != nil {
-		return Process{}, fmt.Errorf("malformed ppid in stat %q: %w", stat, err)
-	}
-	start, err := strconv.ParseUint(rest[19], 10, 64)
-	if err != nil {
-		return Process{}, fmt.Errorf("malformed start time in stat %q: %w", stat, err)
-	}
-	return Process{
-		PID:       pid,
-		StartTime: start,
-		PPID:      ppid,
-		Comm:      stat[open+1 : end],
-		Zombie:    rest[0] == "Z",
-	}, nil
+// processOf is the Process a parsed stat line describes.
+func processOf(st procfs.Stat) Process {
+	return Process{PID: st.PID, StartTime: st.StartTime, PPID: st.PPID, Comm: st.Comm, Zombie: st.State == 'Z'}
 }
 
 // parseProcCgroup returns the paths of /proc/<pid>/cgroup lines

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // snap builds a snapshot by hand; the test process is PID 100.
@@ -186,37 +188,14 @@ func TestParseMountinfo(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	tail := " 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 4242 23 24"
-	tests := []struct {
-		name    string
-		stat    string
-		want    Process
-		wantErr bool
-	}{
-		{
-			name: "plain",
-			stat: "42 (sleep) S 7" + tail,
-			want: Process{PID: 42, PPID: 7, Comm: "sleep", StartTime: 4242},
-		},
-		{
-			name: "comm with spaces and parentheses",
-			stat: "42 (a) b (c)) Z 100" + tail,
-			want: Process{PID: 42, PPID: 100, Comm: "a) b (c)", StartTime: 4242, Zombie: true},
-		},
-		{name: "truncated", stat: "42 (sleep) S 7 3 4", wantErr: true},
-		{name: "no comm", stat: "42 sleep S 7" + tail, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStat(tt.stat)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("parseStat() error = %v, wantErr %v", err, tt.wantErr)
-			}
-			if !tt.wantErr && got.String() != tt.want.String() {
-				t.Errorf("parseStat() = %v, want %v", got, tt.want)
-			}
-		})
+// The parsing itself is tested in internal/procfs.
+func TestProcessOf(t *testing.T) {
+	for state, zombie := range map[byte]bool{'S': false, 'Z': true} {
+		got := processOf(procfs.Stat{PID: 42, Comm: "a) b", State: state, PPID: 7, StartTime: 4242})
+		want := Process{PID: 42, PPID: 7, Comm: "a) b", StartTime: 4242, Zombie: zombie}
+		if got.String() != want.String() {
+			t.Errorf("processOf(state %q) = %v, want %v", state, got, want)
+		}
 	}
 }
 

@@ -3,9 +3,12 @@ package state
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteReadRecord(t *testing.T) {
@@ -55,6 +58,25 @@ func TestProcAlive(t *testing.T) {
 	}
 	if (Proc{}).Alive() {
 		t.Fatal("zero proc alive")
+	}
+}
+
+// A process that exited but was not reaped yet keeps its pid and start time:
+// it must not count as alive.
+func TestProcAliveZombie(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Wait() })
+	p := ProcOf(cmd.Process.Pid)
+	// WNOWAIT: wait for the exit but leave the zombie in place.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, p.PID, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatalf("waitid: %v", err)
+	}
+	if p.Start == 0 || p.Alive() {
+		t.Fatalf("zombie %+v: Alive() = true, want false", p)
 	}
 }
 

@@ -1,8 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // How a timed-out exec is taken down.
@@ -115,23 +115,8 @@ func Children(pid int) []int {
 
 // isLive reports whether pid exists and is not a zombie.
 func isLive(pid int) bool {
-	st, err := procState(pid)
-	return err == nil && st != 'Z' && st != 'X'
-}
-
-// procState returns the state letter of /proc/PID/stat.
-func procState(pid int) (byte, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain anything, ")" included: the state
-	// follows the last ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, errors.New("malformed stat")
-	}
-	return b[i+2], nil
+	st, err := procfs.ReadStat(pid)
+	return err == nil && !st.Gone()
 }
 
 // awaitReaped waits until the killed processes are gone, or reapWait
@@ -140,7 +125,7 @@ func awaitReaped(ps []proc) {
 	deadline := time.Now().Add(reapWait)
 	for _, p := range ps {
 		for {
-			if _, err := procState(p.pid); err != nil {
+			if _, err := procfs.ReadStat(p.pid); err != nil {
 				break
 			}
 			if time.Now().After(deadline) {

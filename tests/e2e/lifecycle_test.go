@@ -11,6 +11,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/internal/procfs"
 )
 
 // fastBackoff makes crash-loop restarts quick enough for a test.
@@ -176,12 +178,12 @@ func podProcesses(t *testing.T, uid string) map[int]string {
 // but its PID until its parent reaps it (an orphan's parent is PID 1, which
 // on some machines reaps only every second or so).
 func isZombie(pid string) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	n, err := strconv.Atoi(pid)
 	if err != nil {
 		return false
 	}
-	_, rest, ok := strings.Cut(string(stat), ") ")
-	return ok && strings.HasPrefix(rest, "Z")
+	st, err := procfs.ReadStat(n)
+	return err == nil && st.State == 'Z'
 }
 
 // hasCommand tells whether one of procs runs a command line starting with cmd.

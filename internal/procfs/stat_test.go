@@ -1,0 +1,69 @@
+package procfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	tail := " 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 4242 23 24 25 26\n"
+	tests := []struct {
+		name    string
+		stat    string
+		want    Stat
+		wantErr bool
+	}{
+		{name: "plain", stat: "42 (sleep) S 7" + tail,
+			want: Stat{PID: 42, Comm: "sleep", State: 'S', PPID: 7, StartTime: 4242}},
+		{name: "comm with spaces and parentheses", stat: "42 (a) b (c)) Z 100" + tail,
+			want: Stat{PID: 42, Comm: "a) b (c)", State: 'Z', PPID: 100, StartTime: 4242}},
+		{name: "comm that looks like fields", stat: "42 (x) R 1 2 3) X 9" + tail,
+			want: Stat{PID: 42, Comm: "x) R 1 2 3", State: 'X', PPID: 9, StartTime: 4242}},
+		{name: "empty comm", stat: "1 () S 0" + tail,
+			want: Stat{PID: 1, Comm: "", State: 'S', PPID: 0, StartTime: 4242}},
+		{name: "truncated", stat: "42 (sleep) S 7 3 4", wantErr: true},
+		{name: "no comm", stat: "42 sleep S 7" + tail, wantErr: true},
+		{name: "no pid", stat: "(sleep) S 7" + tail, wantErr: true},
+		{name: "bad ppid", stat: "42 (sleep) S x" + tail, wantErr: true},
+		{name: "bad start time", stat: "42 (sleep) S 7 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 -1 23", wantErr: true},
+		{name: "empty", stat: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseStat([]byte(tt.stat))
+			if tt.wantErr {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("ParseStat(%q) = %+v, %v; want ErrMalformed", tt.stat, got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseStat(%q) = %+v, %v; want %+v", tt.stat, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestGone(t *testing.T) {
+	for state, want := range map[byte]bool{'R': false, 'S': false, 'D': false, 'T': false, 'Z': true, 'X': true} {
+		if got := (Stat{State: state}).Gone(); got != want {
+			t.Errorf("Stat{State: %q}.Gone() = %v, want %v", state, got, want)
+		}
+	}
+}
+
+func TestReadStatSelf(t *testing.T) {
+	s, err := ReadStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID != os.Getpid() || s.PPID != os.Getppid() || s.Gone() || s.StartTime == 0 {
+		t.Errorf("ReadStat(self) = %+v, want pid %d, ppid %d, running, a start time", s, os.Getpid(), os.Getppid())
+	}
+	// Pid 0 never has a /proc entry.
+	if _, err := ReadStat(0); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadStat(0) = %v, want fs.ErrNotExist", err)
+	}
+}
