@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/peapod/peapod/cni/ipam"
+	"github.com/peapod/peapod/internal/cleanup"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -108,7 +109,7 @@ func Attach(c Config, a Attachment) (res *Result, err error) {
 	}
 	defer podNS.Close()
 
-	var cl cleanup
+	var cl cleanup.Stack
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, cl.Clean())
