@@ -2,7 +2,9 @@ package probes
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"time"
 
@@ -35,6 +37,9 @@ type Config struct {
 	Adopted bool
 	// Rand returns a float in [0,1) for the jitter; nil means math/rand.
 	Rand func() float64
+	// Logf receives the manager's own diagnostics (a panic a worker
+	// recovered from); nil writes them to stderr, the supervisor's log.
+	Logf func(format string, args ...any)
 	// AlignNetworkProbes puts TCP, HTTP and gRPC probes on a grid of
 	// their period counted from the Unix epoch (alignedWait), so the
 	// network probes of every pod on the machine come due together and
@@ -64,6 +69,8 @@ type Manager struct {
 	metrics *Metrics
 	// deps builds the protocol handlers.
 	deps handlerDeps
+	// logf is Config.Logf, or a writer to stderr.
+	logf func(format string, args ...any)
 	// align is Config.AlignNetworkProbes.
 	align bool
 	// adopted and rand drive the first-probe jitter; start is when the manager began.
@@ -115,6 +122,11 @@ func NewManager(cfg Config) *Manager {
 	}
 	if m.rand == nil {
 		m.rand = rand.Float64
+	}
+	if m.logf = cfg.Logf; m.logf == nil {
+		m.logf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "probes: "+format+"\n", args...)
+		}
 	}
 	m.deps = handlerDeps{pod: cfg.Pod, execRunner: cfg.ExecRunner, remote: cfg.Remote}
 	m.start = m.clock.Now()

@@ -57,7 +57,13 @@ type Metrics struct {
 	mu sync.Mutex
 	// set holds the live series.
 	set map[*series]struct{}
+	// panics counts the panics the workers recovered from.
+	panics atomic.Uint64
 }
+
+// Panics is how many panics the workers recovered from: each is a bug,
+// logged where it was recovered.
+func (m *Metrics) Panics() uint64 { return m.panics.Load() }
 
 // NewMetrics returns an empty registry.
 func NewMetrics() *Metrics { return &Metrics{set: make(map[*series]struct{})} }

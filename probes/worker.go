@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -137,10 +138,13 @@ func (w *worker) jitter(period time.Duration) bool {
 }
 
 // doProbe probes once and says whether the worker keeps going. A panic
-// in a handler must not end probing (the kubelet's HandleCrash).
+// in a handler must not end probing (the kubelet's HandleCrash), nor pass
+// unseen: it is a peapod bug, so it is logged with its stack and counted.
 func (w *worker) doProbe(ctx context.Context) (keepGoing bool) {
 	defer func() {
 		if r := recover(); r != nil {
+			w.m.metrics.panics.Add(1)
+			w.m.logf("recovered from a panic in the %s probe of container %q: %v\n%s", w.typ, w.container.Name, r, debug.Stack())
 			keepGoing = true
 		}
 	}()
