@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -36,20 +38,26 @@ func (s *Store) commit(p *pendingImage) (img *Image, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &record{ID: p.id.String(), Config: toConfig(p.config.Config), Created: p.created}
+	rec := &record{ID: p.id.String(), Config: toConfig(p.config.Config), Created: p.created,
+		Manifest: p.rawManifest, ConfigJSON: p.rawConfig}
+	if p.digest.Hex != "" {
+		rec.Digest = p.digest.String()
+	}
+	if p.repoDigest != "" {
+		rec.RepoDigests = []string{p.repoDigest}
+	}
 	if rec.Created.IsZero() {
 		rec.Created = time.Now().UTC()
 	}
+	sizesByID, created, err := s.ensureLayers(p, sizes)
+	for _, dir := range created {
+		undo = append(undo, func() { os.RemoveAll(dir) })
+	}
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range p.layers {
-		size, created, err := s.ensureLayer(l, sizes)
-		if err != nil {
-			return nil, err
-		}
-		if created {
-			dir := s.layerDir(l.diffID.Hex)
-			undo = append(undo, func() { os.RemoveAll(dir) })
-		}
-		rec.Layers = append(rec.Layers, layerRecord{DiffID: l.diffID.String(), Size: size})
+		rec.Layers = append(rec.Layers, layerRecord{DiffID: l.diffID.String(), Size: sizesByID[l.diffID]})
 	}
 	if err := s.writeRecordOnce(rec, &undo); err != nil {
 		return nil, err
@@ -81,7 +89,22 @@ func (s *Store) writeRecordOnce(rec *record, undo *[]func()) error {
 	hexPart := strings.TrimPrefix(rec.ID, "sha256:")
 	old, err := s.readRecord(hexPart)
 	if err == nil {
+		fresh := *rec
 		*rec = *old
+		if slices.ContainsFunc(fresh.RepoDigests, func(d string) bool { return !slices.Contains(old.RepoDigests, d) }) ||
+			(old.Manifest == nil && fresh.Manifest != nil) {
+			// Pulled from another repository, or imported before manifests
+			// were kept: remember what this copy adds.
+			for _, d := range fresh.RepoDigests {
+				if !slices.Contains(rec.RepoDigests, d) {
+					rec.RepoDigests = append(rec.RepoDigests, d)
+				}
+			}
+			if rec.Manifest == nil {
+				rec.Manifest, rec.ConfigJSON, rec.Digest = fresh.Manifest, fresh.ConfigJSON, fresh.Digest
+			}
+			return s.writeRecord(rec)
+		}
 		return nil
 	}
 	if !errors.Is(err, ErrNotFound) {
@@ -93,6 +116,72 @@ func (s *Store) writeRecordOnce(rec *record, undo *[]func()) error {
 	path := s.recordPath(hexPart)
 	*undo = append(*undo, func() { os.Remove(path) })
 	return nil
+}
+
+// ensureLayers unpacks p's missing layers, p.jobs at a time, and returns
+// every layer's size and the directories this call created (also on error,
+// so the caller can remove them).
+func (s *Store) ensureLayers(p *pendingImage, sizes map[string]int64) (map[v1.Hash]int64, []string, error) {
+	jobs := max(p.jobs, 1)
+	out := map[v1.Hash]int64{}
+	var (
+		mu      sync.Mutex
+		created []string
+		errs    []error
+		wg      sync.WaitGroup
+	)
+	sem := make(chan struct{}, jobs)
+	seen := map[v1.Hash]bool{}
+	for _, l := range p.layers {
+		if seen[l.diffID] {
+			continue // the same layer twice in one image is unpacked once
+		}
+		seen[l.diffID] = true
+		sem <- struct{}{}
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed {
+			<-sem
+			break // no new layer once one failed: the image fails as a whole
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			start := time.Now()
+			size, made, err := s.ensureLayer(l, sizes)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			out[l.diffID] = size
+			if made {
+				created = append(created, s.layerDir(l.diffID.Hex))
+			}
+			p.report(l, made, size, time.Since(start))
+		}()
+	}
+	wg.Wait()
+	return out, created, errors.Join(errs...)
+}
+
+// report writes one progress line for a layer; called with commit's mutex held.
+func (p *pendingImage) report(l pendingLayer, made bool, size int64, took time.Duration) {
+	if p.progress == nil {
+		return
+	}
+	id := l.blob
+	if id.Hex == "" {
+		id = l.diffID
+	}
+	short := id.Hex[:min(12, len(id.Hex))]
+	if !made {
+		fmt.Fprintf(p.progress, "%s: already present\n", short)
+		return
+	}
+	fmt.Fprintf(p.progress, "%s: pulled, %.1f MB unpacked in %.2fs\n", short, float64(size)/1e6, took.Seconds())
 }
 
 // knownLayerSizes maps each stored layer's diffID to its recorded size.

@@ -53,12 +53,20 @@ type pendingImage struct {
 	layers  []pendingLayer // bottom first
 	names   []string       // normalised names to point at the image
 	created time.Time      // creation time to record
+
+	digest      v1.Hash   // manifest digest, when the image came with a manifest
+	repoDigest  string    // "docker.io/library/x@sha256:…" for a pulled image
+	rawManifest []byte    // the manifest as stored, for inspect
+	rawConfig   []byte    // the config as stored, for inspect
+	jobs        int       // layers unpacked at once; 0 means 1
+	progress    io.Writer // one line per layer; nil discards
 }
 
 // pendingLayer is a layer not yet known to be unpacked.
 type pendingLayer struct {
 	diffID v1.Hash                       // digest of the uncompressed tar
 	open   func() (io.ReadCloser, error) // opens the uncompressed tar
+	blob   v1.Hash                       // compressed blob digest, when known
 }
 
 // Import reads an image archive from r: a `docker save` archive, an OCI
@@ -431,6 +439,15 @@ func fromV1(img v1.Image, names []string) (*pendingImage, error) {
 		return nil, fmt.Errorf("image %s has %d layers but its config lists %d diffIDs", id, len(layers), len(cfg.RootFS.DiffIDs))
 	}
 	p := &pendingImage{id: id, config: cfg, names: names, created: cfg.Created.Time}
+	if p.rawConfig, err = img.RawConfigFile(); err != nil {
+		return nil, fmt.Errorf("failed to read image config %s: %w", id, err)
+	}
+	if p.rawManifest, err = img.RawManifest(); err != nil {
+		return nil, fmt.Errorf("failed to read manifest of image %s: %w", id, err)
+	}
+	if p.digest, err = img.Digest(); err != nil {
+		return nil, fmt.Errorf("failed to digest manifest of image %s: %w", id, err)
+	}
 	for i, l := range layers {
 		p.layers = append(p.layers, pendingLayer{diffID: cfg.RootFS.DiffIDs[i], open: l.Uncompressed})
 	}

@@ -40,6 +40,11 @@ type Image struct {
 	Config  Config    // the parts of the image config a container uses
 	Size    int64     // unpacked regular-file bytes over all layers
 	Created time.Time // the config's creation time, or the import time
+
+	Digest      string          // manifest digest, "" for a synthesized rootfs image
+	RepoDigests []string        // repository@digest per registry the image was pulled from
+	Manifest    json.RawMessage // the manifest, when known
+	ConfigJSON  json.RawMessage // the config blob, when known
 }
 
 // Layer is one unpacked layer.
@@ -65,6 +70,11 @@ type record struct {
 	Layers  []layerRecord `json:"layers"`  // bottom first
 	Config  Config        `json:"config"`  // container defaults
 	Created time.Time     `json:"created"` // creation time
+
+	Digest      string          `json:"digest,omitempty"`      // manifest digest
+	RepoDigests []string        `json:"repoDigests,omitempty"` // "docker.io/library/x@sha256:…" per registry it came from
+	Manifest    json.RawMessage `json:"manifest,omitempty"`    // the manifest as stored
+	ConfigJSON  json.RawMessage `json:"configJSON,omitempty"`  // the config blob as stored
 }
 
 // layerRecord is one layer of a record.
@@ -218,7 +228,8 @@ func (s *Store) findPrefix(ref, prefix string) (*record, error) {
 
 // toImage builds the public form of a record.
 func (s *Store) toImage(r *record, names map[string]string) *Image {
-	img := &Image{ID: r.ID, Config: r.Config, Created: r.Created}
+	img := &Image{ID: r.ID, Config: r.Config, Created: r.Created, Digest: r.Digest,
+		RepoDigests: r.RepoDigests, Manifest: r.Manifest, ConfigJSON: r.ConfigJSON}
 	for _, l := range r.Layers {
 		img.Layers = append(img.Layers, Layer{DiffID: l.DiffID, Dir: s.layerDir(strings.TrimPrefix(l.DiffID, "sha256:"))})
 		img.Size += l.Size

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +50,7 @@ func newImageCommand(g *globals) *cobra.Command {
 			return executeImageRm(g, args, cmd.OutOrStdout())
 		},
 	}
-	cmd.AddCommand(imp, ls, rm)
+	cmd.AddCommand(imp, newImagePullCommand(g), ls, rm)
 	return cmd
 }
 
@@ -127,4 +128,57 @@ func executeImageRm(g *globals, refs []string, out io.Writer) error {
 		fmt.Fprintf(out, "image %s removed\n", ref)
 	}
 	return errors.Join(errs...)
+}
+
+// pullFlags are image pull's flags (run takes the registry ones too).
+type pullFlags struct {
+	platform string   // os/arch[/variant]; "" is this machine's
+	quiet    bool     // no per-layer lines
+	insecure []string // registries that may be reached over plain HTTP
+}
+
+func newImagePullCommand(g *globals) *cobra.Command {
+	var f pullFlags
+	c := &cobra.Command{
+		Use:   "pull REF",
+		Short: "Pull an image from a registry into the local store",
+		Example: "  sudo peapod image pull busybox:1.36\n" +
+			"  sudo peapod image pull registry.local:5000/app@sha256:... --platform linux/arm64",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return executeImagePull(cmd.Context(), g, args[0], f, cmd.OutOrStdout())
+		},
+	}
+	c.Flags().StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default: this machine's)")
+	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	return c
+}
+
+func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, out io.Writer) error {
+	store, err := imageStore(g)
+	if err != nil {
+		return err
+	}
+	opts := image.PullOptions{Insecure: f.insecure}
+	if f.platform != "" {
+		if opts.Platform, err = image.ParsePlatform(f.platform); err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+	}
+	if !f.quiet {
+		opts.Progress = out
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	img, err := store.Pull(ctx, ref, opts)
+	if err != nil {
+		return err
+	}
+	if f.quiet {
+		fmt.Fprintln(out, img.ID)
+		return nil
+	}
+	fmt.Fprintf(out, "pulled %s %s (image %s)\n", ref, img.Digest, img.ID)
+	return nil
 }

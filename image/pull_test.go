@@ -1,0 +1,360 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/compression"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/peapod/peapod/internal/testutil"
+)
+
+// zstdLayerOf is layerOf compressed with zstd.
+func zstdLayerOf(t testing.TB, entries ...entry) v1.Layer {
+	t.Helper()
+	data := tarBytes(t, entries...)
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatalf("zstd layer: %v", err)
+	}
+	return l
+}
+
+// withPlatform sets the image's config platform.
+func withPlatform(t testing.TB, img v1.Image, arch, cmd string) v1.Image {
+	t.Helper()
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Architecture = arch
+	cfg.Config.Cmd = []string{cmd}
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// foreignArch is an architecture that is not this machine's.
+func foreignArch() string {
+	if runtime.GOARCH == "s390x" {
+		return "ppc64le"
+	}
+	return "s390x"
+}
+
+// push writes img (or idx) to ref.
+func push(t testing.TB, ref string, img v1.Image) {
+	t.Helper()
+	if err := remote.Write(mustRef(t, ref), img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+func mustRef(t testing.TB, ref string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// countingTransport records every request path it carries.
+type countingTransport struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths = append(c.paths, req.Method+" "+req.URL.Path)
+	c.mu.Unlock()
+	return remote.DefaultTransport.RoundTrip(req)
+}
+
+func (c *countingTransport) requested(digest v1.Hash) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.paths {
+		if strings.HasPrefix(p, "GET ") && strings.HasSuffix(p, "/blobs/"+digest.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPullFromRegistry pushes a two-platform index (gzip, zstd and
+// uncompressed layers, one with whiteouts) to a real docker-registry and
+// pulls it: the host's image by default, the foreign one with --platform;
+// then a second image sharing the base layer, whose blob is not fetched.
+func TestPullFromRegistry(t *testing.T) {
+	testutil.RequireRoot(t) // whiteouts are 0:0 device nodes: mknod needs root
+	reg := testutil.StartRegistry(t)
+	base := baseLayer(t) // gzip
+	host := withPlatform(t, imageOf(t, "sh", base, changeLayer(t), zstdLayerOf(t, file("z/zstd", "zstd"))), runtime.GOARCH, "host")
+	plain := static.NewLayer(tarBytes(t, file("plain", "plain")), types.OCIUncompressedLayer)
+	foreign := withPlatform(t, imageOf(t, "sh", plain), foreignArch(), "foreign")
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: host, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}}},
+		mutate.IndexAddendum{Add: foreign, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: foreignArch()}}})
+	ref := reg.Host + "/test/multi:1"
+	if err := remote.WriteIndex(mustRef(t, ref), idx); err != nil {
+		t.Fatalf("push index: %v", err)
+	}
+	s := openStore(t)
+	var progress bytes.Buffer
+	img, err := s.Pull(context.Background(), ref, PullOptions{Progress: &progress})
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	wantID, _ := host.ConfigName()
+	wantDigest, _ := host.Digest()
+	if img.ID != wantID.String() || len(img.Layers) != 3 || img.Config.Cmd[0] != "host" {
+		t.Fatalf("pulled %+v, want the host image %s with 3 layers", img, wantID)
+	}
+	if len(img.Names) != 1 || img.Names[0] != ref || img.Digest != wantDigest.String() ||
+		len(img.RepoDigests) != 1 || img.RepoDigests[0] != reg.Host+"/test/multi@"+wantDigest.String() {
+		t.Errorf("names %v digest %s repo digests %v", img.Names, img.Digest, img.RepoDigests)
+	}
+	if len(img.Manifest) == 0 || len(img.ConfigJSON) == 0 {
+		t.Errorf("manifest or config not kept")
+	}
+	checkOverlayMarkers(t, img.Layers[1].Dir)
+	if got, err := os.ReadFile(img.Layers[2].Dir + "/z/zstd"); err != nil || string(got) != "zstd" {
+		t.Errorf("zstd layer file = %q, %v", got, err)
+	}
+	if n := strings.Count(progress.String(), "pulled"); n != 3 {
+		t.Errorf("progress has %d pulled lines, want 3:\n%s", n, progress.String())
+	}
+
+	other, err := s.Pull(context.Background(), ref, PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: foreignArch()}})
+	if err != nil {
+		t.Fatalf("pull --platform: %v", err)
+	}
+	if got, err := os.ReadFile(other.Layers[0].Dir + "/plain"); other.Config.Cmd[0] != "foreign" || err != nil || string(got) != "plain" {
+		t.Errorf("foreign image = %+v, plain = %q, %v", other.Config, got, err)
+	}
+	if _, err := s.Pull(context.Background(), ref, PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: "mips64"}}); err == nil ||
+		!strings.Contains(err.Error(), "mips64") || !strings.Contains(err.Error(), ref) {
+		t.Errorf("pull for a platform the index lacks: %v, want an error naming it and the image", err)
+	}
+
+	shared := withPlatform(t, imageOf(t, "sh", base, layerOf(t, file("second", "2"))), runtime.GOARCH, "second")
+	push(t, reg.Host+"/test/second:1", shared)
+	ct := &countingTransport{}
+	progress.Reset()
+	if _, err := s.Pull(context.Background(), reg.Host+"/test/second:1", PullOptions{Transport: ct, Progress: &progress}); err != nil {
+		t.Fatalf("pull second: %v", err)
+	}
+	baseDigest, _ := base.Digest()
+	if ct.requested(baseDigest) {
+		t.Errorf("the shared layer %s was downloaded again; requests: %v", baseDigest, ct.paths)
+	}
+	if !strings.Contains(progress.String(), baseDigest.Hex[:12]+": already present") {
+		t.Errorf("progress does not say the shared layer was present:\n%s", progress.String())
+	}
+}
+
+// fakeRegistry serves go-containerregistry's in-process registry behind
+// hook, which may answer a request itself (returning true).
+func fakeRegistry(t testing.TB, hook func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hook != nil && hook(w, r) {
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// checkNothingStored asserts the store holds no layer, record or debris.
+func checkNothingStored(t *testing.T, s *Store) {
+	t.Helper()
+	for _, d := range []string{s.layersDir(), s.recordsDir(), s.tmpDir()} {
+		if names := dirNames(t, d); len(names) > 0 {
+			t.Errorf("%s holds %v after a refused pull", d, names)
+		}
+	}
+}
+
+// TestPullRefusesBadBlobs serves a layer whose bytes do not match its
+// digest, and a layer that climbs out with ../: both refused, nothing kept.
+func TestPullRefusesBadBlobs(t *testing.T) {
+	t.Run("digest mismatch", func(t *testing.T) {
+		img := imageOf(t, "sh", layerOf(t, file("a", "aaaa")))
+		layers, _ := img.Layers()
+		bad, _ := layers[0].Digest()
+		var host string
+		host = fakeRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+			// "?real" lets the hook itself fetch the blob it corrupts.
+			if r.Method != http.MethodGet || r.URL.RawQuery == "real" || !strings.HasSuffix(r.URL.Path, "/blobs/"+bad.String()) {
+				return false
+			}
+			// Fetch the real blob and change its gzip header's mtime: it
+			// still decompresses, with the same size and another digest.
+			resp, err := http.Get("http://" + host + r.URL.Path + "?real")
+			if err != nil {
+				t.Errorf("fetch real blob: %v", err)
+				return true
+			}
+			defer resp.Body.Close()
+			data, _ := io.ReadAll(resp.Body)
+			data[4] ^= 0xff
+			w.Write(data)
+			return true
+		})
+		push(t, host+"/x:1", img)
+		s := openStore(t)
+		_, err := s.Pull(context.Background(), host+"/x:1", PullOptions{})
+		if err == nil || !strings.Contains(err.Error(), "checksum") || !strings.Contains(err.Error(), bad.String()) {
+			t.Fatalf("pull of a corrupted blob: %v, want a digest error", err)
+		}
+		checkNothingStored(t, s)
+	})
+	t.Run("path traversal", func(t *testing.T) {
+		host := fakeRegistry(t, nil)
+		push(t, host+"/evil:1", imageOf(t, "sh", layerOf(t, file("../../escape", "x"))))
+		s := openStore(t)
+		_, err := s.Pull(context.Background(), host+"/evil:1", PullOptions{})
+		if !errors.Is(err, ErrUnsafePath) {
+			t.Fatalf("pull of a ../ layer: %v, want ErrUnsafePath", err)
+		}
+		checkNothingStored(t, s)
+	})
+}
+
+// TestPullRefusesHugeManifest serves a manifest over MaxManifestSize.
+func TestPullRefusesHugeManifest(t *testing.T) {
+	host := fakeRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/manifests/") {
+			return false
+		}
+		w.Header().Set("Content-Type", string(types.OCIManifestSchema1))
+		w.Write(bytes.Repeat([]byte(" "), MaxManifestSize+1))
+		return true
+	})
+	s := openStore(t)
+	_, err := s.Pull(context.Background(), host+"/big:1", PullOptions{})
+	if err == nil || !strings.Contains(err.Error(), "a manifest may have") {
+		t.Fatalf("pull of a huge manifest: %v, want the size refusal", err)
+	}
+	checkNothingStored(t, s)
+}
+
+// TestPullAuth answers 401 to requests without the right basic auth: the
+// pull fails naming the registry, then succeeds with credentials.
+func TestPullAuth(t *testing.T) {
+	var mu sync.Mutex
+	open := true // lets the test push without credentials
+	host := fakeRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if open {
+			return false
+		}
+		if u, p, ok := r.BasicAuth(); ok && u == "alice" && p == "s3cret" {
+			return false
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+		return true
+	})
+	push(t, host+"/private:1", imageOf(t, "sh", layerOf(t, file("a", "a"))))
+	mu.Lock()
+	open = false
+	mu.Unlock()
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials from the host
+	s := openStore(t)
+	_, err := s.Pull(context.Background(), host+"/private:1", PullOptions{})
+	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") || !strings.Contains(err.Error(), host) {
+		t.Fatalf("pull without credentials: %v, want UNAUTHORIZED naming %s", err, host)
+	}
+	checkNothingStored(t, s)
+	if _, err := s.Pull(context.Background(), host+"/private:1", PullOptions{Auth: &authn.Basic{Username: "alice", Password: "s3cret"}}); err != nil {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+}
+
+// TestGuardRefusesPlainHTTP checks that plain HTTP reaches only loopback
+// and registries listed as insecure, whatever go-containerregistry guesses
+// for private addresses.
+func TestGuardRefusesPlainHTTP(t *testing.T) {
+	refused := &guardTransport{base: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(""))}, nil
+	}), insecure: []string{"10.0.0.2:5000"}}
+	for url, wantErr := range map[string]bool{
+		"http://10.0.0.1:5000/v2/":    true,
+		"http://registry.local/v2/":   true,
+		"http://10.0.0.2:5000/v2/":    false,
+		"http://127.0.0.1:5000/v2/":   false,
+		"http://localhost:5000/v2/":   false,
+		"http://[::1]:5000/v2/":       false,
+		"https://10.0.0.1:5000/v2/":   false,
+		"http://127.0.0.1.nip.io/v2/": true,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		resp, err := refused.RoundTrip(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if got := errors.Is(err, ErrInsecureRegistry); got != wantErr {
+			t.Errorf("%s: err = %v, want refused=%v", url, err, wantErr)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestFullNameAndPlatform checks reference normalisation as the kubelet's
+// and --platform parsing.
+func TestFullNameAndPlatform(t *testing.T) {
+	for in, want := range map[string]string{
+		"nginx":                    "docker.io/library/nginx:latest",
+		"nginx:1.27":               "docker.io/library/nginx:1.27",
+		"docker.io/team/app":       "docker.io/team/app:latest",
+		"127.0.0.1:5000/busybox:1": "127.0.0.1:5000/busybox:1",
+		"quay.io/x/y@sha256:" + strings.Repeat("a", 64): "quay.io/x/y@sha256:" + strings.Repeat("a", 64),
+	} {
+		if got, err := FullName(in); err != nil || got != want {
+			t.Errorf("FullName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if p, err := ParsePlatform("linux/arm/v7"); err != nil || p.Architecture != "arm" || p.Variant != "v7" {
+		t.Errorf("ParsePlatform(linux/arm/v7) = %+v, %v", p, err)
+	}
+	for _, bad := range []string{"linux", "linux/", "a/b/c/d"} {
+		if _, err := ParsePlatform(bad); err == nil {
+			t.Errorf("ParsePlatform(%q) accepted", bad)
+		}
+	}
+}

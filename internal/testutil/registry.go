@@ -1,0 +1,112 @@
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// registryBinary is Debian's docker-registry (the CNCF distribution
+// registry), which scripts/provision.sh installs.
+const registryBinary = "/usr/bin/docker-registry"
+
+// Registry is a docker-registry process the test started on loopback.
+type Registry struct {
+	// Host is "127.0.0.1:PORT", the registry part of a reference.
+	Host string
+	// log collects the registry's output (its access log among it).
+	log *syncBuffer
+}
+
+// Log returns what the registry has written so far (its access log).
+func (r *Registry) Log() string { return r.log.String() }
+
+// StartRegistry runs docker-registry on 127.0.0.1 on a free port with a
+// fresh storage dir and a config file written here; cleanup stops it by
+// PID. It returns once the registry answers /v2/.
+func StartRegistry(t testing.TB) *Registry {
+	t.Helper()
+	_, err := os.Stat(registryBinary)
+	Requiref(t, err == nil, "%s is missing (apt-get install docker-registry): %v", registryBinary, err)
+	dir := t.TempDir()
+	// The port is free when probed; the registry binds it right after. A
+	// second test winning the race would make this start fail, not pass.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, filepath.Join(dir, "storage"), addr)
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatalf("write registry config: %v", err)
+	}
+	out := &syncBuffer{}
+	cmd := exec.Command(registryBinary, "serve", cfgPath)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", registryBinary, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	// Poll /v2/ until it answers: the registry signals readiness no other way.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return &Registry{Host: addr, log: out}
+			}
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("docker-registry exited before serving (%v):\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("docker-registry on %s did not answer /v2/ within 15s:\n%s", addr, out.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the registry's writers and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
