@@ -279,6 +279,46 @@ func (s *Store) Remove(ref string, inUse func(imageID string) []string) error {
 	return s.gcLayers()
 }
 
+// Prune removes every image inUse reports no pod for, then every layer no
+// image uses, and returns the IDs of the images removed.
+func (s *Store) Prune(inUse func(imageID string) []string) ([]string, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	names, err := s.readNames()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.readRecords()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, r := range recs {
+		if inUse != nil && len(inUse(r.ID)) > 0 {
+			continue
+		}
+		for n, id := range names {
+			if id == r.ID {
+				delete(names, n)
+			}
+		}
+		// Names first: a record without names is an unnamed image, while a
+		// name without its record would point at nothing.
+		if err := s.writeNames(names); err != nil {
+			return removed, err
+		}
+		if err := os.Remove(s.recordPath(strings.TrimPrefix(r.ID, "sha256:"))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, fmt.Errorf("failed to remove image record %s: %w", r.ID, err)
+		}
+		removed = append(removed, r.ID)
+	}
+	sort.Strings(removed)
+	return removed, s.gcLayers()
+}
+
 // gcLayers removes every layer directory no record references, including
 // those a crashed import left behind. Called with the lock held.
 func (s *Store) gcLayers() error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,25 @@ func newImageCommand(g *globals) *cobra.Command {
 			return executeImageRm(g, args, cmd.OutOrStdout())
 		},
 	}
-	cmd.AddCommand(imp, newImagePullCommand(g), ls, rm)
+	inspect := &cobra.Command{
+		Use:     "inspect IMAGE...",
+		Short:   "Print images' config and manifest as JSON",
+		Example: "  sudo peapod image inspect busybox:latest",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return executeImageInspect(g, args, cmd.OutOrStdout())
+		},
+	}
+	prune := &cobra.Command{
+		Use:     "prune",
+		Short:   "Remove the images no pod uses, and the layers no image uses",
+		Example: "  sudo peapod image prune",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return executeImagePrune(g, cmd.OutOrStdout())
+		},
+	}
+	cmd.AddCommand(imp, newImagePullCommand(g), ls, inspect, rm, prune)
 	return cmd
 }
 
@@ -90,24 +109,124 @@ func executeImageLs(g *globals, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tIMAGE ID\tLAYERS\tSIZE\tCREATED")
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tSIZE\tCREATED")
 	now := time.Now()
 	for _, i := range imgs {
-		names := strings.Join(i.Names, ",")
-		if names == "" {
-			names = "<none>"
-		}
-		id := strings.TrimPrefix(i.ID, "sha256:")
-		if len(id) > 12 {
-			id = id[:12]
+		id := shortHex(i.ID)
+		digest := "<none>"
+		if i.Digest != "" {
+			digest = shortHex(i.Digest)
 		}
 		created := "-"
 		if !i.Created.IsZero() {
 			created = duration.HumanDuration(now.Sub(i.Created)) + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1fMB\t%s\n", names, id, len(i.Layers), float64(i.Size)/1e6, created)
+		names := i.Names
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, n := range names {
+			repo, tag := splitName(n)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", repo, tag, digest, id, humanSize(i.Size), created)
+		}
 	}
 	return tw.Flush()
+}
+
+// splitName splits a stored name into repository and tag, as crictl shows
+// them; a name by digest has tag <none>, and no name is <none> <none>.
+func splitName(n string) (repo, tag string) {
+	if n == "" {
+		return "<none>", "<none>"
+	}
+	if r, _, ok := strings.Cut(n, "@"); ok {
+		return r, "<none>"
+	}
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[:i], n[i+1:]
+	}
+	return n, "<none>"
+}
+
+// shortHex is the first 12 hex digits of a sha256 digest.
+func shortHex(d string) string {
+	h := strings.TrimPrefix(d, "sha256:")
+	return h[:min(12, len(h))]
+}
+
+// humanSize prints bytes as crictl does (decimal units).
+func humanSize(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.3gGB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.3gMB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.3gkB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// imageInspect is what image inspect prints.
+type imageInspect struct {
+	ID          string          `json:"id"`
+	Names       []string        `json:"names"`
+	Digest      string          `json:"digest,omitempty"`
+	RepoDigests []string        `json:"repoDigests,omitempty"`
+	Size        int64           `json:"size"`
+	Created     time.Time       `json:"created"`
+	Layers      []string        `json:"layers"` // diffIDs, bottom first
+	Manifest    json.RawMessage `json:"manifest,omitempty"`
+	Config      json.RawMessage `json:"config"`
+}
+
+func executeImageInspect(g *globals, refs []string, out io.Writer) error {
+	store, err := imageStore(g)
+	if err != nil {
+		return err
+	}
+	var all []imageInspect
+	for _, ref := range refs {
+		img, err := store.Get(ref)
+		if err != nil {
+			return err
+		}
+		cfg := img.ConfigJSON
+		if cfg == nil {
+			// Imported before configs were kept: the parts the store knows.
+			if cfg, err = json.Marshal(img.Config); err != nil {
+				return fmt.Errorf("failed to encode config of image %s: %w", img.ID, err)
+			}
+		}
+		ii := imageInspect{ID: img.ID, Names: img.Names, Digest: img.Digest, RepoDigests: img.RepoDigests,
+			Size: img.Size, Created: img.Created, Manifest: img.Manifest, Config: cfg}
+		for _, l := range img.Layers {
+			ii.Layers = append(ii.Layers, l.DiffID)
+		}
+		all = append(all, ii)
+	}
+	data, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return fmt.Errorf("failed to encode images: %w", err)
+	}
+	_, err = fmt.Fprintf(out, "%s\n", data)
+	return err
+}
+
+func executeImagePrune(g *globals, out io.Writer) error {
+	m, err := g.manager()
+	if err != nil {
+		return err
+	}
+	store, err := m.Images()
+	if err != nil {
+		return err
+	}
+	removed, err := store.Prune(m.PodsUsingImage)
+	for _, id := range removed {
+		fmt.Fprintf(out, "image %s removed\n", id)
+	}
+	return err
 }
 
 func executeImageRm(g *globals, refs []string, out io.Writer) error {

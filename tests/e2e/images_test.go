@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -250,7 +251,7 @@ func TestImages_5(t *testing.T) {
 			e := newEnv(t)
 			ref := "two:" + tt.format
 			e.mustRun("image", "import", tt.path(t), "--name", ref)
-			if ls := e.mustRun("image", "ls"); !strings.Contains(ls, ref) {
+			if ls := e.mustRun("image", "ls"); !regexp.MustCompile(`(?m)^two\s+` + tt.format + `\s`).MatchString(ls) {
 				t.Fatalf("image ls does not list %s:\n%s", ref, ls)
 			}
 			p := newPod("layers", ctr("c")) // the image's Cmd runs
