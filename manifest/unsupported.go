@@ -151,7 +151,7 @@ var podRule = obj(map[string]*rule{
 		"schedulingGroup":    warn(warnScheduling),
 		"serviceAccountName": warn(warnScheduling), "serviceAccount": warn(warnScheduling),
 		"automountServiceAccountToken": warn(warnScheduling), "enableServiceLinks": warn(warnScheduling),
-		"imagePullSecrets": warn("ignored: peapod pulls from no registry yet"),
+		"imagePullSecrets": warn("ignored: peapod reads no pull secrets yet; it uses Docker's config.json"),
 	}),
 })
 

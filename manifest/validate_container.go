@@ -73,9 +73,6 @@ func (ctx *podContext) validateContainer(c *corev1.Container, kind containerKind
 		errs = append(errs, field.Required(p.Child("image"), ""))
 	}
 	errs = append(errs, validatePullPolicy(c.ImagePullPolicy, p.Child("imagePullPolicy"))...)
-	if c.ImagePullPolicy == corev1.PullAlways {
-		warnings = append(warnings, fmt.Sprintf("%s: Always: peapod pulls from no registry yet; the image comes from the local store", p.Child("imagePullPolicy")))
-	}
 	if c.TerminationMessagePath != defaultTerminationMessagePath || c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
 		warnings = append(warnings, fmt.Sprintf("%s: ignored: peapod reads no termination message", p.Child("terminationMessagePath")))
 	}

@@ -299,8 +299,6 @@ func TestValidateWarnings(t *testing.T) {
 		}, []string{"spec.containers[0].securityContext.seccompProfile: " + warnSeccomp}},
 		{"fsGroup", func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To[int64](2000)} },
 			[]string{"spec.securityContext.fsGroup: " + warnFSGroup}},
-		{"pull policy Always", func(p *corev1.Pod) { p.Spec.Containers[1].ImagePullPolicy = corev1.PullAlways },
-			[]string{"spec.containers[1].imagePullPolicy: Always: peapod pulls from no registry yet; the image comes from the local store"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

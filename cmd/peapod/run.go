@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
@@ -85,8 +87,13 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return err
 	}
 	// Every document's images, before any pod is created.
+	puller, err := m.NewImagePuller(image.PullOptions{Progress: errw})
+	if err != nil {
+		return err
+	}
+	puller.Warn = func(w string) { fmt.Fprintln(errw, "Warning:", w) }
 	for _, p := range pods {
-		if err := m.CheckImages(p); err != nil {
+		if err := puller.Ensure(context.Background(), p); err != nil {
 			return fmt.Errorf("%s: %w", source, err)
 		}
 	}

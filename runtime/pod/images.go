@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -68,28 +69,60 @@ func (m *Manager) PodsUsingImage(id string) []string {
 	return out
 }
 
-// CheckImages reports every container image of p missing from the store,
-// as API-style field errors (`spec.containers[0].image: Not found: "x"`),
-// so run can refuse a manifest before it creates anything: a missing image
-// found while building the spec would come after the sandbox and the
-// network (and, in a fresh root, the bridge) exist.
-func (m *Manager) CheckImages(p *corev1.Pod) error {
+// ImagePuller makes sure a run's images are in the store, per each
+// container's imagePullPolicy, before anything of any pod is created. One
+// puller serves a whole run, so an image several containers name is pulled
+// once.
+type ImagePuller struct {
+	store *image.Store
+	opts  image.PullOptions
+	// Warn receives notes the user should see (an imported image kept
+	// under Always); nil discards them.
+	Warn func(string)
+	done map[string]error // reference -> outcome of its pull in this run
+}
+
+// NewImagePuller returns a puller that pulls with opts.
+func (m *Manager) NewImagePuller(opts image.PullOptions) (*ImagePuller, error) {
 	s, err := m.Images()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return &ImagePuller{store: s, opts: opts, done: map[string]error{}}, nil
+}
+
+// Ensure pulls what p's containers need, as the kubelet does: Never only
+// checks the store (ErrImageNeverPull), IfNotPresent pulls a missing image,
+// Always pulls, which fetches only the manifest and config when the layers
+// are there. An image that was imported rather than pulled (no registry
+// knows it) is used as it is under Always, so images imported offline keep
+// running. A failure is a field error naming the container's image, with
+// the kubelet's reason (ErrImagePull, ErrImageNeverPull).
+func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod) error {
 	var errs field.ErrorList
 	check := func(path *field.Path, cs []corev1.Container) error {
 		for i, c := range cs {
-			_, err := s.Get(c.Image)
-			switch {
-			case errors.Is(err, image.ErrNotFound) && c.ImagePullPolicy == corev1.PullNever:
-				errs = append(errs, field.Invalid(path.Index(i).Child("image"), c.Image,
-					"ErrImageNeverPull: the image is not in the local store and imagePullPolicy is Never"))
-			case errors.Is(err, image.ErrNotFound):
-				errs = append(errs, field.NotFound(path.Index(i).Child("image"), c.Image))
-			case err != nil:
+			fp := path.Index(i).Child("image")
+			img, err := ip.store.Get(c.Image)
+			if err != nil && !errors.Is(err, image.ErrNotFound) {
 				return fmt.Errorf("failed to look up image %q of container %q: %w", c.Image, c.Name, err)
+			}
+			present := err == nil
+			switch {
+			case c.ImagePullPolicy == corev1.PullNever && !present:
+				errs = append(errs, field.Invalid(fp, c.Image,
+					fmt.Sprintf("ErrImageNeverPull: container image %q is not present with pull policy of Never", c.Image)))
+				continue
+			case c.ImagePullPolicy == corev1.PullNever, present && c.ImagePullPolicy != corev1.PullAlways:
+				continue
+			case present && len(img.RepoDigests) == 0:
+				if ip.Warn != nil {
+					ip.Warn(fmt.Sprintf("%s: %q was imported, not pulled: imagePullPolicy Always uses the local copy", path.Index(i).Child("imagePullPolicy"), c.Image))
+				}
+				continue
+			}
+			if err := ip.pull(ctx, c.Image); err != nil {
+				errs = append(errs, field.Invalid(fp, c.Image, fmt.Sprintf("ErrImagePull: %v", err)))
 			}
 		}
 		return nil
@@ -105,4 +138,14 @@ func (m *Manager) CheckImages(p *corev1.Pod) error {
 		return fmt.Errorf("pod %q: %w", p.Namespace+"/"+p.Name, errs.ToAggregate())
 	}
 	return nil
+}
+
+// pull pulls ref once per run.
+func (ip *ImagePuller) pull(ctx context.Context, ref string) error {
+	if err, ok := ip.done[ref]; ok {
+		return err
+	}
+	_, err := ip.store.Pull(ctx, ref, ip.opts)
+	ip.done[ref] = err
+	return err
 }

@@ -87,9 +87,10 @@ kind: Pod
 metadata: {name: x}
 spec:
   containers:
-  - {name: a, image: "nosuch:1.0", imagePullPolicy: IfNotPresent, command: [sleep, "1"]}
+  - {name: a, image: "127.0.0.1:1/nosuch:1.0", imagePullPolicy: IfNotPresent, command: [sleep, "1"]}
 `,
-		want: []string{`spec.containers[0].image: Not found: "nosuch:1.0"`},
+		// Port 1 on loopback refuses: the pull fails without leaving the machine.
+		want: []string{`spec.containers[0].image: Invalid value: "127.0.0.1:1/nosuch:1.0"`, "ErrImagePull", "connection refused"},
 	}, {
 		name: "missing image, pull policy Never",
 		manifest: `apiVersion: v1

@@ -17,7 +17,7 @@ func newPod(name string, ctrs ...corev1.Container) *corev1.Pod {
 }
 
 // ctr builds a busybox container running cmd. IfNotPresent keeps the
-// "Always pulls from no registry" warning out of the tests' output.
+// "imported, not pulled" warning of Always out of the tests' output.
 func ctr(name string, cmd ...string) corev1.Container {
 	return corev1.Container{Name: name, Image: "busybox:latest", ImagePullPolicy: corev1.PullIfNotPresent, Command: cmd}
 }
