@@ -105,6 +105,12 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if err != nil {
 		return nil, fmt.Errorf("invalid image name %q: %w", ref, err)
 	}
+	if slices.Contains(opts.Insecure, parsed.Context().RegistryStr()) {
+		// Listed as insecure: plain HTTP, as Docker's insecure-registries.
+		if parsed, err = name.ParseReference(ref, name.Insecure); err != nil {
+			return nil, fmt.Errorf("invalid image name %q: %w", ref, err)
+		}
+	}
 	short, err := NormalizeName(ref)
 	if err != nil {
 		return nil, err

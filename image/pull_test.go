@@ -3,13 +3,16 @@ package image
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,6 +303,45 @@ func TestPullAuth(t *testing.T) {
 	checkNothingStored(t, s)
 	if _, err := s.Pull(context.Background(), host+"/private:1", PullOptions{Auth: &authn.Basic{Username: "alice", Password: "s3cret"}}); err != nil {
 		t.Fatalf("pull with credentials: %v", err)
+	}
+
+	// Docker's config.json, found through $DOCKER_CONFIG, as docker login writes it.
+	cfgDir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	if _, err := openStore(t).Pull(context.Background(), host+"/private:1", PullOptions{}); err != nil {
+		t.Fatalf("pull with credentials from $DOCKER_CONFIG/config.json: %v", err)
+	}
+}
+
+// TestPullInsecureOnlyWhenListed: a registry on a private address, which
+// go-containerregistry would try over plain HTTP, is reached over plain
+// HTTP only when listed as insecure. A recording transport stands in for
+// the network, so nothing leaves the machine.
+func TestPullInsecureOnlyWhenListed(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	rec := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r.URL.Scheme+"://"+r.URL.Host)
+		mu.Unlock()
+		return nil, errors.New("no network in this test")
+	})
+	const reg = "10.0.0.1:5000"
+	_, err := openStore(t).Pull(context.Background(), reg+"/app:1", PullOptions{Transport: rec})
+	if err == nil || !strings.Contains(err.Error(), ErrInsecureRegistry.Error()) || slices.Contains(seen, "http://"+reg) {
+		t.Fatalf("pull from an unlisted private registry: %v, transport saw %v; want a plain-HTTP refusal before any HTTP request", err, seen)
+	}
+	// A name go-containerregistry would only reach over HTTPS, listed.
+	for _, host := range []string{reg, "registry.example:5000"} {
+		seen = nil
+		_, err = openStore(t).Pull(context.Background(), host+"/app:1", PullOptions{Transport: rec, Insecure: []string{host}})
+		if err == nil || !slices.Contains(seen, "http://"+host) {
+			t.Fatalf("pull from a listed insecure registry %s: %v, transport saw %v; want plain HTTP tried", host, err, seen)
+		}
 	}
 }
 

@@ -11,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/peapod/peapod/image"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
 
@@ -253,6 +255,7 @@ func executeImageRm(g *globals, refs []string, out io.Writer) error {
 type pullFlags struct {
 	platform string   // os/arch[/variant]; "" is this machine's
 	quiet    bool     // no per-layer lines
+	creds    string   // USER:PASSWORD for the registry
 	insecure []string // registries that may be reached over plain HTTP
 }
 
@@ -270,7 +273,34 @@ func newImagePullCommand(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default: this machine's)")
 	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	f.addRegistryFlags(c.Flags())
 	return c
+}
+
+// addRegistryFlags adds the flags pull and run share.
+func (f *pullFlags) addRegistryFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.creds, "creds", "", "USER:PASSWORD for the registry (default: Docker's config.json, $DOCKER_CONFIG)")
+	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST[:PORT] of a registry that may be reached over plain HTTP (loopback always may)")
+}
+
+// options turns the flags into pull options.
+func (f *pullFlags) options() (image.PullOptions, error) {
+	opts := image.PullOptions{Insecure: f.insecure}
+	if f.platform != "" {
+		p, err := image.ParsePlatform(f.platform)
+		if err != nil {
+			return opts, fmt.Errorf("--platform: %w", err)
+		}
+		opts.Platform = p
+	}
+	if f.creds != "" {
+		user, pass, ok := strings.Cut(f.creds, ":")
+		if !ok || user == "" {
+			return opts, errors.New("--creds: want USER:PASSWORD")
+		}
+		opts.Auth = &authn.Basic{Username: user, Password: pass}
+	}
+	return opts, nil
 }
 
 func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, out io.Writer) error {
@@ -278,11 +308,9 @@ func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, 
 	if err != nil {
 		return err
 	}
-	opts := image.PullOptions{Insecure: f.insecure}
-	if f.platform != "" {
-		if opts.Platform, err = image.ParsePlatform(f.platform); err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
+	opts, err := f.options()
+	if err != nil {
+		return err
 	}
 	if !f.quiet {
 		opts.Progress = out

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
@@ -23,6 +22,8 @@ type runOptions struct {
 	file string
 	// detach returns once the containers started.
 	detach bool
+	// pull holds the registry flags for the images run pulls.
+	pull pullFlags
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -42,6 +43,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&o.file, "filename", "f", "", "manifest file, or - for standard input")
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the pods' containers have started")
+	o.pull.addRegistryFlags(cmd.Flags())
 	cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -87,7 +89,12 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return err
 	}
 	// Every document's images, before any pod is created.
-	puller, err := m.NewImagePuller(image.PullOptions{Progress: errw})
+	opts, err := o.pull.options()
+	if err != nil {
+		return err
+	}
+	opts.Progress = errw
+	puller, err := m.NewImagePuller(opts)
 	if err != nil {
 		return err
 	}
