@@ -400,3 +400,42 @@ func TestFullNameAndPlatform(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentPulls: two pulls of the same new image at once both
+// succeed, and each blob is downloaded once (the store lock serialises the
+// layer phase; the second finds the layers there).
+func TestConcurrentPulls(t *testing.T) {
+	host := fakeRegistry(t, nil)
+	img := imageOf(t, "sh", layerOf(t, file("a", "a")), layerOf(t, file("b", "b")))
+	push(t, host+"/both:1", img)
+	s := openStore(t)
+	ct := &countingTransport{}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Pull(context.Background(), host+"/both:1", PullOptions{Transport: ct})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent pulls: %v", err)
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		n := 0
+		ct.mu.Lock()
+		for _, p := range ct.paths {
+			if p == "GET /v2/both/blobs/"+d.String() {
+				n++
+			}
+		}
+		ct.mu.Unlock()
+		if n != 1 {
+			t.Errorf("layer %s downloaded %d times, want once", d, n)
+		}
+	}
+}
