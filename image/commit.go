@@ -154,6 +154,9 @@ func (s *Store) ensureLayers(p *pendingImage, sizes map[string]int64) (map[v1.Ha
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
+				if p.abort != nil && len(errs) == 1 {
+					p.abort()
+				}
 				return
 			}
 			out[l.diffID] = size

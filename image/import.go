@@ -60,6 +60,7 @@ type pendingImage struct {
 	rawConfig   []byte    // the config as stored, for inspect
 	jobs        int       // layers unpacked at once; 0 means 1
 	progress    io.Writer // one line per layer; nil discards
+	abort       func()    // stops the other layers' downloads after a failure; nil for none
 }
 
 // pendingLayer is a layer not yet known to be unpacked.

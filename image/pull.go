@@ -115,6 +115,9 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if err != nil {
 		return nil, err
 	}
+	// One failed layer cancels the downloads of the others.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	platform := HostPlatform()
 	if opts.Platform != nil {
 		platform = *opts.Platform
@@ -146,6 +149,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	p.names = []string{short}
 	p.repoDigest = fullRepo(parsed.Context()) + "@" + p.digest.String()
 	p.jobs = PullJobs
+	p.abort = cancel
 	p.progress = opts.Progress
 	unlock, work, err := s.beginImport()
 	if err != nil {

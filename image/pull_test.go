@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/compression"
@@ -438,4 +439,48 @@ func TestConcurrentPulls(t *testing.T) {
 			t.Errorf("layer %s downloaded %d times, want once", d, n)
 		}
 	}
+}
+
+// TestPullFailedLayerCancelsOthers: when one layer is refused, the
+// download of another still in flight is cancelled rather than finished.
+func TestPullFailedLayerCancelsOthers(t *testing.T) {
+	bad := layerOf(t, file("../escape", "x"))
+	badDigest, _ := bad.Digest()
+	slow := layerOf(t, file("slow", "slow"))
+	slowDigest, _ := slow.Digest()
+	arrived, cancelled := make(chan struct{}), make(chan struct{})
+	host := fakeRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method != http.MethodGet:
+		case strings.HasSuffix(r.URL.Path, "/blobs/"+badDigest.String()):
+			// The bad layer fails only once the slow one is downloading.
+			select {
+			case <-arrived:
+			case <-time.After(5 * time.Second):
+				t.Errorf("the slow layer was not requested alongside the bad one")
+			}
+		case strings.HasSuffix(r.URL.Path, "/blobs/"+slowDigest.String()):
+			close(arrived)
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+			case <-time.After(5 * time.Second): // unblocks the pull if nothing cancels it
+			}
+			return true
+		}
+		return false
+	})
+	push(t, host+"/half:1", imageOf(t, "sh", bad, slow))
+	s := openStore(t)
+	if _, err := s.Pull(context.Background(), host+"/half:1", PullOptions{}); !errors.Is(err, ErrUnsafePath) {
+		t.Fatalf("pull = %v, want ErrUnsafePath", err)
+	}
+	// The server sees the cancellation once the client closed the
+	// connection, which may be just after Pull returned.
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Errorf("the slow layer's download was not cancelled when the other layer failed")
+	}
+	checkNothingStored(t, s)
 }

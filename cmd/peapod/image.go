@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -318,6 +320,9 @@ func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C stops the downloads; the staging dirs go, nothing half-pulled stays.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	img, err := store.Pull(ctx, ref, opts)
 	if err != nil {
 		return err

@@ -99,10 +99,8 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return err
 	}
 	puller.Warn = func(w string) { fmt.Fprintln(errw, "Warning:", w) }
-	for _, p := range pods {
-		if err := puller.Ensure(context.Background(), p); err != nil {
-			return fmt.Errorf("%s: %w", source, err)
-		}
+	if err := ensureImages(puller, pods, source); err != nil {
+		return err
 	}
 	var created []*state.Record
 	var startErrs []error
@@ -130,6 +128,19 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return nil
 	}
 	return foreground(m, created, out)
+}
+
+// ensureImages pulls what the pods need; Ctrl-C during the pulls stops
+// them, before any pod exists.
+func ensureImages(puller *pod.ImagePuller, pods []*corev1.Pod, source string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, p := range pods {
+		if err := puller.Ensure(ctx, p); err != nil {
+			return fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	return nil
 }
 
 // interrupted stops the pods gracefully (their grace periods, preStop
