@@ -52,9 +52,12 @@ func newUID() string {
 }
 
 // Create builds and starts one validated, defaulted pod. On error nothing
-// of it remains, except a *StartError, which leaves a created pod.
+// of it remains, except a *StartError, which leaves a created pod. It
+// holds the pod's name lock from the reservation to the end, so an rm of
+// the same name waits for a whole pod (or none).
 func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	var undo cleanup.Stack
+	var name *state.Held
 	defer func() {
 		var se *StartError
 		if err != nil && !errors.As(err, &se) {
@@ -62,56 +65,80 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 				err = fmt.Errorf("%w (and rollback failed: %v)", err, cerr)
 			}
 		}
+		// Last: the rollback removed the name while still holding it.
+		if name != nil {
+			name.Unlock()
+		}
 	}()
 	uid := newUID()
 	p = p.DeepCopy()
 	p.UID = types.UID(uid)
-	tr := newTracer(m.o.Trace, "run "+p.Namespace+"/"+p.Name)
+	tr := newTracer(m.o.Trace, "run", p.Namespace+"/"+p.Name)
 	defer tr.done()
-	rec, err = m.reserve(p, &undo)
+	rec, name, err = m.reserve(p, &undo)
 	if err != nil {
 		return nil, err
 	}
-	tr.step("reserve")
+	if err := tr.step("reserve"); err != nil {
+		return nil, err
+	}
 	runDir := m.runDir(uid)
+	// Unmounts the pod's tmpfs mounts (/dev/shm, memory emptyDirs) first.
+	undo.Add(func() error { return removeRunDir(runDir) })
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create run dir %q: %w", runDir, err)
 	}
-	// Unmounts the pod's tmpfs mounts (/dev/shm, memory emptyDirs) first.
-	undo.Add(func() error { return removeRunDir(runDir) })
-
+	if err := tr.step("run dir"); err != nil {
+		return nil, err
+	}
 	sb, err := m.createSandbox(p, rec, &undo)
 	if err != nil {
 		return nil, err
 	}
-	tr.step("sandbox")
+	if err := tr.step("sandbox"); err != nil {
+		return nil, err
+	}
 	if err := m.setupNetwork(p, rec, sb, &undo); err != nil {
 		return nil, err
 	}
-	tr.step("network")
+	if err := tr.step("network"); err != nil {
+		return nil, err
+	}
 	sp, err := m.buildSpec(p, rec, sb)
 	if err != nil {
 		return nil, err
 	}
-	tr.step("spec")
+	if err := tr.step("spec"); err != nil {
+		return nil, err
+	}
 	if err := m.createCgroups(sp, rec, &undo); err != nil {
 		return nil, err
 	}
-	tr.step("cgroups")
+	if err := tr.step("cgroups"); err != nil {
+		return nil, err
+	}
 	if err := state.WriteJSON(filepath.Join(runDir, supervisor.SpecFile), sp); err != nil {
 		return nil, err
 	}
 	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
 		return nil, err
 	}
-	startErr, err := m.spawnSupervisor(rec, &undo)
+	if err := tr.step("spec and record"); err != nil {
+		return nil, err
+	}
+	startErr, err := m.spawnSupervisor(rec, &undo, tr)
 	if err != nil {
 		return nil, err
 	}
-	tr.step("supervisor and containers")
+	if err := tr.step("supervisor and containers"); err != nil {
+		return nil, err
+	}
 	rec.Phase = state.PhaseCreated
 	rec.Creator = state.Proc{}
 	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
+		return nil, err
+	}
+	if err := tr.step("record created"); err != nil {
 		return nil, err
 	}
 	undo.Release()
@@ -121,13 +148,17 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	return rec, nil
 }
 
-// reserve records the pod (phase Creating, creator = this process) before
-// anything is acquired, so a concurrent gc never takes a half-built pod for
-// debris, and claims its namespace/name.
-func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, error) {
+// reserve claims the pod's namespace/name and records the pod (phase
+// Creating, creator = this process) before anything is acquired, so a
+// concurrent gc never takes a half-built pod for debris. The name index is
+// made first, atomically (link(2) fails when the name exists) and already
+// locked, under the root's lock: two records of one name cannot exist, and
+// the name is held until the caller unlocks it (also when an error is
+// returned with it: the caller's rollback removes it first).
+func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, *state.Held, error) {
 	raw, err := json.Marshal(p)
 	if err != nil {
-		return nil, fmt.Errorf("failed to encode pod %s/%s: %w", p.Namespace, p.Name, err)
+		return nil, nil, fmt.Errorf("failed to encode pod %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	uid := string(p.UID)
 	rec := &state.Record{
@@ -137,43 +168,34 @@ func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, er
 	}
 	unlock, err := state.Lock(m.lockPath())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unlock()
-	idx := m.nameIndex(p.Namespace, p.Name)
-	if _, err := os.Stat(idx); err == nil {
-		return nil, fmt.Errorf("pod %q in namespace %q: %w", p.Name, p.Namespace, ErrExists)
+	name, err := state.CreateLocked(m.nameIndex(p.Namespace, p.Name), []byte(uid))
+	if errors.Is(err, state.ErrExists) {
+		return nil, nil, fmt.Errorf("pod %q in namespace %q: %w", p.Name, p.Namespace, ErrExists)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to reserve the name of pod %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	// Registered first so that it runs last, once the pod dir is gone: the
-	// helper mount goes with the root's last pod.
+	// helper mount goes with the root's last pod; the name just before.
 	undo.Add(m.unbindHelperIfIdle)
+	undo.Add(name.RemoveKeepLocked)
 	dir := m.podDir(uid)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("failed to create pod dir %q: %w", dir, err)
-	}
 	undo.Add(func() error { return removeAll(dir) })
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, name, fmt.Errorf("failed to create pod dir %q: %w", dir, err)
+	}
 	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
-		return nil, err
+		return nil, name, err
 	}
-	if err := os.WriteFile(idx, []byte(uid), 0o600); err != nil {
-		return nil, fmt.Errorf("failed to write name index %q: %w", idx, err)
-	}
-	undo.Add(func() error { return m.removeNameIndex(rec) })
 	// Under the lock, with this pod recorded: Remove unbinds the helper
 	// only once the root holds no pod.
 	if err := namespaces.BindHelperReadOnly(m.o.Init, m.helperMount()); err != nil {
-		return nil, err
+		return nil, name, err
 	}
-	return rec, nil
-}
-
-// removeNameIndex removes the pod's name only if it still names this uid.
-func (m *Manager) removeNameIndex(rec *state.Record) error {
-	idx := m.nameIndex(rec.Namespace, rec.Name)
-	if b, err := os.ReadFile(idx); err == nil && string(b) == rec.UID {
-		return removeAll(idx)
-	}
-	return nil
+	return rec, name, nil
 }
 
 func (m *Manager) sandboxOptions(rec *state.Record, p *corev1.Pod) namespaces.SandboxOptions {
@@ -391,7 +413,8 @@ func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.S
 	return nil
 }
 
-// destroyCgroups kills and removes every cgroup of the pod; idempotent.
+// destroyCgroups kills and removes every cgroup of the pod, also those a
+// record written before they were made does not name; idempotent.
 func (m *Manager) destroyCgroups(rec *state.Record) error {
 	var errs []error
 	for _, path := range rec.ContainerCgroups {
@@ -399,7 +422,7 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := m.cg.DestroyTree(rec.CgroupParent); err != nil {
+	if err := m.destroyCgroupTree(rec.CgroupParent); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -407,7 +430,7 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 
 // spawnSupervisor starts the pod's detached supervisor and waits for its
 // report: "" once every app container runs, or what failed to start.
-func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (string, error) {
+func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tracer) (string, error) {
 	runDir := m.runDir(rec.UID)
 	logf, err := os.OpenFile(filepath.Join(runDir, supervisor.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -440,6 +463,9 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (strin
 	// process); once we exit, init adopts it.
 	go cmd.Wait()
 	rec.Supervisor = sup
+	if err := tr.step("supervisor spawned"); err != nil {
+		return "", err
+	}
 	var rep supervisor.Report
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		log, _ := os.ReadFile(filepath.Join(runDir, supervisor.LogFile))

@@ -19,6 +19,9 @@ func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.
 	if err != nil {
 		return nil, err
 	}
+	if v.stale() && v.Reason != ReasonCreating {
+		return nil, fmt.Errorf("pod %s/%s is %s: %s", ns, name, v.Reason, v.Message)
+	}
 	sp, err := spec.Load(filepath.Join(m.runDir(v.Record.UID), supervisor.SpecFile))
 	if err != nil {
 		return nil, fmt.Errorf("pod %s/%s has no spec (stopped?): %w", ns, name, err)
@@ -27,7 +30,7 @@ func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.
 	if err != nil {
 		return nil, fmt.Errorf("pod %s/%s: %w", ns, name, err)
 	}
-	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() || v.Phase == "Unknown" {
+	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() {
 		return nil, fmt.Errorf("container %q in pod %s/%s is not running", c.Name, ns, name)
 	}
 	proc := *c.OCI.Process

@@ -12,44 +12,54 @@ import (
 	"github.com/peapod/peapod/runtime/state"
 )
 
-// GCItem is one thing gc removed (or would remove, with dry run).
+// GCItem is one thing gc removed (or would remove, with dry run), or left
+// alone on purpose.
 type GCItem struct {
 	// Kind is pod, network, netns, cgroup or rundir.
 	Kind string `json:"kind"`
 	// Name identifies the object.
 	Name string `json:"name"`
-	// Reason says why it is debris.
+	// Reason says why it is debris, or why it was kept.
 	Reason string `json:"reason"`
+	// Kept is set when gc left the object alone and says why.
+	Kept bool `json:"kept,omitempty"`
 }
 
 // GC removes what a crash left behind, in the spirit of CNI's GC verb:
-//   - a pod still in phase Creating whose creator is dead never became a
-//     pod: all of it goes, record included;
+//   - a pod still in phase Creating or Removing whose name lock is free
+//     (its run or rm died) is removed whole, record and name included —
+//     one gc, nothing left for a second;
+//   - a name whose record is gone (a run or rm killed between the two) goes;
 //   - a pod whose supervisor is dead without having finished, and whose
 //     cgroups are empty, loses its kernel objects and lease; its record
 //     stays (Unknown/SupervisorLost) until rm;
+//   - a pod whose record cannot be read is left alone, with the reason: its
+//     resources are not debris, and rm -f removes it;
 //   - netns pins, run dirs, cgroups, leases and bridge ports of this root
-//     that no pod record names.
+//     that no remaining pod names.
 //
-// It holds the same lock as run's reservation, skips pods whose creator is
-// alive, touches only what this root created (names carry the root id),
-// and a second run finds nothing.
+// It holds the root's lock, as run's reservation does, skips pods whose
+// name another peapod holds (a run or rm under way), touches only what
+// this root created (names carry the root id), and a second run finds
+// nothing.
 func (m *Manager) GC(dryRun bool) ([]GCItem, error) {
 	unlock, err := state.Lock(m.lockPath())
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	recs, err := m.records()
+	es, err := m.entries()
 	if err != nil {
 		return nil, err
 	}
 	var items []GCItem
 	var errs []error
 	known := map[string]bool{}
-	for _, rec := range recs {
-		known[rec.UID] = true
-		item, err := m.gcPod(rec, dryRun)
+	for _, e := range es {
+		item, gone, err := m.gcEntry(e, dryRun)
+		if !gone {
+			known[e.UID] = true
+		}
 		if item != nil {
 			items = append(items, *item)
 		}
@@ -68,45 +78,84 @@ func (m *Manager) GC(dryRun bool) ([]GCItem, error) {
 	return items, errors.Join(errs...)
 }
 
-// gcPod handles one recorded pod.
-func (m *Manager) gcPod(rec *state.Record, dryRun bool) (*GCItem, error) {
-	name := rec.Namespace + "/" + rec.Name
-	if rec.Phase == state.PhaseCreating {
-		if rec.Creator.Alive() {
-			return nil, nil
-		}
-		// run writes its last record without the lock: the creator may
-		// have finished (and exited) since the records were listed. Only a
-		// record that still says Creating now that its creator is known to
-		// be dead is debris; a dead creator writes nothing more.
-		now, err := state.ReadRecord(m.recordPath(rec.UID))
-		if err != nil || now.Phase != state.PhaseCreating {
-			return nil, nil
-		}
-		item := &GCItem{Kind: "pod", Name: name, Reason: fmt.Sprintf("creation by pid %d never finished", rec.Creator.PID)}
-		if dryRun {
-			return item, nil
-		}
-		if err := m.releaseResources(rec); err != nil {
-			return item, err
-		}
-		if err := m.removeNameIndex(rec); err != nil {
-			return item, err
-		}
-		return item, removeAll(m.podDir(rec.UID))
+// gcEntry handles one pod; gone reports that nothing of it remains (with
+// dry run: would remain), so the orphan sweep may take what it left.
+func (m *Manager) gcEntry(e entry, dryRun bool) (item *GCItem, gone bool, err error) {
+	name := e.Namespace + "/" + e.Name
+	if e.Name == "" {
+		name = "uid " + e.UID
 	}
+	var held *state.Held
+	index := e.Index
+	if index == "" && e.Rec != nil {
+		index = m.nameIndex(e.Rec.Namespace, e.Rec.Name)
+	}
+	if index != "" {
+		// Never wait here: run and rm take a name's lock before the root's.
+		held, err = state.LockExisting(index, true)
+		switch {
+		case errors.Is(err, state.ErrBusy):
+			return nil, false, nil // a run or rm is under way
+		case errors.Is(err, state.ErrNotFound):
+			held = nil
+		case err != nil:
+			return nil, false, err
+		default:
+			defer held.Unlock()
+			if string(held.Data) != e.UID {
+				held.Unlock()
+				held = nil // the name is another pod's now
+			}
+		}
+	}
+	switch {
+	case e.Err != nil && !errors.Is(e.Err, state.ErrNotFound):
+		return &GCItem{Kind: "pod", Name: name, Kept: true,
+			Reason: fmt.Sprintf("record unreadable (%v); its resources are not debris: rm -f removes it", e.Err)}, false, nil
+	case e.Err != nil:
+		item := &GCItem{Kind: "pod", Name: name, Reason: "name left without a record by an interrupted run or rm"}
+		if dryRun {
+			return item, true, nil
+		}
+		return item, true, m.purge(m.salvage(e.UID, e.Namespace, e.Name), held, newTracer(m.o.Trace, "gc", name))
+	}
+	rec := e.Rec
+	var why string
+	switch {
+	case rec.Phase == state.PhaseCreating && !rec.Creator.Alive():
+		why = fmt.Sprintf("creation by pid %d never finished", rec.Creator.PID)
+	case rec.Phase == state.PhaseCreating:
+		// A peapod without name locks (an older one) still creating it.
+		return nil, false, nil
+	case rec.Phase == state.PhaseRemoving && !rec.Remover.Alive():
+		why = fmt.Sprintf("removal by pid %d never finished", rec.Remover.PID)
+	case rec.Phase == state.PhaseRemoving:
+		return nil, false, nil
+	default:
+		return m.gcLost(rec, name, dryRun)
+	}
+	item = &GCItem{Kind: "pod", Name: name, Reason: why}
+	if dryRun {
+		return item, true, nil
+	}
+	return item, true, m.purge(rec, held, newTracer(m.o.Trace, "gc", name))
+}
+
+// gcLost releases the kernel objects of a created pod whose supervisor died
+// without finishing and whose processes are all gone; the record stays.
+func (m *Manager) gcLost(rec *state.Record, name string, dryRun bool) (*GCItem, bool, error) {
 	v := m.view(rec)
 	if item, ok := m.gcAdopt(v, dryRun); ok {
-		return item, nil // a lost supervisor is replaced, not collected
+		return item, false, nil // a lost supervisor is replaced, not collected
 	}
 	if v.SupervisorAlive || v.Final || !m.holdsKernelObjects(rec) || !m.cgroupsEmpty(rec) {
-		return nil, nil
+		return nil, false, nil
 	}
 	item := &GCItem{Kind: "network", Name: name, Reason: "supervisor lost and no process left: releasing its network, pins and cgroups"}
 	if dryRun {
-		return item, nil
+		return item, false, nil
 	}
-	return item, m.releaseResources(rec)
+	return item, false, m.releaseResources(rec, newTracer(m.o.Trace, "gc", name))
 }
 
 // holdsKernelObjects reports whether anything of rec remains to release.

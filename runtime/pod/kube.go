@@ -8,21 +8,24 @@ import (
 	"github.com/peapod/peapod/runtime/state"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // KubePod renders the view as the v1.Pod `kubectl get pod -o json` shows:
 // the stored spec and metadata with a status derived from live facts.
 func (v *View) KubePod() (*corev1.Pod, error) {
 	var p corev1.Pod
-	if err := manifestOf(v.Record, &p); err != nil {
+	if len(v.Record.Manifest) == 0 {
+		// An unreadable record: what the name index and pod dir say.
+		p.Name, p.Namespace, p.UID = v.Record.Name, v.Record.Namespace, types.UID(v.Record.UID)
+	} else if err := manifestOf(v.Record, &p); err != nil {
 		return nil, err
 	}
 	p.APIVersion, p.Kind = "v1", "Pod"
 	p.CreationTimestamp = metav1.NewTime(v.Record.CreatedAt)
 	st := corev1.PodStatus{Phase: corev1.PodPhase(v.Phase), HostIP: hostIP(), QOSClass: corev1.PodQOSBestEffort}
 	if v.Reason != "" {
-		st.Reason = v.Reason
-		st.Message = "the pod's supervisor is not running; its containers' state is unknown"
+		st.Reason, st.Message = v.Reason, v.Message
 	}
 	if st.HostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
@@ -46,7 +49,7 @@ func (v *View) KubePod() (*corev1.Pod, error) {
 		ready = len(s.Containers) > 0
 		for i := range s.Containers {
 			cs := containerStatus(&s.Containers[i], &p, false)
-			if !cs.Ready || v.Phase == "Unknown" {
+			if !cs.Ready || v.stale() {
 				cs.Ready = false
 				ready = false
 				notReady = append(notReady, cs.Name)
@@ -60,7 +63,7 @@ func (v *View) KubePod() (*corev1.Pod, error) {
 		boolCondition(corev1.ContainersReady, ready, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]", created),
 		boolCondition(corev1.PodReady, ready, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]", created),
 	}
-	if v.Status != nil && v.Phase != "Unknown" {
+	if v.Status != nil && !v.stale() {
 		applyConditions(st.Conditions, v.Status.Conditions)
 	}
 	p.Status = st
@@ -129,6 +132,10 @@ func terminatedState(t *state.Terminated, id string) *corev1.ContainerStateTermi
 	}
 }
 
+// stale reports that the supervisor's status does not describe the pod:
+// its supervisor is lost, or the pod is not (or no longer) fully made.
+func (v *View) stale() bool { return v.Reason != "" }
+
 // Ready counts ready app containers, for `ps`.
 func (v *View) Ready() (ready, total int) {
 	if v.Status == nil {
@@ -140,7 +147,7 @@ func (v *View) Ready() (ready, total int) {
 	}
 	for _, c := range v.Status.Containers {
 		total++
-		if c.Ready && c.State == state.StateRunning && v.Phase != "Unknown" {
+		if c.Ready && c.State == state.StateRunning && !v.stale() {
 			ready++
 		}
 	}
@@ -161,7 +168,7 @@ func (v *View) Restarts() int {
 // DisplayStatus is the STATUS column of `ps`, as kubectl prints it: the
 // phase, or the most telling container reason.
 func (v *View) DisplayStatus() string {
-	if v.Phase == "Unknown" {
+	if v.Reason != "" {
 		return v.Reason
 	}
 	if v.Record.Phase == state.PhaseStopped {

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/cni"
@@ -161,42 +163,138 @@ func (m *Manager) netnsName(uid string) string {
 	return "peapod-" + m.id + "-" + uid[:8]
 }
 
-// lookup finds a pod's record by namespace and name.
-func (m *Manager) lookup(ns, name string) (*state.Record, error) {
-	// Only valid names were ever stored; anything else (a CLI argument
-	// with a '/' or "..") must not become a path.
+// validIndex is nameIndex for a namespace and name a manifest could have:
+// only valid names were ever stored, and anything else (a CLI argument
+// with a '/' or "..") must not become a path.
+func (m *Manager) validIndex(ns, name string) (string, error) {
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
+		return "", fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
 	}
-	uid, err := os.ReadFile(m.nameIndex(ns, name))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
-	}
+	return m.nameIndex(ns, name), nil
+}
+
+// lockName takes the name lock of ns/name: the flock on its name index,
+// which run holds from the reservation of the name until the pod is fully
+// created (or rolled back), and rm until the pod is gone. So rm, issued
+// while a run of the same name is under way, waits for it — as podman's
+// per-container lock does — and then removes a whole pod, never half of
+// one. The lock dies with its holder, so a killed run or rm never leaves
+// it taken.
+func (m *Manager) lockName(ns, name string) (*state.Held, error) {
+	idx, err := m.validIndex(ns, name)
 	if err != nil {
-		return nil, fmt.Errorf("failed to look up pod %s/%s: %w", ns, name, err)
+		return nil, err
 	}
-	rec, err := state.ReadRecord(m.recordPath(string(uid)))
+	h, err := state.LockExisting(idx, true)
+	if errors.Is(err, state.ErrBusy) {
+		fmt.Fprintf(m.o.Warn, "peapod: pod %s/%s is being created or removed by another peapod; waiting for it\n", ns, name)
+		h, err = state.LockExisting(idx, false)
+	}
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
 	}
-	return rec, err
+	if err != nil {
+		return nil, fmt.Errorf("failed to lock pod %s/%s: %w", ns, name, err)
+	}
+	return h, nil
 }
 
-// records lists every pod record of the root.
-func (m *Manager) records() ([]*state.Record, error) {
-	entries, err := os.ReadDir(filepath.Join(m.o.Root, "pods"))
+// entry is one pod of the root as its files show it, readable or not.
+type entry struct {
+	// UID is the pod's uid (its directory's name).
+	UID string
+	// Namespace and Name come from the record, or from the name index
+	// when the record cannot be read ("" when neither names it; a name too
+	// long for a file name is then its index's shortened key).
+	Namespace, Name string
+	// Index is the name index file naming the uid ("" when none does).
+	Index string
+	// Rec is the record; nil when Err is set.
+	Rec *state.Record
+	// Err says why the record could not be read: ErrNotFound when only
+	// the name index is left (a run or rm killed between the name and the
+	// record), a decode error when the record is garbage.
+	Err error
+	// Created is when the pod's directory was made (for an unreadable record).
+	Created time.Time
+}
+
+// entries lists every pod of the root: each pod dir, readable or not, and
+// each name whose pod dir is gone. A record that cannot be read is listed
+// with its error, never skipped: skipped, its live resources would look
+// orphaned to gc.
+func (m *Manager) entries() ([]entry, error) {
+	dirs, err := os.ReadDir(filepath.Join(m.o.Root, "pods"))
 	if err != nil {
 		return nil, fmt.Errorf("failed to list pods: %w", err)
 	}
-	var out []*state.Record
-	for _, e := range entries {
-		rec, err := state.ReadRecord(m.recordPath(e.Name()))
-		if err != nil {
-			// A record being written is renamed into place atomically, so a
-			// missing one is a pod dir whose creation failed before it.
-			continue
+	names := m.namesByUID()
+	var out []entry
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		uid := d.Name()
+		seen[uid] = true
+		e := entry{UID: uid}
+		e.Rec, e.Err = state.ReadRecord(m.recordPath(uid))
+		if e.Rec != nil {
+			e.Namespace, e.Name = e.Rec.Namespace, e.Rec.Name
+		} else {
+			e.Namespace, e.Name = names[uid].ns, names[uid].name
+			if fi, err := d.Info(); err == nil {
+				e.Created = fi.ModTime()
+			}
 		}
-		out = append(out, rec)
+		e.Index = names[uid].index
+		out = append(out, e)
+	}
+	for uid, nn := range names {
+		if !seen[uid] {
+			out = append(out, entry{UID: uid, Namespace: nn.ns, Name: nn.name, Index: nn.index,
+				Err: fmt.Errorf("name index %q names uid %s, which has no record: %w", nn.index, uid, state.ErrNotFound)})
+		}
+	}
+	return out, nil
+}
+
+// indexName is what one name index file says.
+type indexName struct {
+	// ns and name are from the file's name (see nameIndexFile).
+	ns, name string
+	// index is the file's path.
+	index string
+}
+
+// namesByUID reads the name index backwards: uid → (namespace, name).
+// Index files are named NAMESPACE_NAME; neither part may hold "_" (both
+// are DNS labels or subdomains).
+func (m *Manager) namesByUID() map[string]indexName {
+	dir := filepath.Join(m.o.Root, "names")
+	files, _ := os.ReadDir(dir)
+	out := map[string]indexName{}
+	for _, f := range files {
+		ns, name, ok := strings.Cut(f.Name(), "_")
+		if !ok || strings.HasPrefix(f.Name(), ".") {
+			continue // a reservation being linked into place
+		}
+		uid, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err == nil && len(uid) > 0 {
+			out[string(uid)] = indexName{ns: ns, name: name, index: filepath.Join(dir, f.Name())}
+		}
+	}
+	return out
+}
+
+// records lists every readable pod record of the root.
+func (m *Manager) records() ([]*state.Record, error) {
+	es, err := m.entries()
+	if err != nil {
+		return nil, err
+	}
+	var out []*state.Record
+	for _, e := range es {
+		if e.Rec != nil {
+			out = append(out, e.Rec)
+		}
 	}
 	return out, nil
 }
@@ -229,7 +327,7 @@ func (m *Manager) sweepAfterReboot() error {
 			continue // same boot, older peapod without a marker: leave it
 		}
 		fmt.Fprintf(m.o.Warn, "peapod: sweeping pod %s/%s left from before a reboot\n", rec.Namespace, rec.Name)
-		m.releaseResources(rec)
+		m.releaseResources(rec, newTracer(m.o.Trace, "gc", rec.Namespace+"/"+rec.Name))
 	}
 	return os.WriteFile(marker, bootID, 0o600)
 }

@@ -58,8 +58,11 @@ func TestLookupRefusesInvalidNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range [][2]string{{"default", "../../../x"}, {"default", "a/b"}, {"..", "../x"}, {"default", ""}} {
-		if _, err := m.lookup(k[0], k[1]); !errors.Is(err, ErrNotFound) {
-			t.Errorf("lookup(%q, %q) error = %v, want ErrNotFound", k[0], k[1], err)
+		if _, err := m.Get(k[0], k[1]); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%q, %q) error = %v, want ErrNotFound", k[0], k[1], err)
+		}
+		if _, err := m.lockName(k[0], k[1]); !errors.Is(err, ErrNotFound) {
+			t.Errorf("lockName(%q, %q) error = %v, want ErrNotFound", k[0], k[1], err)
 		}
 	}
 }

@@ -6,22 +6,36 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Stop stops a pod gracefully and finally: restarts cease, preStop hooks
 // run, the stop signal, the grace period, SIGKILL; then the pod's network
 // is released. Status and logs stay until Remove.
 func (m *Manager) Stop(ns, name string, grace *int64) error {
-	rec, err := m.lookup(ns, name)
+	// The name lock only to wait for a run of this name to finish: held
+	// through a grace period it would keep rm -f waiting.
+	h, err := m.lockName(ns, name)
 	if err != nil {
 		return err
+	}
+	rec, err := state.ReadRecord(m.recordPath(string(h.Data)))
+	h.Unlock()
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: %w", ns, name, err)
+	}
+	if rec.Phase == state.PhaseCreating || rec.Phase == state.PhaseRemoving {
+		return fmt.Errorf("pod %s/%s is %s: %s", ns, name, m.view(rec).Reason, m.view(rec).Message)
 	}
 	defer m.holdAdoption(rec)() // no replacement supervisor meanwhile
 	v := m.view(rec)
@@ -48,35 +62,90 @@ func (m *Manager) Stop(ns, name string, grace *int64) error {
 const killNowWait = 2 * time.Second
 
 // Remove deletes a pod. A running pod is refused unless force, which kills
-// everything at once (SIGKILL), like podman rm -f.
+// everything at once (SIGKILL), like podman rm -f. It holds the pod's name
+// lock throughout, so it waits for a run of the same name to finish (or
+// roll back) and removes a whole pod. The record says Removing before
+// anything is torn down: if this rm dies half-way, ps says so and gc
+// finishes the removal. A record that cannot be read is removed (with
+// force) from the live facts still found: the uid in the name index, the
+// run dir, pins, cgroups and lease named after it, and the supervisor.
 func (m *Manager) Remove(ns, name string, force bool) error {
-	rec, err := m.lookup(ns, name)
+	tr := newTracer(m.o.Trace, "rm", ns+"/"+name)
+	defer tr.done()
+	h, err := m.lockName(ns, name)
 	if err != nil {
 		return err
 	}
+	defer h.Unlock()
+	if err := tr.step("lock"); err != nil {
+		return err
+	}
+	uid := string(h.Data)
+	rec, recErr := state.ReadRecord(m.recordPath(uid))
+	if recErr != nil {
+		if !force && !errors.Is(recErr, state.ErrNotFound) {
+			return fmt.Errorf("pod %s/%s: %w; rm -f removes it from what it can still find", ns, name, recErr)
+		}
+		rec = m.salvage(uid, ns, name)
+	}
 	defer m.holdAdoption(rec)() // no replacement supervisor meanwhile
 	v := m.view(rec)
-	if !force {
-		if v.SupervisorAlive && !v.Final {
-			return fmt.Errorf("pod %s/%s: %w: stop it first, or use rm -f", ns, name, ErrRunning)
+	if !force && rec.Phase != state.PhaseRemoving && v.SupervisorAlive && !v.Final {
+		return fmt.Errorf("pod %s/%s: %w: stop it first, or use rm -f", ns, name, ErrRunning)
+	}
+	if recErr == nil {
+		rec.Phase, rec.Remover = state.PhaseRemoving, state.Self()
+		if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
+			return fmt.Errorf("failed to mark pod %s/%s as being removed: %w", ns, name, err)
 		}
-		if rec.Phase == state.PhaseCreating && rec.Creator.Alive() {
-			return fmt.Errorf("pod %s/%s is still being created by pid %d", ns, name, rec.Creator.PID)
-		}
+	}
+	if err := tr.step("marked removing"); err != nil {
+		return err
 	}
 	if v.SupervisorAlive && !v.Final {
 		m.quiesce(rec, v)
 	}
-	if err := m.releaseResources(rec); err != nil {
+	if err := m.purge(rec, h, tr); err != nil {
 		return err
 	}
-	if err := m.removeNameIndex(rec); err != nil {
+	return m.unbindHelperIfIdle()
+}
+
+// purge removes everything of a pod, its record and, last, its name
+// (with the name's lock held, so a waiter finds it gone).
+func (m *Manager) purge(rec *state.Record, name *state.Held, tr *tracer) error {
+	if err := m.releaseResources(rec, tr); err != nil {
 		return err
 	}
 	if err := removeAll(m.podDir(rec.UID)); err != nil {
 		return err
 	}
-	return m.unbindHelperIfIdle()
+	if err := tr.step("pod dir"); err != nil {
+		return err
+	}
+	if name != nil {
+		if err := name.RemoveKeepLocked(); err != nil {
+			return err
+		}
+	}
+	return tr.step("name")
+}
+
+// salvage makes the record of a pod whose record cannot be read (or is
+// gone) from what the host still shows under its uid: every host-global
+// name is derived from the uid, the lease is released by owner, and the
+// container cgroups are those of its spec (DestroyTree finds the rest).
+func (m *Manager) salvage(uid, ns, name string) *state.Record {
+	rec := &state.Record{
+		Version: state.Version, UID: uid, Namespace: ns, Name: name,
+		CgroupParent: m.CgroupRoot() + "/" + uid, CgroupDriver: m.cg.Name(), NetnsName: m.netnsName(uid),
+	}
+	if sp, err := spec.Load(filepath.Join(m.runDir(uid), supervisor.SpecFile)); err == nil {
+		for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
+			rec.ContainerCgroups = append(rec.ContainerCgroups, c.Cgroup)
+		}
+	}
+	return rec
 }
 
 // quiesce prepares a running pod for rm -f. It stops the supervisor
@@ -148,14 +217,29 @@ func (m *Manager) unbindHelperIfIdleLocked() error {
 }
 
 // killAll SIGKILLs the supervisor, the reaper and every process in the
-// pod's cgroups. Idempotent.
+// pod's cgroups. Idempotent. The supervisor is found from the status and
+// the record and, when either does not name it, from /proc (its command
+// line names the run dir): a run killed right after spawning it, or a
+// garbled status, must not leave a supervisor behind.
 func (m *Manager) killAll(rec *state.Record) error {
-	st, _ := state.ReadStatus(filepath.Join(m.runDir(rec.UID), supervisor.StatusFile))
+	runDir := m.runDir(rec.UID)
+	st, _ := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile))
 	if st != nil {
 		st.Supervisor.Signal(syscall.SIGKILL)
 		st.Reaper.Signal(syscall.SIGKILL)
 	}
 	rec.Supervisor.Signal(syscall.SIGKILL)
+	if st == nil || rec.Supervisor.PID == 0 {
+		for _, sup := range supervisorsOf(runDir) {
+			// Its reaper is known only to it: stop it so it forks no more,
+			// kill its children, then it.
+			sup.Signal(syscall.SIGSTOP)
+			for _, pid := range supervisor.Children(sup.PID) {
+				state.ProcOf(pid).Signal(syscall.SIGKILL)
+			}
+			sup.Signal(syscall.SIGKILL)
+		}
+	}
 	var errs []error
 	for _, path := range rec.ContainerCgroups {
 		if err := m.cg.Kill(path); err != nil {
@@ -163,6 +247,28 @@ func (m *Manager) killAll(rec *state.Record) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// supervisorsOf finds the supervisor processes of a run dir by their
+// command line, "peapod-supervisor run RUNDIR" (or adopt RUNDIR).
+func supervisorsOf(runDir string) []state.Proc {
+	entries, _ := os.ReadDir("/proc")
+	var out []state.Proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		if len(args) == 3 && (args[1] == "run" || args[1] == "adopt") && args[2] == runDir {
+			out = append(out, state.ProcOf(pid))
+		}
+	}
+	return out
 }
 
 // releaseNetwork removes the pod's veth, lease and namespace pins.
@@ -173,7 +279,9 @@ func (m *Manager) releaseNetwork(rec *state.Record) error {
 		var err error
 		if m.o.Chain != nil {
 			err = m.o.Chain.Del(context.Background(), rec.UID, netns, cni.PodIfName)
-		} else {
+		} else if _, serr := os.Stat(m.o.Network.DataDir); serr == nil {
+			// Without the network's data dir no lease and no veth of this
+			// root exist (and TeardownPod would make the dir).
 			err = cni.TeardownPod(m.o.Network, netns, rec.UID)
 		}
 		if err != nil {
@@ -189,15 +297,18 @@ func (m *Manager) releaseNetwork(rec *state.Record) error {
 
 // releaseResources tears down everything a pod holds on the host except
 // its record: processes, cgroups, network, pins, run dir. Idempotent, and
-// works whatever state a crash left.
-func (m *Manager) releaseResources(rec *state.Record) error {
-	tr := newTracer(m.o.Trace, "release "+rec.Namespace+"/"+rec.Name)
-	defer tr.done()
+// works whatever state a crash left: a record written before the network
+// and cgroups were (phase Creating) names none of them, so every name is
+// derived from the uid again here.
+func (m *Manager) releaseResources(rec *state.Record, tr *tracer) error {
+	rec = m.withDerivedNames(rec)
 	var errs []error
 	if err := m.killAll(rec); err != nil {
 		errs = append(errs, err)
 	}
-	tr.step("kill")
+	if err := tr.step("kill"); err != nil {
+		return err
+	}
 	// Both of these mostly wait on the kernel — the killed processes to
 	// leave their cgroups, the synchronous veth delete (~25 ms here) — and
 	// neither needs the other, so they wait side by side.
@@ -206,18 +317,34 @@ func (m *Manager) releaseResources(rec *state.Record) error {
 	if err := m.destroyCgroups(rec); err != nil {
 		errs = append(errs, err)
 	}
-	tr.step("cgroups")
 	if err := <-netErr; err != nil {
 		errs = append(errs, err)
 	}
-	tr.step("network (after cgroups)")
+	if err := tr.step("cgroups and network"); err != nil {
+		return err
+	}
 	// Last: releaseNetwork unmounted the namespace pins inside the run dir.
 	if err := removeRunDir(m.runDir(rec.UID)); err != nil {
 		errs = append(errs, err)
 	}
-	tr.step("run dir")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("failed to release pod %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
-	return nil
+	return tr.step("run dir")
+}
+
+// withDerivedNames returns rec with the host-global names that its uid
+// determines filled in where the record does not say them yet.
+func (m *Manager) withDerivedNames(rec *state.Record) *state.Record {
+	r := *rec
+	if r.CgroupParent == "" {
+		r.CgroupParent = m.CgroupRoot() + "/" + r.UID
+	}
+	if r.NetnsName == "" && r.Phase != state.PhaseCreated && r.Phase != state.PhaseStopped {
+		var p corev1.Pod
+		if manifestOf(&r, &p) != nil || !p.Spec.HostNetwork {
+			r.NetnsName = m.netnsName(r.UID)
+		}
+	}
+	return &r
 }

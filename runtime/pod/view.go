@@ -2,7 +2,9 @@ package pod
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -14,11 +16,16 @@ import (
 
 // View is everything known about a pod, derived from live facts: the
 // status file is only trusted while its supervisor is alive or says it
-// finished; otherwise the pod is Unknown (SupervisorLost).
+// finished; otherwise the pod is Unknown (SupervisorLost). A pod that run
+// or rm has not finished says so (Creating, CreatorLost, Terminating,
+// RemoverLost), and one whose record or status cannot be read is shown
+// with the error (RecordUnreadable, StatusUnreadable), never hidden.
 type View struct {
-	// Record is the CLI-owned pod record.
+	// Record is the CLI-owned pod record (for an unreadable one, what the
+	// name index and the pod dir still say: uid, namespace, name).
 	Record *state.Record
-	// Status is the supervisor's last status (nil before it wrote one).
+	// Status is the supervisor's last status (nil before it wrote one, or
+	// when it cannot be read).
 	Status *state.Status
 	// SupervisorAlive reports the supervisor process is the one recorded.
 	SupervisorAlive bool
@@ -26,15 +33,36 @@ type View struct {
 	Final bool
 	// Phase is the derived pod phase (Pending, Running, Succeeded, Failed, Unknown).
 	Phase string
-	// Reason explains an Unknown phase.
+	// Reason explains an Unknown phase, or a pod run or rm has not finished.
 	Reason string
+	// Message says more about Reason.
+	Message string
 }
+
+// Reasons a view gives beyond the supervisor's phases.
+const (
+	// ReasonCreating: run is still creating the pod.
+	ReasonCreating = "Creating"
+	// ReasonCreatorLost: the run creating the pod died; gc removes it.
+	ReasonCreatorLost = "CreatorLost"
+	// ReasonTerminating: rm is removing the pod (kubectl's word).
+	ReasonTerminating = "Terminating"
+	// ReasonRemoverLost: the rm removing the pod died; gc finishes it.
+	ReasonRemoverLost = "RemoverLost"
+	// ReasonSupervisorLost: the supervisor died without finishing the pod.
+	ReasonSupervisorLost = "SupervisorLost"
+	// ReasonRecordUnreadable: the pod's record cannot be read.
+	ReasonRecordUnreadable = "RecordUnreadable"
+	// ReasonStatusUnreadable: the supervisor's status file cannot be read.
+	ReasonStatusUnreadable = "StatusUnreadable"
+)
 
 // view derives a pod's view.
 func (m *Manager) view(rec *state.Record) *View {
 	v := &View{Record: rec, Phase: "Pending"}
 	runDir := m.runDir(rec.UID)
-	if st, err := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile)); err == nil {
+	st, stErr := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile))
+	if stErr == nil {
 		v.Status = st
 	}
 	sup := rec.Supervisor
@@ -45,7 +73,21 @@ func (m *Manager) view(rec *state.Record) *View {
 	v.SupervisorAlive = sup.Alive()
 	switch {
 	case rec.Phase == state.PhaseCreating && rec.Creator.Alive():
-		v.Phase = "Pending"
+		v.Phase, v.Reason = "Pending", ReasonCreating
+		v.Message = fmt.Sprintf("pid %d is creating the pod", rec.Creator.PID)
+	case rec.Phase == state.PhaseCreating:
+		// Whatever its supervisor says: the pod was never fully made.
+		v.Phase, v.Reason = "Failed", ReasonCreatorLost
+		v.Message = fmt.Sprintf("the run creating the pod (pid %d) died before it finished; gc removes it", rec.Creator.PID)
+	case rec.Phase == state.PhaseRemoving && rec.Remover.Alive():
+		v.Phase, v.Reason = "Unknown", ReasonTerminating
+		v.Message = fmt.Sprintf("pid %d is removing the pod", rec.Remover.PID)
+	case rec.Phase == state.PhaseRemoving:
+		v.Phase, v.Reason = "Failed", ReasonRemoverLost
+		v.Message = fmt.Sprintf("the rm removing the pod (pid %d) died before it finished; gc or rm -f finishes it", rec.Remover.PID)
+	case stErr != nil && !errors.Is(stErr, state.ErrNotFound):
+		v.Phase, v.Reason = "Unknown", ReasonStatusUnreadable
+		v.Message = fmt.Sprintf("%v; supervisor pid %d %s", stErr, sup.PID, aliveWord(v.SupervisorAlive))
 	case v.Status != nil && v.Status.Final:
 		v.Phase = v.Status.Phase
 	case v.SupervisorAlive && v.Status != nil:
@@ -53,7 +95,32 @@ func (m *Manager) view(rec *state.Record) *View {
 	case v.SupervisorAlive:
 		v.Phase = "Pending"
 	default:
-		v.Phase, v.Reason = "Unknown", "SupervisorLost"
+		v.Phase, v.Reason = "Unknown", ReasonSupervisorLost
+		v.Message = "the pod's supervisor is not running; its containers' state is unknown"
+	}
+	return v
+}
+
+func aliveWord(alive bool) string {
+	if alive {
+		return "is running"
+	}
+	return "is not running"
+}
+
+// viewOf is view for any entry: an unreadable record is shown with what
+// the name index and the pod dir still say, and the error.
+func (m *Manager) viewOf(e entry) *View {
+	if e.Rec != nil {
+		return m.view(e.Rec)
+	}
+	rec := m.salvage(e.UID, e.Namespace, e.Name)
+	rec.CreatedAt = e.Created
+	v := m.view(rec)
+	v.Phase, v.Reason, v.Message = "Unknown", ReasonRecordUnreadable, fmt.Sprintf("%v; rm -f removes the pod", e.Err)
+	if errors.Is(e.Err, state.ErrNotFound) {
+		v.Phase, v.Reason = "Failed", ReasonCreatorLost
+		v.Message = fmt.Sprintf("%v (a run or rm died); gc removes the name", e.Err)
 	}
 	return v
 }
@@ -68,24 +135,36 @@ func (m *Manager) Events(v *View) *state.Events {
 
 // Get returns the view of one pod.
 func (m *Manager) Get(ns, name string) (*View, error) {
-	rec, err := m.lookup(ns, name)
+	idx, err := m.validIndex(ns, name)
 	if err != nil {
 		return nil, err
 	}
+	uid, err := os.ReadFile(idx)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("pod %q in namespace %q: %w", name, ns, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up pod %s/%s: %w", ns, name, err)
+	}
+	e := entry{UID: string(uid), Namespace: ns, Name: name, Index: idx}
+	e.Rec, e.Err = state.ReadRecord(m.recordPath(e.UID))
+	if fi, err := os.Stat(m.podDir(e.UID)); err == nil {
+		e.Created = fi.ModTime()
+	}
 	// A pod whose supervisor was lost gets a new one (adopt.go).
-	return m.adoptIfLost(m.view(rec)), nil
+	return m.adoptIfLost(m.viewOf(e)), nil
 }
 
 // List returns the views of every pod in ns ("" = all), sorted.
 func (m *Manager) List(ns string) ([]*View, error) {
-	recs, err := m.records()
+	es, err := m.entries()
 	if err != nil {
 		return nil, err
 	}
 	var out []*View
-	for _, rec := range recs {
-		if ns == "" || rec.Namespace == ns {
-			out = append(out, m.adoptIfLost(m.view(rec)))
+	for _, e := range es {
+		if ns == "" || e.Namespace == ns {
+			out = append(out, m.adoptIfLost(m.viewOf(e)))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -93,7 +172,10 @@ func (m *Manager) List(ns string) ([]*View, error) {
 		if a.Namespace != b.Namespace {
 			return a.Namespace < b.Namespace
 		}
-		return a.Name < b.Name
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.UID < b.UID
 	})
 	return out, nil
 }

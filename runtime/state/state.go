@@ -32,6 +32,9 @@ const (
 	PhaseCreated = "Created"
 	// PhaseStopped: stop finished; the network is released, status and logs remain.
 	PhaseStopped = "Stopped"
+	// PhaseRemoving: rm is tearing the pod down (remover = that rm); if
+	// the remover dies, gc finishes the removal.
+	PhaseRemoving = "Removing"
 )
 
 // Record is the CLI-owned, persistent description of a pod.
@@ -47,6 +50,8 @@ type Record struct {
 	// Creator identifies the `run` process while Phase is Creating, so gc
 	// never mistakes a half-built pod for debris.
 	Creator Proc `json:"creator"`
+	// Remover identifies the `rm` process while Phase is Removing.
+	Remover Proc `json:"remover,omitempty"`
 	// CreatedAt is when run recorded the pod.
 	CreatedAt time.Time `json:"createdAt"`
 	// Manifest is the defaulted v1.Pod as JSON (status is derived, not stored).
