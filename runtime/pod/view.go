@@ -53,6 +53,9 @@ const (
 	ReasonSupervisorLost = "SupervisorLost"
 	// ReasonRecordUnreadable: the pod's record cannot be read.
 	ReasonRecordUnreadable = "RecordUnreadable"
+	// ReasonRecordMissing: a name is left without its record (a run or rm
+	// died between the two); gc removes the name.
+	ReasonRecordMissing = "RecordMissing"
 	// ReasonStatusUnreadable: the supervisor's status file cannot be read.
 	ReasonStatusUnreadable = "StatusUnreadable"
 )
@@ -119,7 +122,7 @@ func (m *Manager) viewOf(e entry) *View {
 	v := m.view(rec)
 	v.Phase, v.Reason, v.Message = "Unknown", ReasonRecordUnreadable, fmt.Sprintf("%v; rm -f removes the pod", e.Err)
 	if errors.Is(e.Err, state.ErrNotFound) {
-		v.Phase, v.Reason = "Failed", ReasonCreatorLost
+		v.Phase, v.Reason = "Failed", ReasonRecordMissing
 		v.Message = fmt.Sprintf("%v (a run or rm died); gc removes the name", e.Err)
 	}
 	return v

@@ -61,6 +61,8 @@ type env struct {
 	foreignNet bool
 	// rootSize, when set, puts --root on a tmpfs of that many bytes.
 	rootSize int64
+	// extraEnv is added to the environment of every invocation.
+	extraEnv []string
 }
 
 // envOption configures newEnv.
@@ -155,6 +157,14 @@ func mountTmpfs(t *testing.T, dir string, size int64) {
 	})
 }
 
+// withEnv returns a copy of e whose invocations get vars added to their
+// environment (e.g. PEAPOD_FAULT, PEAPOD_TRACE).
+func (e *env) withEnv(vars ...string) *env {
+	c := *e
+	c.extraEnv = append(append([]string{}, e.extraEnv...), vars...)
+	return &c
+}
+
 // on returns a copy of e that reports to t, for use in a subtest.
 func (e *env) on(t *testing.T) *env {
 	c := *e
@@ -225,6 +235,9 @@ func (e *env) runNoFail(stdin string, args ...string) (stdout, stderr string, co
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.bin, e.args(args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
+	if len(e.extraEnv) > 0 {
+		cmd.Env = append(os.Environ(), e.extraEnv...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()

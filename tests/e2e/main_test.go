@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -22,6 +23,9 @@ var (
 	helperBins []string
 	// busyboxTar is the test image built by scripts/mkimage-busybox.sh.
 	busyboxTar string
+	// faultBin is peapod built with the faultinject tag (PEAPOD_FAULT
+	// fails or kills run and rm after a given step), its helpers beside it.
+	faultBin string
 )
 
 func TestMain(m *testing.M) {
@@ -52,7 +56,18 @@ func runMain(m *testing.M) int {
 // does and builds the busybox image tar; with binDirEnv set, the binaries
 // there are tested instead.
 func build(dir string) error {
-	b, err := testutil.BuildPeapod(dir)
+	faultDir := filepath.Join(dir, "faultinject")
+	if err := os.Mkdir(faultDir, 0o755); err != nil {
+		return err
+	}
+	faultBin = filepath.Join(faultDir, "peapod")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	fault := exec.Command(goBin, "build", "-tags", "faultinject", "-o", faultBin, "./cmd/peapod")
+	fault.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := testutil.BuildPeapod(dir, fault)
 	if err != nil {
 		return err
 	}
@@ -64,6 +79,10 @@ func build(dir string) error {
 	peapodBin = filepath.Join(bin, "peapod")
 	for _, h := range testutil.Helpers {
 		helperBins = append(helperBins, filepath.Join(bin, h))
+		// The CLI looks for its helpers beside itself.
+		if err := os.Symlink(filepath.Join(bin, h), filepath.Join(faultDir, h)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

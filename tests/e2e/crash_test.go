@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// psList returns the rows of `peapod ps -A` in order, repeats kept.
+func (e *env) psList() []psRow {
+	e.t.Helper()
+	out := e.mustRun("ps", "-A")
+	var rows []psRow
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) != 7 {
+			e.t.Fatalf("ps line %q: want 7 columns, in\n%s", line, out)
+		}
+		rows = append(rows, psRow{f[0], f[1], f[2], f[3], f[4], f[5], f[6]})
+	}
+	return rows
+}
+
+// psNamed returns the ps rows of the pods called name.
+func (e *env) psNamed(name string) []psRow {
+	e.t.Helper()
+	var out []psRow
+	for _, r := range e.psList() {
+		if r.name == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestRmRacingRun: `rm -f NAME` issued 0–40 ms into `run -d` of the same
+// pod either finds nothing (and the run's pod stays, whole) or removes the
+// whole pod (run's or none); there is never more than one pod of a name,
+// and rm -f plus gc leave nothing behind. Before runs and removals of one
+// name were serialised, rm removed a half-made pod that run then finished:
+// a ghost that neither rm (not found) nor gc (nothing to collect) removed.
+func TestRmRacingRun(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	manifest := podJSON(newPod("race", ctr("c", "sleep", "1000")))
+	const rounds = 15
+	for i := 0; i < rounds; i++ {
+		type result struct {
+			stdout, stderr string
+			code           int
+			err            error
+		}
+		ran := make(chan result, 1)
+		go func() {
+			var r result
+			r.stdout, r.stderr, r.code, r.err = e.runNoFail(manifest, "run", "-d", "-f", "-")
+			ran <- r
+		}()
+		// The race is the point: rm lands anywhere in run's creation.
+		time.Sleep(time.Duration(rand.IntN(41)) * time.Millisecond)
+		rmOut, rmErr, rmCode := e.run("", "rm", "-f", "race")
+		r := <-ran
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		pods := e.psNamed("race")
+		switch {
+		case len(pods) > 1:
+			t.Fatalf("round %d: %d pods named race: %+v\nrun: %s%s\nrm: %s%s", i, len(pods), pods, r.stdout, r.stderr, rmOut, rmErr)
+		case rmCode == 0 && len(pods) != 0:
+			t.Fatalf("round %d: rm -f said %q, yet ps shows %+v (run: exit %d %s)", i, rmOut, pods, r.code, r.stderr)
+		case rmCode != 0 && !strings.Contains(rmErr, "not found"):
+			t.Fatalf("round %d: rm -f: exit %d: %s", i, rmCode, rmErr)
+		case rmCode != 0 && (r.code != 0 || len(pods) != 1 || pods[0].status != "Running"):
+			t.Fatalf("round %d: rm -f found nothing, so run's pod must be whole: run exit %d (%s), ps %+v", i, r.code, r.stderr, pods)
+		}
+		if len(pods) == 1 {
+			e.mustRun("rm", "-f", "race")
+		}
+		if out := e.mustRun("gc"); strings.TrimSpace(out) != "nothing to collect" {
+			t.Fatalf("round %d: gc after rm -f collected:\n%s", i, out)
+		}
+	}
+	e.assertNoLeak(before)
+}
+
+// TestUnreadableRecord: garbage in a running pod's pod.json hides nothing
+// and breaks nothing: ps lists the pod as RecordUnreadable, gc leaves its
+// resources alone and says why (its container keeps running), rm refuses
+// without -f, and rm -f removes it from what the host still shows.
+func TestUnreadableRecord(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	e.runPod(podJSON(newPod("garbled", ctr("c", "sleep", "1000"))))
+	v := e.inspect("garbled")
+	main := v.container(t, "c").PID
+	record := filepath.Join(e.root, "pods", v.UID, "pod.json")
+	if err := os.WriteFile(record, []byte("{\x00garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if pods := e.psNamed("garbled"); len(pods) != 1 || pods[0].status != "RecordUnreadable" {
+		t.Errorf("ps shows %+v, want one pod garbled, RecordUnreadable", pods)
+	}
+	out := e.mustRun("gc")
+	if !strings.Contains(out, "left pod default/garbled alone") || !strings.Contains(out, "unreadable") {
+		t.Errorf("gc did not say it left the pod alone:\n%s", out)
+	}
+	if err := syscall.Kill(main, 0); err != nil {
+		t.Errorf("gc killed the container of a pod with an unreadable record: %v", err)
+	}
+	if _, err := os.Stat(v.Namespaces["network"].Path); err != nil {
+		t.Errorf("gc removed the netns pin of a pod with an unreadable record: %v", err)
+	}
+	if _, stderr, code := e.run("", "rm", "garbled"); code == 0 || !strings.Contains(stderr, "rm -f") {
+		t.Errorf("rm without -f of an unreadable record: exit %d, stderr %q; want a refusal pointing at rm -f", code, stderr)
+	}
+	e.mustRun("rm", "-f", "garbled")
+	waitGone(t, main)
+	checkGone(t, e, "garbled")
+	if out := e.mustRun("gc"); strings.TrimSpace(out) != "nothing to collect" {
+		t.Errorf("gc after rm -f collected:\n%s", out)
+	}
+	e.assertNoLeak(before)
+}
+
+// TestUnreadableStatus: a truncated status.json makes the pod
+// StatusUnreadable (not Pending), exec says why it refuses, gc leaves the
+// pod alone, and rm -f removes it.
+func TestUnreadableStatus(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	e.runPod(podJSON(newPod("truncated", ctr("c", "sleep", "1000"))))
+	v := e.inspect("truncated")
+	status := filepath.Join(e.runRoot, "pods", v.UID, "status.json")
+	b, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(status, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if pods := e.psNamed("truncated"); len(pods) != 1 || pods[0].status != "StatusUnreadable" {
+		t.Errorf("ps shows %+v, want one pod truncated, StatusUnreadable", pods)
+	}
+	if p := e.get("truncated"); !strings.Contains(p.Status.Message, "status.json") || !strings.Contains(p.Status.Message, "is running") {
+		t.Errorf("get: status message %q, want the file and that the supervisor runs", p.Status.Message)
+	}
+	if _, stderr, code := e.exec("truncated", "c", "true"); code == 0 || !strings.Contains(stderr, "StatusUnreadable") {
+		t.Errorf("exec into a pod with an unreadable status: exit %d, stderr %q; want a refusal saying why", code, stderr)
+	}
+	if out := e.mustRun("gc"); strings.TrimSpace(out) != "nothing to collect" {
+		t.Errorf("gc collected from a live pod whose status is unreadable:\n%s", out)
+	}
+	if err := syscall.Kill(v.container(t, "c").PID, 0); err != nil {
+		t.Errorf("the container died: %v", err)
+	}
+	e.mustRun("rm", "-f", "truncated")
+	checkGone(t, e, "truncated")
+	e.assertNoLeak(before)
+}
+
+// faultStep is one step of run or rm, as PEAPOD_TRACE names it.
+type faultStep struct {
+	// op is run or rm; k its 1-based position; name the trace's name.
+	op   string
+	k    int
+	name string
+}
+
+// traceSteps parses the steps of op from PEAPOD_TRACE output.
+func traceSteps(t *testing.T, op, stderr string) []faultStep {
+	t.Helper()
+	var steps []faultStep
+	for _, line := range strings.Split(stderr, "\n") {
+		rest, ok := strings.CutPrefix(line, "trace: "+op+" ")
+		if !ok {
+			continue
+		}
+		_, rest, _ = strings.Cut(rest, ": ")
+		f := strings.Fields(rest)
+		if len(f) < 3 {
+			t.Fatalf("malformed trace line %q", line)
+		}
+		name := strings.Join(f[:len(f)-2], " ")
+		if name != "total" {
+			steps = append(steps, faultStep{op: op, k: len(steps) + 1, name: name})
+		}
+	}
+	if len(steps) < 3 {
+		t.Fatalf("only %d %s steps traced:\n%s", len(steps), op, stderr)
+	}
+	return steps
+}
+
+// TestFaultAtEveryStep makes each step of run and rm, in turn, fail or
+// SIGKILL the CLI right after it (a faultinject build, PEAPOD_FAULT), the
+// steps being those PEAPOD_TRACE lists, so a step added later is covered at
+// once. After each fault ps is honest — the pod is absent, Running and
+// whole, or says its run or rm was lost — and then either the pod is whole
+// (it runs an exec; rm -f removes it) or ONE gc removes everything of it
+// and a second finds nothing; the leak snapshot must match.
+func TestFaultAtEveryStep(t *testing.T) {
+	e := newEnv(t, withBinary(faultBin))
+	before := e.snapshot()
+	manifest := func(name string) string { return podJSON(newPod(name, ctr("c", "sleep", "1000"))) }
+	_, stderr, code := e.withEnv("PEAPOD_TRACE=1").run(manifest("steps"), "run", "-d", "-f", "-")
+	if code != 0 {
+		t.Fatalf("run: %s", stderr)
+	}
+	steps := traceSteps(t, "run", stderr)
+	_, stderr, code = e.withEnv("PEAPOD_TRACE=1").run("", "rm", "-f", "steps")
+	if code != 0 {
+		t.Fatalf("rm -f: %s", stderr)
+	}
+	steps = append(steps, traceSteps(t, "rm", stderr)...)
+	for _, s := range steps {
+		for _, mode := range []string{"error", "kill"} {
+			t.Run(fmt.Sprintf("%s/%d-%s/%s", s.op, s.k, strings.ReplaceAll(s.name, " ", "-"), mode), func(t *testing.T) {
+				e := e.on(t)
+				name := fmt.Sprintf("f-%s-%d-%s", s.op, s.k, mode)
+				fault := e.withEnv(fmt.Sprintf("PEAPOD_FAULT=%s:%d:%s", s.op, s.k, mode))
+				if s.op == "run" {
+					_, stderr, code := fault.run(manifest(name), "run", "-d", "-f", "-")
+					checkFaulted(t, s, mode, stderr, code)
+				} else {
+					e.runPod(manifest(name))
+					_, stderr, code := fault.run("", "rm", "-f", name)
+					checkFaulted(t, s, mode, stderr, code)
+				}
+				e.checkAfterFault(name, s, mode)
+				e.assertNoLeak(before)
+			})
+		}
+	}
+}
+
+// checkFaulted fails the test unless the fault happened: an error that
+// names it, or death by SIGKILL (exit code -1 from os/exec).
+func checkFaulted(t *testing.T, s faultStep, mode, stderr string, code int) {
+	t.Helper()
+	switch {
+	case mode == "error" && (code != 1 || !strings.Contains(stderr, "injected fault after step")):
+		t.Fatalf("%s with an error after step %d (%s): exit %d, stderr %q", s.op, s.k, s.name, code, stderr)
+	case mode == "kill" && code != -1:
+		t.Fatalf("%s killed after step %d (%s): exit %d, stderr %q", s.op, s.k, s.name, code, stderr)
+	}
+}
+
+// checkAfterFault checks what ps says after a fault and brings the pod to
+// nothing the way its state calls for.
+func (e *env) checkAfterFault(name string, s faultStep, mode string) {
+	t := e.t
+	t.Helper()
+	pods := e.psNamed(name)
+	if len(pods) > 1 {
+		t.Fatalf("%d pods named %s: %+v", len(pods), name, pods)
+	}
+	status := ""
+	if len(pods) == 1 {
+		status = pods[0].status
+	}
+	t.Logf("after the fault ps says %q", status)
+	switch status {
+	case "":
+		// Rolled back, or removed before the fault: nothing may be left.
+		if out := e.mustRun("gc"); strings.TrimSpace(out) != "nothing to collect" {
+			t.Errorf("ps shows no pod %s, yet gc collected:\n%s", name, out)
+		}
+	case "Running":
+		// Whole: it answers an exec, and rm -f removes it.
+		if s.op == "run" && mode == "error" {
+			t.Errorf("run failed after step %q, yet its pod is Running", s.name)
+		}
+		e.mustExec(name, "c", "true")
+		e.mustRun("rm", "-f", name)
+	case "CreatorLost", "RemoverLost", "RecordMissing":
+		if s.op == "run" && mode == "error" {
+			t.Errorf("run failed after step %q and did not roll back: %s", s.name, status)
+		}
+		out := e.mustRun("gc")
+		if !strings.Contains(out, "default/"+name) {
+			t.Errorf("gc did not name pod %s:\n%s", name, out)
+		}
+		if left := e.psNamed(name); len(left) != 0 {
+			t.Errorf("after one gc ps still shows %+v", left)
+		}
+		if out := e.mustRun("gc"); strings.TrimSpace(out) != "nothing to collect" {
+			t.Errorf("second gc collected:\n%s", out)
+		}
+	default:
+		t.Errorf("after a %s after %s step %d (%s), ps says %s", mode, s.op, s.k, s.name, status)
+		e.mustRun("rm", "-f", name)
+	}
+}
