@@ -1,14 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // psList returns the rows of `peapod ps -A` in order, repeats kept.
@@ -295,5 +299,31 @@ func (e *env) checkAfterFault(name string, s faultStep, mode string) {
 	default:
 		t.Errorf("after a %s after %s step %d (%s), ps says %s", mode, s.op, s.k, s.name, status)
 		e.mustRun("rm", "-f", name)
+	}
+}
+
+// TestFaultHookOnlyInFaultBuild: the fault hook (and PEAPOD_FAULT) exists
+// only in the faultinject build the tests use, never in the peapod that
+// provision.sh and BuildPeapod make.
+func TestFaultHookOnlyInFaultBuild(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tt := range []struct {
+		bin   string
+		fault bool
+	}{{peapodBin, false}, {faultBin, true}} {
+		b, err := os.ReadFile(tt.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(b, []byte("PEAPOD_FAULT")); got != tt.fault {
+			t.Errorf("%s: holds PEAPOD_FAULT: %v, want %v", tt.bin, got, tt.fault)
+		}
+		out, err := exec.Command(goTool(), "version", "-m", tt.bin).Output()
+		if err != nil {
+			t.Fatalf("go version -m %s: %v", tt.bin, err)
+		}
+		if got := strings.Contains(string(out), "-tags=faultinject"); got != tt.fault {
+			t.Errorf("%s: built with -tags=faultinject: %v, want %v\n%s", tt.bin, got, tt.fault, out)
+		}
 	}
 }

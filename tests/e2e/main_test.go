@@ -61,11 +61,7 @@ func build(dir string) error {
 		return err
 	}
 	faultBin = filepath.Join(faultDir, "peapod")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	fault := exec.Command(goBin, "build", "-tags", "faultinject", "-o", faultBin, "./cmd/peapod")
+	fault := exec.Command(goTool(), "build", "-tags", "faultinject", "-o", faultBin, "./cmd/peapod")
 	fault.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b, err := testutil.BuildPeapod(dir, fault)
 	if err != nil {
@@ -85,4 +81,12 @@ func build(dir string) error {
 		}
 	}
 	return nil
+}
+
+// goTool is the go command: on PATH, or where provision.sh installs it.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
 }
