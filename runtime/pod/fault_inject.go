@@ -5,6 +5,7 @@ package pod
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,8 +13,9 @@ import (
 )
 
 // faultEnv selects the fault of a faultinject build: "OP:K:MODE" fails
-// (MODE error) or SIGKILLs this process (MODE kill) right after the K-th
-// step (1-based, in trace order) of operation OP (run or rm).
+// (MODE error), SIGKILLs this process (MODE kill) or stops it with SIGSTOP
+// until a SIGCONT (MODE stop) right after the K-th step (1-based, in trace
+// order) of operation OP (run or rm).
 const faultEnv = "PEAPOD_FAULT"
 
 func init() {
@@ -23,8 +25,8 @@ func init() {
 	}
 	f := strings.Split(v, ":")
 	k, err := strconv.Atoi(f[min(1, len(f)-1)])
-	if len(f) != 3 || err != nil || k < 1 || (f[2] != "error" && f[2] != "kill") {
-		fmt.Fprintf(os.Stderr, "peapod: %s=%q: want OP:K:error or OP:K:kill\n", faultEnv, v)
+	if len(f) != 3 || err != nil || k < 1 || (f[2] != "error" && f[2] != "kill" && f[2] != "stop") {
+		fmt.Fprintf(os.Stderr, "peapod: %s=%q: want OP:K:error, OP:K:kill or OP:K:stop\n", faultEnv, v)
 		os.Exit(2)
 	}
 	op, mode := f[0], f[2]
@@ -40,9 +42,18 @@ func init() {
 		if n != k {
 			return nil
 		}
-		if mode == "kill" {
+		switch mode {
+		case "kill":
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way
+		case "stop":
+			// Sent to this thread, the stop takes effect before tgkill
+			// returns; sent to the process, another thread might take it
+			// while this one goes on (and, say, unlocks the pod's name).
+			runtime.LockOSThread()
+			syscall.Tgkill(os.Getpid(), syscall.Gettid(), syscall.SIGSTOP)
+			runtime.UnlockOSThread()
+			return nil
 		}
 		return fmt.Errorf("injected fault after step %d (%s) of %s", k, step, op)
 	}

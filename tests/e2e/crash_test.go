@@ -174,6 +174,8 @@ type faultStep struct {
 	op   string
 	k    int
 	name string
+	// last is set on the operation's last step.
+	last bool
 }
 
 // traceSteps parses the steps of op from PEAPOD_TRACE output.
@@ -198,6 +200,7 @@ func traceSteps(t *testing.T, op, stderr string) []faultStep {
 	if len(steps) < 3 {
 		t.Fatalf("only %d %s steps traced:\n%s", len(steps), op, stderr)
 	}
+	steps[len(steps)-1].last = true
 	return steps
 }
 
@@ -207,7 +210,10 @@ func traceSteps(t *testing.T, op, stderr string) []faultStep {
 // once. After each fault ps is honest — the pod is absent, Running and
 // whole, or says its run or rm was lost — and then either the pod is whole
 // (it runs an exec; rm -f removes it) or ONE gc removes everything of it
-// and a second finds nothing; the leak snapshot must match.
+// and a second finds nothing; the leak snapshot must match. A third mode
+// stops the CLI (SIGSTOP) after the step: ps must then say Creating or
+// Terminating, gc must leave the pod to its live creator or remover, and an
+// rm -f of a pod being created waits for it and removes it whole.
 func TestFaultAtEveryStep(t *testing.T) {
 	e := newEnv(t, withBinary(faultBin))
 	before := e.snapshot()
@@ -223,11 +229,16 @@ func TestFaultAtEveryStep(t *testing.T) {
 	}
 	steps = append(steps, traceSteps(t, "rm", stderr)...)
 	for _, s := range steps {
-		for _, mode := range []string{"error", "kill"} {
+		for _, mode := range []string{"error", "kill", "stop"} {
 			t.Run(fmt.Sprintf("%s/%d-%s/%s", s.op, s.k, strings.ReplaceAll(s.name, " ", "-"), mode), func(t *testing.T) {
 				e := e.on(t)
 				name := fmt.Sprintf("f-%s-%d-%s", s.op, s.k, mode)
 				fault := e.withEnv(fmt.Sprintf("PEAPOD_FAULT=%s:%d:%s", s.op, s.k, mode))
+				if mode == "stop" {
+					fault.checkWhileStopped(name, s, manifest(name))
+					e.assertNoLeak(before)
+					return
+				}
 				if s.op == "run" {
 					_, stderr, code := fault.run(manifest(name), "run", "-d", "-f", "-")
 					checkFaulted(t, s, mode, stderr, code)
@@ -240,6 +251,134 @@ func TestFaultAtEveryStep(t *testing.T) {
 				e.assertNoLeak(before)
 			})
 		}
+	}
+}
+
+// checkWhileStopped runs the operation of s stopped after step s.k (e
+// carries PEAPOD_FAULT=...:stop) and checks ps and gc while it is stopped.
+// A stopped run gets an rm -f, which must wait for it; then the operation
+// resumes and must succeed, and the pod must be gone.
+func (e *env) checkWhileStopped(name string, s faultStep, manifest string) {
+	t := e.t
+	t.Helper()
+	args := []string{"run", "-d", "-f", "-"}
+	if s.op == "rm" {
+		e.runPodPlain(manifest)
+		args = []string{"rm", "-f", name}
+	}
+	op := e.start(manifest, args...)
+	defer op.Process.Kill()
+	awaitStopped(t, op)
+	// After run's last step the record says the pod is made.
+	want := map[string]bool{"Creating": true, "Running": s.last}
+	if s.op == "rm" {
+		want = map[string]bool{"Terminating": true, "": s.last, "Running": s.k == 1}
+	}
+	pods := e.psNamed(name)
+	status := ""
+	if len(pods) == 1 {
+		status = pods[0].status
+	}
+	if len(pods) > 1 || !want[status] {
+		t.Errorf("%s stopped after step %d (%s): ps shows %+v", s.op, s.k, s.name, pods)
+	}
+	if out := e.mustRun("gc"); strings.TrimSpace(out) != "nothing to collect" {
+		t.Errorf("gc collected while %s was stopped after step %d (%s):\n%s", s.op, s.k, s.name, out)
+	}
+	var rm *exec.Cmd
+	if s.op == "run" {
+		rm = e.start("", "rm", "-f", name)
+		defer rm.Process.Kill()
+		awaitBlockedFlock(t, rm)
+	}
+	if err := op.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Wait(); err != nil {
+		t.Errorf("%s resumed after step %d (%s): %v\n%s", s.op, s.k, s.name, err, op.Stderr)
+	}
+	if rm != nil {
+		if err := rm.Wait(); err != nil {
+			t.Errorf("rm -f of a pod being created: %v\n%s", err, rm.Stderr)
+		}
+	}
+	if pods := e.psNamed(name); len(pods) != 0 {
+		t.Errorf("after %s resumed (and rm -f): ps shows %+v", s.op, pods)
+	}
+}
+
+// runPodPlain is runPod without the instance's extra environment.
+func (e *env) runPodPlain(manifest string) {
+	e.t.Helper()
+	c := *e
+	c.extraEnv = nil
+	c.runPod(manifest)
+}
+
+// start starts peapod with stdin and args and returns it running; its
+// stderr collects in cmd.Stderr (a *bytes.Buffer).
+func (e *env) start(stdin string, args ...string) *exec.Cmd {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, e.args(args...)...)
+	cmd.Env = append(os.Environ(), e.extraEnv...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stderr = &bytes.Buffer{}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("failed to start peapod %s: %v", strings.Join(args, " "), err)
+	}
+	return cmd
+}
+
+// awaitStopped waits until cmd is stopped (state T in /proc/PID/stat).
+func awaitStopped(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(cliTimeout)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatalf("pid %d: %v", pid, err)
+		}
+		_, rest, _ := strings.Cut(string(stat), ") ")
+		switch {
+		case strings.HasPrefix(rest, "T"):
+			return
+		case strings.HasPrefix(rest, "Z"):
+			err := cmd.Wait()
+			t.Fatalf("%s exited before it stopped: %v: %s", strings.Join(cmd.Args, " "), err, cmd.Stderr)
+		case time.Now().After(deadline):
+			t.Fatalf("pid %d did not stop within %v", pid, cliTimeout)
+		}
+		// The kernel offers a parent no event for a child's SIGSTOP without
+		// wait(WUNTRACED), which would race os/exec's own wait.
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// awaitBlockedFlock waits until cmd is blocked on a flock ("->" in
+// /proc/locks marks a waiting request).
+func awaitBlockedFlock(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(cliTimeout)
+	for {
+		b, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 5 && f[1] == "->" && f[2] == "FLOCK" && f[5] == fmt.Sprint(pid) {
+				return
+			}
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(stat), ") Z") {
+			err := cmd.Wait()
+			t.Fatalf("%s exited instead of waiting for the name: %v: %s", strings.Join(cmd.Args, " "), err, cmd.Stderr)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not block on a flock within %v:\n%s", pid, cliTimeout, b)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
