@@ -95,7 +95,9 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 	}
 	if recErr == nil {
 		rec.Phase, rec.Remover = state.PhaseRemoving, state.Self()
-		if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
+		// Unsynced: the pod goes anyway, and a power cut takes its
+		// processes and run dir with it (the reboot sweep does the rest).
+		if err := state.WriteJSONNoSync(m.recordPath(uid), rec); err != nil {
 			return fmt.Errorf("failed to mark pod %s/%s as being removed: %w", ns, name, err)
 		}
 	}

@@ -195,6 +195,17 @@ type Condition struct {
 // WriteJSON writes v to path atomically: a reader sees the old file or the
 // new one, never a mix, also across a crash (fsync before rename).
 func WriteJSON(path string, v any) error {
+	return writeJSON(path, v, true)
+}
+
+// WriteJSONNoSync is WriteJSON without the fsync: atomic against a crash
+// of the writer, not of the machine. For a state whose loss in a power cut
+// is harmless (after a reboot the sweep removes every pod of the old boot).
+func WriteJSONNoSync(path string, v any) error {
+	return writeJSON(path, v, false)
+}
+
+func writeJSON(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("failed to encode %q: %w", path, err)
@@ -208,9 +219,11 @@ func WriteJSON(path string, v any) error {
 		tmp.Close()
 		return fmt.Errorf("failed to write %q: %w", tmp.Name(), err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("failed to sync %q: %w", tmp.Name(), err)
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("failed to sync %q: %w", tmp.Name(), err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("failed to close %q: %w", tmp.Name(), err)
