@@ -8,6 +8,7 @@ import (
 
 	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/manifest"
+	"github.com/peapod/peapod/runtime/state"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -55,11 +56,19 @@ func (r *imageResolver) ids() []string {
 	return out
 }
 
-// PodsUsingImage names the pods whose containers use image id.
+// PodsUsingImage names the pods whose containers use image id. A pod
+// whose record cannot be read may use any image: it is named too.
 func (m *Manager) PodsUsingImage(id string) []string {
-	recs, _ := m.records()
+	es, _ := m.entries()
 	var out []string
-	for _, rec := range recs {
+	for _, e := range es {
+		if e.Rec == nil {
+			if !errors.Is(e.Err, state.ErrNotFound) {
+				out = append(out, e.Namespace+"/"+e.Name+" (record unreadable)")
+			}
+			continue
+		}
+		rec := e.Rec
 		for _, used := range rec.ImageIDs {
 			if used == id {
 				out = append(out, rec.Namespace+"/"+rec.Name)

@@ -95,8 +95,9 @@ func TestRmRacingRun(t *testing.T) {
 
 // TestUnreadableRecord: garbage in a running pod's pod.json hides nothing
 // and breaks nothing: ps lists the pod as RecordUnreadable, gc leaves its
-// resources alone and says why (its container keeps running), rm refuses
-// without -f, and rm -f removes it from what the host still shows.
+// resources alone and says why (its container keeps running), image rm
+// refuses the images it may use, rm refuses without -f, and rm -f removes
+// it from what the host still shows.
 func TestUnreadableRecord(t *testing.T) {
 	e := newEnv(t)
 	before := e.snapshot()
@@ -119,6 +120,9 @@ func TestUnreadableRecord(t *testing.T) {
 	}
 	if _, err := os.Stat(v.Namespaces["network"].Path); err != nil {
 		t.Errorf("gc removed the netns pin of a pod with an unreadable record: %v", err)
+	}
+	if _, stderr, code := e.run("", "image", "rm", "busybox:latest"); code == 0 || !strings.Contains(stderr, "record unreadable") {
+		t.Errorf("image rm while a pod with an unreadable record may use it: exit %d, stderr %q; want a refusal naming it", code, stderr)
 	}
 	if _, stderr, code := e.run("", "rm", "garbled"); code == 0 || !strings.Contains(stderr, "rm -f") {
 		t.Errorf("rm without -f of an unreadable record: exit %d, stderr %q; want a refusal pointing at rm -f", code, stderr)
