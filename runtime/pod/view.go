@@ -124,7 +124,7 @@ func (m *Manager) viewOf(e entry) *View {
 	if errors.Is(e.Err, state.ErrNotFound) {
 		v.Phase, v.Reason = "Failed", ReasonRecordMissing
 		v.Message = fmt.Sprintf("%v (a run or rm died); gc removes the name", e.Err)
-		if h, err := state.LockExisting(m.nameIndex(e.Namespace, e.Name), true); errors.Is(err, state.ErrBusy) {
+		if h, err := state.LockExisting(e.Index, true); errors.Is(err, state.ErrBusy) {
 			// An rm between the record and the name, alive.
 			v.Phase, v.Reason = "Unknown", ReasonTerminating
 			v.Message = fmt.Sprintf("%v; another peapod holds the name and is removing it", e.Err)
