@@ -95,6 +95,10 @@ func decodeOne(doc []byte) (*corev1.Pod, error) {
 	pod := &corev1.Pod{}
 	strictErrs, err := sigsjson.UnmarshalStrict(j, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
 	if err != nil {
+		// The quantity parser's error names no field: find which.
+		if qerrs := quantityErrors(j); len(qerrs) > 0 {
+			return nil, invalid(qerrs.ToAggregate())
+		}
 		return nil, invalid(fmt.Errorf("error unmarshaling JSON: %w", err))
 	}
 	if len(strictErrs) > 0 {

@@ -67,6 +67,7 @@ func defaultContainer(c *corev1.Container, hostNetwork bool) {
 	if c.TerminationMessagePolicy == "" {
 		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
 	}
+	defaultResources(&c.Resources)
 	for i := range c.Ports {
 		p := &c.Ports[i]
 		if p.Protocol == "" {

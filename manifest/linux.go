@@ -45,8 +45,9 @@ func (b *builder) linux(c *corev1.Container, id string) (*specs.Linux, error) {
 		Namespaces:  ns,
 		Devices:     append([]specs.LinuxDevice(nil), defaultDevices...),
 		CgroupsPath: b.in.CgroupParent + "/" + id,
-		Resources:   &specs.LinuxResources{Devices: deviceRules(privileged)},
+		Resources:   linuxResources(c.Resources),
 	}
+	l.Resources.Devices = deviceRules(privileged)
 	if !privileged {
 		l.MaskedPaths = append([]string(nil), maskedPaths...)
 		l.ReadonlyPaths = append([]string(nil), readonlyPaths...)

@@ -98,6 +98,7 @@ func ToSpec(pod *corev1.Pod, in SpecInput) (*spec.Pod, []string, error) {
 		BackoffInitialSeconds:         in.BackoffInitialSeconds,
 		BackoffMaxSeconds:             in.BackoffMaxSeconds,
 		CgroupDriver:                  in.CgroupDriver,
+		Resources:                     podResources(pod.Spec.InitContainers, pod.Spec.Containers),
 	}
 	b := &builder{pod: pod, in: in, hostname: hostname, shared: out.ShareProcessNamespace}
 	for i := range pod.Spec.InitContainers {

@@ -65,7 +65,8 @@ func listOf(elem *rule) *rule { return &rule{kind: list, elem: elem} }
 
 const (
 	warnScheduling = "ignored: peapod runs on this machine only and does no scheduling"
-	warnResources  = "not enforced yet: peapod sets no resource limits"
+	warnResize     = "ignored: peapod does not resize containers in place"
+	warnPodLevel   = "ignored: peapod sizes the pod cgroup from its containers' resources"
 	warnSeccomp    = "ignored: peapod applies no seccomp profile yet"
 	warnAppArmor   = "ignored: peapod applies no AppArmor profile"
 	warnWindows    = "ignored on Linux"
@@ -98,8 +99,9 @@ var containerRule = obj(map[string]*rule{
 			"fieldRef": obj(map[string]*rule{"apiVersion": allow, "fieldPath": allow}),
 		}),
 	})),
-	"resources":    warn(warnResources),
-	"resizePolicy": warn(warnResources),
+	// claims (dynamic resource allocation) are refused as unlisted.
+	"resources":    obj(map[string]*rule{"limits": allow, "requests": allow}),
+	"resizePolicy": warn(warnResize),
 	"volumeMounts": listOf(obj(map[string]*rule{
 		"name": allow, "mountPath": allow, "readOnly": allow, "subPath": allow,
 		"mountPropagation": allow, "recursiveReadOnly": allow,
@@ -142,7 +144,7 @@ var podRule = obj(map[string]*rule{
 			"fsGroup": warn(warnFSGroup), "fsGroupChangePolicy": warn(warnFSGroup),
 			"appArmorProfile": warn(warnAppArmor), "windowsOptions": warn(warnWindows),
 		}),
-		"resources": warn(warnResources), "overhead": warn(warnResources),
+		"resources": warn(warnPodLevel), "overhead": warn(warnPodLevel),
 		"nodeSelector": warn(warnScheduling), "nodeName": warn(warnScheduling),
 		"affinity": warn(warnScheduling), "tolerations": warn(warnScheduling),
 		"priority": warn(warnScheduling), "priorityClassName": warn(warnScheduling),

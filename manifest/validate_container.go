@@ -76,10 +76,12 @@ func (ctx *podContext) validateContainer(c *corev1.Container, kind containerKind
 	if c.TerminationMessagePath != defaultTerminationMessagePath || c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
 		warnings = append(warnings, fmt.Sprintf("%s: ignored: peapod reads no termination message", p.Child("terminationMessagePath")))
 	}
+	w, e := validateResources(&c.Resources, p.Child("resources"))
+	warnings, errs = append(warnings, w...), append(errs, e...)
 	errs = append(errs, ctx.validatePorts(c, kind, p.Child("ports"))...)
 	errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
 	errs = append(errs, ctx.validateVolumeMounts(c.VolumeMounts, p.Child("volumeMounts"))...)
-	w, e := ctx.validateSecurityContext(c.SecurityContext, p.Child("securityContext"))
+	w, e = ctx.validateSecurityContext(c.SecurityContext, p.Child("securityContext"))
 	warnings, errs = append(warnings, w...), append(errs, e...)
 	errs = append(errs, validateLifecycle(c.Lifecycle, kind, p.Child("lifecycle"))...)
 	errs = append(errs, validateProbes(c, kind, p)...)

@@ -282,9 +282,10 @@ func TestValidateWarnings(t *testing.T) {
 		mutate func(p *corev1.Pod)
 		want   []string
 	}{
-		{"resources", func(p *corev1.Pod) {
-			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
-		}, []string{"spec.containers[0].resources: not enforced yet: peapod sets no resource limits"}},
+		{"pod-level resources", func(p *corev1.Pod) {
+			p.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
+			p.Spec.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.NotRequired}}
+		}, []string{"spec.containers[0].resizePolicy: " + warnResize, "spec.resources: " + warnPodLevel}},
 		{"scheduling fields", func(p *corev1.Pod) {
 			p.Spec.NodeSelector = map[string]string{"disk": "ssd"}
 			p.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}

@@ -64,6 +64,10 @@ type Pod struct {
 	BackoffMaxSeconds     float64 `json:"backoffMaxSeconds"`
 	// CgroupDriver is "v1" or "v2".
 	CgroupDriver string `json:"cgroupDriver"`
+	// Resources are the pod cgroup's (CgroupParent's) CPU and memory
+	// settings, the kubelet's pod-level sums; nil in specs written before
+	// peapod enforced resources.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	// InitContainers run to completion, in order, before Containers start.
 	InitContainers []Container `json:"initContainers,omitempty"`
 	// Containers are the app containers.
