@@ -41,6 +41,8 @@ type Driver interface {
 	// DestroyTree is Destroy followed by the removal of the parents left
 	// empty, up to but not including the hierarchy root.
 	DestroyTree(path string) error
+	// Set writes CPU, memory and pids limits into the cgroup.
+	Set(path string, r Resources) error
 	// CPUStat returns the CPU time consumed by the cgroup in microseconds.
 	CPUStat(path string) (usageUsec int64, err error)
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ type fakeFS struct {
 	writes []string
 	// root is the temp dir the fake lives in.
 	root string
+	// noSwap makes mkdir leave out the swap files, as a kernel without
+	// swap accounting does.
+	noSwap bool
 }
 
 func newFakeFS(t *testing.T, v1 bool) *fakeFS {
@@ -91,6 +95,16 @@ func (f *fakeFS) Mkdir(name string) error {
 	if f.v1 {
 		files["freezer.state"] = "THAWED\n"
 		files["cpuacct.usage"] = "0\n"
+		// Every hierarchy gets every file: which hierarchy a write goes
+		// to is checked by path.
+		files["cpu.shares"] = "1024\n"
+		files["cpu.cfs_period_us"] = "100000\n"
+		files["cpu.cfs_quota_us"] = "-1\n"
+		files["memory.limit_in_bytes"] = "9223372036854771712\n"
+		files["pids.max"] = "max\n"
+		if !f.noSwap {
+			files["memory.memsw.limit_in_bytes"] = "9223372036854771712\n"
+		}
 	} else {
 		ctrl, err := os.ReadFile(filepath.Join(filepath.Dir(name), "cgroup.subtree_control"))
 		if err != nil {
@@ -101,6 +115,22 @@ func (f *fakeFS) Mkdir(name string) error {
 		files["cgroup.events"] = "populated 0\nfrozen 0\n"
 		files["cgroup.kill"] = ""
 		files["cpu.stat"] = "usage_usec 0\n"
+		// A controller's files exist where the parent enabled it.
+		enabled := strings.Fields(string(ctrl))
+		if slices.Contains(enabled, "cpu") {
+			files["cpu.weight"] = "100\n"
+			files["cpu.max"] = "max 100000\n"
+		}
+		if slices.Contains(enabled, "memory") {
+			files["memory.max"] = "max\n"
+			files["memory.events"] = "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"
+			if !f.noSwap {
+				files["memory.swap.max"] = "max\n"
+			}
+		}
+		if slices.Contains(enabled, "pids") {
+			files["pids.max"] = "max\n"
+		}
 	}
 	for n, content := range files {
 		if err := os.WriteFile(filepath.Join(name, n), []byte(content), 0o644); err != nil {

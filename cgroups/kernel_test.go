@@ -261,3 +261,59 @@ func fileHasPid(t *testing.T, file string, pid int) bool {
 	}
 	return false
 }
+
+// TestSetLimitsLand writes a Burstable container's limits and reads them
+// back from the kernel's files: on v1 each controller's hierarchy; on this
+// hybrid host's controller-less cgroup2 tree, a clear refusal.
+func TestSetLimitsLand(t *testing.T) {
+	testutil.RequireRoot(t)
+	res := cgroups.Resources{CPUShares: 256, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 64 << 20, PidsLimit: 100}
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			d, path := newTestCgroup(t, driver)
+			err := d.Set(path, res)
+			if driver == cgroups.DriverV2 {
+				if mode, _ := cgroups.Detect(cgroups.DefaultMountRoot); mode == cgroups.ModeHybrid {
+					if !errors.Is(err, cgroups.ErrNoController) {
+						t.Fatalf("Set on the hybrid cgroup2 tree: err %v, want ErrNoController", err)
+					}
+					// The BestEffort minimum is no error there.
+					if err := d.Set(path, cgroups.Resources{CPUShares: 2}); err != nil {
+						t.Fatalf("Set(best effort): %v", err)
+					}
+					return
+				}
+			}
+			if err != nil {
+				t.Fatalf("Set: %v", err)
+			}
+			want := map[string]map[string]string{
+				cgroups.DriverV1: {"cpu/cpu.shares": "256", "cpu/cpu.cfs_period_us": "100000", "cpu/cpu.cfs_quota_us": "50000",
+					"memory/memory.limit_in_bytes": "67108864", "pids/pids.max": "100"},
+				cgroups.DriverV2: {"cpu/cpu.weight": "10", "cpu/cpu.max": "50000 100000", "memory/memory.max": "67108864", "pids/pids.max": "100"},
+			}[driver]
+			for key, val := range want {
+				ctrl, file, _ := strings.Cut(key, "/")
+				dir, err := d.Dir(ctrl, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, err := os.ReadFile(filepath.Join(dir, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := strings.TrimSpace(string(data)); got != val {
+					t.Errorf("%s = %q, want %q", file, got, val)
+				}
+			}
+			// memsw exists only with swap accounting; where it does, swap
+			// must not stretch the limit.
+			if driver == cgroups.DriverV1 {
+				dir, _ := d.Dir("memory", path)
+				if data, err := os.ReadFile(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil && strings.TrimSpace(string(data)) != "67108864" {
+					t.Errorf("memory.memsw.limit_in_bytes = %s, want the memory limit", data)
+				}
+			}
+		})
+	}
+}

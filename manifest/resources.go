@@ -44,7 +44,6 @@ const (
 )
 
 const (
-	warnNotEnforced      = "validated, not enforced yet: peapod sets no resource limits"
 	warnEphemeralStorage = "not enforced: peapod sets no ephemeral-storage limit"
 	warnExtendedResource = "ignored: peapod has no device plugins"
 )
@@ -94,9 +93,7 @@ func validateResources(r *corev1.ResourceRequirements, p *field.Path) ([]string,
 	for _, name := range sortedResourceNames(r.Limits) {
 		check(name, r.Limits[name], limPath.Key(string(name)), true)
 	}
-	if len(r.Limits)+len(r.Requests) > 0 {
-		warnings = append(warnings, fmt.Sprintf("%s: %s", p, warnNotEnforced))
-	}
+
 	for _, name := range sortedResourceNames(r.Requests) {
 		q := r.Requests[name]
 		check(name, q, reqPath.Key(string(name)), false)

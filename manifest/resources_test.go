@@ -82,7 +82,6 @@ func TestResourcesWarnings(t *testing.T) {
 	want := []string{
 		`pod.yaml: document 1: pod "default/web": spec.containers[0].resources.limits[ephemeral-storage]: ` + warnEphemeralStorage,
 		`pod.yaml: document 1: pod "default/web": spec.containers[0].resources.limits[example.com/dongle]: ` + warnExtendedResource,
-		`pod.yaml: document 1: pod "default/web": spec.containers[0].resources: ` + warnNotEnforced,
 		`pod.yaml: document 1: pod "default/web": spec.containers[0].resources.requests[ephemeral-storage]: ` + warnEphemeralStorage,
 		`pod.yaml: document 1: pod "default/web": spec.containers[0].resources.requests[example.com/dongle]: ` + warnExtendedResource,
 	}

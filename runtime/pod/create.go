@@ -397,10 +397,20 @@ func mkdirMode(dir string, mode os.FileMode) error {
 // createCgroups makes each container's cgroup with the device allow-list.
 func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.Stack) error {
 	undo.Add(func() error { return m.destroyCgroups(rec) })
+	// The pod cgroup bounds the pod as a whole, as the kubelet's does.
+	if err := m.cg.Create(rec.CgroupParent); err != nil {
+		return fmt.Errorf("failed to create pod cgroup: %w", err)
+	}
+	if err := m.cg.Set(rec.CgroupParent, cgroupResources(sp.Resources)); err != nil {
+		return fmt.Errorf("failed to set pod resources: %w", err)
+	}
 	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
 		rec.ContainerCgroups = append(rec.ContainerCgroups, c.Cgroup)
 		if err := m.cg.Create(c.Cgroup); err != nil {
 			return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
+		}
+		if err := m.cg.Set(c.Cgroup, cgroupResources(c.OCI.Linux.Resources)); err != nil {
+			return fmt.Errorf("failed to set resources of container %q: %w", c.Name, err)
 		}
 		rules, err := devices.FromSpec(c.OCI.Linux)
 		if err != nil {

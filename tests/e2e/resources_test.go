@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/peapod/peapod/cgroups"
+)
+
+// withResources sets a container's requests and limits ("" leaves one out).
+func withResources(c corev1.Container, reqCPU, limCPU, limMem string) corev1.Container {
+	set := func(l *corev1.ResourceList, name corev1.ResourceName, q string) {
+		if q == "" {
+			return
+		}
+		if *l == nil {
+			*l = corev1.ResourceList{}
+		}
+		(*l)[name] = resource.MustParse(q)
+	}
+	set(&c.Resources.Requests, corev1.ResourceCPU, reqCPU)
+	set(&c.Resources.Limits, corev1.ResourceCPU, limCPU)
+	set(&c.Resources.Limits, corev1.ResourceMemory, limMem)
+	return c
+}
+
+// v1File reads a control file of a container's (or, with up > 0, its
+// parents') cgroup in the v1 hierarchy of controller.
+func v1File(t *testing.T, controller, cgroup, file string) string {
+	t.Helper()
+	return strings.TrimSpace(readHost(t, filepath.Join(cgroups.DefaultMountRoot, controller, cgroup, file)))
+}
+
+// hybridHost tells whether this host's cgroup2 tree is the controller-less
+// one of a hybrid layout, where the v2 driver cannot set limits.
+func hybridHost(t *testing.T) bool {
+	mode, err := cgroups.Detect(cgroups.DefaultMountRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mode == cgroups.ModeHybrid
+}
+
+// TestResources_LimitsLand: a Burstable container (250m/500m CPU, 64Mi)
+// and a BestEffort sidecar get the kubelet's values in their cgroup files,
+// and the pod cgroup above them the pod-level ones. On a hybrid host's
+// controller-less cgroup2 tree the v2 driver refuses the pod, naming the
+// way out, and leaves nothing behind.
+func TestResources_LimitsLand(t *testing.T) {
+	for _, driver := range cgroupDrivers {
+		t.Run("cgroup-"+driver, func(t *testing.T) {
+			e := newEnv(t, withDriver(driver))
+			p := newPod("limited", withResources(ctr("app", "sleep", "1000"), "250m", "500m", "64Mi"), ctr("side", "sleep", "1000"))
+			if driver == "v2" && hybridHost(t) {
+				before := e.snapshot()
+				_, stderr, code := e.run(podJSON(p), "run", "-d", "-f", "-")
+				if code == 0 || !strings.Contains(stderr, "failed to set pod resources") || !strings.Contains(stderr, "use the v1 driver") {
+					t.Fatalf("run on the controller-less cgroup2 tree: exit %d, stderr %q; want a refusal naming the pod's resources and the v1 driver", code, stderr)
+				}
+				if out, _, _ := e.run("", "ps", "-A"); strings.Contains(out, "limited") {
+					t.Errorf("a refused pod is listed:\n%s", out)
+				}
+				e.assertNoLeak(before)
+				return
+			}
+			e.runPod(podJSON(p))
+			v := e.inspect("limited")
+			app, side := v.container(t, "app").Cgroup, v.container(t, "side").Cgroup
+			if driver == "v2" {
+				root := filepath.Join(cgroups.DefaultMountRoot, app)
+				for file, want := range map[string]string{"cpu.weight": "10", "cpu.max": "50000 100000", "memory.max": "67108864"} {
+					if got := strings.TrimSpace(readHost(t, filepath.Join(root, file))); got != want {
+						t.Errorf("app %s = %q, want %q", file, got, want)
+					}
+				}
+				return
+			}
+			pod := path.Dir(app)
+			for _, tt := range []struct{ ctrl, cgroup, file, want string }{
+				{"cpu", app, "cpu.shares", "256"},
+				{"cpu", app, "cpu.cfs_period_us", "100000"},
+				{"cpu", app, "cpu.cfs_quota_us", "50000"},
+				{"memory", app, "memory.limit_in_bytes", "67108864"},
+				// No request: the BestEffort minimum; no limit: none.
+				{"cpu", side, "cpu.shares", "2"},
+				{"cpu", side, "cpu.cfs_quota_us", "-1"},
+				// The pod: shares from the summed requests; no quota and
+				// no memory limit, as the sidecar has none.
+				{"cpu", pod, "cpu.shares", "256"},
+				{"cpu", pod, "cpu.cfs_quota_us", "-1"},
+			} {
+				if got := v1File(t, tt.ctrl, tt.cgroup, tt.file); got != tt.want {
+					t.Errorf("%s %s = %q, want %q", tt.cgroup, tt.file, got, tt.want)
+				}
+			}
+			if got := v1File(t, "memory", side, "memory.limit_in_bytes"); len(got) < 15 {
+				t.Errorf("sidecar memory.limit_in_bytes = %s, want unlimited", got)
+			}
+			// memsw exists only with swap accounting (swapaccount=1).
+			if got, err := readOptional(filepath.Join(cgroups.DefaultMountRoot, "memory", app, "memory.memsw.limit_in_bytes")); err == nil && got != "67108864" {
+				t.Errorf("app memory.memsw.limit_in_bytes = %q, want the memory limit: swap must not stretch it", got)
+			}
+		})
+	}
+}
+
+// TestResources_PodLimitIsTheSum: with every container limited, the pod
+// cgroup carries the sum, as the kubelet's pod cgroup does.
+func TestResources_PodLimitIsTheSum(t *testing.T) {
+	e := newEnv(t, withDriver("v1"))
+	p := newPod("summed",
+		withResources(ctr("a", "sleep", "1000"), "", "300m", "40Mi"),
+		withResources(ctr("b", "sleep", "1000"), "", "200m", "24Mi"))
+	e.runPod(podJSON(p))
+	pod := path.Dir(e.inspect("summed").container(t, "a").Cgroup)
+	for file, want := range map[string]string{"cpu.shares": "512", "cpu.cfs_quota_us": "50000"} {
+		if got := v1File(t, "cpu", pod, file); got != want {
+			t.Errorf("pod %s = %q, want %q", file, got, want)
+		}
+	}
+	if got := v1File(t, "memory", pod, "memory.limit_in_bytes"); got != strconv.Itoa(64<<20) {
+		t.Errorf("pod memory.limit_in_bytes = %s, want %d", got, 64<<20)
+	}
+}
+
+// TestResources_CPUQuotaThrottles: a busy loop under limits.cpu 100m is
+// throttled by the CFS (nr_throttled grows) and uses at most a generous
+// 0.3 CPU over two seconds measured from cpuacct.usage; the quota allows
+// 0.1, and without it the loop takes a whole CPU.
+func TestResources_CPUQuotaThrottles(t *testing.T) {
+	e := newEnv(t, withDriver("v1"))
+	e.runPod(podJSON(newPod("busy", withResources(shell("spin", "while :; do :; done"), "", "100m", ""))))
+	cg := e.inspect("busy").container(t, "spin").Cgroup
+	if got := v1File(t, "cpu", cg, "cpu.cfs_quota_us"); got != "10000" {
+		t.Fatalf("cpu.cfs_quota_us = %s, want 10000 (100m of a 100000 µs period)", got)
+	}
+	usage := func() int64 {
+		n, err := strconv.ParseInt(v1File(t, "cpuacct", cg, "cpuacct.usage"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	start, u0 := time.Now(), usage()
+	// Sampling CPU use needs wall time to pass; no event stands for it.
+	time.Sleep(2 * time.Second)
+	u1, wall := usage(), time.Since(start)
+	cpus := float64(u1-u0) / float64(wall.Nanoseconds())
+	t.Logf("busy loop under 100m: %.3f CPU over %v", cpus, wall)
+	if cpus > 0.3 {
+		t.Errorf("busy loop used %.3f CPU under a 100m limit, want at most 0.3", cpus)
+	}
+	if got := statField(t, v1File(t, "cpu", cg, "cpu.stat"), "nr_throttled"); got == 0 {
+		t.Errorf("cpu.stat nr_throttled = 0 after a 2 s busy loop under 100m, want > 0")
+	}
+}
+
+// TestResources_BadQuantities: each refused with an error naming the field,
+// a non-zero exit, and no pod left.
+func TestResources_BadQuantities(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct{ name, res, want string }{
+		{"one byte", "limits: {memory: '1'}", `spec.containers[0].resources.limits[memory]: Invalid value: "1": must be at least 6Mi`},
+		{"negative", "limits: {cpu: '-1'}", `spec.containers[0].resources.limits[cpu]: Invalid value: "-1": must be greater than or equal to 0`},
+		{"1e30 cpu", "limits: {cpu: 1e30}", `spec.containers[0].resources.limits[cpu]: Invalid value: "1e+30": must be at most 1M`},
+		{"non-numeric", "limits: {memory: lots}", `spec.containers[0].resources.limits[memory]: Invalid value: "lots": quantities must match`},
+		{"request above limit", "{requests: {memory: 128Mi}, limits: {memory: 64Mi}}", `must be less than or equal to memory limit of 64Mi`},
+		{"hugepages", "limits: {hugepages-2Mi: 2Mi, memory: 64Mi}", `spec.containers[0].resources.limits[hugepages-2Mi]: Forbidden`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := tt.res
+			if !strings.HasPrefix(res, "{") {
+				res = "{" + res + "}"
+			}
+			manifest := "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - name: app\n    image: busybox:latest\n    command: [sleep, '1000']\n    resources: " + res + "\n"
+			_, stderr, code := e.run(manifest, "run", "-d", "-f", "-")
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("run: exit %d, stderr %q; want non-zero and %q", code, stderr, tt.want)
+			}
+			if out, _, _ := e.run("", "ps", "-A"); strings.Contains(out, "bad") {
+				t.Errorf("a refused pod is listed:\n%s", out)
+			}
+		})
+	}
+}
+
+// readOptional reads a file that may not exist, trimmed.
+func readOptional(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	return strings.TrimSpace(string(b)), err
+}
+
+// statField returns a "key value" line's value of a flat-keyed file.
+func statField(t *testing.T, content, key string) int64 {
+	t.Helper()
+	for _, line := range strings.Split(content, "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in:\n%s", key, content)
+	return 0
+}
