@@ -102,6 +102,7 @@ func (f *fakeFS) Mkdir(name string) error {
 		files["cpu.cfs_quota_us"] = "-1\n"
 		files["memory.limit_in_bytes"] = "9223372036854771712\n"
 		files["pids.max"] = "max\n"
+		files["memory.oom_control"] = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"
 		if !f.noSwap {
 			files["memory.memsw.limit_in_bytes"] = "9223372036854771712\n"
 		}

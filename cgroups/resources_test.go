@@ -126,3 +126,43 @@ func TestV2Set(t *testing.T) {
 		})
 	}
 }
+
+func TestOOMKills(t *testing.T) {
+	t.Run("v1", func(t *testing.T) {
+		fsys := newFakeFS(t, true)
+		root := fsys.root
+		d, err := newDriver("v1", root, hybridEnv(t, root, fsys, v1Mounts(root)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []string{"cpu,cpuacct", "freezer", "devices", "hugetlb", "memory", "systemd"} {
+			fsys.initRoot(t, filepath.Join(root, h), "")
+		}
+		const path = "peapod-r1/pod/ctr"
+		if err := d.Create(path); err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, filepath.Join(root, "memory", path, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+		if n, err := d.(*v1Driver).OOMKills(path); err != nil || n != 3 {
+			t.Errorf("OOMKills = %d, %v; want 3", n, err)
+		}
+	})
+	t.Run("v2", func(t *testing.T) {
+		fsys := newFakeFS(t, false)
+		fsys.initRoot(t, fsys.root, "cpu memory pids")
+		d := newV2(fsys.root, ModeUnified, fsys)
+		const path = "peapod-r1/pod/ctr"
+		if err := d.Create(path); err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, filepath.Join(fsys.root, path, "memory.events"), "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\noom_group_kill 0\n")
+		if n, err := d.OOMKills(path); err != nil || n != 1 {
+			t.Errorf("OOMKills = %d, %v; want 1 (oom_kill, not oom or oom_group_kill)", n, err)
+		}
+		// No memory controller: an error, never a guess.
+		h := newV2(t.TempDir(), ModeHybrid, fsys)
+		if _, err := h.OOMKills(path); err == nil {
+			t.Errorf("OOMKills without memory.events succeeded")
+		}
+	})
+}

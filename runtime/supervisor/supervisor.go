@@ -110,6 +110,8 @@ type container struct {
 	// adopted marks a running instance taken over from a lost supervisor:
 	// not our child, so its exit code cannot be known (adopt.go).
 	adopted bool
+	// oomBase is the cgroup's OOM kill count when the instance started.
+	oomBase int64
 }
 
 // New loads the spec from runDir and prepares a supervisor.
@@ -318,6 +320,7 @@ func (s *Supervisor) startInstance(c *container) error {
 		lg.close()
 		return s.failStart(c, reasonCreateContainerError, err)
 	}
+	oomBase := s.oomKills(c)
 	pid, wait, err := s.reap.start(func() (int, error) {
 		return s.rt.StartContainer(s.pod, c.spec, pipes.child(), func(pid int) error {
 			return s.cg.Join(c.spec.Cgroup, pid)
@@ -350,7 +353,7 @@ func (s *Supervisor) startInstance(c *container) error {
 	st.Proc = state.ProcOf(pid)
 	st.LogPath = logPath
 	st.Probes = nil
-	c.proc, c.log, c.killedByProbe, c.adopted = st.Proc, lg, false, false
+	c.proc, c.log, c.killedByProbe, c.adopted, c.oomBase = st.Proc, lg, false, false, oomBase
 	c.exited = make(chan struct{})
 	if !c.isInit && s.prober != nil {
 		// A no-op after the first instance: workers outlive restarts and
@@ -426,6 +429,9 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	st.Reason = "Completed"
 	if code != 0 {
 		st.Reason = "Error"
+	}
+	if s.oomKilledSince(c, c.oomBase) {
+		st.Reason = reasonOOMKilled
 	}
 	st.Message = ""
 	if c.adopted {

@@ -213,3 +213,35 @@ func statField(t *testing.T, content, key string) int64 {
 	t.Fatalf("no %s in:\n%s", key, content)
 	return 0
 }
+
+// TestResources_OOMKilled: a container buffering 100 MiB under a 32Mi limit
+// is killed by the kernel and reports OOMKilled with exit code 137, and
+// restarts under Always; a container whose child is SIGKILLed (exit 137; PID
+// 1 of its namespace cannot SIGKILL itself) is an
+// Error, since OOM is read from the cgroup, never guessed from the code; the
+// pod's other container is untouched.
+func TestResources_OOMKilled(t *testing.T) {
+	e := newEnv(t, withDriver("v1"), fastBackoff)
+	p := newPod("oom",
+		withResources(shell("hog", "head -c 100m /dev/zero | tail"), "", "", "32Mi"),
+		withResources(shell("selfkill", "sleep 0.2; sleep 1000 & kill -9 $!; wait $!"), "", "", "32Mi"),
+		ctr("bystander", "sleep", "1000"))
+	e.runPod(podJSON(p))
+	got := e.waitPod("oom", waitTimeout, func(p *corev1.Pod) (bool, string) {
+		for _, s := range p.Status.ContainerStatuses {
+			if (s.Name == "hog" || s.Name == "selfkill") && (s.RestartCount < 1 || s.LastTerminationState.Terminated == nil) {
+				return false, s.Name + " not yet restarted"
+			}
+		}
+		return true, ""
+	})
+	for name, want := range map[string]string{"hog": "OOMKilled", "selfkill": "Error"} {
+		last := containerStatus(t, got, name).LastTerminationState.Terminated
+		if last.Reason != want || last.ExitCode != 137 {
+			t.Errorf("%s: last terminated reason %q exit %d, want %q 137", name, last.Reason, last.ExitCode, want)
+		}
+	}
+	if s := containerStatus(t, got, "bystander"); s.RestartCount != 0 || s.State.Running == nil {
+		t.Errorf("bystander: restarts %d state %+v, want running, never restarted", s.RestartCount, s.State)
+	}
+}
