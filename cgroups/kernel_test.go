@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -312,6 +313,41 @@ func TestSetLimitsLand(t *testing.T) {
 				dir, _ := d.Dir("memory", path)
 				if data, err := os.ReadFile(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil && strings.TrimSpace(string(data)) != "67108864" {
 					t.Errorf("memory.memsw.limit_in_bytes = %s, want the memory limit", data)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCreateSetDestroy is a container cgroup's life with and without
+// a Burstable container's limits: what limits add to a pod cycle.
+func BenchmarkCreateSetDestroy(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	res := cgroups.Resources{CPUShares: 256, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 64 << 20}
+	for _, tt := range []struct {
+		name string
+		res  *cgroups.Resources
+	}{{"no-limits", nil}, {"limits", &res}} {
+		b.Run(tt.name, func(b *testing.B) {
+			d, err := cgroups.New(cgroups.DriverV1, cgroups.DefaultMountRoot)
+			if err != nil {
+				b.Skip(err)
+			}
+			parent := "peapod-bench-" + strconv.Itoa(os.Getpid())
+			for i := 0; i < b.N; i++ {
+				path := parent + "/pod/ctr"
+				if err := d.Create(path); err != nil {
+					b.Fatal(err)
+				}
+				if tt.res != nil {
+					if err := d.Set(path, *tt.res); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := d.DestroyTree(path); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
