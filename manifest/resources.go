@@ -280,3 +280,33 @@ func podResources(init, app []corev1.Container) *specs.LinuxResources {
 	}
 	return out
 }
+
+// QOSClass is the pod's quality-of-service class as the kubelet computes
+// it (GetPodQOS) from its defaulted containers, init containers included:
+// BestEffort without any CPU or memory request or limit; Guaranteed when
+// every container has CPU and memory limits and requests equal to them;
+// Burstable otherwise.
+func QOSClass(s *corev1.PodSpec) corev1.PodQOSClass {
+	set, guaranteed := false, true
+	for _, c := range append(append([]corev1.Container{}, s.InitContainers...), s.Containers...) {
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			req, hasReq := c.Resources.Requests[name]
+			lim, hasLim := c.Resources.Limits[name]
+			hasReq, hasLim = hasReq && !req.IsZero(), hasLim && !lim.IsZero()
+			if hasReq || hasLim {
+				set = true
+			}
+			// A request left unset defaults to the limit.
+			if !hasLim || (hasReq && req.Cmp(lim) != 0) {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case !set:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}

@@ -180,3 +180,39 @@ func TestResourcesToSpec(t *testing.T) {
 		t.Errorf("pod resources mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestQOSClass(t *testing.T) {
+	c := func(reqCPU, reqMem, limCPU, limMem string) corev1.Container {
+		r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+		for _, x := range []struct {
+			l    corev1.ResourceList
+			name corev1.ResourceName
+			q    string
+		}{{r.Requests, corev1.ResourceCPU, reqCPU}, {r.Requests, corev1.ResourceMemory, reqMem},
+			{r.Limits, corev1.ResourceCPU, limCPU}, {r.Limits, corev1.ResourceMemory, limMem}} {
+			if x.q != "" {
+				x.l[x.name] = resource.MustParse(x.q)
+			}
+		}
+		return corev1.Container{Name: "c", Resources: r}
+	}
+	for _, tt := range []struct {
+		name string
+		ctrs []corev1.Container
+		want corev1.PodQOSClass
+	}{
+		{"nothing", []corev1.Container{c("", "", "", "")}, corev1.PodQOSBestEffort},
+		{"zero only", []corev1.Container{c("0", "", "", "0")}, corev1.PodQOSBestEffort},
+		{"limits only", []corev1.Container{c("", "", "1", "64Mi")}, corev1.PodQOSGuaranteed},
+		{"equal", []corev1.Container{c("500m", "64Mi", "500m", "64Mi"), c("", "", "1", "1Gi")}, corev1.PodQOSGuaranteed},
+		{"request below limit", []corev1.Container{c("250m", "64Mi", "500m", "64Mi")}, corev1.PodQOSBurstable},
+		{"memory only", []corev1.Container{c("", "", "", "64Mi")}, corev1.PodQOSBurstable},
+		{"one best-effort container", []corev1.Container{c("", "", "1", "64Mi"), c("", "", "", "")}, corev1.PodQOSBurstable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := QOSClass(&corev1.PodSpec{Containers: tt.ctrs}); got != tt.want {
+				t.Errorf("QOSClass = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/state"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,7 +24,7 @@ func (v *View) KubePod() (*corev1.Pod, error) {
 	}
 	p.APIVersion, p.Kind = "v1", "Pod"
 	p.CreationTimestamp = metav1.NewTime(v.Record.CreatedAt)
-	st := corev1.PodStatus{Phase: corev1.PodPhase(v.Phase), HostIP: hostIP(), QOSClass: corev1.PodQOSBestEffort}
+	st := corev1.PodStatus{Phase: corev1.PodPhase(v.Phase), HostIP: hostIP(), QOSClass: manifest.QOSClass(&p.Spec)}
 	if v.Reason != "" {
 		st.Reason, st.Message = v.Reason, v.Message
 	}

@@ -79,6 +79,9 @@ func TestKubePodStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := p.Status
+	if st.QOSClass != corev1.PodQOSBestEffort {
+		t.Errorf("qosClass = %q, want BestEffort (no resources)", st.QOSClass)
+	}
 	if st.Phase != corev1.PodRunning || st.PodIP != "10.220.0.7" || len(st.PodIPs) != 1 || st.StartTime == nil || !st.StartTime.Time.Equal(started) {
 		t.Errorf("pod status = %+v", st)
 	}

@@ -72,6 +72,9 @@ func TestResources_LimitsLand(t *testing.T) {
 				return
 			}
 			e.runPod(podJSON(p))
+			if q := e.get("limited").Status.QOSClass; q != corev1.PodQOSBurstable {
+				t.Errorf("status.qosClass = %q, want Burstable", q)
+			}
 			v := e.inspect("limited")
 			app, side := v.container(t, "app").Cgroup, v.container(t, "side").Cgroup
 			if driver == "v2" {
@@ -113,13 +116,17 @@ func TestResources_LimitsLand(t *testing.T) {
 }
 
 // TestResources_PodLimitIsTheSum: with every container limited, the pod
-// cgroup carries the sum, as the kubelet's pod cgroup does.
+// cgroup carries the sum, as the kubelet's pod cgroup does, and the pod is
+// Guaranteed.
 func TestResources_PodLimitIsTheSum(t *testing.T) {
 	e := newEnv(t, withDriver("v1"))
 	p := newPod("summed",
 		withResources(ctr("a", "sleep", "1000"), "", "300m", "40Mi"),
 		withResources(ctr("b", "sleep", "1000"), "", "200m", "24Mi"))
 	e.runPod(podJSON(p))
+	if q := e.get("summed").Status.QOSClass; q != corev1.PodQOSGuaranteed {
+		t.Errorf("status.qosClass = %q, want Guaranteed (limits only: requests default to them)", q)
+	}
 	pod := path.Dir(e.inspect("summed").container(t, "a").Cgroup)
 	for file, want := range map[string]string{"cpu.shares": "512", "cpu.cfs_quota_us": "50000"} {
 		if got := v1File(t, "cpu", pod, file); got != want {
