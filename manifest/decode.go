@@ -86,11 +86,16 @@ func isEmptyDocument(doc []byte) bool {
 // decodeOne decodes one document strictly and checks its type. It is what
 // sigs.k8s.io/yaml's UnmarshalStrict does, but through sigs.k8s.io/json's
 // strict mode (as kubectl does) so that an unknown field is named with its
-// full path ("spec.contaners"), not just its last element.
+// full path ("spec.contaners"), not just its last element. The type is read
+// first, so that another kind gets one line saying peapod does not run it
+// rather than a field error against the Pod schema.
 func decodeOne(doc []byte) (*corev1.Pod, error) {
 	j, err := yaml.YAMLToJSONStrict(doc)
 	if err != nil {
 		return nil, invalid(fmt.Errorf("error converting YAML to JSON: %w", err))
+	}
+	if err := checkKind(j); err != nil {
+		return nil, err
 	}
 	pod := &corev1.Pod{}
 	strictErrs, err := sigsjson.UnmarshalStrict(j, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)

@@ -49,7 +49,7 @@ func TestDecode(t *testing.T) {
 		},
 		{name: "malformed", data: "apiVersion: v1\nkind: Pod\nmetadata: {name: a\n", wantErr: `pods.yaml: document 1: error converting YAML to JSON: yaml: line`},
 		{name: "wrong type", data: "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, ports: [{containerPort: x}]}]}\n", wantErr: `pods.yaml: document 1: error unmarshaling JSON`},
-		{name: "wrong kind", data: "apiVersion: v1\nkind: Deployment\nmetadata: {name: a}\n", wantErr: `pods.yaml: document 1: apiVersion "v1" kind "Deployment" is not a v1 Pod`},
+		{name: "no kind", data: "apiVersion: v1\nmetadata: {name: a}\n", wantErr: `pods.yaml: document 1: apiVersion "v1" kind "" is not a v1 Pod`},
 		{name: "wrong apiVersion", data: "apiVersion: apps/v1\nkind: Pod\nmetadata: {name: a}\n", wantErr: `apiVersion "apps/v1" kind "Pod" is not a v1 Pod`},
 		{name: "empty", data: "# only a comment\n---\n", wantErr: "pods.yaml: no pod documents found"},
 	}
