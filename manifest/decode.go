@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -35,25 +36,61 @@ var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*(#.*)?$`)
 // Decode parses one or more documents (YAML with --- separators, or JSON)
 // strictly into v1 Pods. Empty documents are skipped and documents are
 // numbered from 1 among the non-empty ones. apiVersion must be "v1" and
-// kind "Pod".
+// kind "Pod"; ConfigMaps and Secrets are decoded too (DecodeObjects returns
+// them) and left out here.
 func Decode(data []byte, source string) ([]*corev1.Pod, error) {
-	var pods []*corev1.Pod
+	objs, err := DecodeObjects(data, source)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs.Pods) == 0 {
+		return nil, invalid(fmt.Errorf("%s: no pod documents found", source))
+	}
+	return objs.Pods, nil
+}
+
+// Objects are the documents of one or more manifest files: the pods to run
+// and the ConfigMaps and Secrets they may use.
+type Objects struct {
+	// Pods are the v1 Pods, in file order.
+	Pods []*corev1.Pod
+	// ConfigMaps and Secrets are the v1 ConfigMaps and Secrets.
+	ConfigMaps []*corev1.ConfigMap
+	Secrets    []*corev1.Secret
+	// where says, per object ("Kind/namespace/name" once defaulted, or its
+	// position before), which file and document it came from.
+	where map[any]string
+}
+
+// Source is where an object was read: "FILE: document N".
+func (o *Objects) Source(obj any) string { return o.where[obj] }
+
+// DecodeObjects parses every document of one file strictly: v1 Pods,
+// ConfigMaps and Secrets. Any other kind is an error (checkKind). It does
+// not require a pod: with several -f, one file may hold only ConfigMaps.
+func DecodeObjects(data []byte, source string) (*Objects, error) {
+	objs := &Objects{where: map[any]string{}}
 	n := 0
 	for _, doc := range splitDocuments(data) {
 		if isEmptyDocument(doc) {
 			continue
 		}
 		n++
-		pod, err := decodeOne(doc)
+		obj, err := decodeOne(doc)
 		if err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", source, n, err)
 		}
-		pods = append(pods, pod)
+		objs.where[obj] = fmt.Sprintf("%s: document %d", source, n)
+		switch o := obj.(type) {
+		case *corev1.Pod:
+			objs.Pods = append(objs.Pods, o)
+		case *corev1.ConfigMap:
+			objs.ConfigMaps = append(objs.ConfigMaps, o)
+		case *corev1.Secret:
+			objs.Secrets = append(objs.Secrets, o)
+		}
 	}
-	if len(pods) == 0 {
-		return nil, invalid(fmt.Errorf("%s: no pod documents found", source))
-	}
-	return pods, nil
+	return objs, nil
 }
 
 // splitDocuments cuts a YAML stream at its separator lines. JSON contains no
@@ -89,7 +126,7 @@ func isEmptyDocument(doc []byte) bool {
 // full path ("spec.contaners"), not just its last element. The type is read
 // first, so that another kind gets one line saying peapod does not run it
 // rather than a field error against the Pod schema.
-func decodeOne(doc []byte) (*corev1.Pod, error) {
+func decodeOne(doc []byte) (any, error) {
 	j, err := yaml.YAMLToJSONStrict(doc)
 	if err != nil {
 		return nil, invalid(fmt.Errorf("error converting YAML to JSON: %w", err))
@@ -97,21 +134,42 @@ func decodeOne(doc []byte) (*corev1.Pod, error) {
 	if err := checkKind(j); err != nil {
 		return nil, err
 	}
-	pod := &corev1.Pod{}
-	strictErrs, err := sigsjson.UnmarshalStrict(j, pod, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		// The quantity parser's error names no field: find which.
-		if qerrs := quantityErrors(j); len(qerrs) > 0 {
-			return nil, invalid(qerrs.ToAggregate())
+	var h typeHeader
+	_ = json.Unmarshal(j, &h) // checkKind read it already
+	if h.APIVersion == "v1" {
+		switch h.Kind {
+		case "ConfigMap":
+			return decodeStrict(j, &corev1.ConfigMap{})
+		case "Secret":
+			return decodeStrict(j, &corev1.Secret{})
 		}
-		return nil, invalid(fmt.Errorf("error unmarshaling JSON: %w", err))
 	}
-	if len(strictErrs) > 0 {
-		return nil, invalid(fmt.Errorf("error unmarshaling JSON: %w", errors.Join(strictErrs...)))
+	pod, err := decodeStrict(j, &corev1.Pod{})
+	if err != nil {
+		return nil, err
 	}
 	if pod.APIVersion != "v1" || pod.Kind != "Pod" {
 		return nil, invalid(fmt.Errorf("apiVersion %q kind %q is not a v1 Pod (the only kind peapod runs)",
 			pod.APIVersion, pod.Kind))
 	}
 	return pod, nil
+}
+
+// decodeStrict unmarshals JSON into obj, refusing unknown and duplicate
+// fields with their full paths.
+func decodeStrict[T any](j []byte, obj *T) (*T, error) {
+	strictErrs, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		// The quantity parser's error names no field: find which.
+		if _, isPod := any(obj).(*corev1.Pod); isPod {
+			if qerrs := quantityErrors(j); len(qerrs) > 0 {
+				return nil, invalid(qerrs.ToAggregate())
+			}
+		}
+		return nil, invalid(fmt.Errorf("error unmarshaling JSON: %w", err))
+	}
+	if len(strictErrs) > 0 {
+		return nil, invalid(fmt.Errorf("error unmarshaling JSON: %w", errors.Join(strictErrs...)))
+	}
+	return obj, nil
 }

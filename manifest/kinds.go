@@ -38,7 +38,7 @@ func checkKind(j []byte) error {
 	if err := json.Unmarshal(j, &h); err != nil {
 		return nil
 	}
-	if h.Kind == "" || h.Kind == "Pod" {
+	if h.Kind == "" || h.Kind == "Pod" || h.APIVersion == "v1" && (h.Kind == "ConfigMap" || h.Kind == "Secret") {
 		return nil
 	}
 	if tpl, ok := podTemplates[h.Kind]; ok {

@@ -14,12 +14,11 @@ import (
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 )
 
 type runOptions struct {
-	// file is -f: a path, or "-" for stdin.
-	file string
+	// files are the -f values: paths, or "-" for stdin.
+	files []string
 	// detach returns once the containers started.
 	detach bool
 	// pull holds the registry flags for the images run pulls.
@@ -29,10 +28,10 @@ type runOptions struct {
 func newRunCommand(g *globals) *cobra.Command {
 	o := &runOptions{}
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [-d]",
+		Use:   "run -f FILE [-f FILE...] [-d]",
 		Short: "Create and start the pods of a manifest",
-		Long: "Validate every document of FILE (a v1 Pod in YAML or JSON, one or more per file) before creating\n" +
-			"anything, then create and start each pod. With -d, return once init containers completed and every\n" +
+		Long: "Validate every document of every FILE (v1 Pods, and the v1 ConfigMaps and Secrets they use, in YAML or\n" +
+			"JSON, one or more per file) before creating anything, then create and start each pod. With -d, return once init containers completed and every\n" +
 			"app container's entrypoint has been exec'd; without it, stay in the foreground printing events and\n" +
 			"container output, and stop and remove the pods on Ctrl-C.",
 		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -",
@@ -41,7 +40,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			return executeRun(g, o, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVarP(&o.file, "filename", "f", "", "manifest file, or - for standard input")
+	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "manifest file, or - for standard input (repeatable)")
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the pods' containers have started")
 	o.pull.addRegistryFlags(cmd.Flags())
 	cmd.MarkFlagRequired("filename")
@@ -64,26 +63,33 @@ func readManifest(file string) ([]byte, string, error) {
 }
 
 func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) error {
-	data, source, err := readManifest(o.file)
-	if err != nil {
-		return err
+	var files []manifest.File
+	stdin := false
+	for _, f := range o.files {
+		if f == "-" {
+			if stdin {
+				return errors.New("-f -: standard input can be read only once")
+			}
+			stdin = true
+		}
+		data, source, err := readManifest(f)
+		if err != nil {
+			return err
+		}
+		files = append(files, manifest.File{Data: data, Source: source})
 	}
-	var pods []*corev1.Pod
-	var warnings []string
+	ns := ""
 	if nsFlag {
-		pods, warnings, err = manifest.LoadInNamespace(data, source, g.namespace)
-	} else {
-		pods, warnings, err = manifest.Load(data, source)
+		ns = g.namespace
 	}
+	objs, warnings, err := manifest.LoadFiles(files, ns)
 	for _, w := range warnings {
 		fmt.Fprintln(errw, "Warning:", w)
 	}
 	if err != nil {
 		return err
 	}
-	if len(pods) == 0 {
-		return fmt.Errorf("%s: no pod in the manifest", source)
-	}
+	pods := objs.Pods
 	m, err := g.manager()
 	if err != nil {
 		return err
@@ -99,7 +105,7 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return err
 	}
 	puller.Warn = func(w string) { fmt.Fprintln(errw, "Warning:", w) }
-	if err := ensureImages(puller, pods, source); err != nil {
+	if err := ensureImages(puller, objs); err != nil {
 		return err
 	}
 	var created []*state.Record
@@ -132,12 +138,12 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 
 // ensureImages pulls what the pods need; Ctrl-C during the pulls stops
 // them, before any pod exists.
-func ensureImages(puller *pod.ImagePuller, pods []*corev1.Pod, source string) error {
+func ensureImages(puller *pod.ImagePuller, objs *manifest.Objects) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	for _, p := range pods {
+	for _, p := range objs.Pods {
 		if err := puller.Ensure(ctx, p); err != nil {
-			return fmt.Errorf("%s: %w", source, err)
+			return fmt.Errorf("%s: %w", objs.Source(p), err)
 		}
 	}
 	return nil
