@@ -32,25 +32,6 @@ func (f podFields) value(fieldPath string) string {
 	return ""
 }
 
-// containerEnv resolves a container's env list as the kubelet does: each
-// value may reference ($(VAR)) the variables defined before it; fieldRefs
-// resolve from the pod. It returns the ordered names and the values.
-func containerEnv(env []corev1.EnvVar, f podFields) ([]string, map[string]string) {
-	var order []string
-	vals := map[string]string{}
-	for _, e := range env {
-		v := expand(e.Value, mappingFor(vals))
-		if ref := fieldRefOf(e); ref != nil {
-			v = f.value(ref.FieldPath)
-		}
-		if _, ok := vals[e.Name]; !ok {
-			order = append(order, e.Name)
-		}
-		vals[e.Name] = v
-	}
-	return order, vals
-}
-
 // processArgs applies Kubernetes' rules against the image config: command
 // replaces the entrypoint and drops the image's cmd; args replace cmd.
 // $(VAR) references in command and args expand from the container's env.

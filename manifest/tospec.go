@@ -71,6 +71,9 @@ type SpecInput struct {
 	CgroupParent string
 	// CgroupDriver is "v1" or "v2".
 	CgroupDriver string
+	// Sources are the ConfigMaps and Secrets the pod references (nil: none
+	// given); env and volumes read them.
+	Sources *Sources
 	// BackoffInitialSeconds and BackoffMaxSeconds tune crash-loop backoff.
 	BackoffInitialSeconds, BackoffMaxSeconds float64
 }
@@ -215,7 +218,11 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 
 // process builds the OCI process: argv, env, cwd, user, capabilities.
 func (b *builder) process(c *corev1.Container, cfg ImageConfig) (*specs.Process, error) {
-	order, vals := containerEnv(c.Env, podFields{name: b.pod.Name, namespace: b.pod.Namespace, uid: b.in.UID, ip: b.in.IP})
+	order, vals, warns, err := resolveEnv(c, b.pod, b.in.Sources, podFields{name: b.pod.Name, namespace: b.pod.Namespace, uid: b.in.UID, ip: b.in.IP})
+	if err != nil {
+		return nil, err
+	}
+	b.warnings = append(b.warnings, warns...)
 	argv := processArgs(c, cfg, vals)
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("container %q has no command: neither the manifest nor image %q sets one: %w", c.Name, c.Image, ErrContainerConfig)

@@ -95,9 +95,16 @@ var containerRule = obj(map[string]*rule{
 	"ports": listOf(obj(map[string]*rule{"name": allow, "containerPort": allow, "protocol": allow, "hostPort": allow})),
 	"env": listOf(obj(map[string]*rule{
 		"name": allow, "value": allow,
-		"valueFrom": objMsg("only fieldRef is supported", map[string]*rule{
-			"fieldRef": obj(map[string]*rule{"apiVersion": allow, "fieldPath": allow}),
+		"valueFrom": objMsg("only fieldRef, configMapKeyRef and secretKeyRef are supported", map[string]*rule{
+			"fieldRef":        obj(map[string]*rule{"apiVersion": allow, "fieldPath": allow}),
+			"configMapKeyRef": obj(map[string]*rule{"name": allow, "key": allow, "optional": allow}),
+			"secretKeyRef":    obj(map[string]*rule{"name": allow, "key": allow, "optional": allow}),
 		}),
+	})),
+	"envFrom": listOf(obj(map[string]*rule{
+		"prefix":       allow,
+		"configMapRef": obj(map[string]*rule{"name": allow, "optional": allow}),
+		"secretRef":    obj(map[string]*rule{"name": allow, "optional": allow}),
 	})),
 	// claims (dynamic resource allocation) are refused as unlisted.
 	"resources":    obj(map[string]*rule{"limits": allow, "requests": allow}),

@@ -80,6 +80,7 @@ func (ctx *podContext) validateContainer(c *corev1.Container, kind containerKind
 	warnings, errs = append(warnings, w...), append(errs, e...)
 	errs = append(errs, ctx.validatePorts(c, kind, p.Child("ports"))...)
 	errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
+	errs = append(errs, validateEnvFrom(c.EnvFrom, p.Child("envFrom"))...)
 	errs = append(errs, ctx.validateVolumeMounts(c.VolumeMounts, p.Child("volumeMounts"))...)
 	w, e = ctx.validateSecurityContext(c.SecurityContext, p.Child("securityContext"))
 	warnings, errs = append(warnings, w...), append(errs, e...)
@@ -203,7 +204,7 @@ func validateEnv(env []corev1.EnvVar, p *field.Path) field.ErrorList {
 		if e.Value != "" {
 			errs = append(errs, field.Invalid(ep.Child("valueFrom"), "", "may not be specified when `value` is not empty"))
 		}
-		errs = append(errs, validateFieldRef(e.ValueFrom.FieldRef, ep.Child("valueFrom"))...)
+		errs = append(errs, validateEnvSource(e.ValueFrom, ep.Child("valueFrom"))...)
 	}
 	return errs
 }

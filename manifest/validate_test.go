@@ -211,11 +211,36 @@ func TestValidate(t *testing.T) {
 		{"unsupported fieldRef", func(p *corev1.Pod) {
 			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "spec.nodeName"}}}}
 		}, []string{`spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: "spec.nodeName": supported values: "metadata.name", "metadata.namespace", "metadata.uid", "status.podIP"`}},
-		{"secretKeyRef", func(p *corev1.Pod) {
+		{"secretKeyRef without a name", func(p *corev1.Pod) {
 			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "S", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
+		}, []string{"spec.containers[0].env[0].valueFrom.secretKeyRef.name: Required value"}},
+		{"configMapKeyRef key escaping", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "S", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "../x"}}}}
 		}, []string{
-			"spec.containers[0].env[0].valueFrom.secretKeyRef: Forbidden: only fieldRef is supported",
-			"spec.containers[0].env[0].valueFrom: Required value: must specify one of: `fieldRef`",
+			`spec.containers[0].env[0].valueFrom.configMapKeyRef.key: Invalid value: "../x": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')`,
+			`spec.containers[0].env[0].valueFrom.configMapKeyRef.key: Invalid value: "../x": must not start with '..'`,
+		}},
+		{"two env sources", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "S", ValueFrom: &corev1.EnvVarSource{
+				ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "k"},
+				SecretKeyRef:    &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "k"},
+			}}}
+		}, []string{`spec.containers[0].env[0].valueFrom: Invalid value: "": may not have more than one field specified at a time`}},
+		{"resourceFieldRef", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "S", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}}}}
+		}, []string{
+			"spec.containers[0].env[0].valueFrom.resourceFieldRef: Forbidden: only fieldRef, configMapKeyRef and secretKeyRef are supported",
+			"spec.containers[0].env[0].valueFrom: Required value: must specify one of: `fieldRef`, `configMapKeyRef` or `secretKeyRef`",
+		}},
+		{"envFrom without a source", func(p *corev1.Pod) {
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "A_"}}
+		}, []string{"spec.containers[0].envFrom[0]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`"}},
+		{"envFrom bad prefix and name", func(p *corev1.Pod) {
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "A=", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "Bad_Name"}}}}
+		}, []string{
+			`spec.containers[0].envFrom[0].prefix: Invalid value: "A=": a valid environment variable name must consist only of printable ASCII characters other than '='`,
+			`spec.containers[0].envFrom[0].secretRef.name: Invalid value: "Bad_Name": ` + subdomainMsg,
 		}},
 		{"runAsNonRoot with runAsUser 0", func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](0)}

@@ -94,6 +94,12 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Every pod's ConfigMap and Secret references, before any pull or pod.
+	for _, p := range pods {
+		if err := manifest.CheckSources(p, objs.SourcesFor(p)); err != nil {
+			return fmt.Errorf("%s: %w", objs.Source(p), err)
+		}
+	}
 	// Every document's images, before any pod is created.
 	opts, err := o.pull.options()
 	if err != nil {
@@ -111,7 +117,7 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	var created []*state.Record
 	var startErrs []error
 	for _, p := range pods {
-		rec, err := m.Create(p)
+		rec, err := m.CreateWithSources(p, objs.SourcesFor(p))
 		var se *pod.StartError
 		switch {
 		case errors.As(err, &se):

@@ -56,6 +56,13 @@ func newUID() string {
 // holds the pod's name lock from the reservation to the end, so an rm of
 // the same name waits for a whole pod (or none).
 func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
+	return m.CreateWithSources(p, nil)
+}
+
+// CreateWithSources is Create for a pod that uses ConfigMaps and Secrets:
+// src holds those it references (manifest.Objects.SourcesFor); they are
+// stored with the pod (sources.go).
+func (m *Manager) CreateWithSources(p *corev1.Pod, src *manifest.Sources) (rec *state.Record, err error) {
 	var undo cleanup.Stack
 	var name *state.Held
 	defer func() {
@@ -104,7 +111,7 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 	if err := tr.step("network"); err != nil {
 		return nil, err
 	}
-	sp, err := m.buildSpec(p, rec, sb)
+	sp, err := m.buildSpec(p, rec, sb, src)
 	if err != nil {
 		return nil, err
 	}
@@ -315,8 +322,11 @@ func hostIP() string {
 
 // buildSpec writes the pod's /etc files, makes its volume and rootfs
 // directories and generates the supervisor's spec.
-func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.Sandbox) (*spec.Pod, error) {
+func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.Sandbox, src *manifest.Sources) (*spec.Pod, error) {
 	runDir, podDir := m.runDir(rec.UID), m.podDir(rec.UID)
+	if err := m.saveSources(rec, src); err != nil {
+		return nil, err
+	}
 	hostResolv, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("failed to read /etc/resolv.conf: %w", err)
@@ -363,7 +373,7 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 	}
 	sp, warns, err := manifest.ToSpec(p, manifest.SpecInput{
 		UID: rec.UID, RunDir: runDir, PodDir: podDir, Namespaces: specNamespaces(p, sb), IP: rec.IP,
-		Images: images, CgroupParent: rec.CgroupParent, CgroupDriver: m.cg.Name(),
+		Images: images, CgroupParent: rec.CgroupParent, CgroupDriver: m.cg.Name(), Sources: src,
 		BackoffInitialSeconds: m.o.BackoffInitialSeconds, BackoffMaxSeconds: m.o.BackoffMaxSeconds,
 	})
 	if err != nil {

@@ -56,3 +56,74 @@ spec:
 	e.mustRun("rm", "-f", "cfgpod")
 	e.assertNoLeak(before)
 }
+
+// TestConfigMapSecretEnv_13: env[].valueFrom.configMapKeyRef/secretKeyRef
+// and envFrom (with a prefix) reach the container as the kubelet sets them;
+// an optional missing Secret is skipped; a key such as "1st.key" is a
+// variable name under the relaxed validation of Kubernetes 1.34+. The Secret's value never appears in
+// `get -o json` or events, and it is stored with the pod mode 0600. A
+// missing ConfigMap fails run with the kubelet's CreateContainerConfigError
+// message and creates nothing.
+func TestConfigMapSecretEnv_13(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	const objects = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {MODE: fast, LEVEL: "3", 1st.key: one}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: pa55-w0rd-e2e}
+---
+`
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: envpod}
+spec:
+  containers:
+  - name: a
+    image: busybox:latest
+    command: [sleep, "3600"]
+    envFrom:
+    - configMapRef: {name: cfg}
+      prefix: CFG_
+    - secretRef: {name: absent, optional: true}
+    env:
+    - {name: PW, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+    - {name: MODE, valueFrom: {configMapKeyRef: {name: cfg, key: MODE}}}
+    - {name: ECHO, value: "level-$(CFG_LEVEL)"}
+`
+	out, stderr, code := e.run(strings.Replace(pod, "name: cfg}\n      prefix", "name: nope}\n      prefix", 1), "run", "-d", "-f", "-")
+	if code != 1 || !strings.Contains(stderr, `<stdin>: document 1: pod default/envpod: container "a": CreateContainerConfigError: configmap "nope" not found`) {
+		t.Fatalf("run with a missing ConfigMap: exit code %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	e.assertNoLeak(before)
+
+	out, stderr, code = e.run(objects+pod, "run", "-d", "-f", "-")
+	if code != 0 {
+		t.Fatalf("run: exit code %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	env := e.mustExec("envpod", "a", "env")
+	for _, want := range []string{"CFG_MODE=fast\n", "CFG_LEVEL=3\n", "PW=pa55-w0rd-e2e\n", "MODE=fast\n", "ECHO=level-3\n", "CFG_1st.key=one\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("container env lacks %q:\n%s", want, env)
+		}
+	}
+	for _, args := range [][]string{{"get", "envpod", "-o", "json"}, {"events", "envpod"}, {"ps"}} {
+		if out := e.mustRun(args...); strings.Contains(out, "pa55-w0rd-e2e") {
+			t.Errorf("peapod %s shows the secret's value:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	uid := string(e.get("envpod").UID)
+	fi, err := os.Stat(filepath.Join(e.root, "pods", uid, "sources.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("stored sources mode = %v, want 0600", fi.Mode().Perm())
+	}
+	e.mustRun("rm", "-f", "envpod")
+	e.assertNoLeak(before)
+}
