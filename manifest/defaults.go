@@ -54,6 +54,7 @@ func defaultVolume(v *corev1.Volume) {
 	if v.VolumeSource == (corev1.VolumeSource{}) {
 		v.EmptyDir = &corev1.EmptyDirVolumeSource{}
 	}
+	defaultProjectionModes(v)
 }
 
 // defaultContainer applies the per-container defaults.

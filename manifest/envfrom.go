@@ -139,6 +139,23 @@ func referencedNames(pod *corev1.Pod) (cms, secrets map[string]bool) {
 			}
 		}
 	}
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			cms[v.ConfigMap.Name] = true
+		case v.Secret != nil:
+			secrets[v.Secret.SecretName] = true
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				if s.ConfigMap != nil {
+					cms[s.ConfigMap.Name] = true
+				}
+				if s.Secret != nil {
+					secrets[s.Secret.Name] = true
+				}
+			}
+		}
+	}
 	return cms, secrets
 }
 
@@ -261,10 +278,13 @@ func keyRefValue(c *corev1.Container, ns string, from *corev1.EnvVarSource, src 
 	return "", false, configError(c, fmt.Sprintf("couldn't find key %s in Secret %s/%s", r.Key, ns, r.Name))
 }
 
-// CheckSources resolves every container's env references against src, so
-// that a missing ConfigMap, Secret or key is reported before anything of
-// the pod is created.
+// CheckSources resolves every container's env references and every
+// volume's projection against src, so that a missing ConfigMap, Secret or
+// key is reported before anything of the pod is created.
 func CheckSources(pod *corev1.Pod, src *Sources) error {
+	if _, err := Projections(pod, "", src); err != nil {
+		return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
 	for _, c := range allContainers(pod) {
 		if _, _, _, err := resolveEnv(c, pod, src, podFields{}); err != nil {
 			return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)

@@ -147,7 +147,9 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 	}
 	for _, vm := range c.VolumeMounts {
 		opts := []string{"rbind", "rprivate"}
-		if vm.ReadOnly {
+		// The kubelet mounts configMap, secret, downwardAPI and projected
+		// volumes read-only whatever the mount says.
+		if vm.ReadOnly || b.isProjection(vm.Name) {
 			opts = append(opts, "ro")
 		}
 		if vm.SubPath != "" {
@@ -178,10 +180,21 @@ func (b *builder) volumeDir(name string) string {
 		if v.HostPath != nil {
 			return filepath.Clean(v.HostPath.Path)
 		}
-		if v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory {
+		if v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory || isProjection(&v) {
 			return filepath.Join(b.in.RunDir, "volumes", name)
 		}
 		return filepath.Join(b.in.PodDir, "volumes", name)
 	}
 	return ""
+}
+
+// isProjection reports whether the named volume is a configMap, secret,
+// downwardAPI or projected volume.
+func (b *builder) isProjection(name string) bool {
+	for i := range b.pod.Spec.Volumes {
+		if v := &b.pod.Spec.Volumes[i]; v.Name == name {
+			return isProjection(v)
+		}
+	}
+	return false
 }

@@ -86,6 +86,15 @@ var probeRule = obj(map[string]*rule{
 	"successThreshold": allow, "failureThreshold": allow, "terminationGracePeriodSeconds": allow,
 })
 
+// keyItemsRule is a configMap or secret volume's items.
+var keyItemsRule = listOf(obj(map[string]*rule{"key": allow, "path": allow, "mode": allow}))
+
+// downwardItemsRule is a downwardAPI volume's items: fieldRef only.
+var downwardItemsRule = listOf(obj(map[string]*rule{
+	"path": allow, "mode": allow,
+	"fieldRef": obj(map[string]*rule{"apiVersion": allow, "fieldPath": allow}),
+}))
+
 var hookRule = objMsg("only exec lifecycle hooks are supported", map[string]*rule{
 	"exec": obj(map[string]*rule{"command": allow}),
 })
@@ -136,10 +145,18 @@ var podRule = obj(map[string]*rule{
 	}),
 	"status": warn("ignored: peapod reports the pod's status"),
 	"spec": obj(map[string]*rule{
-		"volumes": listOf(objMsg("only emptyDir and hostPath volumes are supported", map[string]*rule{
-			"name":     allow,
-			"emptyDir": obj(map[string]*rule{"medium": allow, "sizeLimit": allow}),
-			"hostPath": obj(map[string]*rule{"path": allow, "type": allow}),
+		"volumes": listOf(objMsg("only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported", map[string]*rule{
+			"name":        allow,
+			"emptyDir":    obj(map[string]*rule{"medium": allow, "sizeLimit": allow}),
+			"hostPath":    obj(map[string]*rule{"path": allow, "type": allow}),
+			"configMap":   obj(map[string]*rule{"name": allow, "items": keyItemsRule, "defaultMode": allow, "optional": allow}),
+			"secret":      obj(map[string]*rule{"secretName": allow, "items": keyItemsRule, "defaultMode": allow, "optional": allow}),
+			"downwardAPI": obj(map[string]*rule{"items": downwardItemsRule, "defaultMode": allow}),
+			"projected": obj(map[string]*rule{"defaultMode": allow, "sources": listOf(objMsg("only configMap, secret and downwardAPI projections are supported", map[string]*rule{
+				"configMap":   obj(map[string]*rule{"name": allow, "items": keyItemsRule, "optional": allow}),
+				"secret":      obj(map[string]*rule{"name": allow, "items": keyItemsRule, "optional": allow}),
+				"downwardAPI": obj(map[string]*rule{"items": downwardItemsRule}),
+			}))}),
 		})),
 		"initContainers": listOf(containerRule), "containers": listOf(containerRule),
 		"restartPolicy": allow, "terminationGracePeriodSeconds": allow, "dnsPolicy": allow,

@@ -224,8 +224,8 @@ var hostPathTypes = []corev1.HostPathType{
 func validateVolumeSource(v *corev1.Volume, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	switch {
-	case v.EmptyDir != nil && v.HostPath != nil:
-		errs = append(errs, field.Forbidden(p.Child("hostPath"), "may not specify more than 1 volume type"))
+	case volumeTypes(v) > 1:
+		errs = append(errs, field.Forbidden(p, "may not specify more than 1 volume type"))
 	case v.EmptyDir != nil:
 		ep := p.Child("emptyDir")
 		if m := v.EmptyDir.Medium; m != corev1.StorageMediumDefault && m != corev1.StorageMediumMemory {
@@ -250,6 +250,8 @@ func validateVolumeSource(v *corev1.Volume, p *field.Path) field.ErrorList {
 		}
 	case v.VolumeSource == (corev1.VolumeSource{}):
 		errs = append(errs, field.Required(p, "must specify a volume type"))
+	default:
+		errs = append(errs, validateProjection(v, p)...)
 	}
 	return errs
 }

@@ -142,8 +142,41 @@ func TestValidate(t *testing.T) {
 			p.Spec.Containers[0].VolumeMounts[0].MountPropagation = ptr.To(corev1.MountPropagationBidirectional)
 		}, []string{`spec.containers[0].volumeMounts[0].mountPropagation: Unsupported value: "Bidirectional": supported values: "None"`}},
 		{"unsupported volume type", func(p *corev1.Pod) {
-			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}}
-		}, []string{"spec.volumes[0].configMap: Forbidden: only emptyDir and hostPath volumes are supported"}},
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "s", Path: "/x"}}
+		}, []string{"spec.volumes[0].nfs: Forbidden: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported"}},
+		{"configMap item path escaping", func(p *corev1.Pod) {
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "cm"},
+				Items:                []corev1.KeyToPath{{Key: "a", Path: "x/../../etc/passwd"}, {Key: "b", Path: "/abs"}, {Key: "c", Path: "..data"}, {Key: "d", Path: "ok"}, {Key: "e", Path: "./ok"}},
+			}}
+		}, []string{
+			`spec.volumes[0].configMap.items[0].path: Invalid value: "x/../../etc/passwd": must not contain '..'`,
+			`spec.volumes[0].configMap.items[1].path: Invalid value: "/abs": must be a relative path`,
+			`spec.volumes[0].configMap.items[2].path: Invalid value: "..data": must not start with '..'`,
+			`spec.volumes[0].configMap.items[4].path: Duplicate value: "./ok"`,
+		}},
+		{"secret key and modes", func(p *corev1.Pod) {
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: "s", DefaultMode: ptr.To[int32](0o4755),
+				Items: []corev1.KeyToPath{{Key: "../k", Path: "k", Mode: ptr.To[int32](-1)}},
+			}}
+		}, []string{
+			`spec.volumes[0].secret.defaultMode: Invalid value: 2541: must be a number between 0 and 0777 (inclusive)`,
+			`spec.volumes[0].secret.items[0].key: Invalid value: "../k": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')`,
+			`spec.volumes[0].secret.items[0].key: Invalid value: "../k": must not start with '..'`,
+			`spec.volumes[0].secret.items[0].mode: Invalid value: -1: must be a number between 0 and 0777 (inclusive)`,
+		}},
+		{"downwardAPI field", func(p *corev1.Pod) {
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+				Items: []corev1.DownwardAPIVolumeFile{{Path: "node", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+			}}
+		}, []string{`spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "spec.nodeName": supported values: "metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations"`}},
+		{"projected: two types in a source", func(p *corev1.Pod) {
+			cm := &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}, Items: []corev1.KeyToPath{{Key: "a", Path: "f"}}}
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ConfigMap: cm, Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}}},
+			}}}
+		}, []string{`spec.volumes[0].projected.sources[0]: Forbidden: may not specify more than 1 volume type per source`}},
 		{"hostPath relative", func(p *corev1.Pod) {
 			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "srv"}}
 		}, []string{`spec.volumes[0].hostPath.path: Invalid value: "srv": must be an absolute path`}},

@@ -61,7 +61,7 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 
 // CreateWithSources is Create for a pod that uses ConfigMaps and Secrets:
 // src holds those it references (manifest.Objects.SourcesFor); they are
-// stored with the pod (sources.go).
+// stored with the pod, and its projected volumes written (sources.go).
 func (m *Manager) CreateWithSources(p *corev1.Pod, src *manifest.Sources) (rec *state.Record, err error) {
 	var undo cleanup.Stack
 	var name *state.Held
@@ -324,7 +324,7 @@ func hostIP() string {
 // directories and generates the supervisor's spec.
 func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.Sandbox, src *manifest.Sources) (*spec.Pod, error) {
 	runDir, podDir := m.runDir(rec.UID), m.podDir(rec.UID)
-	if err := m.saveSources(rec, src); err != nil {
+	if err := m.prepareSources(p, rec, src); err != nil {
 		return nil, err
 	}
 	hostResolv, err := os.ReadFile("/etc/resolv.conf")

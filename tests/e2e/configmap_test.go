@@ -127,3 +127,94 @@ spec:
 	e.mustRun("rm", "-f", "envpod")
 	e.assertNoLeak(before)
 }
+
+// TestConfigMapSecretVolumes_13: configMap, secret, downwardAPI and
+// projected volumes hold the files the kubelet writes, read-only in the
+// container; a secret volume is a tmpfs and its 0400 file is unreadable to
+// another user of the pod; a missing ConfigMap fails run with the kubelet's
+// FailedMount message and creates nothing.
+func TestConfigMapSecretVolumes_13(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	const objects = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {app.conf: "port=80", other: o}
+binaryData: {blob: AAE=}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {token: t0ken-e2e-value}
+---
+`
+	const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: volpod, labels: {app: web}}
+spec:
+  containers:
+  - name: a
+    image: busybox:latest
+    command: [sleep, "3600"]
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/cfg}
+    - {name: sec, mountPath: /etc/sec}
+    - {name: meta, mountPath: /etc/meta}
+    - {name: all, mountPath: /etc/all}
+  - name: other
+    image: busybox:latest
+    command: [sleep, "3600"]
+    securityContext: {runAsUser: 1000}
+    volumeMounts:
+    - {name: sec, mountPath: /etc/sec}
+  volumes:
+  - name: cfg
+    configMap:
+      name: cfg
+      items: [{key: app.conf, path: conf/app.conf, mode: 0600}]
+  - name: sec
+    secret: {secretName: sec, defaultMode: 0400}
+  - name: meta
+    downwardAPI:
+      items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}, {path: name, fieldRef: {fieldPath: metadata.name}}]
+  - name: all
+    projected:
+      sources:
+      - configMap: {name: cfg}
+      - secret: {name: absent, optional: true}
+`
+	// Without the objects: the first volume's ConfigMap is missing.
+	out, stderr, code := e.run(pod, "run", "-d", "-f", "-")
+	want := `pod default/volpod: MountVolume.SetUp failed for volume "cfg" : configmap "cfg" not found`
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("run with a missing ConfigMap: exit code %d, want 1 and %q\nstdout: %s\nstderr: %s", code, want, out, stderr)
+	}
+	e.assertNoLeak(before)
+
+	e.runPod(objects + pod)
+	got := e.mustExec("volpod", "a", "sh", "-c",
+		`cd /etc && for f in cfg/conf/app.conf sec/token meta/name meta/labels all/app.conf all/other; do echo "$f $(stat -c %a $f) $(cat $f)"; done; ls all`)
+	wantOut := "cfg/conf/app.conf 600 port=80\nsec/token 400 t0ken-e2e-value\nmeta/name 644 volpod\nmeta/labels 644 app=\"web\"\n" +
+		"all/app.conf 644 port=80\nall/other 644 o\napp.conf\nblob\nother\n"
+	if got != wantOut {
+		t.Errorf("volume files:\n%s\nwant:\n%s", got, wantOut)
+	}
+	if _, stderr, code := e.exec("volpod", "a", "sh", "-c", "echo x > /etc/cfg/new"); code == 0 {
+		t.Error("a configMap volume is writable in the container")
+	} else if !strings.Contains(stderr, "Read-only file system") {
+		t.Errorf("writing a configMap volume: %s", stderr)
+	}
+	if out, _, code := e.exec("volpod", "other", "cat", "/etc/sec/token"); code == 0 {
+		t.Errorf("uid 1000 read the 0400 secret file: %q", out)
+	}
+	if fs := e.mustExec("volpod", "a", "stat", "-f", "-c", "%T", "/etc/sec"); fs != "tmpfs\n" {
+		t.Errorf("secret volume file system = %q, want tmpfs", fs)
+	}
+	for _, args := range [][]string{{"get", "volpod", "-o", "json"}, {"events", "volpod"}, {"logs", "volpod", "-c", "a"}} {
+		if out := e.mustRun(args...); strings.Contains(out, "t0ken-e2e-value") {
+			t.Errorf("peapod %s shows the secret's value:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	e.mustRun("rm", "-f", "volpod")
+	e.assertNoLeak(before)
+}
