@@ -73,9 +73,13 @@ type pendingLayer struct {
 // Import reads an image archive from r: a `docker save` archive, an OCI
 // layout packed as a tar, or a plain root filesystem tar (optionally
 // gzipped). name is required for a rootfs tar and optional otherwise.
-func (s *Store) Import(r io.Reader, name string) (*Image, error) {
+func (s *Store) Import(r io.Reader, name string, opts ...ImportOption) (*Image, error) {
+	o := collect(opts)
 	extra, err := optionalName(name)
 	if err != nil {
+		return nil, err
+	}
+	if err := ParseChanges(o.changes); err != nil {
 		return nil, err
 	}
 	unlock, work, err := s.beginImport()
@@ -93,6 +97,9 @@ func (s *Store) Import(r io.Reader, name string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if kind != formatRootfs && len(o.changes) > 0 {
+		return nil, errors.New("changes apply to a plain root filesystem tar only: this archive carries its own image configuration")
+	}
 	var p *pendingImage
 	switch kind {
 	case formatDocker:
@@ -100,7 +107,7 @@ func (s *Store) Import(r io.Reader, name string) (*Image, error) {
 	case formatOCI:
 		p, err = ociTarImage(spool, filepath.Join(work, "layout"), extra)
 	default:
-		p, err = rootfsImage(spool, digest, extra)
+		p, err = rootfsImage(spool, digest, extra, o.changes)
 	}
 	if err != nil {
 		return nil, err
@@ -109,7 +116,7 @@ func (s *Store) Import(r io.Reader, name string) (*Image, error) {
 }
 
 // ImportPath imports a file (as Import does) or an OCI layout directory.
-func (s *Store) ImportPath(p, name string) (*Image, error) {
+func (s *Store) ImportPath(p, name string, opts ...ImportOption) (*Image, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("failed to stat image archive %q: %w", p, err)
@@ -120,7 +127,10 @@ func (s *Store) ImportPath(p, name string) (*Image, error) {
 			return nil, fmt.Errorf("failed to open image archive %q: %w", p, err)
 		}
 		defer f.Close()
-		return s.Import(f, name)
+		return s.Import(f, name, opts...)
+	}
+	if len(collect(opts).changes) > 0 {
+		return nil, fmt.Errorf("image layout %q: changes apply to a plain root filesystem tar only", p)
 	}
 	extra, err := optionalName(name)
 	if err != nil {
@@ -457,7 +467,7 @@ func fromV1(img v1.Image, names []string) (*pendingImage, error) {
 
 // rootfsImage synthesizes a one-layer image for a plain rootfs tar. The
 // config holds no time, so importing the same tar again gives the same ID.
-func rootfsImage(spool string, diffID v1.Hash, extra string) (*pendingImage, error) {
+func rootfsImage(spool string, diffID v1.Hash, extra string, changes []string) (*pendingImage, error) {
 	if extra == "" {
 		return nil, errors.New("a plain root filesystem tar needs a name")
 	}
@@ -466,6 +476,9 @@ func rootfsImage(spool string, diffID v1.Hash, extra string) (*pendingImage, err
 		OS:           "linux",
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}},
 		Config:       v1.Config{Env: []string{defaultPath}},
+	}
+	if err := applyChanges(&cfg.Config, changes); err != nil {
+		return nil, err
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {

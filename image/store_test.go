@@ -149,7 +149,7 @@ func TestImportRefusesUnsafe(t *testing.T) {
 
 func TestImportRejectsDiffIDMismatch(t *testing.T) {
 	s := openStore(t)
-	p, err := rootfsImage("unused", hashOf(t, []byte("something else")), "x")
+	p, err := rootfsImage("unused", hashOf(t, []byte("something else")), "x", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func BenchmarkImport(b *testing.B) {
 func TestImportLayerLimit(t *testing.T) {
 	for _, n := range []int{MaxLayers, MaxLayers + 1} {
 		s := openStore(t)
-		p, err := rootfsImage("unused", hashOf(t, []byte("deep")), "deep:1")
+		p, err := rootfsImage("unused", hashOf(t, []byte("deep")), "deep:1", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,16 +27,19 @@ func newImageCommand(g *globals) *cobra.Command {
 		Example: "  sudo peapod image import busybox.tar --name busybox:latest\n  sudo peapod image ls",
 	}
 	var name string
+	var changes []string
 	imp := &cobra.Command{
-		Use:     "import FILE|- [--name REF]",
+		Use:     "import FILE|- [--name REF] [--change INSTRUCTION]...",
 		Short:   "Import a rootfs tar, a docker save archive or an OCI image layout (tar or directory)",
-		Example: "  sudo peapod image import busybox.tar --name busybox:latest\n  docker save app | sudo peapod image import -",
+		Example: "  sudo peapod image import busybox.tar --name busybox:latest --change 'CMD [\"sh\"]'\n  docker save app | sudo peapod image import -",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return executeImageImport(g, args[0], name, cmd.OutOrStdout())
+			return executeImageImport(g, args[0], name, changes, cmd.OutOrStdout())
 		},
 	}
 	imp.Flags().StringVar(&name, "name", "", "image reference to tag it with (required for a plain rootfs tar)")
+	imp.Flags().StringArrayVarP(&changes, "change", "c", nil,
+		"Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER) for the config of a plain rootfs tar, as docker import --change")
 	ls := &cobra.Command{
 		Use:     "ls",
 		Short:   "List images",
@@ -77,17 +80,22 @@ func newImageCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func executeImageImport(g *globals, file, name string, out io.Writer) error {
+func executeImageImport(g *globals, file, name string, changes []string, out io.Writer) error {
+	// Refuse a bad --change before opening the store or reading the file.
+	if err := image.ParseChanges(changes); err != nil {
+		return fmt.Errorf("--change: %w", err)
+	}
 	store, err := imageStore(g)
 	if err != nil {
 		return err
 	}
 	var img *image.Image
+	opt := image.WithChanges(changes...)
 	if file == "-" {
-		if img, err = store.Import(os.Stdin, name); err != nil {
+		if img, err = store.Import(os.Stdin, name, opt); err != nil {
 			return fmt.Errorf("failed to import image from standard input: %w", err)
 		}
-	} else if img, err = store.ImportPath(file, name); err != nil {
+	} else if img, err = store.ImportPath(file, name, opt); err != nil {
 		return fmt.Errorf("failed to import image %q: %w", file, err)
 	}
 	fmt.Fprintf(out, "imported %s %s\n", img.ID, strings.Join(img.Names, " "))
