@@ -135,7 +135,7 @@ func executeLogs(g *globals, o *logsOptions, name string, out io.Writer) error {
 // restarted into a new log, or the pod is gone or final.
 func followDone(m *pod.Manager, ns, name, container, path string) bool {
 	v, err := m.Get(ns, name)
-	if err != nil || v.Final || v.Phase == "Unknown" {
+	if err != nil || v.Final || v.Phase == state.PodUnknown {
 		return true
 	}
 	cs, err := containerStatus(v, container)
@@ -240,7 +240,7 @@ func (f *follower) step() bool {
 			f.printNew(c.Name, c.LogPath)
 		}
 	}
-	return v.Final || v.Phase == "Unknown"
+	return v.Final || v.Phase == state.PodUnknown
 }
 
 func (f *follower) printNew(container, path string) {

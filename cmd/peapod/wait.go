@@ -39,7 +39,7 @@ func parseFor(s string) (waitCheck, bool, error) {
 		return nil, true, nil
 	case strings.HasPrefix(s, "phase="):
 		want := strings.TrimPrefix(s, "phase=")
-		return func(v *pod.View, _ *corev1.Pod) bool { return strings.EqualFold(v.Phase, want) }, false, nil
+		return func(v *pod.View, _ *corev1.Pod) bool { return strings.EqualFold(string(v.Phase), want) }, false, nil
 	case strings.HasPrefix(s, "condition="):
 		cond, want, _ := strings.Cut(strings.TrimPrefix(s, "condition="), "=")
 		if want == "" {

@@ -40,7 +40,7 @@ func (m *Manager) adoptIfLost(v *View) *View {
 // adoptable reports whether v is a created pod whose supervisor died
 // before the pod was final, with a status to continue from.
 func adoptable(v *View) bool {
-	return v.Phase == "Unknown" && v.Reason == "SupervisorLost" && v.Record.Phase == state.PhaseCreated &&
+	return v.Phase == state.PodUnknown && v.Reason == "SupervisorLost" && v.Record.Phase == state.PhaseCreated &&
 		v.Status != nil && !v.Status.Final
 }
 

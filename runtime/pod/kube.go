@@ -181,7 +181,7 @@ func (v *View) DisplayStatus() string {
 				if c.Reason != "" && c.State == state.StateWaiting && c.Reason != "ContainerCreating" {
 					return "Init:" + c.Reason
 				}
-				if !v.Status.Initialized && v.Phase == "Pending" {
+				if !v.Status.Initialized && v.Phase == state.PodPending {
 					return fmt.Sprintf("Init:%d/%d", countDone(v.Status.InitContainers), len(v.Status.InitContainers))
 				}
 			}
@@ -190,18 +190,18 @@ func (v *View) DisplayStatus() string {
 			if c.State == state.StateWaiting && c.Reason != "" {
 				return c.Reason
 			}
-			if c.State == state.StateTerminated && v.Phase == "Running" {
+			if c.State == state.StateTerminated && v.Phase == state.PodRunning {
 				return c.Reason
 			}
 		}
 	}
-	if v.Phase == "Succeeded" {
+	if v.Phase == state.PodSucceeded {
 		return "Completed"
 	}
-	if v.Phase == "Failed" {
+	if v.Phase == state.PodFailed {
 		return "Error"
 	}
-	return v.Phase
+	return string(v.Phase)
 }
 
 func countDone(cs []state.ContainerStatus) int {

@@ -29,7 +29,7 @@ func TestDisplayStatusAndReady(t *testing.T) {
 	done := state.ContainerStatus{Name: "side", State: state.StateTerminated, Reason: "Completed"}
 	tests := []struct {
 		name        string
-		phase       string
+		phase       state.PodPhase
 		reason      string
 		containers  []state.ContainerStatus
 		want        string

@@ -32,7 +32,7 @@ type View struct {
 	// Final reports the supervisor finished the pod.
 	Final bool
 	// Phase is the derived pod phase (Pending, Running, Succeeded, Failed, Unknown).
-	Phase string
+	Phase state.PodPhase
 	// Reason explains an Unknown phase, or a pod run or rm has not finished.
 	Reason string
 	// Message says more about Reason.
@@ -62,7 +62,7 @@ const (
 
 // view derives a pod's view.
 func (m *Manager) view(rec *state.Record) *View {
-	v := &View{Record: rec, Phase: "Pending"}
+	v := &View{Record: rec, Phase: state.PodPending}
 	runDir := m.runDir(rec.UID)
 	st, stErr := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile))
 	if stErr == nil {
@@ -76,29 +76,29 @@ func (m *Manager) view(rec *state.Record) *View {
 	v.SupervisorAlive = sup.Alive()
 	switch {
 	case rec.Phase == state.PhaseCreating && rec.Creator.Alive():
-		v.Phase, v.Reason = "Pending", ReasonCreating
+		v.Phase, v.Reason = state.PodPending, ReasonCreating
 		v.Message = fmt.Sprintf("pid %d is creating the pod", rec.Creator.PID)
 	case rec.Phase == state.PhaseCreating:
 		// Whatever its supervisor says: the pod was never fully made.
-		v.Phase, v.Reason = "Failed", ReasonCreatorLost
+		v.Phase, v.Reason = state.PodFailed, ReasonCreatorLost
 		v.Message = fmt.Sprintf("the run creating the pod (pid %d) died before it finished; gc removes it", rec.Creator.PID)
 	case rec.Phase == state.PhaseRemoving && rec.Remover.Alive():
-		v.Phase, v.Reason = "Unknown", ReasonTerminating
+		v.Phase, v.Reason = state.PodUnknown, ReasonTerminating
 		v.Message = fmt.Sprintf("pid %d is removing the pod", rec.Remover.PID)
 	case rec.Phase == state.PhaseRemoving:
-		v.Phase, v.Reason = "Failed", ReasonRemoverLost
+		v.Phase, v.Reason = state.PodFailed, ReasonRemoverLost
 		v.Message = fmt.Sprintf("the rm removing the pod (pid %d) died before it finished; gc or rm -f finishes it", rec.Remover.PID)
 	case stErr != nil && !errors.Is(stErr, state.ErrNotFound):
-		v.Phase, v.Reason = "Unknown", ReasonStatusUnreadable
+		v.Phase, v.Reason = state.PodUnknown, ReasonStatusUnreadable
 		v.Message = fmt.Sprintf("%v; supervisor pid %d %s", stErr, sup.PID, aliveWord(v.SupervisorAlive))
 	case v.Status != nil && v.Status.Final:
 		v.Phase = v.Status.Phase
 	case v.SupervisorAlive && v.Status != nil:
 		v.Phase = v.Status.Phase
 	case v.SupervisorAlive:
-		v.Phase = "Pending"
+		v.Phase = state.PodPending
 	default:
-		v.Phase, v.Reason = "Unknown", ReasonSupervisorLost
+		v.Phase, v.Reason = state.PodUnknown, ReasonSupervisorLost
 		v.Message = "the pod's supervisor is not running; its containers' state is unknown"
 	}
 	return v
@@ -120,13 +120,13 @@ func (m *Manager) viewOf(e entry) *View {
 	rec := m.salvage(e.UID, e.Namespace, e.Name)
 	rec.CreatedAt = e.Created
 	v := m.view(rec)
-	v.Phase, v.Reason, v.Message = "Unknown", ReasonRecordUnreadable, fmt.Sprintf("%v; rm -f removes the pod", e.Err)
+	v.Phase, v.Reason, v.Message = state.PodUnknown, ReasonRecordUnreadable, fmt.Sprintf("%v; rm -f removes the pod", e.Err)
 	if errors.Is(e.Err, state.ErrNotFound) {
-		v.Phase, v.Reason = "Failed", ReasonRecordMissing
+		v.Phase, v.Reason = state.PodFailed, ReasonRecordMissing
 		v.Message = fmt.Sprintf("%v (a run or rm died); gc removes the name", e.Err)
 		if h, err := state.LockExisting(e.Index, true); errors.Is(err, state.ErrBusy) {
 			// An rm between the record and the name, alive.
-			v.Phase, v.Reason = "Unknown", ReasonTerminating
+			v.Phase, v.Reason = state.PodUnknown, ReasonTerminating
 			v.Message = fmt.Sprintf("%v; another peapod holds the name and is removing it", e.Err)
 		} else if err == nil {
 			h.Unlock()
@@ -231,7 +231,7 @@ func (m *Manager) Inspect(ns, name string) (*Inspect, error) {
 		return nil, err
 	}
 	rec := v.Record
-	out := &Inspect{Name: rec.Name, Namespace: rec.Namespace, UID: rec.UID, Phase: v.Phase, IP: rec.IP,
+	out := &Inspect{Name: rec.Name, Namespace: rec.Namespace, UID: rec.UID, Phase: string(v.Phase), IP: rec.IP,
 		HostVeth: rec.HostVeth, RunDir: m.runDir(rec.UID), PodDir: m.podDir(rec.UID), Namespaces: map[string]NSInfo{}}
 	if v.SupervisorAlive && v.Status != nil {
 		out.SupervisorPID = v.Status.Supervisor.PID

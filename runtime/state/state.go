@@ -84,6 +84,23 @@ type Proc struct {
 	Start uint64 `json:"start"`
 }
 
+// PodPhase is a pod's phase, as v1.PodPhase: the supervisor derives
+// Pending, Running, Succeeded or Failed; the CLI shows Unknown when the
+// supervisor is lost.
+type PodPhase string
+
+// Pod phases, spelled as v1's.
+const (
+	PodPending   PodPhase = "Pending"
+	PodRunning   PodPhase = "Running"
+	PodSucceeded PodPhase = "Succeeded"
+	PodFailed    PodPhase = "Failed"
+	PodUnknown   PodPhase = "Unknown"
+)
+
+// Terminal reports whether no container of the pod will run again.
+func (p PodPhase) Terminal() bool { return p == PodSucceeded || p == PodFailed }
+
 // Status is the supervisor-owned, volatile status of a pod.
 type Status struct {
 	// Version is Version.
@@ -92,8 +109,8 @@ type Status struct {
 	Supervisor Proc `json:"supervisor"`
 	// Reaper is the PID-1 reaper of a shared PID namespace (zero otherwise).
 	Reaper Proc `json:"reaper,omitempty"`
-	// Phase is the v1 pod phase: Pending, Running, Succeeded, Failed.
-	Phase string `json:"phase"`
+	// Phase is the v1 pod phase the supervisor derives (never Unknown).
+	Phase PodPhase `json:"phase"`
 	// StartTime is when the supervisor began starting containers.
 	StartTime *time.Time `json:"startTime,omitempty"`
 	// Stopping is set once stop began: restarts cease.

@@ -197,13 +197,12 @@ func (s *Supervisor) adoptInstance(c *container) {
 		}
 		s.prober.AddContainer(c.spec)
 	}
-	s.mu.Lock()
-	c.proc, c.log, c.killedByProbe, c.adopted = proc, lg, false, true
-	c.exited = make(chan struct{})
-	exited := c.exited
-	s.updatePhaseLocked()
-	s.saveLocked()
-	s.mu.Unlock()
+	var exited chan struct{}
+	s.update(func() {
+		c.proc, c.log, c.killedByProbe, c.adopted = proc, lg, false, true
+		c.exited = make(chan struct{})
+		exited = c.exited
+	})
 	go s.watch(c, wait, exited, pipes)
 }
 
@@ -218,10 +217,7 @@ func (s *Supervisor) adoptLog(c *container, logPath string, paths [2]string) (*c
 	}
 	pipes, perr := adoptStdio(paths)
 	if err = errors.Join(err, perr); err != nil {
-		s.mu.Lock()
-		s.eventLocked("Warning", c, ReasonLogWriteFailed, fmt.Sprintf("Failed to resume the log of container %s: %v", c.spec.Name, err))
-		s.saveEventsLocked()
-		s.mu.Unlock()
+		s.addEvent("Warning", c, ReasonLogWriteFailed, fmt.Sprintf("Failed to resume the log of container %s: %v", c.spec.Name, err))
 	}
 	if pipes == nil {
 		return lg, nil

@@ -306,17 +306,14 @@ func pruneLogs(base string, restartCount int) {
 // episodes of one instance's log), LogLinesDropped with the figures once
 // the marker is in the log.
 func (s *Supervisor) logLoss(c *container, loss logLoss, recovered bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !recovered {
-		s.eventLocked("Warning", c, ReasonLogWriteFailed, fmt.Sprintf(
+		s.addEvent("Warning", c, ReasonLogWriteFailed, fmt.Sprintf(
 			"Failed to write the log of container %s: %v; its output is dropped until writes succeed again", c.spec.Name, loss.Err))
-	} else {
-		s.eventLocked("Warning", c, ReasonLogLinesDropped, fmt.Sprintf(
-			"%d lines (%d bytes) of container %s's output were dropped between %s and %s",
-			loss.Entries, loss.Bytes, c.spec.Name, loss.First.UTC().Format(time.RFC3339Nano), loss.Last.UTC().Format(time.RFC3339Nano)))
+		return
 	}
-	s.saveEventsLocked()
+	s.addEvent("Warning", c, ReasonLogLinesDropped, fmt.Sprintf(
+		"%d lines (%d bytes) of container %s's output were dropped between %s and %s",
+		loss.Entries, loss.Bytes, c.spec.Name, loss.First.UTC().Format(time.RFC3339Nano), loss.Last.UTC().Format(time.RFC3339Nano)))
 }
 
 // Reasons of the events about lost log output.

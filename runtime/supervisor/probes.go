@@ -199,10 +199,7 @@ func probeContainerStatus(st *state.ContainerStatus) probes.ContainerStatus {
 // probeEvent records an Unhealthy or ProbeWarning event. Only events.json
 // is rewritten: a probe never writes the status.
 func (s *Supervisor) probeEvent(e probes.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.eventLocked(e.Type, s.app(e.Container), e.Reason, e.Message)
-	s.saveEventsLocked()
+	s.addEvent(e.Type, s.app(e.Container), e.Reason, e.Message)
 }
 
 // watchProbes applies the probes' result changes until the manager stops.
@@ -221,22 +218,20 @@ func (s *Supervisor) watchProbes(m *probes.Manager, stopped <-chan struct{}) {
 // pod conditions, and kills the running instance on a liveness or startup
 // failure, as the kubelet's next pod sync does.
 func (s *Supervisor) probeUpdate(u probes.Update) {
-	s.mu.Lock()
 	c := s.app(u.Container)
 	if c == nil {
-		s.mu.Unlock()
 		return
 	}
-	st := c.st()
-	current := !st.StartedAt.IsZero() && instanceID(st) == u.ContainerID
-	if current {
-		recordProbeResult(st, u, s.now())
-	}
-	kill := current && st.State == state.StateRunning && !s.status.Stopping &&
-		u.Result == probes.Failure && (u.Type == probes.Liveness || u.Type == probes.Startup)
-	s.updatePhaseLocked()
-	s.saveLocked()
-	s.mu.Unlock()
+	var kill bool
+	s.update(func() {
+		st := c.st()
+		current := !st.StartedAt.IsZero() && instanceID(st) == u.ContainerID
+		if current {
+			recordProbeResult(st, u, s.now())
+		}
+		kill = current && st.State == state.StateRunning && !s.status.Stopping &&
+			u.Result == probes.Failure && (u.Type == probes.Liveness || u.Type == probes.Startup)
+	})
 	if kill {
 		go s.probeKill(c, u.Type, u.ContainerID)
 	}
@@ -261,24 +256,26 @@ func recordProbeResult(st *state.ContainerStatus, u probes.Update, now time.Time
 // (or pod's) grace period of at least 2 s, then SIGKILL; watch applies the
 // restart policy with killedByProbe.
 func (s *Supervisor) probeKill(c *container, t probes.ProbeType, id string) {
-	s.mu.Lock()
-	st := c.st()
-	if st.State != state.StateRunning || instanceID(st) != id || s.status.Stopping {
-		s.mu.Unlock()
-		return
-	}
 	probe := c.spec.LivenessProbe
 	if t == probes.Startup {
 		probe = c.spec.StartupProbe
 	}
 	restart := s.pod.RestartPolicy != spec.RestartNever
 	grace := probes.KillGracePeriod(s.pod, probe, nil)
-	c.killedByProbe = true
-	ev := probes.KillEvent(t, c.spec.Name, restart)
-	s.eventLocked(ev.Type, c, ev.Reason, ev.Message)
-	s.saveLocked()
-	s.mu.Unlock()
-	s.kill(c, spec.Seconds(grace), true)
+	current := false
+	s.update(func() {
+		st := c.st()
+		if st.State != state.StateRunning || instanceID(st) != id || s.status.Stopping {
+			return // the instance exited or the pod stops meanwhile
+		}
+		current = true
+		c.killedByProbe = true
+		ev := probes.KillEvent(t, c.spec.Name, restart)
+		s.eventLocked(ev.Type, c, ev.Reason, ev.Message)
+	})
+	if current {
+		s.kill(c, spec.Seconds(grace), true)
+	}
 }
 
 // updateReadinessLocked sets every app container's started and ready flags

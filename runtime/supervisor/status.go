@@ -10,6 +10,39 @@ import (
 	"github.com/peapod/peapod/runtime/state"
 )
 
+// update is the one door for a change of the pod's status: under mu it
+// applies change, derives the phase, the ready flags and the conditions
+// again, and writes status.json and events.json. change must not block.
+func (s *Supervisor) update(change func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change()
+	s.updatePhaseLocked()
+	s.saveLocked()
+}
+
+// updateKeepingPhase is update for the two changes the phase must not
+// see yet: Stop's (with Stopping set and containers still running the
+// phase would turn terminal, which ends the readiness workers before the
+// containers are gone; it is derived again as each exits) and an adopting
+// supervisor's restore (the ready flags would be derived before the
+// prober has resumed the lost one's results).
+func (s *Supervisor) updateKeepingPhase(change func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change()
+	s.saveLocked()
+}
+
+// addEvent records an event about container c (nil = the pod) and writes
+// events.json only: an event changes nothing in the status.
+func (s *Supervisor) addEvent(typ string, c *container, reason, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.eventLocked(typ, c, reason, msg)
+	s.saveEventsLocked()
+}
+
 // saveLocked writes status and events; failures go to the supervisor log
 // since the pod must keep running.
 func (s *Supervisor) saveLocked() {
@@ -51,19 +84,19 @@ func (s *Supervisor) updatePhaseLocked() {
 	s.updateReadinessLocked()
 }
 
-func (s *Supervisor) phaseLocked() string {
+func (s *Supervisor) phaseLocked() state.PodPhase {
 	final := s.status.Final || s.status.Stopping
 	for _, c := range s.inits {
 		st := c.st()
 		if st.State == state.StateTerminated && st.ExitCode != 0 && s.pod.RestartPolicy == spec.RestartNever {
-			return "Failed"
+			return state.PodFailed
 		}
 	}
 	if !s.status.Initialized {
 		if final {
-			return "Failed"
+			return state.PodFailed
 		}
-		return "Pending"
+		return state.PodPending
 	}
 	var waiting, running, stopped, succeeded int
 	for _, c := range s.apps {
@@ -87,25 +120,25 @@ func (s *Supervisor) phaseLocked() string {
 	}
 	switch {
 	case waiting > 0 && !final:
-		return "Pending"
+		return state.PodPending
 	case running > 0 && !final:
-		return "Running"
+		return state.PodRunning
 	}
 	if final {
 		if succeeded == len(s.apps) {
-			return "Succeeded"
+			return state.PodSucceeded
 		}
-		return "Failed"
+		return state.PodFailed
 	}
 	switch {
 	case s.pod.RestartPolicy == spec.RestartAlways:
-		return "Running"
+		return state.PodRunning
 	case stopped == succeeded:
-		return "Succeeded"
+		return state.PodSucceeded
 	case s.pod.RestartPolicy == spec.RestartNever:
-		return "Failed"
+		return state.PodFailed
 	}
-	return "Running"
+	return state.PodRunning
 }
 
 // setPIDNamespace points c's pid namespace entry at path (a shared pod PID

@@ -33,7 +33,8 @@ const (
 
 // Runtime starts processes in a pod's namespaces; namespaces/ implements it.
 type Runtime interface {
-	// StartContainer starts c and returns once its entrypoint was exec'd.
+	// StartContainer starts c and returns once its entrypoint was exec'd;
+	// its error names the container.
 	StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(pid int) error) (int, error)
 	// StartReaper starts the PID-1 reaper of a shared PID namespace.
 	StartReaper() (int, error)
@@ -122,7 +123,7 @@ func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
 	}
 	s := &Supervisor{pod: p, rt: rt, cg: cg, now: time.Now, done: make(chan struct{}), proberStopped: make(chan struct{})}
 	s.backoff = probes.NewBackoff(seconds(p.BackoffInitialSeconds), seconds(p.BackoffMaxSeconds), nil)
-	s.status = state.Status{Version: state.Version, Supervisor: state.Self(), Phase: "Pending"}
+	s.status = state.Status{Version: state.Version, Supervisor: state.Self(), Phase: state.PodPending}
 	s.events.Version = state.Version
 	for i := range p.InitContainers {
 		i := i
@@ -171,16 +172,15 @@ func (s *Supervisor) run(started func(error), prev *state.Status) error {
 	}
 	defer ln.Close()
 	prober := s.newProber(prev != nil)
-	s.mu.Lock()
-	if prev != nil {
-		s.restoreLocked(prev)
-	} else {
-		now := s.now()
-		s.status.StartTime = &now
-	}
-	s.prober = prober
-	s.saveLocked()
-	s.mu.Unlock()
+	s.updateKeepingPhase(func() {
+		if prev != nil {
+			s.restoreLocked(prev)
+		} else {
+			now := s.now()
+			s.status.StartTime = &now
+		}
+		s.prober = prober
+	})
 	go s.watchProbes(prober, s.proberStopped)
 
 	switch {
@@ -246,9 +246,7 @@ func (s *Supervisor) startAll(adopt bool) error {
 				break
 			}
 			if s.pod.RestartPolicy == spec.RestartNever {
-				s.mu.Lock()
-				s.updatePhaseLocked()
-				s.mu.Unlock()
+				s.update(func() {})
 				s.maybeFinish()
 				if err != nil {
 					return err
@@ -260,10 +258,7 @@ func (s *Supervisor) startAll(adopt bool) error {
 			}
 		}
 	}
-	s.mu.Lock()
-	s.status.Initialized = true
-	s.saveLocked()
-	s.mu.Unlock()
+	s.update(func() { s.status.Initialized = true })
 	var firstErr error
 	for _, c := range s.apps {
 		if err := s.startInstance(c); err != nil {
@@ -279,9 +274,9 @@ func (s *Supervisor) startAll(adopt bool) error {
 // waitBackoff sleeps through c's crash-loop backoff (showing
 // CrashLoopBackOff), returning false if the pod is stopped meanwhile.
 func (s *Supervisor) waitBackoff(c *container) bool {
-	s.mu.Lock()
-	finished, delay := s.enterBackoffLocked(c)
-	s.mu.Unlock()
+	var finished time.Time
+	var delay time.Duration
+	s.update(func() { finished, delay = s.enterBackoffLocked(c) })
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		defer t.Stop()
@@ -295,32 +290,68 @@ func (s *Supervisor) waitBackoff(c *container) bool {
 	return true
 }
 
-// startInstance starts one instance of c: logs, cgroup, init stage, hooks.
+// startInstance starts one instance of c: its log and stdio, the process
+// in its cgroup (the init stage), the running status, the postStart hook.
 func (s *Supervisor) startInstance(c *container) error {
+	restarts, err := s.nextRestartCount(c)
+	if err != nil {
+		return err
+	}
+	logPath := instanceLogPath(c.spec.LogPath, restarts)
+	lg, pipes, err := s.openInstanceIO(c, logPath, restarts)
+	if err != nil {
+		return s.failStart(c, reasonCreateContainerError, fmt.Errorf("failed to start container %q: %w", c.spec.Name, err))
+	}
+	oomBase := s.oomKills(c)
+	pid, wait, err := s.spawn(c, lg, pipes)
+	if err != nil {
+		// The runtime's error names the container already.
+		return s.failStart(c, reasonRunContainerError, err)
+	}
+	var exited chan struct{}
+	s.update(func() { exited = s.recordStartedLocked(c, pid, restarts, logPath, lg, oomBase) })
+	pruneLogs(c.spec.LogPath, restarts)
+	go s.watch(c, wait, exited, pipes)
+	s.runPostStart(c)
+	return nil
+}
+
+// nextRestartCount is the restart count c's next instance will have (the
+// kubelet's count of started instances but the first); it fails once the
+// pod is stopping.
+func (s *Supervisor) nextRestartCount(c *container) (int, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.status.Stopping {
-		s.mu.Unlock()
-		return fmt.Errorf("pod is stopping")
+		return 0, fmt.Errorf("pod is stopping")
 	}
 	st := c.st()
 	restarts := st.RestartCount
 	if st.State == state.StateTerminated || (st.State == state.StateWaiting && st.Last != nil) {
 		restarts++
 	}
-	s.mu.Unlock()
+	return restarts, nil
+}
 
-	logPath := instanceLogPath(c.spec.LogPath, restarts)
+// openInstanceIO opens the log of c's instance number restarts and its
+// stdio FIFOs.
+func (s *Supervisor) openInstanceIO(c *container, logPath string, restarts int) (*criLog, *stdio, error) {
 	lg, err := openCRILog(logPath)
 	if err != nil {
-		return s.failStart(c, reasonCreateContainerError, err)
+		return nil, nil, err
 	}
 	lg.onLoss = func(loss logLoss, recovered bool) { s.logLoss(c, loss, recovered) }
 	pipes, err := newStdio(fifoPaths(s.pod.RunDir, c.spec.ID, restarts))
 	if err != nil {
 		lg.close()
-		return s.failStart(c, reasonCreateContainerError, err)
+		return nil, nil, err
 	}
-	oomBase := s.oomKills(c)
+	return lg, pipes, nil
+}
+
+// spawn starts c's process in its cgroup and copies its output into lg;
+// on failure it releases lg and pipes and empties the cgroup.
+func (s *Supervisor) spawn(c *container, lg *criLog, pipes *stdio) (int, <-chan unix.WaitStatus, error) {
 	pid, wait, err := s.reap.start(func() (int, error) {
 		return s.rt.StartContainer(s.pod, c.spec, pipes.child(), func(pid int) error {
 			return s.cg.Join(c.spec.Cgroup, pid)
@@ -332,15 +363,20 @@ func (s *Supervisor) startInstance(c *container) error {
 		pipes.remove()
 		lg.close()
 		s.cg.Kill(c.spec.Cgroup)
-		return s.failStart(c, reasonRunContainerError, err)
+		return 0, nil, err
 	}
 	pipes.copied.Add(2)
 	go func() { defer pipes.copied.Done(); lg.copyStream("stdout", pipes.stdoutR) }()
 	go func() { defer pipes.copied.Done(); lg.copyStream("stderr", pipes.stderrR) }()
+	return pid, wait, nil
+}
 
-	s.mu.Lock()
+// recordStartedLocked records c's new instance as running (the previous
+// one becomes Last; oomBase is its cgroup's OOM kill count before the
+// start) and returns the channel watch closes when it exits.
+func (s *Supervisor) recordStartedLocked(c *container, pid, restarts int, logPath string, lg *criLog, oomBase int64) chan struct{} {
 	prev := *c.st()
-	st = c.st()
+	st := c.st()
 	if prev.State == state.StateTerminated || (prev.State == state.StateWaiting && prev.Last != nil) {
 		st.RestartCount = restarts
 		if prev.State == state.StateTerminated {
@@ -361,42 +397,39 @@ func (s *Supervisor) startInstance(c *container) error {
 		s.prober.AddContainer(c.spec)
 	}
 	s.eventLocked("Normal", c, "Started", "Started container "+c.spec.Name)
-	s.updatePhaseLocked()
-	s.saveLocked()
-	exited := c.exited
-	s.mu.Unlock()
-	pruneLogs(c.spec.LogPath, restarts)
-
-	go s.watch(c, wait, exited, pipes)
-	if len(c.spec.PostStart) > 0 {
-		if out, code, err := s.execHook(c, c.spec.PostStart, 0); err != nil || code != 0 {
-			msg := fmt.Sprintf("PostStartHook failed: exit code %d: %s", code, out)
-			if err != nil {
-				msg = "PostStartHook failed: " + err.Error()
-			}
-			s.mu.Lock()
-			s.eventLocked("Warning", c, "FailedPostStartHook", msg)
-			s.saveLocked()
-			s.mu.Unlock()
-			s.kill(c, 0, false)
-		}
-	}
-	return nil
+	return c.exited
 }
 
-// failStart records a container that could not be created or started.
-func (s *Supervisor) failStart(c *container, reason string, err error) error {
-	err = fmt.Errorf("failed to start container %q: %w", c.spec.Name, err)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := c.st()
-	if st.State == state.StateTerminated {
-		st.Last = terminatedOf(*st)
+// runPostStart runs c's postStart hook, if any; a failed hook kills the
+// instance (the restart policy then applies), as the kubelet's.
+func (s *Supervisor) runPostStart(c *container) {
+	if len(c.spec.PostStart) == 0 {
+		return
 	}
-	st.State, st.Reason, st.Message = state.StateWaiting, reason, err.Error()
-	s.eventLocked("Warning", c, "Failed", "Error: "+err.Error())
-	s.updatePhaseLocked()
-	s.saveLocked()
+	out, code, err := s.execHook(c, c.spec.PostStart, 0)
+	if err == nil && code == 0 {
+		return
+	}
+	msg := fmt.Sprintf("PostStartHook failed: exit code %d: %s", code, out)
+	if err != nil {
+		msg = "PostStartHook failed: " + err.Error()
+	}
+	s.addEvent("Warning", c, "FailedPostStartHook", msg)
+	s.kill(c, 0, false)
+}
+
+// failStart records a container that could not be created or started;
+// err names the container (the caller adds only what the callee does not
+// know, so a message never says it twice).
+func (s *Supervisor) failStart(c *container, reason string, err error) error {
+	s.update(func() {
+		st := c.st()
+		if st.State == state.StateTerminated {
+			st.Last = terminatedOf(*st)
+		}
+		st.State, st.Reason, st.Message = state.StateWaiting, reason, err.Error()
+		s.eventLocked("Warning", c, "Failed", "Error: "+err.Error())
+	})
 	return err
 }
 
@@ -422,8 +455,32 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	// Leftovers (a daemon that double-forked, siblings in a shared PID
 	// namespace) die with the instance: the cgroup is the container.
 	s.cg.Kill(c.spec.Cgroup)
+	var restart bool
+	var lg *criLog
+	s.update(func() {
+		restart = s.recordExitLocked(c, ws)
+		lg = c.log
+	})
+	// The pipes reach EOF once every writer is gone; the log closes after.
+	// (This instance's log: a restart may have set c.log by then.)
+	go func() {
+		if pipes != nil {
+			pipes.waitCopied()
+		}
+		lg.close()
+	}()
+	close(exited)
+	if restart {
+		s.scheduleRestart(c)
+		return
+	}
+	s.maybeFinish()
+}
+
+// recordExitLocked records the exit of c's instance (an adopted one's
+// status is unknowable) and reports whether the restart policy restarts it.
+func (s *Supervisor) recordExitLocked(c *container, ws unix.WaitStatus) bool {
 	code, sig := exitCode(ws)
-	s.mu.Lock()
 	st := c.st()
 	st.State, st.ExitCode, st.Signal = state.StateTerminated, code, sig
 	st.Reason = "Completed"
@@ -441,48 +498,31 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	st.FinishedAt = s.now()
 	st.Proc = state.Proc{}
 	c.proc = state.Proc{}
-	restart := !c.isInit && !s.status.Stopping && probes.ShouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
-	lg := c.log
-	s.updatePhaseLocked()
-	s.saveLocked()
-	s.mu.Unlock()
-	// The pipes reach EOF once every writer is gone; the log closes after.
-	// (This instance's log: a restart may have set c.log by then.)
-	go func() {
-		if pipes != nil {
-			pipes.waitCopied()
-		}
-		lg.close()
-	}()
-	close(exited)
-	if restart {
-		s.scheduleRestart(c)
-		return
-	}
-	s.maybeFinish()
+	return !c.isInit && !s.status.Stopping && probes.ShouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
 }
 
 // scheduleRestart restarts c at exactly FinishedAt + backoff (the kubelet
 // gets there on its next pod sync, up to 15 s later).
 func (s *Supervisor) scheduleRestart(c *container) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.status.Stopping {
-		return
-	}
-	finished, delay := s.enterBackoffLocked(c)
-	c.timer = time.AfterFunc(delay, func() {
-		s.backoff.Started(c.backoffKey, finished)
-		if err := s.startInstance(c); err != nil {
-			s.scheduleRestart(c)
+	s.update(func() {
+		if s.status.Stopping {
+			return
 		}
+		finished, delay := s.enterBackoffLocked(c)
+		c.timer = time.AfterFunc(delay, func() {
+			s.backoff.Started(c.backoffKey, finished)
+			if err := s.startInstance(c); err != nil {
+				s.scheduleRestart(c)
+			}
+		})
 	})
 }
 
 // enterBackoffLocked returns the exit time c's backoff counts from and how
 // long to wait from now; when that is not zero it shows CrashLoopBackOff
 // and raises a BackOff event, as the kubelet does for a skipped start. A
-// container that failed to start (it did not exit) counts from now.
+// container that failed to start (it did not exit) counts from now. It is
+// a change for update.
 func (s *Supervisor) enterBackoffLocked(c *container) (time.Time, time.Duration) {
 	st := c.st()
 	now := s.now()
@@ -507,8 +547,6 @@ func (s *Supervisor) enterBackoffLocked(c *container) (time.Time, time.Duration)
 	}
 	ev := probes.BackOffEvent(c.spec.Name, s.pod)
 	s.eventLocked(ev.Type, c, ev.Reason, ev.Message)
-	s.updatePhaseLocked()
-	s.saveLocked()
 	return finished, delay
 }
 
@@ -526,10 +564,7 @@ func (s *Supervisor) kill(c *container, grace time.Duration, floor bool) {
 	start := time.Now()
 	if len(c.spec.PreStop) > 0 && grace > 0 {
 		if out, code, err := s.execHook(c, c.spec.PreStop, grace); err != nil || code != 0 {
-			s.mu.Lock()
-			s.eventLocked("Warning", c, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: exit code %d: %s %v", code, out, err))
-			s.saveEventsLocked()
-			s.mu.Unlock()
+			s.addEvent("Warning", c, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: exit code %d: %s %v", code, out, err))
 		}
 	}
 	wait := grace - time.Since(start)
@@ -566,20 +601,20 @@ func (s *Supervisor) Stop(grace time.Duration) {
 	if err := SetTimerSlack(namespaces.WorkloadTimerSlack); err != nil {
 		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 	}
-	s.mu.Lock()
-	s.status.Stopping = true
 	all := append(append([]*container{}, s.inits...), s.apps...)
-	for _, c := range all {
-		if c.timer != nil {
-			c.timer.Stop()
+	var prober *probes.Manager
+	s.updateKeepingPhase(func() {
+		s.status.Stopping = true
+		for _, c := range all {
+			if c.timer != nil {
+				c.timer.Stop()
+			}
+			if c.proc.PID != 0 {
+				s.eventLocked("Normal", c, "Killing", "Stopping container "+c.spec.Name)
+			}
 		}
-		if c.proc.PID != 0 {
-			s.eventLocked("Normal", c, "Killing", "Stopping container "+c.spec.Name)
-		}
-	}
-	s.saveLocked()
-	prober := s.prober
-	s.mu.Unlock()
+		prober = s.prober
+	})
 	if prober != nil {
 		// syncTerminatingPod: a shutting-down app is not killed for its
 		// health, while readiness goes on until the containers are gone.
@@ -602,7 +637,7 @@ func (s *Supervisor) maybeFinish() {
 	s.mu.Lock()
 	phase := s.status.Phase
 	s.mu.Unlock()
-	if phase == "Succeeded" || phase == "Failed" {
+	if phase.Terminal() {
 		s.finish()
 	}
 }
@@ -622,12 +657,10 @@ func (s *Supervisor) finish() {
 			s.remote.Close()
 		}
 		close(s.proberStopped)
-		s.mu.Lock()
-		s.status.Reaper.Signal(syscall.SIGKILL)
-		s.status.Final = true
-		s.updatePhaseLocked()
-		s.saveLocked()
-		s.mu.Unlock()
+		s.update(func() {
+			s.status.Reaper.Signal(syscall.SIGKILL)
+			s.status.Final = true
+		})
 		close(s.done)
 	})
 }
@@ -640,10 +673,7 @@ func (s *Supervisor) startReaper() error {
 		return fmt.Errorf("failed to start the pod's reaper: %w", err)
 	}
 	go func() { <-wait }()
-	s.mu.Lock()
-	s.status.Reaper = state.ProcOf(pid)
-	s.saveLocked()
-	s.mu.Unlock()
+	s.update(func() { s.status.Reaper = state.ProcOf(pid) })
 	path := fmt.Sprintf("/proc/%d/ns/pid", pid)
 	for _, c := range append(append([]*container{}, s.inits...), s.apps...) {
 		setPIDNamespace(c.spec, path)
