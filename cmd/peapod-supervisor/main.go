@@ -146,11 +146,7 @@ func (k kernel) StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File
 func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.self) }
 
 func (k kernel) ExecCommand(target int, c *spec.Container, argv []string, stdout, stderr *os.File) *exec.Cmd {
-	proc := *c.OCI.Process
-	proc.Args = argv
-	proc.Terminal = false
-	return namespaces.ExecCommand(namespaces.ExecOptions{
-		Helper: k.helper, Target: target, Cgroups: k.cg.ProcsFiles(c.Cgroup),
-		Process: proc, Stdout: stdout, Stderr: stderr,
-	})
+	o := supervisor.ExecOptions(k.helper, target, k.cg.ProcsFiles(c.Cgroup), c, argv)
+	o.Stdout, o.Stderr = stdout, stderr
+	return namespaces.ExecCommand(o)
 }

@@ -33,12 +33,7 @@ func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.
 	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() {
 		return nil, fmt.Errorf("container %q in pod %s/%s is not running", c.Name, ns, name)
 	}
-	proc := *c.OCI.Process
-	proc.Args = argv
-	proc.Terminal = false
-	return namespaces.ExecCommand(namespaces.ExecOptions{
-		Helper: m.helperMount(), Target: st.Proc.PID, Cgroups: m.cg.ProcsFiles(c.Cgroup), Process: proc,
-	}), nil
+	return namespaces.ExecCommand(supervisor.ExecOptions(m.helperMount(), st.Proc.PID, m.cg.ProcsFiles(c.Cgroup), c, argv)), nil
 }
 
 func findContainer(sp *spec.Pod, st *state.Status, name string) (*spec.Container, *state.ContainerStatus, error) {

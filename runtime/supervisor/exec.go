@@ -9,9 +9,24 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/spec"
 	"golang.org/x/sys/unix"
 )
+
+// ExecOptions is the one rule for a process started beside container c's
+// workload (peapod exec, exec probes, hooks): c's own process — env,
+// working dir, user, capabilities, no_new_privs — running argv without a
+// terminal, in the namespaces of target (c's main process) and the cgroup
+// whose cgroup.procs files are cgroupProcs. helper is the read-only mount
+// of peapod-init. The caller sets the stdio.
+func ExecOptions(helper string, target int, cgroupProcs []string, c *spec.Container, argv []string) namespaces.ExecOptions {
+	proc := *c.OCI.Process // a copy: argv must not replace the container's args
+	proc.Args = argv
+	proc.Terminal = false
+	return namespaces.ExecOptions{Helper: helper, Target: target, Cgroups: cgroupProcs, Process: proc}
+}
 
 // maxExecOutput caps each stream of a hook or exec probe, as the kubelet.
 const maxExecOutput = 10 << 10

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
@@ -127,5 +128,23 @@ func TestFailedStartSaysItOnce(t *testing.T) {
 	}
 	if n := strings.Count(c.Message, `"web"`); n != 1 {
 		t.Errorf("message names the container %d times: %q", n, c.Message)
+	}
+}
+
+// TestExecOptions checks the one exec rule: the container's process with
+// argv and no terminal, its own spec left as it was.
+func TestExecOptions(t *testing.T) {
+	c := &spec.Container{Name: "web", OCI: specs.Spec{Process: &specs.Process{Terminal: true, Args: []string{"nginx"},
+		Env: []string{"A=1"}, Cwd: "/srv", User: specs.User{UID: 101}, NoNewPrivileges: true}}}
+	o := ExecOptions("/run/helper", 42, []string{"/sys/fs/cgroup/p/cgroup.procs"}, c, []string{"cat", "/etc/hostname"})
+	if o.Helper != "/run/helper" || o.Target != 42 || len(o.Cgroups) != 1 || o.Cgroups[0] != "/sys/fs/cgroup/p/cgroup.procs" {
+		t.Errorf("options %+v: helper, target or cgroups lost", o)
+	}
+	p := o.Process
+	if p.Terminal || strings.Join(p.Args, " ") != "cat /etc/hostname" || p.Cwd != "/srv" || p.User.UID != 101 || !p.NoNewPrivileges || len(p.Env) != 1 {
+		t.Errorf("process %+v, want the container's with argv and no terminal", p)
+	}
+	if got := c.OCI.Process; !got.Terminal || len(got.Args) != 1 || got.Args[0] != "nginx" {
+		t.Errorf("the container's own process changed to %+v", got)
 	}
 }
