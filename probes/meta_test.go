@@ -28,13 +28,14 @@ func TestKubeVersionMatchesGoMod(t *testing.T) {
 }
 
 // TestLeanDeps keeps the package linkable by the supervisor: stdlib,
-// x/sys, runtime/spec and the OCI spec types only.
+// x/sys, runtime/spec, runtime/state (with internal/procfs) and the OCI
+// spec types only.
 func TestLeanDeps(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Skipf("go list unavailable: %v", err)
 	}
-	allowed := []string{"golang.org/x/sys/", "github.com/peapod/peapod/runtime/spec", "github.com/peapod/peapod/probes", "github.com/opencontainers/runtime-spec/", "vendor/"}
+	allowed := []string{"golang.org/x/sys/", "github.com/peapod/peapod/runtime/spec", "github.com/peapod/peapod/runtime/state", "github.com/peapod/peapod/internal/procfs", "github.com/peapod/peapod/probes", "github.com/opencontainers/runtime-spec/", "vendor/"}
 	for _, dep := range strings.Fields(string(out)) {
 		first := strings.SplitN(dep, "/", 2)[0]
 		if !strings.Contains(first, ".") {

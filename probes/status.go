@@ -1,16 +1,21 @@
 package probes
 
-import "time"
+import (
+	"time"
 
-// PodPhase is the pod's phase, as v1.PodPhase.
-type PodPhase string
+	"github.com/peapod/peapod/runtime/state"
+)
+
+// PodPhase is the pod's phase, as v1.PodPhase: the one the supervisor
+// derives and stores.
+type PodPhase = state.PodPhase
 
 // The pod phases.
 const (
-	PodPending   PodPhase = "Pending"
-	PodRunning   PodPhase = "Running"
-	PodSucceeded PodPhase = "Succeeded"
-	PodFailed    PodPhase = "Failed"
+	PodPending   = state.PodPending
+	PodRunning   = state.PodRunning
+	PodSucceeded = state.PodSucceeded
+	PodFailed    = state.PodFailed
 )
 
 // ContainerState is the state of a container instance.

@@ -175,7 +175,7 @@ func (p probeStatus) Status(name string) (probes.PodStatus, probes.ContainerStat
 	if c == nil {
 		return probes.PodStatus{}, probes.ContainerStatus{}, false
 	}
-	pod := probes.PodStatus{Phase: probes.PodPhase(s.status.Phase), IP: s.pod.IP, Terminating: s.status.Stopping}
+	pod := probes.PodStatus{Phase: s.status.Phase, IP: s.pod.IP, Terminating: s.status.Stopping}
 	return pod, probeContainerStatus(c.st()), true
 }
 
@@ -297,7 +297,7 @@ func (s *Supervisor) updateReadinessLocked() {
 		}
 		readiness = append(readiness, probes.ContainerReadiness{Name: c.spec.Name, Known: true, Ready: ready})
 	}
-	cr, r := probes.PodConditions(probes.PodPhase(s.status.Phase), readiness, nil)
+	cr, r := probes.PodConditions(s.status.Phase, readiness, nil)
 	s.status.Conditions = []state.Condition{
 		s.conditionLocked(cr),
 		s.conditionLocked(r),
