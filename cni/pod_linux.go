@@ -101,7 +101,8 @@ func Attach(c Config, a Attachment) (res *Result, err error) {
 	}
 	hostName := hostVethName(c, a)
 	if _, err := netlink.LinkByName(hostName); err == nil {
-		return nil, fmt.Errorf("failed to set up network of pod %q: %w (host veth %q)", a.Owner, ErrPodNetworkExists, hostName)
+		// What failed is the caller's to say; this says what only Attach knows.
+		return nil, fmt.Errorf("%w (host veth %q, owner %q)", ErrPodNetworkExists, hostName, a.Owner)
 	}
 	podNS, err := netns.GetFromPath(a.NetnsPath)
 	if err != nil {

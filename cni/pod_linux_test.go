@@ -2,6 +2,7 @@ package cni
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -162,8 +163,15 @@ func TestSetupTwiceRefused(t *testing.T) {
 	c := testConfig(t)
 	ns := newNetns(t)
 	first := setupPod(t, c, ns, "pod")
-	if _, err := SetupPod(c, ns, "pod"); !errors.Is(err, ErrPodNetworkExists) {
+	_, err := SetupPod(c, ns, "pod")
+	if !errors.Is(err, ErrPodNetworkExists) {
 		t.Fatalf("second SetupPod: err = %v, want ErrPodNetworkExists", err)
+	}
+	// The caller says "failed to set up network of pod ns/name"; the
+	// error adds the veth and owner, not the caller's words again.
+	want := fmt.Sprintf("%v (host veth %q, owner %q)", ErrPodNetworkExists, first.HostVeth, "pod")
+	if err.Error() != want {
+		t.Errorf("second SetupPod: %q, want %q", err, want)
 	}
 	if !linkExists(t, first.HostVeth) {
 		t.Fatal("the refused second SetupPod removed the pod's veth")
