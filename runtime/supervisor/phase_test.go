@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,6 +95,76 @@ func (fakeRuntime) ExecCommand(int, *spec.Container, []string, *os.File, *os.Fil
 	return nil
 }
 
+// shRuntime starts each container as `sh -c CMD`, CMD being the
+// container's first arg, outside any namespace: the supervisor's reaper,
+// status and restart policy see a real process exit.
+type shRuntime struct{ fakeRuntime }
+
+func (shRuntime) StartContainer(_ *spec.Pod, c *spec.Container, stdio [3]*os.File, _ func(int) error) (int, error) {
+	p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", c.OCI.Process.Args[0]}, &os.ProcAttr{Files: stdio[:]})
+	if err != nil {
+		return 0, fmt.Errorf("failed to start container %q: %w", c.Name, err)
+	}
+	pid := p.Pid // Release sets it to -1
+	// Never Wait: the supervisor's reaper collects it with wait4(-1).
+	return pid, p.Release()
+}
+
+// TestPhaseThroughLifecycle runs pods to their end with a runtime whose
+// containers are shell commands: the phase and the final flag the
+// supervisor writes come from the real call sites (start, exit, policy,
+// finish), each a change through update.
+func TestPhaseThroughLifecycle(t *testing.T) {
+	sh := func(name, cmd string) spec.Container {
+		return spec.Container{Name: name, ID: "u1-" + name, OCI: specs.Spec{Process: &specs.Process{Args: []string{cmd}}}}
+	}
+	tests := []struct {
+		name        string
+		policy      string
+		inits, apps []spec.Container
+		want        state.PodPhase
+		wantApps    []string // each app container's final state
+	}{
+		{"exit 0, Never", spec.RestartNever, nil, []spec.Container{sh("a", "exit 0"), sh("b", "exit 0")}, state.PodSucceeded, []string{"terminated/Completed", "terminated/Completed"}},
+		{"exit 3, Never", spec.RestartNever, nil, []spec.Container{sh("a", "exit 0"), sh("b", "exit 3")}, state.PodFailed, []string{"terminated/Completed", "terminated/Error"}},
+		{"exit 0, OnFailure", spec.RestartOnFailure, nil, []spec.Container{sh("a", "exit 0")}, state.PodSucceeded, []string{"terminated/Completed"}},
+		{"init fails, Never", spec.RestartNever, []spec.Container{sh("i", "exit 1")}, []spec.Container{sh("a", "exit 0")}, state.PodFailed, []string{"waiting/ContainerCreating"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := t.TempDir()
+			p := spec.Pod{UID: "u1", Name: "p", Namespace: "ns", RestartPolicy: tt.policy, InitContainers: tt.inits, Containers: tt.apps}
+			for _, cs := range [][]spec.Container{p.InitContainers, p.Containers} {
+				for i := range cs {
+					cs[i].LogPath = filepath.Join(logs, cs[i].Name, "0.log")
+				}
+			}
+			s := newTestSupervisor(t, p, probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+			s.now = time.Now
+			s.rt, s.cg, s.reap = shRuntime{}, fakeCgroups{}, testReaper()
+			if err := s.Run(func(error) {}); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			st, err := state.ReadStatus(filepath.Join(s.pod.RunDir, StatusFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Phase != tt.want || !st.Final {
+				t.Errorf("phase %s, final %v; want %s, final", st.Phase, st.Final, tt.want)
+			}
+			for i, want := range tt.wantApps {
+				if got := st.Containers[i].State + "/" + st.Containers[i].Reason; got != want {
+					t.Errorf("container %s: %s, want %s", st.Containers[i].Name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// testReaper is the one reaper of the test process: each reaps every
+// child with wait4(-1), so a second would steal the first one's.
+var testReaper = sync.OnceValue(newReaper)
+
 // fakeCgroups records nothing: the fake runtime starts no process.
 type fakeCgroups struct{}
 
@@ -108,7 +179,7 @@ func TestFailedStartSaysItOnce(t *testing.T) {
 	p := spec.Pod{UID: "u1", Name: "p", Namespace: "ns", RestartPolicy: spec.RestartAlways,
 		Containers: []spec.Container{{Name: "web", ID: "u1-web", LogPath: filepath.Join(t.TempDir(), "web", "0.log")}}}
 	s := newTestSupervisor(t, p, probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
-	s.rt, s.cg, s.reap = fakeRuntime{err: errors.New("exec: no such file")}, fakeCgroups{}, newReaper()
+	s.rt, s.cg, s.reap = fakeRuntime{err: errors.New("exec: no such file")}, fakeCgroups{}, testReaper()
 	s.status.Initialized = true
 	err := s.startInstance(s.apps[0])
 	if err == nil {

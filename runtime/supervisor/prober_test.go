@@ -56,7 +56,7 @@ func TestStartProber(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(ProberEnv, script)
-	s := &Supervisor{reap: newReaper()}
+	s := &Supervisor{reap: testReaper()}
 	r := probes.NewRemoteProber(s.startProber)
 	t.Cleanup(r.Close)
 	h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteHTTP, Timeout: time.Second, Port: 80})
@@ -88,7 +88,7 @@ func TestStartProber(t *testing.T) {
 
 func TestStartProberMissingBinary(t *testing.T) {
 	t.Setenv(ProberEnv, filepath.Join(t.TempDir(), "missing"))
-	s := &Supervisor{reap: newReaper()}
+	s := &Supervisor{reap: testReaper()}
 	r := probes.NewRemoteProber(s.startProber)
 	t.Cleanup(r.Close)
 	h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteHTTP, Timeout: time.Second, Port: 80})

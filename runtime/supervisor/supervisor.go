@@ -165,7 +165,11 @@ func (s *Supervisor) run(started func(error), prev *state.Status) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to become child subreaper: %w", err)
 	}
-	s.reap = newReaper()
+	if s.reap == nil {
+		// Tests share one: reapers in one process would steal each
+		// other's children with their wait4(-1).
+		s.reap = newReaper()
+	}
 	ln, err := s.listen()
 	if err != nil {
 		return err
