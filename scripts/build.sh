@@ -15,7 +15,7 @@ set -euo pipefail
 
 # The binaries built from ./cmd/<name>; a directory a tree does not have
 # (an older release) is skipped.
-readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-prober)
+readonly COMMANDS=(peapod peapod-supervisor peapod-init peapod-cni peapod-prober peapod-cri)
 
 log() { printf 'build: %s\n' "$*" >&2; }
 die() {

@@ -82,7 +82,7 @@ func newRootCommand(g *globals) *cobra.Command {
 	f.Float64Var(&g.backoffMax, "backoff-max", 300, "maximum crash-loop backoff, in seconds (kubelet: 300)")
 	root.AddCommand(newRunCommand(g), newPsCommand(g), newGetCommand(g), newInspectCommand(g),
 		newStopCommand(g), newRmCommand(g), newExecCommand(g), newLogsCommand(g), newWaitCommand(g),
-		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand(), newMetricsCommand(g))
+		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand(), newMetricsCommand(g), newCriCommand(g))
 	return root
 }
 
