@@ -37,7 +37,7 @@ stays out of every other command's start-up.
 
 Point a kubelet at it with:
   --container-runtime-endpoint=unix://` + criSocket + `
-  --cgroup-driver=cgroupfs   (peapod's cgroups are cgroupfs-style)`,
+  --cgroup-driver=cgroupfs   (the sandbox's cgroup_parent is not applied yet)`,
 		Example: "  sudo peapod cri\n  sudo crictl --runtime-endpoint unix://" + criSocket + " pods",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
