@@ -56,10 +56,14 @@ type daemon struct {
 	t                      *testing.T
 	root, runRoot, sock    string
 	bridge, subnet, crictl string
+	// cmd is the running daemon; exited receives its Wait; log holds its
+	// stderr.
+	cmd    *exec.Cmd
+	exited chan error
+	log    *bytes.Buffer
 }
 
-// startDaemon starts `peapod cri` on a fresh root and waits until it says
-// it serves.
+// startDaemon starts `peapod cri` on a fresh root.
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
 	testutil.RequireRoot(t)
@@ -68,6 +72,17 @@ func startDaemon(t *testing.T) *daemon {
 		t: t, root: filepath.Join(dir, "root"), runRoot: filepath.Join(dir, "run"), sock: filepath.Join(dir, "cri.sock"),
 		bridge: "pc" + testutil.RandHex(t, 4), subnet: subnets.Pick(t).String(), crictl: crictl(t),
 	}
+	// Runs after the flows' own cleanup and the daemon's stop (registered
+	// later, run earlier).
+	t.Cleanup(func() { d.run("peapod", "net", "rm") })
+	d.start()
+	return d
+}
+
+// start starts the daemon on d's root and waits until it says it serves.
+func (d *daemon) start() {
+	t := d.t
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "peapod"), "--root", d.root, "--run-root", d.runRoot,
 		"--bridge", d.bridge, "--subnet", d.subnet, "cri", "--listen", d.sock)
 	stderr, err := cmd.StderrPipe()
@@ -77,8 +92,8 @@ func startDaemon(t *testing.T) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("failed to start peapod cri: %v", err)
 	}
-	exited := make(chan error, 1)
-	var log bytes.Buffer
+	d.cmd, d.exited, d.log = cmd, make(chan error, 1), &bytes.Buffer{}
+	exited, log := d.exited, d.log
 	serving := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -95,11 +110,10 @@ func startDaemon(t *testing.T) *daemon {
 		}
 		exited <- cmd.Wait()
 	}()
-	// Runs after the flows' own cleanup (registered later, run earlier).
 	t.Cleanup(func() {
-		d.run("peapod", "net", "rm")
-	})
-	t.Cleanup(func() {
+		if d.cmd != cmd {
+			return // killed and restarted by the test
+		}
 		// By its pid: the daemon this test started, and nothing else.
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -118,7 +132,13 @@ func startDaemon(t *testing.T) *daemon {
 	if !<-serving {
 		t.Fatalf("peapod cri exited before serving:\n%s", log.String())
 	}
-	return d
+}
+
+// kill SIGKILLs the daemon (by its pid) and waits for its exit.
+func (d *daemon) kill() {
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	d.cmd = nil
 }
 
 // run runs crictl (tool "crictl") or the peapod CLI on the daemon's root
@@ -189,6 +209,13 @@ func TestCrictlSandboxFlow(t *testing.T) {
 	// A warm-up sandbox: the bridge and the network's state, which outlive
 	// pods, exist before the snapshot.
 	warm := strings.TrimSpace(d.run("crictl", "runp", cfg))
+	// A daemon killed with SIGKILL leaves its sandboxes running, and the
+	// next one (over the stale socket file) answers for them at once.
+	d.kill()
+	d.start()
+	if got := strings.Fields(d.run("crictl", "pods", "-q", "--state", "ready")); len(got) != 1 || got[0] != warm {
+		t.Errorf("after a restart of the daemon: ready pods %q, want [%s]", got, warm)
+	}
 	d.run("crictl", "rmp", "-f", warm)
 	before := testutil.TakeSnapshot(t, d.roots())
 
