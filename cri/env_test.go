@@ -51,7 +51,7 @@ func runMain(m *testing.M) int {
 // env is one CRI server on a root and network of its own, reached through
 // the real gRPC client over its unix socket.
 type env struct {
-	t *testing.T
+	t testing.TB
 	// dir holds the roots and the socket.
 	dir, root, runRoot, sock string
 	// bridge and subnet are the root's pod network.
@@ -65,7 +65,7 @@ type env struct {
 
 // shortTempDir makes a temp dir with a short path (unix socket paths are
 // limited to 107 bytes), removed after the test.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ppcri")
 	if err != nil {
@@ -80,7 +80,7 @@ func shortTempDir(t *testing.T) string {
 }
 
 // netConfig is a fresh test network: a random bridge on a /24 of its own.
-func netConfig(t *testing.T, root string) cni.Config {
+func netConfig(t testing.TB, root string) cni.Config {
 	c := cni.DefaultConfig(root)
 	c.Bridge = "pc" + testutil.RandHex(t, 4)
 	c.Subnet = subnets.Pick(t)
@@ -90,7 +90,7 @@ func netConfig(t *testing.T, root string) cni.Config {
 }
 
 // newEnv starts a CRI server in this process and connects to it.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	testutil.RequireRoot(t)
 	e := &env{t: t, dir: shortTempDir(t)}
@@ -220,7 +220,7 @@ func (e *env) status(id string) sandboxStatus {
 
 // waitGone waits until pid (a process this test did not start, so it
 // cannot be waited for) has exited and been reaped.
-func waitGone(t *testing.T, pid int) {
+func waitGone(t testing.TB, pid int) {
 	t.Helper()
 	if pid <= 0 {
 		return
@@ -246,7 +246,7 @@ type info struct {
 	Phase         string `json:"phase"`
 }
 
-func decodeInfo(t *testing.T, m map[string]string) info {
+func decodeInfo(t testing.TB, m map[string]string) info {
 	t.Helper()
 	var i info
 	if err := json.Unmarshal([]byte(m["info"]), &i); err != nil {
