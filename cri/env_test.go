@@ -59,8 +59,9 @@ type env struct {
 	subnet cni.Config
 	// m is the server's pod manager.
 	m *pod.Manager
-	// rt is the RuntimeService client.
-	rt runtimeapi.RuntimeServiceClient
+	// rt is the RuntimeService client over conn.
+	rt   runtimeapi.RuntimeServiceClient
+	conn *grpc.ClientConn
 }
 
 // shortTempDir makes a temp dir with a short path (unix socket paths are
@@ -123,7 +124,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatalf("failed to make a client: %v", err)
 	}
-	e.rt = runtimeapi.NewRuntimeServiceClient(conn)
+	e.rt, e.conn = runtimeapi.NewRuntimeServiceClient(conn), conn
 	t.Cleanup(func() {
 		e.removeAll()
 		conn.Close()

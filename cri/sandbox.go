@@ -40,16 +40,55 @@ const (
 // recordName is the name of the peapod pod a CRI sandbox becomes. The CRI
 // key of a sandbox is (name, namespace, uid, attempt) — the kubelet runs a
 // pod's next attempt, or a recreated pod of the same name (a StatefulSet's)
-// with a new uid, while the old sandbox still exists — so the name carries
-// a hash of the whole key; the namespace is the peapod namespace.
+// with a new uid, while the old sandbox still exists — so the name is the
+// CRI name made a DNS label (critest's names have capitals) and a hash of
+// the whole key, which alone keeps two sandboxes apart.
 func recordName(md *runtimeapi.PodSandboxMetadata) string {
 	sum := sha256.Sum256([]byte(md.Name + "\x00" + md.Namespace + "\x00" + md.Uid + "\x00" + strconv.FormatUint(uint64(md.Attempt), 10)))
-	name := md.Name
-	if len(name) > nameKept {
-		// A DNS subdomain's labels may not end in '-' or '.'.
-		name = strings.TrimRight(name[:nameKept], "-.")
+	name := dnsLabel(md.Name, nameKept)
+	if name == "" {
+		name = "sandbox"
 	}
 	return name + "-" + hex.EncodeToString(sum[:])[:keyHashLen]
+}
+
+// recordNamespace is the peapod namespace of a sandbox: its CRI namespace
+// made a DNS label (the record name's hash tells namespaces apart).
+func recordNamespace(ns string) string {
+	if l := dnsLabel(ns, validation.DNS1123LabelMaxLength); l != "" {
+		return l
+	}
+	return "cri"
+}
+
+// dnsLabel lowercases s, turns what a DNS label cannot hold into '-' and
+// keeps at most max bytes, without a '-' at either end.
+func dnsLabel(s string, max int) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > max {
+		b = b[:max]
+	}
+	return strings.Trim(string(b), "-")
+}
+
+// badName says what makes a CRI name or namespace unusable, or "". Any
+// string a kubelet sends is accepted (they are Kubernetes names); a '/' or
+// a control character never comes from one.
+func badName(s string) string {
+	switch {
+	case s == "":
+		return "missing"
+	case strings.ContainsAny(s, "/\x00"):
+		return fmt.Sprintf("%q holds a '/' or NUL", s)
+	case strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		return fmt.Sprintf("%q holds a control character", s)
+	}
+	return ""
 }
 
 // invalid is an InvalidArgument error naming the field.
@@ -67,13 +106,11 @@ func podFromConfig(cfg *runtimeapi.PodSandboxConfig) (*corev1.Pod, []cni.PortMap
 	if md == nil {
 		return nil, nil, invalid("config.metadata", "missing")
 	}
-	// The name and namespace become peapod's pod name and namespace, which
-	// are file names under the root: only Kubernetes' own forms pass.
-	if errs := validation.IsDNS1123Subdomain(md.Name); md.Name == "" || len(errs) > 0 {
-		return nil, nil, invalid("config.metadata.name", "%q is not a DNS subdomain: %s", md.Name, strings.Join(errs, "; "))
+	if why := badName(md.Name); why != "" {
+		return nil, nil, invalid("config.metadata.name", "%s", why)
 	}
-	if errs := validation.IsDNS1123Label(md.Namespace); md.Namespace == "" || len(errs) > 0 {
-		return nil, nil, invalid("config.metadata.namespace", "%q is not a DNS label: %s", md.Namespace, strings.Join(errs, "; "))
+	if why := badName(md.Namespace); why != "" {
+		return nil, nil, invalid("config.metadata.namespace", "%s", why)
 	}
 	if md.Uid == "" {
 		return nil, nil, invalid("config.metadata.uid", "missing")
@@ -85,7 +122,7 @@ func podFromConfig(cfg *runtimeapi.PodSandboxConfig) (*corev1.Pod, []cni.PortMap
 	annotations := map[string]string{configAnnotation: string(raw)}
 	p := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: recordName(md), Namespace: md.Namespace, Labels: cfg.Labels, Annotations: annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: recordName(md), Namespace: recordNamespace(md.Namespace), Labels: cfg.Labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
 			// Nothing to run and nothing that finishes: the supervisor
 			// keeps the sandbox Running until it is stopped.

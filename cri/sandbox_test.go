@@ -213,6 +213,8 @@ func TestSandboxBadInput(t *testing.T) {
 		{"no metadata", &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{}}, codes.InvalidArgument, "config.metadata"},
 		{"empty metadata", &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{}}}, codes.InvalidArgument, "config.metadata.name"},
 		{"name with a slash", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Name = "../../etc" })}, codes.InvalidArgument, "config.metadata.name"},
+		{"name with a newline", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Name = "a\nb" })}, codes.InvalidArgument, "config.metadata.name"},
+		{"no namespace", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Namespace = "" })}, codes.InvalidArgument, "config.metadata.namespace"},
 		{"namespace with a slash", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Namespace = "a/b" })}, codes.InvalidArgument, "config.metadata.namespace"},
 		{"no uid", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Uid = "" })}, codes.InvalidArgument, "config.metadata.uid"},
 		{"bad hostname", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) { c.Hostname = "Not_A_Host" })}, codes.InvalidArgument, "config.hostname"},
@@ -260,6 +262,28 @@ func TestSandboxBadInput(t *testing.T) {
 		t.Errorf("CreateContainer = %v, want Unimplemented in this slice", err)
 	}
 	testutil.AssertNoLeak(t, before, e.roots())
+}
+
+// TestSandboxNames: any name a CRI client sends (critest's have capitals)
+// is accepted and given back as sent; only the peapod pod's name is a DNS
+// label.
+func TestSandboxNames(t *testing.T) {
+	e := newEnv(t)
+	for _, md := range []*runtimeapi.PodSandboxMetadata{
+		{Name: "PodSandbox-for-test_1.A", Namespace: "CRI-Test_NS", Uid: "U1"},
+		{Name: strings.Repeat("n", 300), Namespace: strings.Repeat("s", 100), Uid: "u2", Attempt: 7},
+		{Name: "---", Namespace: "...", Uid: "u3"},
+	} {
+		id := e.run(&runtimeapi.PodSandboxConfig{Metadata: md})
+		st := e.status(id)
+		if got := st.Metadata; got.Name != md.Name || got.Namespace != md.Namespace || got.Uid != md.Uid || got.Attempt != md.Attempt {
+			t.Errorf("metadata %v came back as %v", md, got)
+		}
+		if st.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			t.Errorf("sandbox %.20s: state %v, want READY", md.Name, st.State)
+		}
+		e.remove(id)
+	}
 }
 
 // TestDuplicateSandbox: a second sandbox of the same name, namespace, uid
@@ -366,5 +390,24 @@ func BenchmarkSandboxCycle(b *testing.B) {
 			b.Fatalf("StopPodSandbox: %v", err)
 		}
 		e.remove(id)
+	}
+}
+
+// TestImageFsInfo: the CRI client checks the image service with it before
+// anything else (critest fails every spec without it).
+func TestImageFsInfo(t *testing.T) {
+	e := newEnv(t)
+	id := e.run(config("fs", 0))
+	defer e.remove(id)
+	r, err := runtimeapi.NewImageServiceClient(e.conn).ImageFsInfo(e.ctx(), &runtimeapi.ImageFsInfoRequest{})
+	if err != nil {
+		t.Fatalf("ImageFsInfo: %v", err)
+	}
+	if len(r.ImageFilesystems) != 1 || len(r.ContainerFilesystems) != 1 {
+		t.Fatalf("ImageFsInfo = %v, want one image and one container filesystem", r)
+	}
+	// The sandbox's pod dir is on the container filesystem.
+	if c := r.ContainerFilesystems[0]; c.InodesUsed.GetValue() < 2 || c.FsId.GetMountpoint() != filepath.Join(e.root, "pods") {
+		t.Errorf("container filesystem = %v, want the pods dir with the sandbox's entries", c)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/runtime/state"
@@ -93,3 +94,10 @@ func isUID(s string) bool {
 // RunDir is the volatile directory of the pod with that uid (its pins,
 // sockets and /etc files).
 func (m *Manager) RunDir(uid string) string { return m.runDir(uid) }
+
+// ImagesDir is where the root's image store keeps its blobs and layers;
+// PodsDir holds the pods' writable layers, volumes and logs.
+func (m *Manager) ImagesDir() string { return filepath.Join(m.o.Root, "images") }
+
+// PodsDir: see ImagesDir.
+func (m *Manager) PodsDir() string { return filepath.Join(m.o.Root, "pods") }
