@@ -85,7 +85,11 @@ func (s *Supervisor) updatePhaseLocked() {
 }
 
 func (s *Supervisor) phaseLocked() state.PodPhase {
-	final := s.status.Final || s.status.Stopping
+	// A stopping pod is final only once none of its containers runs: while
+	// one still has its grace period, the pod is not done (a terminal phase
+	// would finish the supervisor — kill the reaper, and with it a shared
+	// PID namespace — and cut the others' grace short).
+	final := s.status.Final || (s.status.Stopping && !s.anyRunningLocked())
 	for _, c := range s.inits {
 		st := c.st()
 		if st.State == state.StateTerminated && st.ExitCode != 0 && s.pod.RestartPolicy == spec.RestartNever {
@@ -139,6 +143,16 @@ func (s *Supervisor) phaseLocked() state.PodPhase {
 		return state.PodFailed
 	}
 	return state.PodRunning
+}
+
+// anyRunningLocked tells whether an init or app container runs.
+func (s *Supervisor) anyRunningLocked() bool {
+	for _, c := range append(append([]*container(nil), s.inits...), s.apps...) {
+		if c.st().State == state.StateRunning {
+			return true
+		}
+	}
+	return false
 }
 
 // setPIDNamespace points c's pid namespace entry at path (a shared pod PID

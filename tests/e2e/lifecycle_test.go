@@ -342,3 +342,38 @@ func checkGone(t *testing.T, e *env, name string) {
 		t.Errorf("get of removed pod %s: exit %d, stderr %q; want a not-found error naming it", name, code, stderr)
 	}
 }
+
+// TestStopKeepsGraceAfterFirstExit: a container that exits at once on
+// SIGTERM does not end the stop of the others. Before, the first exit made
+// the stopping pod's phase terminal: the supervisor finished, killing the
+// reaper of the shared PID namespace and with it the slow container, long
+// before its grace period was over.
+func TestStopKeepsGraceAfterFirstExit(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	quick := shell("quick", `trap "exit 0" TERM; echo ready; while :; do sleep 0.1; done`)
+	slow := shell("slow", `trap "echo term; sleep 2; echo done; exit 7" TERM; echo ready; while :; do sleep 0.1; done`)
+	p := newPod("graceful", quick, slow)
+	p.Spec.ShareProcessNamespace = ptr(true)
+	p.Spec.TerminationGracePeriodSeconds = ptr(int64(30))
+	e.runPod(podJSON(p))
+	for _, c := range []string{"quick", "slow"} {
+		e.waitLog("graceful", c, "ready")
+	}
+	e.mustRun("stop", "graceful")
+	got := e.get("graceful")
+	for _, c := range []struct {
+		name string
+		code int32
+	}{{"quick", 0}, {"slow", 7}} {
+		s := containerStatus(t, got, c.name)
+		if term := s.State.Terminated; term == nil || term.ExitCode != c.code {
+			t.Errorf("container %s after stop: state %+v, want terminated with exit code %d", c.name, s.State, c.code)
+		}
+	}
+	if logs := e.mustRun("logs", "graceful", "-c", "slow"); !strings.Contains(logs, "done") {
+		t.Errorf("the slow container was cut short in its grace period; logs: %q", logs)
+	}
+	e.mustRun("rm", "graceful")
+	e.assertNoLeak(before)
+}
