@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/peapod/peapod/namespaces"
 )
 
@@ -31,9 +33,33 @@ func runExec() error {
 	if err != nil {
 		return err
 	}
+	if err := detachTerminal(proc.Terminal); err != nil {
+		return err
+	}
 	caps, err := loadOwnCaps()
 	if err != nil {
 		return err
 	}
 	return becomeProcess(caps, proc)
+}
+
+// detachTerminal starts a session of our own, so the process has no
+// controlling terminal of the caller's: without it, opening /dev/tty inside
+// the container would reach the terminal `peapod exec` was typed in, and
+// TIOCSTI on it would type into the caller's shell. With a terminal, the pty
+// slave on stdin (see namespaces.OpenContainerPty) becomes the session's
+// controlling terminal, so job control and ^C work inside.
+func detachTerminal(terminal bool) error {
+	// The nsenter constructor forked us, so we are no group leader and
+	// setsid cannot fail with EPERM.
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("failed to start a session: %w", err)
+	}
+	if !terminal {
+		return nil
+	}
+	if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("failed to make stdin the controlling terminal: %w", err)
+	}
+	return nil
 }
