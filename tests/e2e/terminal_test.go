@@ -303,6 +303,43 @@ func TestExecTerminal_12(t *testing.T) {
 			t.Errorf("exit code %d after ^C, want 130 (SIGINT inside); terminal %q", code, tp.output())
 		}
 	})
+	t.Run("terminal restored on SIGTERM", func(t *testing.T) {
+		e := e.on(t)
+		tp := newTestPty(t, 24, 80)
+		before, err := unix.IoctlGetTermios(int(tp.slave.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, e.bin, e.args("exec", "-it", "term", "--", "sh", "-c", "echo ready; sleep 100")...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tp.slave, tp.slave, tp.slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		tp.await(t, regexp.MustCompile("ready"))
+		raw, err := unix.IoctlGetTermios(int(tp.slave.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw.Lflag&(unix.ECHO|unix.ICANON) != 0 {
+			t.Errorf("terminal not in raw mode during exec -it: lflag %#x", raw.Lflag)
+		}
+		cmd.Process.Signal(unix.SIGTERM)
+		cmd.Wait()
+		if ctx.Err() != nil {
+			t.Fatalf("peapod did not end on SIGTERM; terminal %q", tp.output())
+		}
+		after, err := unix.IoctlGetTermios(int(tp.slave.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
+			t.Errorf("terminal after SIGTERM: lflag %#x iflag %#x oflag %#x, want restored %#x %#x %#x",
+				after.Lflag, after.Iflag, after.Oflag, before.Lflag, before.Iflag, before.Oflag)
+		}
+	})
 	t.Run("stdin pipe", func(t *testing.T) {
 		e := e.on(t)
 		data := make([]byte, 1<<20)
