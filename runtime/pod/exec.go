@@ -28,8 +28,8 @@ func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.
 // devpts instance: the command's stdin, stdout and stderr are the slave,
 // which becomes its controlling terminal; the caller copies bytes through
 // master and closes it, and closes slave once cmd started (its copy would
-// keep the pty from reporting EOF/EIO on master after the command exits). term is the caller's TERM, passed on when the
-// container sets none.
+// keep the pty from reporting EOF/EIO on master after the command exits).
+// term is the caller's TERM, passed on when the container sets none.
 func (m *Manager) ExecTerminal(ns, name, container string, argv []string, term string) (cmd *exec.Cmd, master, slave *os.File, err error) {
 	o, err := m.execOptions(ns, name, container, argv)
 	if err != nil {
