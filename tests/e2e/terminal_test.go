@@ -360,3 +360,40 @@ func TestExecTerminal_12(t *testing.T) {
 		}
 	})
 }
+
+// TestExecTerminalTamperedPtmx_12: /dev/ptmx is the container's to change.
+// A symlink climbing out of its root must not reach the host's /dev (the
+// pty would come from the host's devpts instance), and a FIFO or another
+// device there must be refused, not opened or waited on.
+func TestExecTerminalTamperedPtmx_12(t *testing.T) {
+	e := newEnv(t)
+	e.runPod(podJSON(newPod("tamper", ctr("app", "sleep", "1000"))))
+	for _, tt := range []struct{ name, script, want string }{
+		// Resolved against our root, /dev/ptmx would be the host's.
+		{"absolute symlink", "ln -s /dev/ptmx /dev/ptmx", "too many levels of symbolic links"},
+		{"fifo", "mkfifo /dev/ptmx", "not a pty multiplexer"},
+		{"other device", "mknod /dev/ptmx c 1 3", "not a pty multiplexer"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.on(t)
+			e.mustExec("tamper", "app", "sh", "-c", "rm -f /dev/ptmx && "+tt.script)
+			tp := newTestPty(t, 24, 80)
+			code := e.startOnPty(t, tp, "exec", "-it", "tamper", "--", "true")()
+			// peapod's message reaches the test pty asynchronously.
+			tp.await(t, regexp.MustCompile(regexp.QuoteMeta(tt.want)))
+			if code != 1 {
+				t.Errorf("exec -it with a tampered /dev/ptmx: exit %d, want 1; terminal %q", code, tp.output())
+			}
+		})
+	}
+	t.Run("absolute symlink resolved in the root", func(t *testing.T) {
+		e := e.on(t)
+		e.mustExec("tamper", "app", "sh", "-c", "rm -f /dev/ptmx && ln -s /dev/pts/ptmx /dev/ptmx")
+		tp := newTestPty(t, 24, 80)
+		code := e.startOnPty(t, tp, "exec", "-it", "tamper", "--", "sh", "-c", `tty; test -c "$(tty)" && echo exists`)()
+		tp.await(t, regexp.MustCompile(`(?m)^/dev/pts/\d+\r?\nexists`))
+		if code != 0 {
+			t.Errorf("exit %d, want 0; terminal %q", code, tp.output())
+		}
+	})
+}
