@@ -2,7 +2,6 @@ package probes
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -73,17 +72,12 @@ func TestAlignedNetworkProbes(t *testing.T) {
 	h.m.AddContainer(&c)
 	h.waitProbe(Liveness)
 	h.waitProbe(Readiness)
-	// parked waits until the aligned worker waits on its next tick (an
-	// After) and the other on its ticker, so a Step cannot overtake them.
+	// parked waits until the aligned worker has armed its next tick (an
+	// After) and the other its ticker: a Step taken before would be lost
+	// on the aligned worker, which computes its wait from the clock's now.
 	parked := func() {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for h.clock.Timers() != 1 || h.clock.Tickers() != 1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("workers not parked: %d timers, %d tickers", h.clock.Timers(), h.clock.Tickers())
-			}
-			runtime.Gosched()
-		}
+		h.awaitClock("workers not parked", func(timers, tickers int) bool { return timers == 1 && tickers == 1 })
 	}
 	parked()
 	// t0+1 s is on the grid and half a period after the first probe.

@@ -156,6 +156,9 @@ func TestChecklist_31(t *testing.T) {
 	h2.status.run("c", "c1", t0)
 	h2.m.AddContainer(&c)
 	<-drawn
+	// The worker draws before it calls After: a Step in between would be
+	// lost, the jitter then counted from the later time.
+	h2.awaitClock("jitter not armed", func(timers, _ int) bool { return timers == 1 })
 	h2.clock.Step(5*time.Second - time.Millisecond)
 	select {
 	case <-live.called:

@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -67,6 +69,9 @@ type FakeClock struct {
 	tickers []*fakeTicker
 	// timers are the pending After channels with their due times.
 	timers []fakeTimer
+	// changed is closed (and replaced) whenever a timer or ticker is
+	// added or removed: Await waits on it instead of polling.
+	changed chan struct{}
 }
 
 var _ Clock = (*FakeClock)(nil)
@@ -80,7 +85,17 @@ type fakeTimer struct {
 }
 
 // NewFakeClock returns a fake clock standing at now.
-func NewFakeClock(now time.Time) *FakeClock { return &FakeClock{now: now} }
+func NewFakeClock(now time.Time) *FakeClock {
+	return &FakeClock{now: now, changed: make(chan struct{})}
+}
+
+// notifyLocked wakes every Await: the set of timers or tickers changed.
+func (f *FakeClock) notifyLocked() {
+	if f.changed != nil {
+		close(f.changed)
+	}
+	f.changed = make(chan struct{})
+}
 
 // Now returns the fake time.
 func (f *FakeClock) Now() time.Time {
@@ -98,6 +113,7 @@ func (f *FakeClock) NewTicker(d time.Duration) Ticker {
 	defer f.mu.Unlock()
 	t := &fakeTicker{clock: f, period: d, next: f.now.Add(d), ch: make(chan time.Time, 1)}
 	f.tickers = append(f.tickers, t)
+	f.notifyLocked()
 	return t
 }
 
@@ -111,23 +127,32 @@ func (f *FakeClock) After(d time.Duration) <-chan time.Time {
 		return ch
 	}
 	f.timers = append(f.timers, fakeTimer{due: f.now.Add(d), ch: ch})
+	f.notifyLocked()
 	return ch
 }
 
-// Tickers returns how many tickers are live, so tests can wait for a
-// worker to be parked on its ticker.
-func (f *FakeClock) Tickers() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.tickers)
-}
-
-// Timers returns how many After channels are pending, so tests can wait
-// for a worker to be parked on its next aligned tick.
-func (f *FakeClock) Timers() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.timers)
+// Await blocks until ready, given the number of pending After channels
+// and live tickers, returns true, or ctx ends. A test uses it to wait
+// until a worker has armed its next tick before it Steps: a Step taken
+// before the After or NewTicker call would be missed by that worker, and
+// no amount of waiting in real time makes that impossible.
+func (f *FakeClock) Await(ctx context.Context, ready func(timers, tickers int) bool) error {
+	for {
+		f.mu.Lock()
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		timers, tickers, changed := len(f.timers), len(f.tickers), f.changed
+		f.mu.Unlock()
+		if ready(timers, tickers) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("fake clock with %d timers and %d tickers: %w", timers, tickers, ctx.Err())
+		}
+	}
 }
 
 // Step advances the time by d and fires what came due.
@@ -154,6 +179,9 @@ func (f *FakeClock) Step(d time.Duration) {
 			continue
 		}
 		tm.ch <- f.now
+	}
+	if len(kept) != len(f.timers) {
+		f.notifyLocked()
 	}
 	f.timers = kept
 }
@@ -184,6 +212,7 @@ func (t *fakeTicker) Stop() {
 	for i, x := range f.tickers {
 		if x == t {
 			f.tickers = append(f.tickers[:i], f.tickers[i+1:]...)
+			f.notifyLocked()
 			return
 		}
 	}

@@ -12,6 +12,12 @@ import (
 // t0 is the fake clock's start; containers start at t0 unless a test says otherwise.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// failSafe bounds every wait for an event in these tests. It is not a
+// timing expectation: a correct run waits only for the scheduler, however
+// loaded the machine. It turns a hang (a bug) into a failure that names
+// what did not happen, long before go test's -timeout.
+const failSafe = time.Minute
+
 // fakeStatus is a StatusSource the test sets.
 type fakeStatus struct {
 	mu   sync.Mutex
@@ -138,7 +144,9 @@ type harness struct {
 	m       *Manager
 	mu      sync.Mutex
 	updates []Update
-	done    chan probeDone
+	// done queues the afterProbe reports of each probe kind apart, so
+	// waiting for one kind never consumes (and loses) another's.
+	done    map[ProbeType]chan probeDone
 	exits   chan ProbeType
 	drained chan struct{}
 }
@@ -164,14 +172,17 @@ func newHarness(t *testing.T, pod *spec.Pod, tweak ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{
 		t: t, pod: pod, clock: NewFakeClock(t0), status: &fakeStatus{}, events: &recorder{},
-		done: make(chan probeDone, 1000), exits: make(chan ProbeType, 100),
+		exits: make(chan ProbeType, 100),
+		done: map[ProbeType]chan probeDone{
+			Startup: make(chan probeDone, 1000), Readiness: make(chan probeDone, 1000), Liveness: make(chan probeDone, 1000),
+		},
 	}
 	cfg := Config{Pod: pod, Status: h.status, Events: h.events, Clock: h.clock}
 	for _, f := range tweak {
 		f(&cfg)
 	}
 	h.m = NewManager(cfg)
-	h.m.afterProbe = func(w *worker, keep bool) { h.done <- probeDone{w.typ, w.container.Name, keep} }
+	h.m.afterProbe = func(w *worker, keep bool) { h.done[w.typ] <- probeDone{w.typ, w.container.Name, keep} }
 	h.m.exited = func(w *worker) { h.exits <- w.typ }
 	drained := make(chan struct{})
 	h.drained = drained
@@ -219,37 +230,46 @@ func (h *harness) probe(w *worker) bool {
 	return w.doProbe(h.m.ctx)
 }
 
-// waitProbe waits for the run loop of typ to finish a doProbe.
+// waitProbe waits for the run loop of typ to finish its next doProbe not
+// waited for yet.
 func (h *harness) waitProbe(typ ProbeType) probeDone {
 	h.t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case d := <-h.done:
-			if d.typ == typ {
-				return d
-			}
-		case <-deadline:
-			h.t.Fatalf("no %v probe within 5s", typ)
-		}
+	select {
+	case d := <-h.done[typ]:
+		return d
+	case <-time.After(failSafe):
+		h.t.Fatalf("no %v probe (waited %v)", typ, failSafe)
 	}
+	panic("unreachable")
 }
 
 // waitExit waits for workers of the given types to exit.
 func (h *harness) waitExit(types ...ProbeType) {
 	h.t.Helper()
-	deadline := time.After(5 * time.Second)
 	left := map[ProbeType]bool{}
 	for _, typ := range types {
 		left[typ] = true
 	}
+	deadline := time.After(failSafe)
 	for len(left) > 0 {
 		select {
 		case x := <-h.exits:
 			delete(left, x)
 		case <-deadline:
-			h.t.Fatalf("workers %v did not exit within 5s", left)
+			h.t.Fatalf("workers %v did not exit (waited %v)", left, failSafe)
 		}
+	}
+}
+
+// awaitClock waits until the fake clock's pending timers and tickers
+// satisfy ready: the workers have armed their next ticks, so the next
+// Step reaches them.
+func (h *harness) awaitClock(what string, ready func(timers, tickers int) bool) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), failSafe)
+	defer cancel()
+	if err := h.clock.Await(ctx, ready); err != nil {
+		h.t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -286,3 +306,40 @@ func probeSpec(period, delay, success, failure int32) *spec.Probe {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHarnessWaitProbeKeepsOtherKinds pins the harness against the race
+// that made TestAlignedNetworkProbes flaky: two workers report in either
+// order, and waiting for one kind must not consume the other's report.
+// The readiness worker is made to report first; a waitProbe that drops
+// other kinds then never sees it.
+func TestHarnessWaitProbeKeepsOtherKinds(t *testing.T) {
+	c := spec.Container{Name: "c", LivenessProbe: probeSpec(1, 0, 1, 3), ReadinessProbe: probeSpec(1, 0, 1, 3)}
+	h := newHarness(t, testPod(c))
+	readinessReported := make(chan struct{})
+	report := h.m.afterProbe
+	h.m.afterProbe = func(w *worker, keep bool) {
+		report(w, keep)
+		if w.typ == Readiness {
+			close(readinessReported)
+		}
+	}
+	live := &gated{gate: readinessReported}
+	h.m.handlerFor = func(_ string, typ ProbeType) Handler {
+		if typ == Liveness {
+			return live
+		}
+		return newScripted(ok)
+	}
+	h.status.run("c", "c1", t0)
+	h.m.AddContainer(&c)
+	h.waitProbe(Liveness)
+	h.waitProbe(Readiness)
+}
+
+// gated is a Handler whose probes succeed once gate is closed.
+type gated struct{ gate chan struct{} }
+
+func (g *gated) Probe(context.Context, string) (Outcome, string, error) {
+	<-g.gate
+	return OutcomeSuccess, "", nil
+}

@@ -281,9 +281,16 @@ func TestRemoteNoAnswer(t *testing.T) {
 		t.Fatalf("%d starts, want a new process after the silent one", starts)
 	}
 	fc.Step(2 * proberBackoffMin)
+	// Only the cancellation may end this probe: its timeout is out of
+	// reach, and the answer comes once Probe returned (given earlier, it
+	// would race the cancellation in Probe's select).
+	ch := r.Handler(RemoteProbe{Kind: RemoteHTTP, Timeout: time.Hour, Port: 80})
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { release := <-late; cancel(); release() }()
-	if _, _, err := hh.Probe(ctx, "10.0.0.1"); !errors.Is(err, context.Canceled) {
+	probed := make(chan struct{})
+	go func() { release := <-late; cancel(); <-probed; release() }()
+	_, _, err = ch.Probe(ctx, "10.0.0.1")
+	close(probed)
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled probe: %v", err)
 	}
 	if starts, _ := f.counts(); starts != 3 {
