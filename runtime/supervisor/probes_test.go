@@ -113,11 +113,16 @@ func TestReadinessDrivesStatus(t *testing.T) {
 	s.prober = m
 	s.updatePhaseLocked()
 	s.mu.Unlock()
-	go s.watchProbes(m, s.proberStopped)
-	t.Cleanup(func() { m.Stop(); close(s.proberStopped) })
+	t.Cleanup(m.Stop)
 	m.AddContainer(&s.pod.Containers[0])
 
-	waitStatus(t, s, "ready after the first success", func(st *state.Status) bool { return st.Containers[0].Ready })
+	// The test set the status up before the worker existed, when the
+	// container counted as ready (no readiness probe known): wait for the
+	// first success itself, not for Ready.
+	applyUntil(t, s, m, probes.Success)
+	if !readyOf(s) {
+		t.Fatal("not ready after the first success")
+	}
 	readyAt := fc.Now()
 	cond := conditionOf(s, probes.ConditionReady)
 	if cond.Status != "True" || !cond.LastTransitionTime.Equal(readyAt) {
@@ -126,7 +131,10 @@ func TestReadinessDrivesStatus(t *testing.T) {
 
 	code.Store(1)
 	fc.Step(time.Second)
-	waitStatus(t, s, "not ready after a failure", func(st *state.Status) bool { return !st.Containers[0].Ready })
+	applyUntil(t, s, m, probes.Failure)
+	if readyOf(s) {
+		t.Fatal("ready after a failure")
+	}
 	cr := conditionOf(s, probes.ConditionContainersReady)
 	if cr.Status != "False" || cr.Reason != "ContainersNotReady" || cr.Message != "containers with unready status: [app]" ||
 		!cr.LastTransitionTime.Equal(fc.Now()) {
@@ -153,23 +161,33 @@ func TestReadinessDrivesStatus(t *testing.T) {
 	}
 }
 
-// waitStatus polls the in-memory status: the workers run on their own
-// goroutines and publish through the update channel.
-func waitStatus(t *testing.T, s *Supervisor, what string, ok func(*state.Status) bool) {
+// applyUntil applies the manager's result updates in order, as
+// watchProbes does, up to the first with result want: the test waits for
+// the probe's update itself, not for a poll to notice its effect.
+func applyUntil(t *testing.T, s *Supervisor, m *probes.Manager, want probes.Result) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Not a timing expectation: it turns a missing update (a bug) into a
+	// failure naming it, long before go test's -timeout.
+	const failSafe = time.Minute
+	deadline := time.After(failSafe)
 	for {
-		s.mu.Lock()
-		done := ok(&s.status)
-		s.mu.Unlock()
-		if done {
-			return
+		select {
+		case u := <-m.Updates():
+			s.probeUpdate(u)
+			if u.Result == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %v update (waited %v)", want, failSafe)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within 5 s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
+}
+
+// readyOf returns the first app container's ready flag.
+func readyOf(s *Supervisor) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apps[0].st().Ready
 }
 
 func conditionOf(s *Supervisor, typ string) state.Condition {
