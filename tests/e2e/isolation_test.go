@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -316,6 +317,8 @@ done`
 // one run by `#!/proc/self/exe`) leaves the host's peapod binaries
 // unchanged (CVE-2019-5736).
 func TestIsolation_3_HelperExe(t *testing.T) {
+	// Before copying the binaries: TestMain builds them only as root.
+	testutil.RequireRoot(t)
 	// A private copy of the binaries: if the attack succeeds, the other
 	// tests still run intact ones.
 	dir := t.TempDir()

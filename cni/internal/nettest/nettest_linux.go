@@ -351,6 +351,9 @@ func LinkExists(t testing.TB, name string) bool {
 // creates its CNI-HOSTPORT-* chains through iptables and never removes them.
 func CleanupIptablesTables(t testing.TB) {
 	t.Helper()
+	// Often a root test's first call: without root, listing the tables
+	// fails, and the test must skip instead (testutil.RequireRoot).
+	testutil.RequireRoot(t)
 	before := iptablesTables(t)
 	t.Cleanup(func() {
 		conn := &nftables.Conn{}
