@@ -41,6 +41,11 @@ func inProcess(t *testing.T) *probes.RemoteProber {
 	return r
 }
 
+// answered is the timeout of probes the tests expect an answer to: only a
+// hang may reach it, so a loaded machine cannot turn an answer into a
+// timeout, and an answer returns as soon as it comes.
+const answered = time.Minute
+
 func port(t *testing.T, addr string) int {
 	t.Helper()
 	a, err := net.ResolveTCPAddr("tcp", addr)
@@ -79,7 +84,7 @@ func TestServeHTTP(t *testing.T) {
 		{"/elsewhere", probes.OutcomeWarning, "Probe terminated redirects, Response body: moved\tline\nnext"},
 	}
 	for _, tc := range cases {
-		h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteHTTP, Timeout: time.Second, Port: p,
+		h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteHTTP, Timeout: answered, Port: p,
 			HTTP: spec.HTTPGet{Scheme: "HTTP", Path: tc.path, Headers: []spec.HTTPHeader{{Name: "X-Tab", Value: "a\tb"}}}})
 		for range 2 {
 			out, msg, err := h.Probe(context.Background(), "127.0.0.1")
@@ -96,7 +101,7 @@ func TestServeHTTP(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	cp := port(t, closed.Listener.Addr().String())
 	closed.Close()
-	h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteHTTP, Timeout: time.Second, Port: cp, HTTP: spec.HTTPGet{Scheme: "HTTP", Path: "/"}})
+	h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteHTTP, Timeout: answered, Port: cp, HTTP: spec.HTTPGet{Scheme: "HTTP", Path: "/"}})
 	if out, msg, err := h.Probe(context.Background(), "127.0.0.1"); out != probes.OutcomeFailure || err != nil || !strings.Contains(msg, "connection refused") {
 		t.Errorf("closed port: %v %q %v", out, msg, err)
 	}
@@ -130,7 +135,7 @@ func TestServeGRPC(t *testing.T) {
 		{without, "", probes.OutcomeFailure, "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): unknown service grpc.health.v1.Health"},
 	}
 	for _, tc := range cases {
-		h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteGRPC, Timeout: time.Second, Port: tc.port, Service: tc.service})
+		h := r.Handler(probes.RemoteProbe{Kind: probes.RemoteGRPC, Timeout: answered, Port: tc.port, Service: tc.service})
 		if out, msg, err := h.Probe(context.Background(), "127.0.0.1"); out != tc.out || msg != tc.msg || err != nil {
 			t.Errorf("port %d service %q: %v %q %v, want %v %q", tc.port, tc.service, out, msg, err, tc.out, tc.msg)
 		}

@@ -28,6 +28,11 @@ func serverPort(t *testing.T, s *httptest.Server) int {
 	return p
 }
 
+// answered is the timeout of probes the tests expect an answer to: only a
+// hang may reach it, so a loaded machine cannot turn an answer into a
+// timeout, and an answer returns as soon as it comes.
+const answered = time.Minute
+
 // httpProbe runs one probe of g against s through a fresh handler of each
 // implementation that serves its scheme — net/http here (peapod-prober),
 // probes.PlainHTTPHandler for http:// (the supervisor) — fails the test when
@@ -67,8 +72,8 @@ func TestChecklist_15(t *testing.T) {
 	s.Start()
 	defer s.Close()
 	g := spec.HTTPGet{Path: "/healthz?x=1", Headers: []spec.HTTPHeader{{Name: "x-custom", Value: "a"}, {Name: "X-Custom", Value: "b"}}}
-	h := NewHTTPHandler(&g, serverPort(t, s), time.Second, NewHTTPTransport())
-	plain := probes.NewPlainHTTPHandler(&g, serverPort(t, s), time.Second, nil)
+	h := NewHTTPHandler(&g, serverPort(t, s), answered, NewHTTPTransport())
+	plain := probes.NewPlainHTTPHandler(&g, serverPort(t, s), answered, nil)
 	for i := 0; i < 2; i++ {
 		if out, msg, err := h.Probe(context.Background(), "127.0.0.1"); out != probes.OutcomeSuccess || err != nil {
 			t.Fatalf("probe %d: %v %q %v", i, out, msg, err)
@@ -105,7 +110,7 @@ func TestChecklist_15(t *testing.T) {
 	}
 	// User User-Agent and Accept replace the defaults; empty Accept removes it; Host sets the vhost.
 	g = spec.HTTPGet{Path: "/", Headers: []spec.HTTPHeader{{Name: "User-Agent", Value: "mine"}, {Name: "Accept", Value: ""}, {Name: "Host", Value: "example.test"}}}
-	if out, _, err := httpProbe(t, s, g, time.Second); out != probes.OutcomeSuccess || err != nil {
+	if out, _, err := httpProbe(t, s, g, answered); out != probes.OutcomeSuccess || err != nil {
 		t.Fatalf("probe: %v %v", out, err)
 	}
 	mu.Lock()
@@ -136,7 +141,7 @@ func TestChecklist_16(t *testing.T) {
 		code int
 		want probes.Outcome
 	}{{200, probes.OutcomeSuccess}, {204, probes.OutcomeSuccess}, {304, probes.OutcomeWarning}, {399, probes.OutcomeWarning}, {400, probes.OutcomeFailure}, {404, probes.OutcomeFailure}, {503, probes.OutcomeFailure}} {
-		out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/" + strconv.Itoa(tc.code)}, time.Second)
+		out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/" + strconv.Itoa(tc.code)}, answered)
 		if err != nil || out != tc.want {
 			t.Fatalf("status %d: %v %q %v, want %v", tc.code, out, msg, err, tc.want)
 		}
@@ -186,7 +191,7 @@ func TestChecklist_17(t *testing.T) {
 		{"/hop/9", probes.OutcomeSuccess, ""},
 		{"/hop/10", probes.OutcomeFailure, "stopped after 10 redirects"},
 	} {
-		out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: tc.path}, time.Second)
+		out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: tc.path}, answered)
 		if err != nil || out != tc.want || !strings.Contains(msg, tc.msg) {
 			t.Fatalf("%s: %v %q %v, want %v %q", tc.path, out, msg, err, tc.want, tc.msg)
 		}
@@ -196,7 +201,7 @@ func TestChecklist_17(t *testing.T) {
 func TestChecklist_18(t *testing.T) {
 	s := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer s.Close()
-	if out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/", Scheme: "HTTPS"}, time.Second); out != probes.OutcomeSuccess || err != nil {
+	if out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/", Scheme: "HTTPS"}, answered); out != probes.OutcomeSuccess || err != nil {
 		t.Fatalf("self-signed https: %v %q %v", out, msg, err)
 	}
 }
@@ -219,7 +224,7 @@ func TestChecklist_19(t *testing.T) {
 	if err != nil || out != probes.OutcomeFailure || !strings.Contains(msg, "Client.Timeout exceeded") {
 		t.Fatalf("slow: %v %q %v", out, msg, err)
 	}
-	if out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/big"}, time.Second); err != nil || out != probes.OutcomeSuccess {
+	if out, msg, err := httpProbe(t, s, spec.HTTPGet{Path: "/big"}, answered); err != nil || out != probes.OutcomeSuccess {
 		t.Fatalf("1 MiB body: %v %q %v", out, msg, err)
 	}
 	n, err := readAtMost(strings.NewReader(strings.Repeat("x", 1<<20)), make([]byte, probes.MaxRespBodyLength))

@@ -146,7 +146,7 @@ func TestPlainMatchesNetHTTP(t *testing.T) {
 			// Only /slow and /slowbody are about the timeout; every other
 			// path must be answered, however loaded the machine, and
 			// returns as soon as it is.
-			timeout := time.Minute
+			timeout := answered
 			if strings.HasPrefix(p, "/slow") {
 				timeout = 300 * time.Millisecond
 			}
@@ -173,8 +173,8 @@ func TestPlainMatchesNetHTTP(t *testing.T) {
 	closed := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	g := spec.HTTPGet{Path: "/", Scheme: "HTTP"}
-	out, msg, err := NewHTTPHandler(&g, closed, time.Second, NewHTTPTransport()).Probe(context.Background(), "127.0.0.1")
-	pout, pmsg, perr := probes.NewPlainHTTPHandler(&g, closed, time.Second, nil).Probe(context.Background(), "127.0.0.1")
+	out, msg, err := NewHTTPHandler(&g, closed, answered, NewHTTPTransport()).Probe(context.Background(), "127.0.0.1")
+	pout, pmsg, perr := probes.NewPlainHTTPHandler(&g, closed, answered, nil).Probe(context.Background(), "127.0.0.1")
 	if out != probes.OutcomeFailure || pout != out || pmsg != msg || err != nil || perr != nil {
 		t.Errorf("refused: net/http %v %q %v; plain %v %q %v", out, msg, err, pout, pmsg, perr)
 	}
@@ -191,12 +191,12 @@ func TestPlainHandsHTTPSToProber(t *testing.T) {
 	}))
 	defer s.Close()
 	g := spec.HTTPGet{Path: "/", Scheme: "HTTP"}
-	fallback := NewHTTPHandler(&g, serverPort(t, s), time.Second, NewHTTPTransport())
-	out, msg, err := probes.NewPlainHTTPHandler(&g, serverPort(t, s), time.Second, fallback).Probe(context.Background(), "127.0.0.1")
+	fallback := NewHTTPHandler(&g, serverPort(t, s), answered, NewHTTPTransport())
+	out, msg, err := probes.NewPlainHTTPHandler(&g, serverPort(t, s), answered, fallback).Probe(context.Background(), "127.0.0.1")
 	if out != probes.OutcomeSuccess || err != nil {
 		t.Errorf("with fallback: %v %q %v, want success through TLS", out, msg, err)
 	}
-	if _, _, err := probes.NewPlainHTTPHandler(&g, serverPort(t, s), time.Second, nil).Probe(context.Background(), "127.0.0.1"); err != probes.ErrNeedsTLS {
+	if _, _, err := probes.NewPlainHTTPHandler(&g, serverPort(t, s), answered, nil).Probe(context.Background(), "127.0.0.1"); err != probes.ErrNeedsTLS {
 		t.Errorf("without fallback: error %v, want ErrNeedsTLS", err)
 	}
 }
