@@ -78,6 +78,10 @@ func TestChurn(t *testing.T) {
 	e.runPod(podJSON(soakPod()))
 	soak := e.inspect("soak")
 	t.Logf("soak pod: %d containers up in %v, supervisor pid %d", len(soak.Containers), time.Since(start).Round(time.Millisecond), soak.SupervisorPID)
+	// The snapshot sees leases: the soak pod's one is there.
+	if leases := testutil.TakeSnapshot(t, e.roots()).Sections[testutil.SectionLeases]; len(leases) != 1 {
+		t.Fatalf("leases with the soak pod running: %q, want its one", leases)
+	}
 	e.waitProbes("soak", soakWarmupProbes)
 	warm := sampleProcess(t, soak.SupervisorPID)
 	warmProbes := e.probeRuns("soak")
