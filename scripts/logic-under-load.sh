@@ -46,6 +46,12 @@ cleanup() {
 		kill "$stress_pid" 2>/dev/null || true
 		wait "$stress_pid" 2>/dev/null || true
 	fi
+	# The module cache is bind-mounted only inside each test's private
+	# mount namespace; never delete through a mount that got out.
+	if mountpoint -q "$work/modcache"; then
+		printf 'logic-under-load: %s is a mount point: left in place\n' "$work/modcache" >&2
+		return
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
