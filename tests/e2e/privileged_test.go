@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -64,6 +65,9 @@ func hostDevices(t *testing.T) []hostDevice {
 // has none of them, may not open one it mknods (deny-all), and its /sys is
 // read-only, under both cgroup drivers.
 func TestPrivileged_3_HostDevices(t *testing.T) {
+	// Before hostDevices: without root no device opens, and the test must
+	// skip, not fail.
+	testutil.RequireRoot(t)
 	devs := hostDevices(t)
 	for _, driver := range cgroupDrivers {
 		t.Run("cgroup-"+driver, func(t *testing.T) {
