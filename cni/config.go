@@ -7,7 +7,8 @@ package cni
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 const (
@@ -81,7 +82,7 @@ func DefaultConfig(root string) Config {
 		Bridge:  DefaultBridge,
 		Subnet:  DefaultSubnet,
 		Gateway: DefaultSubnet.Addr().Next(),
-		DataDir: filepath.Join(root, "net", DefaultBridge),
+		DataDir: layout.NetDataDir(root, DefaultBridge),
 		IPMasq:  true,
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/cri"
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/pod"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -86,7 +87,7 @@ func netConfig(t testing.TB, root string) cni.Config {
 	c.Bridge = "pc" + testutil.RandHex(t, 4)
 	c.Subnet = subnets.Pick(t)
 	c.Gateway = c.Subnet.Addr().Next()
-	c.DataDir = filepath.Join(root, "net", c.Bridge)
+	c.DataDir = layout.NetDataDir(root, c.Bridge)
 	return c
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -87,11 +88,11 @@ func TestSandboxLifecycle(t *testing.T) {
 		t.Errorf("ip -n %s addr: %s (%v), want %s", st.Netns, out, err, ip)
 	}
 	// The UTS namespace carries the hostname.
-	out, err = exec.Command("nsenter", "--uts="+filepath.Join(st.RunDir, "ns", "uts"), "hostname").CombinedOutput()
+	out, err = exec.Command("nsenter", "--uts="+layout.Run(st.RunDir).NSPin("uts"), "hostname").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "web-host" {
 		t.Errorf("hostname in the sandbox = %q (%v), want web-host", out, err)
 	}
-	resolv, err := os.ReadFile(filepath.Join(st.RunDir, "etc", "resolv.conf"))
+	resolv, err := os.ReadFile(layout.Run(st.RunDir).EtcFile("resolv.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func TestImageFsInfo(t *testing.T) {
 		t.Fatalf("ImageFsInfo = %v, want one image and one container filesystem", r)
 	}
 	// The sandbox's pod dir is on the container filesystem.
-	if c := r.ContainerFilesystems[0]; c.InodesUsed.GetValue() < 2 || c.FsId.GetMountpoint() != filepath.Join(e.root, "pods") {
+	if c := r.ContainerFilesystems[0]; c.InodesUsed.GetValue() < 2 || c.FsId.GetMountpoint() != (layout.Root{Root: e.root, RunRoot: e.runRoot}).PodsDir() {
 		t.Errorf("container filesystem = %v, want the pods dir with the sandbox's entries", c)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -134,7 +135,7 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		// One /dev/shm for the whole pod: POSIX shared memory between its
 		// containers works as it does in Kubernetes.
-		{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(run, "shm"), Options: []string{"bind", "nosuid", "nodev", "noexec"}},
+		{Destination: "/dev/shm", Type: "bind", Source: layout.Run(run).Shm(), Options: []string{"bind", "nosuid", "nodev", "noexec"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		// A host-network pod gets a read-only sysfs too: it cannot mount
 		// one of its own netns, but the host's must not be writable.
@@ -143,7 +144,7 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysfsOptions(isPrivileged(c.SecurityContext))},
 	}
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
-		m = append(m, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(run, "etc", f), Options: etcOpts})
+		m = append(m, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: layout.Run(run).EtcFile(f), Options: etcOpts})
 	}
 	for _, vm := range c.VolumeMounts {
 		opts := []string{"rbind", "rprivate"}
@@ -181,9 +182,9 @@ func (b *builder) volumeDir(name string) string {
 			return filepath.Clean(v.HostPath.Path)
 		}
 		if v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory || isProjection(&v) {
-			return filepath.Join(b.in.RunDir, "volumes", name)
+			return layout.Run(b.in.RunDir).Volume(name)
 		}
-		return filepath.Join(b.in.PodDir, "volumes", name)
+		return layout.Pod(b.in.PodDir).Volume(name)
 	}
 	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -191,7 +191,7 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 			Version: specs.Version,
 			Process: proc,
 			Root: &specs.Root{
-				Path:     filepath.Join(b.in.RunDir, "rootfs", c.Name),
+				Path:     layout.Run(b.in.RunDir).Rootfs(c.Name),
 				Readonly: sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,
 			},
 			// Hostname stays empty: the UTS namespace is the pod's, named
@@ -201,11 +201,11 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 		},
 		Rootfs: spec.Rootfs{
 			Lowers: reversed(img.Layers),
-			Upper:  filepath.Join(b.in.PodDir, "containers", c.Name, "upper"),
-			Work:   filepath.Join(b.in.PodDir, "containers", c.Name, "work"),
+			Upper:  layout.Pod(b.in.PodDir).Upper(c.Name),
+			Work:   layout.Pod(b.in.PodDir).Work(c.Name),
 		},
 		Cgroup:         b.in.CgroupParent + "/" + id,
-		LogPath:        filepath.Join(b.in.PodDir, "logs", c.Name, "0.log"),
+		LogPath:        layout.Pod(b.in.PodDir).Log(c.Name),
 		PostStart:      hookArgv(c.Lifecycle, true),
 		PreStop:        hookArgv(c.Lifecycle, false),
 		StopSignal:     stop,

@@ -9,12 +9,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
 const (
 	// netnsDir is where iproute2 looks for named network namespaces.
-	netnsDir = "/run/netns"
+	netnsDir = layout.NetnsDir
 	// hostNameMax is the kernel's HOST_NAME_MAX.
 	hostNameMax = 64
 )
@@ -55,14 +56,14 @@ type sandboxPin struct {
 
 // pins lists the namespaces o asks for, in the order they are pinned.
 func (o SandboxOptions) pins() []sandboxPin {
-	nsDir := filepath.Join(o.RunDir, "ns")
+	run := layout.Run(o.RunDir)
 	if o.HostNetwork {
-		return []sandboxPin{{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, filepath.Join(nsDir, "ipc")}}
+		return []sandboxPin{{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, run.NSPin("ipc")}}
 	}
 	return []sandboxPin{
-		{spec.NSNet, "net", unix.CLONE_NEWNET, filepath.Join(netnsDir, o.NetnsName)},
-		{spec.NSUTS, "uts", unix.CLONE_NEWUTS, filepath.Join(nsDir, "uts")},
-		{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, filepath.Join(nsDir, "ipc")},
+		{spec.NSNet, "net", unix.CLONE_NEWNET, layout.NetnsPath(o.NetnsName)},
+		{spec.NSUTS, "uts", unix.CLONE_NEWUTS, run.NSPin("uts")},
+		{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, run.NSPin("ipc")},
 	}
 }
 
@@ -95,7 +96,7 @@ func CreateSandbox(o SandboxOptions) (*Sandbox, error) {
 			return nil, err
 		}
 	}
-	nsDir := filepath.Join(o.RunDir, "ns")
+	nsDir := layout.Run(o.RunDir).NSDir()
 	if err := os.MkdirAll(nsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create namespace dir %q: %w", nsDir, err)
 	}
@@ -215,12 +216,12 @@ func RemoveSandbox(o SandboxOptions) error {
 	if o.RunDir == "" {
 		return errors.New("sandbox needs a run dir")
 	}
-	nsDir := filepath.Join(o.RunDir, "ns")
+	nsDir := layout.Run(o.RunDir).NSDir()
 	// Both shapes of pin set, whatever HostNetwork says now: a pod record
 	// might not say how the sandbox was made.
-	paths := []string{filepath.Join(nsDir, "uts"), filepath.Join(nsDir, "ipc")}
+	paths := []string{layout.Run(o.RunDir).NSPin("uts"), layout.Run(o.RunDir).NSPin("ipc")}
 	if o.NetnsName != "" && o.NetnsName == filepath.Base(o.NetnsName) {
-		paths = append(paths, filepath.Join(netnsDir, o.NetnsName))
+		paths = append(paths, layout.NetnsPath(o.NetnsName))
 	}
 	var errs []error
 	for _, p := range paths {

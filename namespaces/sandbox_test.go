@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -162,7 +163,7 @@ func TestCreateSandboxRollsBack(t *testing.T) {
 	testutil.RequireRoot(t)
 	o := testSandboxOptions(t)
 	netPin := filepath.Join(netnsDir, o.NetnsName)
-	foreign := filepath.Join(o.RunDir, "ns", "ipc")
+	foreign := layout.Run(o.RunDir).NSPin("ipc")
 	if err := os.MkdirAll(filepath.Dir(foreign), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestCreateSandboxRollsBack(t *testing.T) {
 	if _, err := CreateSandbox(o); !errors.Is(err, os.ErrExist) {
 		t.Fatalf("CreateSandbox over an existing pin: err = %v, want ErrExist", err)
 	}
-	for _, p := range []string{netPin, filepath.Join(o.RunDir, "ns", "uts")} {
+	for _, p := range []string{netPin, layout.Run(o.RunDir).NSPin("uts")} {
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("pin %q left after a failed CreateSandbox: %v", p, err)
 		}
@@ -199,10 +200,10 @@ func TestRemoveSandboxAfterHalfCreate(t *testing.T) {
 	if err := pinNamespace("/proc/self/ns/net", netPin, &undo); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(o.RunDir, "ns"), 0o700); err != nil {
+	if err := os.MkdirAll(layout.Run(o.RunDir).NSDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(o.RunDir, "ns", "uts"), nil, 0o444); err != nil {
+	if err := os.WriteFile(layout.Run(o.RunDir).NSPin("uts"), nil, 0o444); err != nil {
 		t.Fatal(err)
 	}
 
@@ -214,7 +215,7 @@ func TestRemoveSandboxAfterHalfCreate(t *testing.T) {
 	if _, err := os.Lstat(netPin); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("netns pin left: %v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(o.RunDir, "ns")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(layout.Run(o.RunDir).NSDir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ns dir left: %v", err)
 	}
 	if m := mountsUnder(t, o.RunDir, netPin); len(m) != 0 {

@@ -13,13 +13,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/cni/chain"
 	"github.com/peapod/peapod/cri"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/pod"
 )
 
@@ -69,7 +69,7 @@ func run(c config) error {
 	var ch *chain.Chain
 	if c.cniConflist != "" {
 		var err error
-		ch, err = chain.Load(c.cniConfDir, c.cniConflist, strings.Split(c.cniBinDirs, ":"), chain.WithCacheDir(filepath.Join(c.root, "net", "cni-cache")))
+		ch, err = chain.Load(c.cniConfDir, c.cniConflist, strings.Split(c.cniBinDirs, ":"), chain.WithCacheDir(layout.Root{Root: c.root, RunRoot: c.runRoot}.CNICacheDir()))
 		if err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func run(c config) error {
 		netc = cni.DefaultConfig(c.root)
 		netc.Bridge, netc.Subnet = c.bridge, prefix.Masked()
 		netc.Gateway = netc.Subnet.Addr().Next()
-		netc.DataDir = filepath.Join(c.root, "net", c.bridge)
+		netc.DataDir = layout.NetDataDir(c.root, c.bridge)
 	}
 	m, err := pod.Open(pod.Options{
 		Root: c.root, RunRoot: c.runRoot, CgroupDriver: c.cgroupDriver, Network: netc, Chain: ch,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/supervisor"
 )
@@ -89,7 +90,7 @@ func run(runDir string, adopt bool) error {
 	if helper == "" {
 		helper = filepath.Join(filepath.Dir(self), "peapod-init")
 	}
-	p, err := spec.Load(runDir + "/" + supervisor.SpecFile)
+	p, err := spec.Load(layout.Run(runDir).Spec())
 	if err != nil {
 		started(err)
 		return err

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
@@ -86,7 +85,7 @@ func executeLogs(g *globals, o *logsOptions, name string, out io.Writer) error {
 		if cs.RestartCount == 0 && cs.Last == nil {
 			return fmt.Errorf("previous terminated container %q in pod %q not found", cs.Name, name)
 		}
-		path = filepath.Join(filepath.Dir(path), strconv.Itoa(cs.RestartCount-1)+".log")
+		path = layout.InstanceLog(path, cs.RestartCount-1)
 	}
 	if path == "" {
 		return fmt.Errorf("container %q in pod %q has not started", cs.Name, name)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/cni/chain"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
@@ -34,6 +35,9 @@ type globals struct {
 	// backoffInitial and backoffMax tune crash-loop backoff (seconds).
 	backoffInitial, backoffMax float64
 }
+
+// dirs is the on-disk layout of the roots.
+func (g *globals) dirs() layout.Root { return layout.Root{Root: g.root, RunRoot: g.runRoot} }
 
 func main() {
 	g := &globals{}
@@ -104,7 +108,7 @@ type networkConfig struct {
 // the flags (or defaults); later flags that differ are an error, since pods
 // already live on that network.
 func (g *globals) loadNetwork() (cni.Config, *networkConfig, error) {
-	path := filepath.Join(g.root, "network.json")
+	path := g.dirs().NetworkConfig()
 	c := cni.DefaultConfig(g.root)
 	var nc networkConfig
 	err := state.ReadJSON(path, &nc)
@@ -150,7 +154,7 @@ func (g *globals) loadNetwork() (cni.Config, *networkConfig, error) {
 	}
 	c.Bridge, c.Subnet = nc.Bridge, prefix.Masked()
 	c.Gateway = c.Subnet.Addr().Next()
-	c.DataDir = filepath.Join(g.root, "net", c.Bridge)
+	c.DataDir = g.dirs().NetDataDir(c.Bridge)
 	return c, &nc, nil
 }
 
@@ -162,7 +166,7 @@ func (g *globals) manager() (*pod.Manager, error) {
 	}
 	var ch *chain.Chain
 	if name, ok := strings.CutPrefix(nc.Network, "cni:"); ok {
-		ch, err = chain.Load(nc.CNIConfDir, name, nc.CNIBinDirs, chain.WithCacheDir(filepath.Join(g.root, "net", "cni-cache")))
+		ch, err = chain.Load(nc.CNIConfDir, name, nc.CNIBinDirs, chain.WithCacheDir(g.dirs().CNICacheDir()))
 		if err != nil {
 			return nil, err
 		}

@@ -5,18 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
 )
-
-// adoptLockFile serialises the replacement of a pod's lost supervisor
-// (and rm/stop against it): two commands that both find the supervisor
-// lost must not start two.
-const adoptLockFile = "adopt.lock"
 
 // adoptWait bounds how long a command waits for a replacement supervisor
 // to report that it adopted the pod's containers.
@@ -52,7 +47,7 @@ func (m *Manager) holdAdoption(rec *state.Record) func() {
 	if _, err := os.Stat(runDir); err != nil {
 		return func() {}
 	}
-	unlock, err := state.Lock(filepath.Join(runDir, adoptLockFile))
+	unlock, err := state.Lock(layout.Run(runDir).AdoptLock())
 	if err != nil {
 		return func() {}
 	}
@@ -65,10 +60,10 @@ func (m *Manager) holdAdoption(rec *state.Record) func() {
 // when none was needed).
 func (m *Manager) adopt(rec *state.Record) (state.Proc, error) {
 	runDir := m.runDir(rec.UID)
-	if _, err := os.Stat(filepath.Join(runDir, supervisor.SpecFile)); err != nil {
+	if _, err := os.Stat(layout.Run(runDir).Spec()); err != nil {
 		return state.Proc{}, fmt.Errorf("nothing to adopt from: %w", err)
 	}
-	unlock, err := state.Lock(filepath.Join(runDir, adoptLockFile))
+	unlock, err := state.Lock(layout.Run(runDir).AdoptLock())
 	if err != nil {
 		return state.Proc{}, err
 	}
@@ -79,7 +74,7 @@ func (m *Manager) adopt(rec *state.Record) (state.Proc, error) {
 	if err != nil {
 		return state.Proc{}, err
 	}
-	st, err := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile))
+	st, err := state.ReadStatus(layout.Run(runDir).Status())
 	if err != nil {
 		return state.Proc{}, err
 	}
@@ -94,7 +89,7 @@ func (m *Manager) adopt(rec *state.Record) (state.Proc, error) {
 // for its report.
 func (m *Manager) spawnAdopter(rec *state.Record) (state.Proc, error) {
 	runDir := m.runDir(rec.UID)
-	logf, err := os.OpenFile(filepath.Join(runDir, supervisor.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(layout.Run(runDir).SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return state.Proc{}, fmt.Errorf("failed to open supervisor log: %w", err)
 	}
@@ -123,7 +118,7 @@ func (m *Manager) spawnAdopter(rec *state.Record) (state.Proc, error) {
 	var rep supervisor.Report
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		sup.Signal(syscall.SIGKILL)
-		log, _ := os.ReadFile(filepath.Join(runDir, supervisor.LogFile))
+		log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
 		return state.Proc{}, fmt.Errorf("replacement supervisor (pid %d) did not report (%v): %s", sup.PID, err, lastLines(log, 5))
 	}
 	if rep.Version != supervisor.ProtocolVersion {

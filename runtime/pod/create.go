@@ -20,6 +20,7 @@ import (
 	"github.com/peapod/peapod/internal/cleanup"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
@@ -124,7 +125,7 @@ func (m *Manager) CreateWithSources(p *corev1.Pod, src *manifest.Sources) (rec *
 	if err := tr.step("cgroups"); err != nil {
 		return nil, err
 	}
-	if err := state.WriteJSON(filepath.Join(runDir, supervisor.SpecFile), sp); err != nil {
+	if err := state.WriteJSON(layout.Run(runDir).Spec(), sp); err != nil {
 		return nil, err
 	}
 	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {
@@ -335,18 +336,18 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 	if err != nil {
 		return nil, err
 	}
-	etc := filepath.Join(runDir, "etc")
+	etc := layout.Run(runDir).Etc()
 	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to create %q: %w", etc, err)
 	}
 	for name, data := range map[string][]byte{"hostname": hostname, "hosts": hosts, "resolv.conf": resolv} {
-		if err := os.WriteFile(filepath.Join(etc, name), data, 0o644); err != nil {
+		if err := os.WriteFile(layout.Run(runDir).EtcFile(name), data, 0o644); err != nil {
 			return nil, fmt.Errorf("failed to write %s of pod %s/%s: %w", name, p.Namespace, p.Name, err)
 		}
 	}
 	// /dev/shm is one tmpfs bound into every container, so POSIX shared
 	// memory is shared pod-wide like the IPC namespace; 64 MiB as runc's.
-	if err := namespaces.MountTmpfs(filepath.Join(runDir, "shm"), 64<<20, 0o1777); err != nil {
+	if err := namespaces.MountTmpfs(layout.Run(runDir).Shm(), 64<<20, 0o1777); err != nil {
 		return nil, err
 	}
 	for _, v := range p.Spec.Volumes {
@@ -358,12 +359,12 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 			if v.EmptyDir.SizeLimit != nil {
 				size = v.EmptyDir.SizeLimit.Value()
 			}
-			if err := namespaces.MountTmpfs(filepath.Join(runDir, "volumes", v.Name), size, 0o777); err != nil {
+			if err := namespaces.MountTmpfs(layout.Run(runDir).Volume(v.Name), size, 0o777); err != nil {
 				return nil, fmt.Errorf("failed to create memory volume %q: %w", v.Name, err)
 			}
 			continue
 		}
-		if err := mkdirMode(filepath.Join(podDir, "volumes", v.Name), 0o777); err != nil {
+		if err := mkdirMode(layout.Pod(podDir).Volume(v.Name), 0o777); err != nil {
 			return nil, err
 		}
 	}
@@ -452,7 +453,7 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 // report: "" once every app container runs, or what failed to start.
 func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tracer) (string, error) {
 	runDir := m.runDir(rec.UID)
-	logf, err := os.OpenFile(filepath.Join(runDir, supervisor.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(layout.Run(runDir).SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("failed to open supervisor log: %w", err)
 	}
@@ -488,7 +489,7 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tr
 	}
 	var rep supervisor.Report
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
-		log, _ := os.ReadFile(filepath.Join(runDir, supervisor.LogFile))
+		log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
 		return "", fmt.Errorf("supervisor of pod %s/%s exited before reporting: %s", rec.Namespace, rec.Name, log)
 	}
 	if rep.Version != supervisor.ProtocolVersion {

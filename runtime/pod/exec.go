@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
@@ -66,7 +66,7 @@ func (m *Manager) execOptions(ns, name, container string, argv []string) (namesp
 	if v.stale() && v.Reason != ReasonCreating {
 		return namespaces.ExecOptions{}, fmt.Errorf("pod %s/%s is %s: %s", ns, name, v.Reason, v.Message)
 	}
-	sp, err := spec.Load(filepath.Join(m.runDir(v.Record.UID), supervisor.SpecFile))
+	sp, err := spec.Load(layout.Run(m.runDir(v.Record.UID)).Spec())
 	if err != nil {
 		return namespaces.ExecOptions{}, fmt.Errorf("pod %s/%s has no spec (stopped?): %w", ns, name, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/state"
 )
 
@@ -164,7 +165,7 @@ func (m *Manager) holdsKernelObjects(rec *state.Record) bool {
 		return true
 	}
 	if rec.NetnsName != "" {
-		if _, err := os.Stat(filepath.Join("/run/netns", rec.NetnsName)); err == nil {
+		if _, err := os.Stat(layout.NetnsPath(rec.NetnsName)); err == nil {
 			return true
 		}
 	}
@@ -195,7 +196,7 @@ func (m *Manager) gcOrphans(known map[string]bool, dryRun bool) ([]GCItem, error
 		prefixes[uid[:8]] = true
 	}
 	// Run dirs (and the uts/ipc pins inside them).
-	runPods := filepath.Join(m.o.RunRoot, "pods")
+	runPods := m.dirs().RunPodsDir()
 	entries, _ := os.ReadDir(runPods)
 	for _, e := range entries {
 		if known[e.Name()] {
@@ -208,8 +209,8 @@ func (m *Manager) gcOrphans(known map[string]bool, dryRun bool) ([]GCItem, error
 		}
 	}
 	// Network namespace pins carry this root's id.
-	pins, _ := os.ReadDir("/run/netns")
-	own := "peapod-" + m.id + "-"
+	pins, _ := os.ReadDir(layout.NetnsDir)
+	own := m.dirs().NetnsPrefix()
 	for _, e := range pins {
 		uid8, ok := strings.CutPrefix(e.Name(), own)
 		if !ok || prefixes[uid8] {

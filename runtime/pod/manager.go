@@ -6,8 +6,6 @@
 package pod
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/cni/chain"
 	"github.com/peapod/peapod/image"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/state"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -82,11 +81,12 @@ type Manager struct {
 func Open(o Options) (*Manager, error) {
 	// A pod's control socket lives in its run dir; sun_path holds 107
 	// bytes, and bind(2) says only EINVAL when the path is longer.
-	sock := filepath.Join(o.RunRoot, "pods", "01234567-89ab-cdef-0123-456789abcdef", "supervisor.sock")
+	dirs := layout.Root{Root: o.Root, RunRoot: o.RunRoot}
+	sock := layout.Run(dirs.RunDir("01234567-89ab-cdef-0123-456789abcdef")).Socket()
 	if len(sock) > maxSocketPath {
 		return nil, fmt.Errorf("--run-root %q is too long: pod sockets under it would take %d bytes, unix sockets allow %d", o.RunRoot, len(sock), maxSocketPath)
 	}
-	for _, d := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "pods"), filepath.Join(o.Root, "names"), filepath.Join(o.RunRoot, "pods")} {
+	for _, d := range []string{o.Root, o.RunRoot, dirs.PodsDir(), dirs.NamesDir(), dirs.RunPodsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("failed to create %q: %w", d, err)
 		}
@@ -98,8 +98,7 @@ func Open(o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(filepath.Clean(o.Root)))
-	m := &Manager{o: o, id: hex.EncodeToString(sum[:])[:6], cg: cg}
+	m := &Manager{o: o, id: dirs.ID(), cg: cg}
 	if err := m.sweepAfterReboot(); err != nil {
 		return nil, err
 	}
@@ -109,7 +108,7 @@ func Open(o Options) (*Manager, error) {
 // Images opens the image store on first use.
 func (m *Manager) Images() (*image.Store, error) {
 	if m.images == nil {
-		s, err := image.Open(filepath.Join(m.o.Root, "images"))
+		s, err := image.Open(m.dirs().ImagesDir())
 		if err != nil {
 			return nil, err
 		}
@@ -124,44 +123,19 @@ func (m *Manager) RootID() string { return m.id }
 // CgroupRoot is the peapod parent cgroup of this root.
 func (m *Manager) CgroupRoot() string { return "peapod-" + m.id }
 
+// dirs is the on-disk layout of the manager's root.
+func (m *Manager) dirs() layout.Root { return layout.Root{Root: m.o.Root, RunRoot: m.o.RunRoot} }
+
 // Paths of a pod.
-func (m *Manager) podDir(uid string) string { return filepath.Join(m.o.Root, "pods", uid) }
-func (m *Manager) runDir(uid string) string { return filepath.Join(m.o.RunRoot, "pods", uid) }
-func (m *Manager) recordPath(uid string) string {
-	return filepath.Join(m.podDir(uid), "pod.json")
-}
+func (m *Manager) podDir(uid string) string     { return m.dirs().PodDir(uid) }
+func (m *Manager) runDir(uid string) string     { return m.dirs().RunDir(uid) }
+func (m *Manager) recordPath(uid string) string { return m.dirs().RecordPath(uid) }
 
 // nameIndex is the file holding the uid of pod ns/name.
-func (m *Manager) nameIndex(ns, name string) string {
-	return filepath.Join(m.o.Root, "names", nameIndexFile(ns, name))
-}
+func (m *Manager) nameIndex(ns, name string) string { return m.dirs().NameIndex(ns, name) }
 
-// Bounds of a name index file name.
-const (
-	// fileNameMax is NAME_MAX: a namespace (a DNS label, up to 63 bytes) and
-	// a pod name (a DNS subdomain, up to 253) can be longer together.
-	fileNameMax = 255
-	// nameIndexKept is how much of a longer key stays readable.
-	nameIndexKept = 150
-)
-
-// nameIndexFile is "NS_NAME", or for a key longer than a file name may be,
-// its first nameIndexKept bytes, '@' and the SHA-256 of the whole key: '@'
-// is in no valid namespace or name, so a hashed key never equals one
-// stored whole.
-func nameIndexFile(ns, name string) string {
-	key := ns + "_" + name
-	if len(key) <= fileNameMax {
-		return key
-	}
-	sum := sha256.Sum256([]byte(key))
-	return key[:nameIndexKept] + "@" + hex.EncodeToString(sum[:])
-}
-
-func (m *Manager) lockPath() string { return filepath.Join(m.o.Root, "lock") }
-func (m *Manager) netnsName(uid string) string {
-	return "peapod-" + m.id + "-" + uid[:8]
-}
+func (m *Manager) lockPath() string            { return m.dirs().LockPath() }
+func (m *Manager) netnsName(uid string) string { return m.dirs().NetnsName(uid) }
 
 // validIndex is nameIndex for a namespace and name a manifest could have:
 // only valid names were ever stored, and anything else (a CLI argument
@@ -224,7 +198,7 @@ type entry struct {
 // with its error, never skipped: skipped, its live resources would look
 // orphaned to gc.
 func (m *Manager) entries() ([]entry, error) {
-	dirs, err := os.ReadDir(filepath.Join(m.o.Root, "pods"))
+	dirs, err := os.ReadDir(m.dirs().PodsDir())
 	if err != nil {
 		return nil, fmt.Errorf("failed to list pods: %w", err)
 	}
@@ -258,7 +232,7 @@ func (m *Manager) entries() ([]entry, error) {
 
 // indexName is what one name index file says.
 type indexName struct {
-	// ns and name are from the file's name (see nameIndexFile).
+	// ns and name are from the file's name (see layout.NameIndexFile).
 	ns, name string
 	// index is the file's path.
 	index string
@@ -268,7 +242,7 @@ type indexName struct {
 // Index files are named NAMESPACE_NAME; neither part may hold "_" (both
 // are DNS labels or subdomains).
 func (m *Manager) namesByUID() map[string]indexName {
-	dir := filepath.Join(m.o.Root, "names")
+	dir := m.dirs().NamesDir()
 	files, _ := os.ReadDir(dir)
 	out := map[string]indexName{}
 	for _, f := range files {
@@ -305,7 +279,7 @@ func (m *Manager) records() ([]*state.Record, error) {
 // kernel; their leases and upper dirs did not.
 func (m *Manager) sweepAfterReboot() error {
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	marker := filepath.Join(m.o.RunRoot, "boot_id")
+	marker := m.dirs().BootIDMarker()
 	old, err := os.ReadFile(marker)
 	if err == nil && string(old) == string(bootID) {
 		return nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
@@ -142,7 +142,7 @@ func (m *Manager) salvage(uid, ns, name string) *state.Record {
 		Version: state.Version, UID: uid, Namespace: ns, Name: name,
 		CgroupParent: m.CgroupRoot() + "/" + uid, CgroupDriver: m.cg.Name(), NetnsName: m.netnsName(uid),
 	}
-	if sp, err := spec.Load(filepath.Join(m.runDir(uid), supervisor.SpecFile)); err == nil {
+	if sp, err := spec.Load(layout.Run(m.runDir(uid)).Spec()); err == nil {
 		for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
 			rec.ContainerCgroups = append(rec.ContainerCgroups, c.Cgroup)
 		}
@@ -190,7 +190,7 @@ func (m *Manager) quiesce(rec *state.Record, v *View) {
 
 // helperMount is where peapod-init is bound read-only for this root's
 // pods (see namespaces.BindHelperReadOnly).
-func (m *Manager) helperMount() string { return filepath.Join(m.o.RunRoot, "bin", "peapod-init") }
+func (m *Manager) helperMount() string { return m.dirs().HelperMount() }
 
 // unbindHelperIfIdle removes the read-only helper mount once the root
 // holds no pod: it exists exactly while pods (which restart containers and
@@ -208,7 +208,7 @@ func (m *Manager) unbindHelperIfIdle() error {
 // unbindHelperIfIdleLocked is unbindHelperIfIdle for a caller holding the
 // root's lock.
 func (m *Manager) unbindHelperIfIdleLocked() error {
-	entries, err := os.ReadDir(filepath.Join(m.o.Root, "pods"))
+	entries, err := os.ReadDir(m.dirs().PodsDir())
 	if err != nil {
 		return fmt.Errorf("failed to list pods: %w", err)
 	}
@@ -225,7 +225,7 @@ func (m *Manager) unbindHelperIfIdleLocked() error {
 // garbled status, must not leave a supervisor behind.
 func (m *Manager) killAll(rec *state.Record) error {
 	runDir := m.runDir(rec.UID)
-	st, _ := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile))
+	st, _ := state.ReadStatus(layout.Run(runDir).Status())
 	if st != nil {
 		st.Supervisor.Signal(syscall.SIGKILL)
 		st.Reaper.Signal(syscall.SIGKILL)
@@ -277,7 +277,7 @@ func supervisorsOf(runDir string) []state.Proc {
 func (m *Manager) releaseNetwork(rec *state.Record) error {
 	var errs []error
 	if rec.NetnsName != "" {
-		netns := filepath.Join("/run/netns", rec.NetnsName)
+		netns := layout.NetnsPath(rec.NetnsName)
 		var err error
 		if m.o.Chain != nil {
 			err = m.o.Chain.Del(context.Background(), rec.UID, netns, cni.PodIfName)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/runtime/state"
@@ -97,7 +96,7 @@ func (m *Manager) RunDir(uid string) string { return m.runDir(uid) }
 
 // ImagesDir is where the root's image store keeps its blobs and layers;
 // PodsDir holds the pods' writable layers, volumes and logs.
-func (m *Manager) ImagesDir() string { return filepath.Join(m.o.Root, "images") }
+func (m *Manager) ImagesDir() string { return m.dirs().ImagesDir() }
 
 // PodsDir: see ImagesDir.
-func (m *Manager) PodsDir() string { return filepath.Join(m.o.Root, "pods") }
+func (m *Manager) PodsDir() string { return m.dirs().PodsDir() }

@@ -10,14 +10,9 @@ import (
 
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/state"
 )
-
-// sourcesFile holds, in the pod's record dir, the ConfigMaps and Secrets the
-// pod references: peapod has no API server to read them from again. It is
-// written mode 0600 (state.WriteJSON), as it may hold secret values, and
-// goes with the pod dir on rm.
-const sourcesFile = "sources.json"
 
 // prepareSources stores the pod's ConfigMaps and Secrets and writes the
 // files of its configMap, secret, downwardAPI and projected volumes under
@@ -26,7 +21,7 @@ const sourcesFile = "sources.json"
 // unmounts the tmpfs mounts first).
 func (m *Manager) prepareSources(p *corev1.Pod, rec *state.Record, src *manifest.Sources) error {
 	if src != nil && len(src.ConfigMaps)+len(src.Secrets) > 0 {
-		if err := state.WriteJSON(filepath.Join(m.podDir(rec.UID), sourcesFile), src); err != nil {
+		if err := state.WriteJSON(layout.Pod(m.podDir(rec.UID)).Sources(), src); err != nil {
 			return err
 		}
 	}
@@ -35,7 +30,7 @@ func (m *Manager) prepareSources(p *corev1.Pod, rec *state.Record, src *manifest
 		return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	for _, pr := range prs {
-		dir := filepath.Join(m.runDir(rec.UID), "volumes", pr.Name)
+		dir := layout.Run(m.runDir(rec.UID)).Volume(pr.Name)
 		if err := writeProjection(dir, pr); err != nil {
 			return fmt.Errorf("failed to write volume %q of pod %s/%s: %w", pr.Name, p.Namespace, p.Name, err)
 		}

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
-	"github.com/peapod/peapod/runtime/supervisor"
 )
 
 // View is everything known about a pod, derived from live facts: the
@@ -64,7 +63,7 @@ const (
 func (m *Manager) view(rec *state.Record) *View {
 	v := &View{Record: rec, Phase: state.PodPending}
 	runDir := m.runDir(rec.UID)
-	st, stErr := state.ReadStatus(filepath.Join(runDir, supervisor.StatusFile))
+	st, stErr := state.ReadStatus(layout.Run(runDir).Status())
 	if stErr == nil {
 		v.Status = st
 	}
@@ -139,7 +138,7 @@ func (m *Manager) viewOf(e entry) *View {
 // They are not part of View: ps, wait and exec never need them.
 func (m *Manager) Events(v *View) *state.Events {
 	var ev state.Events
-	state.ReadJSON(filepath.Join(m.runDir(v.Record.UID), supervisor.EventsFile), &ev)
+	state.ReadJSON(layout.Run(m.runDir(v.Record.UID)).Events(), &ev)
 	return &ev
 }
 
@@ -241,7 +240,7 @@ func (m *Manager) Inspect(ns, name string) (*Inspect, error) {
 	}
 	// The spec is gone once the pod was stopped after a reboot; the
 	// record still answers the rest.
-	if sp, err := spec.Load(filepath.Join(m.runDir(rec.UID), supervisor.SpecFile)); err == nil {
+	if sp, err := spec.Load(layout.Run(m.runDir(rec.UID)).Spec()); err == nil {
 		for typ, path := range sp.Namespaces {
 			ino, err := namespaces.PinInode(path)
 			if err == nil {

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/state"
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +38,7 @@ const ReasonSupervisorLost = "SupervisorLost"
 // called once the containers are adopted (a pod still initializing goes
 // on in the background).
 func (s *Supervisor) Adopt(started func(error)) error {
-	prev, err := state.ReadStatus(filepath.Join(s.pod.RunDir, StatusFile))
+	prev, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
 	switch {
 	case err != nil:
 		err = fmt.Errorf("cannot adopt pod %s/%s: %w", s.pod.Namespace, s.pod.Name, err)
@@ -63,7 +63,7 @@ func (s *Supervisor) restoreLocked(prev *state.Status) {
 	s.status.InitContainers = restoreContainers(inits, prev.InitContainers)
 	s.status.Containers = restoreContainers(apps, prev.Containers)
 	var ev state.Events
-	if err := state.ReadJSON(filepath.Join(s.pod.RunDir, EventsFile), &ev); err == nil {
+	if err := state.ReadJSON(layout.Run(s.pod.RunDir).Events(), &ev); err == nil {
 		s.events.Items = ev.Items
 	}
 	s.eventLocked("Warning", nil, ReasonSupervisorLost, fmt.Sprintf(

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // Log rotation defaults, as the kubelet's containerLogMaxSize/MaxFiles.
@@ -277,7 +279,7 @@ func (l *criLog) close() {
 // instanceLogPath is the log of a container's restartCount-th instance:
 // <dir>/<n>.log, as the kubelet names them, so --previous reads n-1.
 func instanceLogPath(base string, restartCount int) string {
-	return filepath.Join(filepath.Dir(base), strconv.Itoa(restartCount)+".log")
+	return layout.InstanceLog(base, restartCount)
 }
 
 // pruneLogs keeps the logs of the current and the previous instance only.

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 )
@@ -74,7 +75,7 @@ func TestPhaseDerivation(t *testing.T) {
 				copy(s.status.InitContainers, tt.inits)
 				copy(s.status.Containers, tt.apps)
 			})
-			st, err := state.ReadStatus(filepath.Join(s.pod.RunDir, StatusFile))
+			st, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
 			if err != nil {
 				t.Fatalf("update wrote no status: %v", err)
 			}
@@ -147,7 +148,7 @@ func TestPhaseThroughLifecycle(t *testing.T) {
 			if err := s.Run(func(error) {}); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			st, err := state.ReadStatus(filepath.Join(s.pod.RunDir, StatusFile))
+			st, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +188,7 @@ func TestFailedStartSaysItOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("startInstance succeeded with a runtime that fails")
 	}
-	st, rerr := state.ReadStatus(filepath.Join(s.pod.RunDir, StatusFile))
+	st, rerr := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
 	if rerr != nil {
 		t.Fatal(rerr)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 )
@@ -23,7 +23,7 @@ func newTestSupervisor(t *testing.T, p spec.Pod, fc *probes.FakeClock) *Supervis
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(p.RunDir, SpecFile), b, 0o600); err != nil {
+	if err := os.WriteFile(layout.Run(p.RunDir).Spec(), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(p.RunDir, nil, nil)
@@ -140,7 +140,7 @@ func TestReadinessDrivesStatus(t *testing.T) {
 		!cr.LastTransitionTime.Equal(fc.Now()) {
 		t.Errorf("ContainersReady %+v, want False/ContainersNotReady/[app] since %v", cr, fc.Now())
 	}
-	onDisk, err := state.ReadStatus(filepath.Join(s.pod.RunDir, StatusFile))
+	onDisk, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
 	if err != nil {
 		t.Fatal(err)
 	}

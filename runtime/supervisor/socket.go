@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -55,7 +55,7 @@ var ErrNoSupervisor = errors.New("supervisor not running")
 // abstract sockets are reachable from any process in the same network
 // namespace, e.g. a hostNetwork container — CVE-2020-15257) with mode 0600.
 func (s *Supervisor) listen() (net.Listener, error) {
-	path := filepath.Join(s.pod.RunDir, SocketFile)
+	path := layout.Run(s.pod.RunDir).Socket()
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -148,7 +148,7 @@ func call(runDir string, req Request) (*Response, error) {
 // callBy is call with a deadline for the whole exchange (zero: none).
 func callBy(runDir string, req Request, deadline time.Time) (*Response, error) {
 	req.Version = ProtocolVersion
-	path := filepath.Join(runDir, SocketFile)
+	path := layout.Run(runDir).Socket()
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to reach supervisor at %q: %w: %w", path, ErrNoSupervisor, err)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
@@ -37,7 +37,7 @@ func FuzzSupervisorSocket(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, SpecFile), b, 0o600); err != nil {
+	if err := os.WriteFile(layout.Run(dir).Spec(), b, 0o600); err != nil {
 		f.Fatal(err)
 	}
 	s, err := New(dir, nil, nil)

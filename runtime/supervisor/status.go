@@ -3,9 +3,9 @@ package supervisor
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 )
@@ -47,7 +47,7 @@ func (s *Supervisor) addEvent(typ string, c *container, reason, msg string) {
 // since the pod must keep running.
 func (s *Supervisor) saveLocked() {
 	s.status.UpdatedAt = s.now()
-	if err := state.WriteJSON(filepath.Join(s.pod.RunDir, StatusFile), &s.status); err != nil {
+	if err := state.WriteJSON(layout.Run(s.pod.RunDir).Status(), &s.status); err != nil {
 		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 	}
 	s.saveEventsLocked()
@@ -56,7 +56,7 @@ func (s *Supervisor) saveLocked() {
 // saveEventsLocked writes the events only (a failed probe's event changes
 // nothing else).
 func (s *Supervisor) saveEventsLocked() {
-	if err := state.WriteJSON(filepath.Join(s.pod.RunDir, EventsFile), &s.events); err != nil {
+	if err := state.WriteJSON(layout.Run(s.pod.RunDir).Events(), &s.events); err != nil {
 		fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 	}
 }

@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // stdio holds the streams between a container instance and its log.
 //
-// stdout and stderr are FIFOs in the run dir (ioDir), as containerd's: the
+// stdout and stderr are FIFOs in the run dir (layout.Run.FIFOs), as containerd's: the
 // container's end is opened read-write, so the container itself keeps a
 // reader on the pipe and never gets EPIPE or SIGPIPE when the supervisor
 // dies; what it writes meanwhile waits in the pipe (64 KiB, then its
@@ -32,15 +33,11 @@ type stdio struct {
 	copied sync.WaitGroup
 }
 
-// ioDir holds the pod's stdio FIFOs.
-const ioDir = "io"
-
 // fifoPaths are the stdout and stderr FIFOs of a container's
 // restartCount-th instance: an adopting supervisor finds them by the
 // container id and the restart count in the status.
 func fifoPaths(runDir, containerID string, restartCount int) [2]string {
-	base := filepath.Join(runDir, ioDir, containerID+"-"+strconv.Itoa(restartCount))
-	return [2]string{base + ".out", base + ".err"}
+	return layout.Run(runDir).FIFOs(containerID, restartCount)
 }
 
 // newStdio makes the FIFOs of an instance and opens both ends of each.

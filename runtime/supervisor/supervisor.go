@@ -10,25 +10,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"golang.org/x/sys/unix"
-)
-
-// Files in a pod's run dir.
-const (
-	SpecFile   = "spec.json"
-	StatusFile = "status.json"
-	EventsFile = "events.json"
-	SocketFile = "supervisor.sock"
-	LogFile    = "supervisor.log"
 )
 
 // Runtime starts processes in a pod's namespaces; namespaces/ implements it.
@@ -73,9 +64,9 @@ type Supervisor struct {
 
 	// mu guards everything below.
 	mu sync.Mutex
-	// status is written to StatusFile on every change.
+	// status is written to layout.Run.Status on every change.
 	status state.Status
-	// events is written to EventsFile on every change.
+	// events is written to layout.Run.Events on every change.
 	events state.Events
 	// inits and apps are the containers, in spec order.
 	inits, apps []*container
@@ -117,7 +108,7 @@ type container struct {
 
 // New loads the spec from runDir and prepares a supervisor.
 func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
-	p, err := spec.Load(filepath.Join(runDir, SpecFile))
+	p, err := spec.Load(layout.Run(runDir).Spec())
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // adoptPod is a 2-container pod: web writes numbered lines (its count also
@@ -114,8 +116,8 @@ func TestSupervisorLoss(t *testing.T) {
 	e.runPod(podJSON(adoptPod("adopt", false)))
 	e.mustRun("wait", "adopt", "--for=condition=Ready", "--timeout=10s")
 	v := e.inspect("adopt")
-	runDir := filepath.Join(e.runRoot, "pods", v.UID)
-	counter := filepath.Join(runDir, "shm", "n")
+	runDir := e.dirs().RunDir(v.UID)
+	counter := filepath.Join(layout.Run(runDir).Shm(), "n")
 	web, side := v.container(t, "web").PID, v.container(t, "side").PID
 	readySince := readyCondition(e.get("adopt")).LastTransitionTime
 
@@ -241,7 +243,7 @@ func TestSupervisorLossSharedPID(t *testing.T) {
 	// supervisor empties the cgroup before it starts side again, so one
 	// instance runs, not two.
 	killSupervisor(t, v2.SupervisorPID)
-	statusPath := filepath.Join(e.runRoot, "pods", v.UID, "status.json")
+	statusPath := layout.Run(e.dirs().RunDir(v.UID)).Status()
 	var st map[string]any
 	if err := json.Unmarshal([]byte(readHost(t, statusPath)), &st); err != nil {
 		t.Fatal(err)

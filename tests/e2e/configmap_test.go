@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // TestConfigMapFiles_13: run takes several -f, as `podman kube play` does:
@@ -117,7 +119,7 @@ spec:
 		}
 	}
 	uid := string(e.get("envpod").UID)
-	fi, err := os.Stat(filepath.Join(e.root, "pods", uid, "sources.json"))
+	fi, err := os.Stat(layout.Pod(e.dirs().PodDir(uid)).Sources())
 	if err != nil {
 		t.Fatal(err)
 	}

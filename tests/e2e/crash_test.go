@@ -6,13 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // psList returns the rows of `peapod ps -A` in order, repeats kept.
@@ -104,7 +104,7 @@ func TestUnreadableRecord(t *testing.T) {
 	e.runPod(podJSON(newPod("garbled", ctr("c", "sleep", "1000"))))
 	v := e.inspect("garbled")
 	main := v.container(t, "c").PID
-	record := filepath.Join(e.root, "pods", v.UID, "pod.json")
+	record := e.dirs().RecordPath(v.UID)
 	if err := os.WriteFile(record, []byte("{\x00garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestUnreadableStatus(t *testing.T) {
 	before := e.snapshot()
 	e.runPod(podJSON(newPod("truncated", ctr("c", "sleep", "1000"))))
 	v := e.inspect("truncated")
-	status := filepath.Join(e.runRoot, "pods", v.UID, "status.json")
+	status := layout.Run(e.dirs().RunDir(v.UID)).Status()
 	b, err := os.ReadFile(status)
 	if err != nil {
 		t.Fatal(err)

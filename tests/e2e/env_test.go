@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 	corev1 "k8s.io/api/core/v1"
 	kjson "sigs.k8s.io/json"
 )
@@ -423,6 +424,9 @@ func containerStatus(t *testing.T, p *corev1.Pod, name string) corev1.ContainerS
 	t.Fatalf("pod %s: no status for container %q", p.Name, name)
 	return corev1.ContainerStatus{}
 }
+
+// dirs is the on-disk layout of the instance's roots.
+func (e *env) dirs() layout.Root { return layout.Root{Root: e.root, RunRoot: e.runRoot} }
 
 // rootID is the short id peapod derives from --root for host-global names
 // (runtime/pod.Manager.RootID); checkCgroupPrefix verifies the tests agree

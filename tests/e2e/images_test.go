@@ -279,7 +279,7 @@ func TestImages_5(t *testing.T) {
 				t.Errorf("the container's overlay has lowers %v, want one per layer (2)", lowers)
 			}
 			for _, l := range lowers {
-				if !strings.HasPrefix(l, filepath.Join(e.root, "images")+"/") {
+				if !strings.HasPrefix(l, e.dirs().ImagesDir()+"/") {
 					t.Errorf("overlay lower %q is not a layer of the image store under %s", l, e.root)
 				}
 			}

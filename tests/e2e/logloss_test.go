@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // TestLogLossRecorded (defect 8): with the root's disk full, a container
@@ -28,7 +30,7 @@ func TestLogLossRecorded(t *testing.T) {
 		`i=0; while true; do echo "n $i"; echo $i > /dev/shm/n; i=$((i+1)); usleep 2000; done`))))
 	v := e.inspect("chatty")
 	pid := v.container(t, "c").PID
-	counter := filepath.Join(e.runRoot, "pods", v.UID, "shm", "n")
+	counter := filepath.Join(layout.Run(e.dirs().RunDir(v.UID)).Shm(), "n")
 	waitCounter(t, counter, 20)
 
 	filler := filepath.Join(e.root, "filler")

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // ipOf returns a running pod's IP from get -o json.
@@ -32,7 +33,7 @@ func (e *env) ipOf(name string) string {
 // leaseFiles lists the IPAM lease files of the instance's network.
 func (e *env) leaseFiles() []string {
 	e.t.Helper()
-	entries, err := os.ReadDir(filepath.Join(e.root, "net", e.bridge))
+	entries, err := os.ReadDir(e.dirs().NetDataDir(e.bridge))
 	if err != nil && !os.IsNotExist(err) {
 		e.t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestGCAfterCrash_3_4(t *testing.T) {
 		}
 	}
 	waitGone(t, v.Containers[0].PID)
-	if err := os.Remove(filepath.Join(e.runRoot, "pods", v.UID, "status.json")); err != nil {
+	if err := os.Remove(layout.Run(e.dirs().RunDir(v.UID)).Status()); err != nil {
 		t.Fatal(err)
 	}
 	out := e.mustRun("gc")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/supervisor"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -128,7 +129,7 @@ func TestVersionMismatch(t *testing.T) {
 	before := e.snapshot()
 	e.runPod(podJSON(newPod("future", ctr("c", "sleep", "1000"))))
 	v := e.inspect("future")
-	sock := filepath.Join(e.runRoot, "pods", v.UID, "supervisor.sock")
+	sock := layout.Run(e.dirs().RunDir(v.UID)).Socket()
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("the pod's supervisor socket: %v", err)
 	}

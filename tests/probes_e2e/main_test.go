@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/internal/testutil"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/state"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -231,7 +232,7 @@ func (e *env) waitPod(name string, timeout time.Duration, cond func(*corev1.Pod)
 func (e *env) status(name string) *state.Status {
 	e.t.Helper()
 	uid := e.get(name).UID
-	st, err := state.ReadStatus(filepath.Join(e.runRoot, "pods", string(uid), "status.json"))
+	st, err := state.ReadStatus(layout.Run(layout.Root{Root: e.root, RunRoot: e.runRoot}.RunDir(string(uid))).Status())
 	if err != nil {
 		e.t.Fatalf("failed to read status of %s: %v", name, err)
 	}
