@@ -401,8 +401,16 @@ func TestDisableBridgePort(t *testing.T) {
 	c := testConfig(t)
 	res := setupPod(t, c, newNetns(t), "pod")
 	state := "/sys/class/net/" + res.HostVeth + "/brport/state"
-	if got := readSysctl(t, state); got != "3" { // BR_STATE_FORWARDING
-		t.Fatalf("%s = %s before, want 3 (forwarding)", state, got)
+	// The port turns forwarding once the kernel's linkwatch has seen the
+	// veth's carrier, which it may batch for up to a second after setup
+	// returns; sysfs is where that shows, and it sends no event a test can
+	// wait on portably, so poll it.
+	deadline := time.Now().Add(5 * time.Second)
+	for got := readSysctl(t, state); got != "3"; got = readSysctl(t, state) { // BR_STATE_FORWARDING
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %s 5 s after setup, want 3 (forwarding)", state, got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	link, err := netlink.LinkByName(res.HostVeth)
 	if err != nil {
