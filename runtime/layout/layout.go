@@ -180,7 +180,8 @@ func (r Run) SupervisorLog() string { return filepath.Join(string(r), Supervisor
 
 // AdoptLock serialises the replacement of a pod's lost supervisor (and
 // rm/stop against it): two commands that both find the supervisor lost
-// must not start two.
+// must not start two. It is the last lock in peapod's lock order (name,
+// root, adopt.lock; see runtime/pod's lockPath).
 func (r Run) AdoptLock() string { return filepath.Join(string(r), AdoptLockFile) }
 
 // Shm is the pod's /dev/shm tmpfs.

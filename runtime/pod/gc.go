@@ -109,6 +109,14 @@ func (m *Manager) gcEntry(e entry, dryRun bool) (item *GCItem, gone bool, err er
 			}
 		}
 	}
+	// Decide on the record as it is now, with the name lock taken: the one
+	// listed before may predate a run that has since finished (Creating,
+	// now Created and running) or an rm that has removed the pod.
+	listed := e.Rec
+	e.Rec, e.Err = state.ReadRecord(m.recordPath(e.UID))
+	if listed != nil && errors.Is(e.Err, state.ErrNotFound) {
+		return nil, true, nil // removed meanwhile
+	}
 	switch {
 	case e.Err != nil && !errors.Is(e.Err, state.ErrNotFound):
 		return &GCItem{Kind: "pod", Name: name, Kept: true,

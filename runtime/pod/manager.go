@@ -134,7 +134,14 @@ func (m *Manager) recordPath(uid string) string { return m.dirs().RecordPath(uid
 // nameIndex is the file holding the uid of pod ns/name.
 func (m *Manager) nameIndex(ns, name string) string { return m.dirs().NameIndex(ns, name) }
 
-func (m *Manager) lockPath() string            { return m.dirs().LockPath() }
+// lockPath is the root's lock. Lock order, one for every command: a pod's
+// name lock (lockName), then the root's lock, then a pod's adopt.lock
+// (holdAdoption, adopt). gc takes name locks under the root's lock, but
+// only with LOCK_NB, skipping a busy one; nobody waits for the root's lock
+// while holding an adopt.lock (rm -f releases it before unbinding the
+// helper), since gc waits for adopt.lock under the root's lock.
+func (m *Manager) lockPath() string { return m.dirs().LockPath() }
+
 func (m *Manager) netnsName(uid string) string { return m.dirs().NetnsName(uid) }
 
 // validIndex is nameIndex for a namespace and name a manifest could have:

@@ -88,7 +88,8 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 		}
 		rec = m.salvage(uid, ns, name)
 	}
-	defer m.holdAdoption(rec)() // no replacement supervisor meanwhile
+	releaseAdoption := m.holdAdoption(rec) // no replacement supervisor meanwhile
+	defer releaseAdoption()
 	v := m.view(rec)
 	if !force && rec.Phase != state.PhaseRemoving && v.SupervisorAlive && !v.Final {
 		return fmt.Errorf("pod %s/%s: %w: stop it first, or use rm -f", ns, name, ErrRunning)
@@ -110,6 +111,9 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 	if err := m.purge(rec, h, tr); err != nil {
 		return err
 	}
+	// Lock order (see lockPath): never the root's lock while holding an
+	// adopt.lock — gc waits for adopt.lock under the root's lock.
+	releaseAdoption()
 	return m.unbindHelperIfIdle()
 }
 
