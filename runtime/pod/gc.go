@@ -53,6 +53,11 @@ func (m *Manager) GC(dryRun bool) ([]GCItem, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A fault step (faultinject builds) between the listing and the name
+	// locks: the window in which a run or rm may finish.
+	if err := newTracer(m.o.Trace, "gc", m.o.Root).step("listed"); err != nil {
+		return nil, err
+	}
 	var items []GCItem
 	var errs []error
 	known := map[string]bool{}
@@ -112,10 +117,11 @@ func (m *Manager) gcEntry(e entry, dryRun bool) (item *GCItem, gone bool, err er
 	// Decide on the record as it is now, with the name lock taken: the one
 	// listed before may predate a run that has since finished (Creating,
 	// now Created and running) or an rm that has removed the pod.
-	listed := e.Rec
 	e.Rec, e.Err = state.ReadRecord(m.recordPath(e.UID))
-	if listed != nil && errors.Is(e.Err, state.ErrNotFound) {
-		return nil, true, nil // removed meanwhile
+	if errors.Is(e.Err, state.ErrNotFound) && index != "" && held == nil {
+		// Its name went (or names another pod) since the listing, and so
+		// did its record: an rm finished it, nothing is left to collect.
+		return nil, true, nil
 	}
 	switch {
 	case e.Err != nil && !errors.Is(e.Err, state.ErrNotFound):

@@ -13,6 +13,7 @@ import (
 
 	"github.com/peapod/peapod/internal/testutil"
 	"github.com/peapod/peapod/runtime/layout"
+	"github.com/peapod/peapod/runtime/state"
 )
 
 // psList returns the rows of `peapod ps -A` in order, repeats kept.
@@ -320,13 +321,13 @@ func (e *env) runPodPlain(manifest string) {
 }
 
 // start starts peapod with stdin and args and returns it running; its
-// stderr collects in cmd.Stderr (a *bytes.Buffer).
+// stdout and stderr collect in cmd.Stdout and cmd.Stderr (*bytes.Buffer).
 func (e *env) start(stdin string, args ...string) *exec.Cmd {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, e.args(args...)...)
 	cmd.Env = append(os.Environ(), e.extraEnv...)
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Stderr = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &bytes.Buffer{}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("failed to start peapod %s: %v", strings.Join(args, " "), err)
 	}
@@ -469,4 +470,155 @@ func TestFaultHookOnlyInFaultBuild(t *testing.T) {
 			t.Errorf("%s: built with -tags=faultinject: %v, want %v\n%s", tt.bin, got, tt.fault, out)
 		}
 	}
+}
+
+// TestGCRacingRunEnd: gc decides on a pod's record as it is once gc holds
+// the pod's name lock, not as it listed it. gc is stopped right after
+// listing the pods, while a run is stopped right after reserving its name
+// (record Creating); the run then finishes and exits (its lock free, its
+// creator dead), and gc, resumed, must see a Created, running pod — not
+// one whose "creation by pid N never finished" — and collect nothing.
+func TestGCRacingRunEnd(t *testing.T) {
+	e := newEnv(t, withBinary(faultBin))
+	before := e.snapshot()
+	const name = "gcrace"
+	run := e.withEnv("PEAPOD_FAULT=run:1:stop").start(podJSON(newPod(name, ctr("c", "sleep", "1000"))), "run", "-d", "-f", "-")
+	defer run.Process.Kill()
+	awaitStopped(t, run)
+	gc := e.withEnv("PEAPOD_FAULT=gc:1:stop").start("", "gc")
+	defer gc.Process.Kill()
+	awaitStopped(t, gc)
+	if err := run.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Wait(); err != nil {
+		t.Fatalf("run resumed: %v\n%s", err, run.Stderr)
+	}
+	if err := gc.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := gc.Wait(); err != nil {
+		t.Fatalf("gc resumed: %v\n%s", err, gc.Stderr)
+	}
+	if out := gc.Stdout.(*bytes.Buffer).String(); strings.TrimSpace(out) != "nothing to collect" {
+		t.Errorf("gc that raced the end of run collected:\n%s", out)
+	}
+	if pods := e.psNamed(name); len(pods) != 1 || pods[0].status != "Running" {
+		t.Errorf("after gc raced the end of run: ps shows %+v, want %s Running", pods, name)
+	}
+	e.mustRun("rm", "-f", name)
+	e.assertNoLeak(before)
+}
+
+// TestGCRacingRmEnd: a name whose record is gone is debris only while gc
+// holds its lock. gc is stopped right after listing the pods, while an rm
+// is stopped right after removing the pod dir (the name still there,
+// locked); the rm then finishes and removes the name, and gc, resumed,
+// must collect nothing (not "name left without a record").
+func TestGCRacingRmEnd(t *testing.T) {
+	e := newEnv(t, withBinary(faultBin))
+	before := e.snapshot()
+	const name = "gcrmrace"
+	e.runPod(podJSON(newPod(name, ctr("c", "sleep", "1000"))))
+	uid := e.inspect(name).UID
+	// Step 6 of rm is "pod dir" (PEAPOD_TRACE lists them); checked below.
+	rm := e.withEnv("PEAPOD_FAULT=rm:6:stop").start("", "rm", "-f", name)
+	defer rm.Process.Kill()
+	awaitStopped(t, rm)
+	if _, err := os.Stat(e.dirs().PodDir(uid)); !os.IsNotExist(err) {
+		t.Fatalf("rm stopped after step 6: pod dir still there (%v): that step is no longer \"pod dir\"", err)
+	}
+	if _, err := os.Stat(e.dirs().NameIndex("default", name)); err != nil {
+		t.Fatalf("rm stopped after step 6: the name is gone already: %v", err)
+	}
+	gc := e.withEnv("PEAPOD_FAULT=gc:1:stop").start("", "gc")
+	defer gc.Process.Kill()
+	awaitStopped(t, gc)
+	if err := rm.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := rm.Wait(); err != nil {
+		t.Fatalf("rm resumed: %v\n%s", err, rm.Stderr)
+	}
+	if err := gc.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := gc.Wait(); err != nil {
+		t.Fatalf("gc resumed: %v\n%s", err, gc.Stderr)
+	}
+	if out := gc.Stdout.(*bytes.Buffer).String(); strings.TrimSpace(out) != "nothing to collect" {
+		t.Errorf("gc that raced the end of rm -f collected:\n%s", out)
+	}
+	e.assertNoLeak(before)
+}
+
+// TestRmReleasesAdoptLock: rm -f never waits for the root's lock while
+// holding the pod's adopt.lock (gc waits for adopt.lock under the root's
+// lock: the two deadlocked). With the root's lock held here, rm -f blocks
+// on it at its end (unbinding the helper) holding only the pod's name lock.
+func TestRmReleasesAdoptLock(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	const name = "lockorder"
+	e.runPod(podJSON(newPod(name, ctr("c", "sleep", "1000"))))
+	nameInode := inodeOf(t, e.dirs().NameIndex("default", name))
+	rootInode := inodeOf(t, e.dirs().LockPath())
+	unlock, err := state.Lock(e.dirs().LockPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	rm := e.start("", "rm", "-f", name)
+	defer rm.Process.Kill()
+	awaitBlockedFlock(t, rm)
+	held, waiting := flocksOf(t, rm.Process.Pid)
+	if len(waiting) != 1 || waiting[0] != rootInode {
+		t.Errorf("rm -f waits for flocks on inodes %v, want only the root's lock (inode %s)", waiting, rootInode)
+	}
+	if len(held) != 1 || held[0] != nameInode {
+		t.Errorf("rm -f holds flocks on inodes %v while waiting for the root's lock, want only its name lock (inode %s)", held, nameInode)
+	}
+	unlock()
+	if err := rm.Wait(); err != nil {
+		t.Fatalf("rm -f: %v\n%s", err, rm.Stderr)
+	}
+	e.assertNoLeak(before)
+}
+
+// inodeOf returns the inode number of path, as /proc/locks shows it.
+func inodeOf(t *testing.T, path string) string {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(st.Ino)
+}
+
+// flocksOf lists the inodes of the flocks pid holds and of those it waits
+// for, from /proc/locks ("1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF";
+// a waiting request has "->" after the number).
+func flocksOf(t *testing.T, pid int) (held, waiting []string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		wait := len(f) > 1 && f[1] == "->"
+		if wait {
+			f = f[1:]
+		}
+		if len(f) < 6 || f[1] != "FLOCK" || f[4] != fmt.Sprint(pid) {
+			continue
+		}
+		ino := f[5][strings.LastIndex(f[5], ":")+1:]
+		if wait {
+			waiting = append(waiting, ino)
+		} else {
+			held = append(held, ino)
+		}
+	}
+	return held, waiting
 }
