@@ -75,6 +75,15 @@ func addAntispoof(c Config, hostVeth string, podMAC net.HardwareAddr, podIP neti
 	return nil
 }
 
+// hasAntispoof checks that hostVeth's anti-spoofing chain exists.
+func hasAntispoof(c Config, hostVeth string) error {
+	table := antispoofTable(c, hostVeth)
+	if _, err := (&nftables.Conn{}).ListChain(table, antispoofChain); err != nil {
+		return fmt.Errorf("anti-spoofing chain %s/%s of %s is missing: %w", table.Name, antispoofChain, hostVeth, err)
+	}
+	return nil
+}
+
 // queueAntispoof queues the chain and rules of addAntispoof into table.
 func queueAntispoof(conn *nftables.Conn, table *nftables.Table, hostVeth string, podMAC net.HardwareAddr, podIP netip.Addr) {
 	drop := nftables.ChainPolicyDrop
@@ -175,8 +184,8 @@ func disableBridgePort(link netlink.Link) error {
 }
 
 // orphanAntispoofTables lists the network's anti-spoofing tables whose host
-// veth no longer exists, by veth name.
-func orphanAntispoofTables(c Config) ([]string, error) {
+// veth is not leased and no longer exists, by veth name.
+func orphanAntispoofTables(c Config, leased map[string]bool) ([]string, error) {
 	tables, err := (&nftables.Conn{}).ListTablesOfFamily(nftables.TableFamilyNetdev)
 	if err != nil {
 		return nil, fmt.Errorf("failed to list netdev nftables tables: %w", err)
@@ -184,7 +193,7 @@ func orphanAntispoofTables(c Config) ([]string, error) {
 	var orphans []string
 	for _, t := range tables {
 		veth, ok := strings.CutPrefix(t.Name, antispoofPrefix(c))
-		if !ok {
+		if !ok || leased[veth] {
 			continue
 		}
 		_, err := netlink.LinkByName(veth)

@@ -30,7 +30,8 @@ func GCAttachments(c Config, keep func(Attachment) bool, dryRun bool) (removed [
 	}
 	keepPod := func(pod string) bool { return keep(Attachment{Owner: pod, IfName: PodIfName}) }
 	steps := []func(Config, func(Attachment) bool, func(string) bool, bool) ([]string, error){
-		gcPortMappings, gcBridgePorts, gcAntispoofTables, gcLeases,
+		// tables after leases: a table is debris only once no lease names its veth
+		gcPortMappings, gcBridgePorts, gcLeases, gcAntispoofTables,
 	}
 	for _, step := range steps {
 		lines, err := step(c, keep, keepPod, dryRun)
@@ -83,23 +84,52 @@ func gcBridgePorts(c Config, keep func(Attachment) bool, _ func(string) bool, dr
 }
 
 // gcAntispoofTables deletes the network's anti-spoofing tables whose host
-// veth is gone (a teardown killed between the two deletes): the kernel keeps
-// them, and would bind them to the next veth of that name.
-func gcAntispoofTables(c Config, _ func(Attachment) bool, _ func(string) bool, dryRun bool) ([]string, error) {
-	orphans, err := orphanAntispoofTables(c)
-	if err != nil {
-		return nil, err
-	}
+// veth is gone and whose attachment holds no lease (a teardown killed
+// between the two deletes): the kernel keeps them, and would bind them to the
+// next veth of that name. A veth that is gone says nothing alone: a pod's
+// veth dies with its netns before its teardown runs, and the same owner may
+// be attaching again. Attach leases before it creates the table and Detach
+// deletes the table before it releases the lease, so the decision and the
+// deletes run under the IPAM lock: no attachment can start or end meanwhile.
+func gcAntispoofTables(c Config, keep func(Attachment) bool, _ func(string) bool, dryRun bool) ([]string, error) {
 	var lines []string
-	for _, veth := range orphans {
-		if !dryRun {
-			if err := deleteAntispoof(c, veth); err != nil {
-				return lines, err
+	err := withLeases(c, func(leases []ipam.Lease) error {
+		leased := map[string]bool{}
+		for _, l := range leases {
+			a := Attachment{Owner: l.Owner, IfName: l.IfName}
+			// a dry run released nothing; count only what the real run keeps
+			if !dryRun || keep(a) {
+				leased[hostVethName(c, a)] = true
 			}
 		}
-		lines = append(lines, fmt.Sprintf("anti-spoofing table %s of gone veth %s", antispoofTable(c, veth).Name, veth))
+		orphans, err := orphanAntispoofTables(c, leased)
+		if err != nil {
+			return err
+		}
+		for _, veth := range orphans {
+			if !dryRun {
+				if err := deleteAntispoof(c, veth); err != nil {
+					return err
+				}
+			}
+			lines = append(lines, fmt.Sprintf("anti-spoofing table %s of gone veth %s", antispoofTable(c, veth).Name, veth))
+		}
+		return nil
+	})
+	return lines, err
+}
+
+// withLeases runs fn with the network's leases and its IPAM lock held; a
+// network never used has no leases and no directory to create.
+func withLeases(c Config, fn func([]ipam.Lease) error) error {
+	if _, err := os.Stat(c.DataDir); errors.Is(err, os.ErrNotExist) {
+		return fn(nil)
 	}
-	return lines, nil
+	store, err := ipam.Open(c.DataDir, c.Subnet, c.Gateway)
+	if err != nil {
+		return err
+	}
+	return store.WithLeases(fn)
 }
 
 // gcLeases releases the leases of attachments not kept, and turns egress off

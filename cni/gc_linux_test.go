@@ -85,3 +85,55 @@ func assertLines(t *testing.T, what string, lines, parts []string, pod string) {
 		}
 	}
 }
+
+// gc running while pods attach must never take a pod's anti-spoofing table:
+// each owner's veth is deleted behind its back (as when its netns dies
+// before its teardown runs), leaving a table whose veth is gone, and the
+// owners attach again while gc runs. gc judging by the veth alone found them
+// all gone, then deleted the tables one by one (~10 ms each, RCU) while the
+// owners attached, taking tables Attach had just replaced: the pods ran
+// unguarded.
+func TestGCKeepsAntispoofOfAttachingPods(t *testing.T) {
+	c := testConfig(t)
+	var owners []string
+	nsPaths := map[string]string{}
+	for i := range 10 {
+		o := "pod" + strconv.Itoa(i)
+		owners = append(owners, o)
+		nsPaths[o] = newNetns(t)
+		setupPod(t, c, nsPaths[o], o)
+	}
+	for range 5 {
+		for _, o := range owners {
+			if err := deleteLink(HostVethName(c, o)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gcErr := make(chan error, 1)
+		go func() {
+			_, err := GC(c, func(string) bool { return true })
+			gcErr <- err
+		}()
+		errs := make(chan error, len(owners))
+		for _, o := range owners {
+			go func() {
+				_, err := SetupPod(c, nsPaths[o], o)
+				errs <- err
+			}()
+		}
+		for range owners {
+			if err := <-errs; err != nil {
+				t.Errorf("SetupPod again: %v", err)
+			}
+		}
+		if err := <-gcErr; err != nil {
+			t.Fatalf("GC: %v", err)
+		}
+		// after gc ended: what it did while the pods attached stays
+		for _, o := range owners {
+			if err := verifyAntispoof(c, Attachment{Owner: o}); err != nil {
+				t.Fatalf("pod %q attached while gc ran: %v", o, err)
+			}
+		}
+	}
+}

@@ -344,7 +344,8 @@ func hasAntispoofTable(t *testing.T, c Config, hostVeth string) bool {
 
 // TestGCRemovesOrphanAntispoofTable: a teardown killed between deleting the
 // veth and its table leaves a table the kernel keeps (recent kernels keep
-// a netdev chain whose device is gone); gc removes it.
+// a netdev chain whose device is gone); gc removes it once the pod is
+// gone, not while the pod still holds its lease (it may be attaching again).
 func TestGCRemovesOrphanAntispoofTable(t *testing.T) {
 	c := testConfig(t)
 	res := setupPod(t, c, newNetns(t), "pod")
@@ -355,6 +356,13 @@ func TestGCRemovesOrphanAntispoofTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	removed, err := GC(c, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 0 || !hasAntispoofTable(t, c, res.HostVeth) {
+		t.Fatalf("GC of a kept pod holding its lease removed %q; table there: %v", removed, hasAntispoofTable(t, c, res.HostVeth))
+	}
+	removed, err = GC(c, func(string) bool { return false })
 	if err != nil {
 		t.Fatal(err)
 	}

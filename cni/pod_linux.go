@@ -166,6 +166,11 @@ func Attach(c Config, a Attachment) (res *Result, err error) {
 	if res.MAC, err = configurePodSide(podNS, res); err != nil {
 		return nil, fmt.Errorf("failed to configure %s in %q: %w", res.IfName, a.NetnsPath, err)
 	}
+	// gc deletes no table whose veth is leased; should anything else have,
+	// the pod must not run unguarded
+	if err := hasAntispoof(c, hostName); err != nil {
+		return nil, err
+	}
 	cl.Release()
 	return res, nil
 }

@@ -183,6 +183,19 @@ func (s *Store) Leases() ([]Lease, error) {
 	return leases, err
 }
 
+// WithLeases runs fn with the store's lock held and its leases: no lease is
+// taken or released until fn returns, so what fn decides from them holds
+// while it acts.
+func (s *Store) WithLeases(fn func([]Lease) error) error {
+	return s.locked(func() error {
+		leases, err := s.leases()
+		if err != nil {
+			return err
+		}
+		return fn(leases)
+	})
+}
+
 // GC releases every lease whose owner keep does not claim, and returns them.
 func (s *Store) GC(keep func(owner string) bool) ([]Lease, error) {
 	var freed []Lease
