@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,7 +119,7 @@ func TestSupervisorFaultAtEveryStep(t *testing.T) {
 				e.waitPodProcs(v.UID)
 				t0 = time.Now()
 				e.mustRun("rm", "-f", name)
-				waitGone(t, v.SupervisorPID)
+				waitDead(t, v.SupervisorPID)
 				t.Logf("removed in %v", time.Since(t0))
 				e.checkNoPodProcs()
 				e.assertNoLeak(before)
@@ -153,7 +154,7 @@ func (e *env) awaitSupervisorFault() {
 			b, _ := os.ReadFile(logs[0])
 			if m := supFaultKilled.FindStringSubmatch(string(b)); m != nil {
 				pid, _ := strconv.Atoi(m[1])
-				waitGone(t, pid)
+				waitDead(t, pid)
 				return
 			}
 		}
@@ -215,5 +216,19 @@ func (e *env) checkNoPodProcs() {
 				t.Errorf("process %s (%q) left after the pod was removed", ent.Name(), c)
 			}
 		}
+	}
+}
+
+// waitDead waits until process pid has exited: gone, or a zombie (the
+// supervisors are detached; the host's PID 1, their parent now, may reap
+// them only a second or two later).
+func waitDead(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for syscall.Kill(pid, 0) == nil && !isZombie(strconv.Itoa(pid)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still runs after %v", pid, waitTimeout)
+		}
+		time.Sleep(pollInterval)
 	}
 }
