@@ -468,6 +468,7 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tr
 	// GOMAXPROCS=1: a supervisor mostly sleeps; one P means one mcache and
 	// fewer threads resident per pod.
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}
+	cmd.Env = append(cmd.Env, supervisorFaultEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	// A session of its own: the supervisor outlives the CLI and no

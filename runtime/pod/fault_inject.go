@@ -18,7 +18,13 @@ import (
 // order) of operation OP (run or rm).
 const faultEnv = "PEAPOD_FAULT"
 
+// supervisorFault is passed on to the supervisor a run spawns.
+const supervisorFault = "PEAPOD_SUPERVISOR_FAULT"
+
 func init() {
+	if v, ok := os.LookupEnv(supervisorFault); ok {
+		supervisorFaultEnv = []string{supervisorFault + "=" + v}
+	}
 	v := os.Getenv(faultEnv)
 	if v == "" {
 		return

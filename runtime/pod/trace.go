@@ -14,6 +14,12 @@ import (
 // other build it stays nil.
 var faultAfter func(op, step string) error
 
+// supervisorFaultEnv is what a faultinject build passes on to the
+// supervisor it spawns for a run (PEAPOD_SUPERVISOR_FAULT, see
+// runtime/supervisor/fault_inject.go); nil in every other build. An
+// adopting supervisor never gets it, so adoption runs unfaulted.
+var supervisorFaultEnv []string
+
 // tracer prints how long each step of an operation took, for people who
 // want to see where a pod's start or removal time goes (PEAPOD_TRACE=1).
 // Its steps are also the points where faults are injected in tests, so a

@@ -292,22 +292,28 @@ func (s *Supervisor) startInstance(c *container) error {
 	if err != nil {
 		return err
 	}
+	startStep(c, firstStartStep)
 	logPath := instanceLogPath(c.spec.LogPath, restarts)
 	lg, pipes, err := s.openInstanceIO(c, logPath, restarts)
 	if err != nil {
 		return s.failStart(c, reasonCreateContainerError, fmt.Errorf("failed to start container %q: %w", c.spec.Name, err))
 	}
+	startStep(c, "open io")
 	oomBase := s.oomKills(c)
 	pid, wait, err := s.spawn(c, lg, pipes)
 	if err != nil {
 		// The runtime's error names the container already.
 		return s.failStart(c, reasonRunContainerError, err)
 	}
+	startStep(c, "spawn")
 	var exited chan struct{}
 	s.update(func() { exited = s.recordStartedLocked(c, pid, restarts, logPath, lg, oomBase) })
+	startStep(c, "record started")
 	pruneLogs(c.spec.LogPath, restarts)
 	go s.watch(c, wait, exited, pipes)
+	startStep(c, "watch")
 	s.runPostStart(c)
+	startStep(c, "post start")
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -446,21 +447,31 @@ func (e *env) checkAfterFault(name string, s faultStep, mode string) {
 	}
 }
 
-// TestFaultHookOnlyInFaultBuild: the fault hook (and PEAPOD_FAULT) exists
-// only in the faultinject build the tests use, never in the peapod that
-// provision.sh and BuildPeapod make.
+// TestFaultHookOnlyInFaultBuild: the fault hooks (and PEAPOD_FAULT,
+// PEAPOD_SUPERVISOR_FAULT) exist only in the faultinject builds the tests
+// use, never in the peapod and peapod-supervisor that provision.sh and
+// BuildPeapod make.
 func TestFaultHookOnlyInFaultBuild(t *testing.T) {
 	testutil.RequireRoot(t)
+	supervisor := filepath.Join(filepath.Dir(peapodBin), "peapod-supervisor")
 	for _, tt := range []struct {
 		bin   string
+		env   []string
 		fault bool
-	}{{peapodBin, false}, {faultBin, true}} {
+	}{
+		{peapodBin, []string{"PEAPOD_FAULT", "PEAPOD_SUPERVISOR_FAULT"}, false},
+		{faultBin, []string{"PEAPOD_FAULT", "PEAPOD_SUPERVISOR_FAULT"}, true},
+		{supervisor, []string{"PEAPOD_SUPERVISOR_FAULT"}, false},
+		{faultSupervisorBin(), []string{"PEAPOD_SUPERVISOR_FAULT"}, true},
+	} {
 		b, err := os.ReadFile(tt.bin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := bytes.Contains(b, []byte("PEAPOD_FAULT")); got != tt.fault {
-			t.Errorf("%s: holds PEAPOD_FAULT: %v, want %v", tt.bin, got, tt.fault)
+		for _, env := range tt.env {
+			if got := bytes.Contains(b, []byte(env)); got != tt.fault {
+				t.Errorf("%s: holds %s: %v, want %v", tt.bin, env, got, tt.fault)
+			}
 		}
 		out, err := exec.Command(goTool(), "version", "-m", tt.bin).Output()
 		if err != nil {

@@ -63,7 +63,9 @@ func build(dir string) error {
 	faultBin = filepath.Join(faultDir, "peapod")
 	fault := exec.Command(goTool(), "build", "-tags", "faultinject", "-o", faultBin, "./cmd/peapod")
 	fault.Env = append(os.Environ(), "CGO_ENABLED=0")
-	b, err := testutil.BuildPeapod(dir, fault)
+	faultSup := exec.Command(goTool(), "build", "-tags", "faultinject", "-o", faultSupervisorBin(), "./cmd/peapod-supervisor")
+	faultSup.Env = fault.Env
+	b, err := testutil.BuildPeapod(dir, fault, faultSup)
 	if err != nil {
 		return err
 	}
@@ -75,12 +77,22 @@ func build(dir string) error {
 	peapodBin = filepath.Join(bin, "peapod")
 	for _, h := range testutil.Helpers {
 		helperBins = append(helperBins, filepath.Join(bin, h))
+		if h == "peapod-supervisor" {
+			continue // built with the fault hook above
+		}
 		// The CLI looks for its helpers beside itself.
 		if err := os.Symlink(filepath.Join(bin, h), filepath.Join(faultDir, h)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// faultSupervisorBin is peapod-supervisor built with the faultinject tag
+// (PEAPOD_SUPERVISOR_FAULT kills it after a step of a container start),
+// beside faultBin.
+func faultSupervisorBin() string {
+	return filepath.Join(filepath.Dir(faultBin), "peapod-supervisor")
 }
 
 // goTool is the go command: on PATH, or where provision.sh installs it.
