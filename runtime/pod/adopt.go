@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"syscall"
 	"time"
 
@@ -89,29 +88,12 @@ func (m *Manager) adopt(rec *state.Record) (state.Proc, error) {
 // for its report.
 func (m *Manager) spawnAdopter(rec *state.Record) (state.Proc, error) {
 	runDir := m.runDir(rec.UID)
-	logf, err := os.OpenFile(layout.Run(runDir).SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// No fault setting: adoption itself runs as in production.
+	sup, r, err := m.startSupervisor("adopt", runDir)
 	if err != nil {
-		return state.Proc{}, fmt.Errorf("failed to open supervisor log: %w", err)
-	}
-	defer logf.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return state.Proc{}, fmt.Errorf("failed to create report pipe: %w", err)
+		return state.Proc{}, err
 	}
 	defer r.Close()
-	cmd := exec.Command(m.o.Supervisor, "adopt", runDir)
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		return state.Proc{}, fmt.Errorf("failed to start supervisor %q: %w", m.o.Supervisor, err)
-	}
-	sup := state.ProcOf(cmd.Process.Pid)
-	go cmd.Wait()
 	// A supervisor that never reports must not hang ps: it is killed, and
 	// the pod stays Unknown.
 	r.SetReadDeadline(time.Now().Add(adoptWait))
@@ -121,9 +103,9 @@ func (m *Manager) spawnAdopter(rec *state.Record) (state.Proc, error) {
 		log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
 		return state.Proc{}, fmt.Errorf("replacement supervisor (pid %d) did not report (%v): %s", sup.PID, err, lastLines(log, 5))
 	}
-	if rep.Version != supervisor.ProtocolVersion {
+	if err := m.checkReportVersion(rep); err != nil {
 		sup.Signal(syscall.SIGKILL)
-		return state.Proc{}, fmt.Errorf("supervisor %q speaks %q, this peapod %q", m.o.Supervisor, rep.Version, supervisor.ProtocolVersion)
+		return state.Proc{}, err
 	}
 	if rep.Error != "" {
 		// It runs on (a restart that failed is retried, as after run):

@@ -453,37 +453,12 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 // report: "" once every app container runs, or what failed to start.
 func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tracer) (string, error) {
 	runDir := m.runDir(rec.UID)
-	logf, err := os.OpenFile(layout.Run(runDir).SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	sup, r, err := m.startSupervisor("run", runDir, supervisorFaultEnv...)
 	if err != nil {
-		return "", fmt.Errorf("failed to open supervisor log: %w", err)
-	}
-	defer logf.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return "", fmt.Errorf("failed to create report pipe: %w", err)
+		return "", err
 	}
 	defer r.Close()
-	cmd := exec.Command(m.o.Supervisor, "run", runDir)
-	cmd.Dir = "/"
-	// GOMAXPROCS=1: a supervisor mostly sleeps; one P means one mcache and
-	// fewer threads resident per pod.
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}
-	cmd.Env = append(cmd.Env, supervisorFaultEnv...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{w}
-	// A session of its own: the supervisor outlives the CLI and no
-	// terminal's SIGHUP or Ctrl-C reaches it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		return "", fmt.Errorf("failed to start supervisor %q: %w", m.o.Supervisor, err)
-	}
-	sup := state.ProcOf(cmd.Process.Pid)
 	undo.Add(func() error { return sup.Signal(syscall.SIGKILL) })
-	// Reap it if it exits while we live (tests run many pods in one
-	// process); once we exit, init adopts it.
-	go cmd.Wait()
 	rec.Supervisor = sup
 	if err := tr.step("supervisor spawned"); err != nil {
 		return "", err
@@ -493,10 +468,53 @@ func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tr
 		log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
 		return "", fmt.Errorf("supervisor of pod %s/%s exited before reporting: %s", rec.Namespace, rec.Name, log)
 	}
-	if rep.Version != supervisor.ProtocolVersion {
-		return "", fmt.Errorf("supervisor %q speaks %q, this peapod %q", m.o.Supervisor, rep.Version, supervisor.ProtocolVersion)
+	if err := m.checkReportVersion(rep); err != nil {
+		return "", err
 	}
 	return rep.Error, nil
+}
+
+// startSupervisor starts `peapod-supervisor MODE RUNDIR` detached, its
+// output appended to the pod's supervisor log, and returns it with the read
+// end of its report pipe (fd 3 on its side), which the caller closes.
+func (m *Manager) startSupervisor(mode, runDir string, extraEnv ...string) (state.Proc, *os.File, error) {
+	logf, err := os.OpenFile(layout.Run(runDir).SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return state.Proc{}, nil, fmt.Errorf("failed to open supervisor log: %w", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return state.Proc{}, nil, fmt.Errorf("failed to create report pipe: %w", err)
+	}
+	cmd := exec.Command(m.o.Supervisor, mode, runDir)
+	cmd.Dir = "/"
+	// GOMAXPROCS=1: a supervisor mostly sleeps; one P means one mcache and
+	// fewer threads resident per pod.
+	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}, extraEnv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	// A session of its own: the supervisor outlives the CLI and no
+	// terminal's SIGHUP or Ctrl-C reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return state.Proc{}, nil, fmt.Errorf("failed to start supervisor %q: %w", m.o.Supervisor, err)
+	}
+	// Reap it if it exits while we live (tests run many pods in one
+	// process); once we exit, init adopts it.
+	go cmd.Wait()
+	return state.ProcOf(cmd.Process.Pid), r, nil
+}
+
+// checkReportVersion refuses a report of another protocol version.
+func (m *Manager) checkReportVersion(rep supervisor.Report) error {
+	if rep.Version != supervisor.ProtocolVersion {
+		return fmt.Errorf("supervisor %q speaks %q, this peapod %q", m.o.Supervisor, rep.Version, supervisor.ProtocolVersion)
+	}
+	return nil
 }
 
 // removeRunDir unmounts the pod's tmpfs mounts under runDir, then removes
