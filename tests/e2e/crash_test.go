@@ -548,14 +548,21 @@ func TestGCRacingRmEnd(t *testing.T) {
 	if err := rm.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if err := rm.Wait(); err != nil {
-		t.Fatalf("rm resumed: %v\n%s", err, rm.Stderr)
+	// rm finishes the pod, name included, then waits for the root's lock
+	// (to unbind the helper), which the stopped gc holds: that wait is
+	// the moment its removal is complete.
+	awaitBlockedFlock(t, rm)
+	if _, err := os.Stat(e.dirs().NameIndex("default", name)); !os.IsNotExist(err) {
+		t.Fatalf("rm waits for the root's lock with the name still there (%v)", err)
 	}
 	if err := gc.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	if err := gc.Wait(); err != nil {
 		t.Fatalf("gc resumed: %v\n%s", err, gc.Stderr)
+	}
+	if err := rm.Wait(); err != nil {
+		t.Fatalf("rm resumed: %v\n%s", err, rm.Stderr)
 	}
 	if out := gc.Stdout.(*bytes.Buffer).String(); strings.TrimSpace(out) != "nothing to collect" {
 		t.Errorf("gc that raced the end of rm -f collected:\n%s", out)
