@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 
+	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/supervisor"
@@ -25,7 +27,7 @@ const (
 func newMetricsCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "metrics [POD]",
-		Short:   "Print the probe metrics of one pod or of all pods of the namespace, in the Prometheus text format",
+		Short:   "Print the probe metrics and the cAdvisor container metrics of one pod or of all pods of the namespace, in the Prometheus text format",
 		Example: "  sudo peapod metrics web\n  sudo peapod metrics -n default",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,6 +46,7 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 		return err
 	}
 	var series []probes.SeriesSnapshot
+	var usage []*pod.PodStats
 	for _, name := range names {
 		in, err := m.Inspect(g.namespace, name)
 		if err != nil {
@@ -57,8 +60,67 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 			return fmt.Errorf("failed to read probe metrics of pod %s/%s: %w", g.namespace, name, err)
 		}
 		series = append(series, s...)
+		st, err := m.Stats(g.namespace, name)
+		if errors.Is(err, pod.ErrNotRunning) || errors.Is(err, pod.ErrNotFound) {
+			continue // stopped meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		usage = append(usage, st)
 	}
-	return writeProbeMetrics(out, series)
+	if err := writeProbeMetrics(out, series); err != nil {
+		return err
+	}
+	return writeContainerMetrics(out, usage)
+}
+
+// cAdvisor's series (the kubelet's /metrics/cadvisor) for each container,
+// with cAdvisor's help texts; a limit of 0 means none, as cAdvisor reports.
+var containerFamilies = []struct {
+	name, help string
+	typ        dto.MetricType
+	value      func(cgroups.Stats) (float64, bool)
+}{
+	{"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", dto.MetricType_COUNTER,
+		func(s cgroups.Stats) (float64, bool) { return float64(s.CPUUsageUsec) / 1e6, s.Has[cgroups.StatCPU] }},
+	{"container_memory_working_set_bytes", "Current working set in bytes.", dto.MetricType_GAUGE,
+		func(s cgroups.Stats) (float64, bool) { return float64(s.MemoryWorkingSet), s.Has[cgroups.StatMemory] }},
+	{"container_oom_events_total", "Count of out of memory events observed for the container", dto.MetricType_COUNTER,
+		func(s cgroups.Stats) (float64, bool) { return float64(s.OOMKills), s.Has[cgroups.StatOOM] }},
+	{"container_spec_memory_limit_bytes", "Memory limit for the container.", dto.MetricType_GAUGE,
+		func(s cgroups.Stats) (float64, bool) { return float64(s.MemoryLimit), s.Has[cgroups.StatMemory] }},
+}
+
+// writeContainerMetrics renders cAdvisor's container series, labelled by
+// namespace, pod and container as the kubelet labels them.
+func writeContainerMetrics(out io.Writer, pods []*pod.PodStats) error {
+	enc := expfmt.NewEncoder(out, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range containerFamilies {
+		mf := &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help), Type: f.typ.Enum()}
+		for _, p := range pods {
+			for _, c := range p.Containers {
+				v, ok := f.value(c.Stats)
+				if !ok {
+					continue
+				}
+				m := &dto.Metric{Label: []*dto.LabelPair{label("container", c.Name), label("namespace", p.Namespace), label("pod", p.Name)}}
+				if f.typ == dto.MetricType_COUNTER {
+					m.Counter = &dto.Counter{Value: proto.Float64(v)}
+				} else {
+					m.Gauge = &dto.Gauge{Value: proto.Float64(v)}
+				}
+				mf.Metric = append(mf.Metric, m)
+			}
+		}
+		if len(mf.Metric) == 0 {
+			continue
+		}
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("failed to encode %s: %w", f.name, err)
+		}
+	}
+	return nil
 }
 
 // metricsPods returns the named pod, or every pod of ns.
