@@ -88,6 +88,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		newStopCommand(g), newRmCommand(g), newExecCommand(g), newLogsCommand(g), newWaitCommand(g),
 		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand(), newMetricsCommand(g), newCriCommand(g),
 		newTopCommand(g), newStatsCommand(g), newUpdateCommand(g))
+	root.AddCommand(newPortForwardCommand(g), newCpCommand(g))
 	return root
 }
 
