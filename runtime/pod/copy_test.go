@@ -1,0 +1,284 @@
+package pod
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tarEntry is one entry of a crafted tar stream.
+type tarEntry struct {
+	name, link string
+	typ        byte
+	body       string
+	mode       int64
+}
+
+// craft builds a tar stream of entries, as a hostile container could.
+func craft(t *testing.T, entries ...tarEntry) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		mode := e.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: mode, Size: int64(len(e.body)), ModTime: time.Unix(1e9, 0)}
+		if e.typ != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte(e.body))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
+// assertEmpty fails unless dir holds nothing: no escape wrote there.
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		t.Errorf("%s was written outside the destination", filepath.Join(dir, de.Name()))
+	}
+}
+
+// TestUnpackEscapes feeds the unpacker each shape of the kubectl cp CVEs
+// and checks it refuses with ErrUnsafeCopy and writes nothing outside.
+func TestUnpackEscapes(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries []tarEntry
+		// plant prepares dest before the stream (outside is the victim dir).
+		plant func(t *testing.T, dest, outside string)
+	}{
+		{name: "dot-dot name (CVE-2018-1002100)", entries: []tarEntry{
+			{name: "../outside/pwned", typ: tar.TypeReg, body: "x"}}},
+		{name: "dot-dot inside name", entries: []tarEntry{
+			{name: "a/../../outside/pwned", typ: tar.TypeReg, body: "x"}}},
+		{name: "absolute name", entries: []tarEntry{
+			{name: "/pwned", typ: tar.TypeReg, body: "x"}}},
+		{name: "symlink then file through it (CVE-2019-11246)", entries: []tarEntry{
+			{name: "link", typ: tar.TypeSymlink, link: "OUTSIDE"},
+			{name: "link/pwned", typ: tar.TypeReg, body: "x"}}},
+		{name: "relative symlink then file through it (CVE-2019-1002101)", entries: []tarEntry{
+			{name: "d", typ: tar.TypeDir, mode: 0o755},
+			{name: "d/link", typ: tar.TypeSymlink, link: "../../outside"},
+			{name: "d/link/pwned", typ: tar.TypeReg, body: "x"}}},
+		{name: "symlink then directory through it", entries: []tarEntry{
+			{name: "link", typ: tar.TypeSymlink, link: "OUTSIDE"},
+			{name: "link/sub/", typ: tar.TypeDir, mode: 0o755}}},
+		{name: "symlink already in dest", entries: []tarEntry{
+			{name: "planted/pwned", typ: tar.TypeReg, body: "x"}},
+			plant: func(t *testing.T, dest, outside string) {
+				if err := os.Symlink(outside, filepath.Join(dest, "planted")); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			dest, outside := filepath.Join(base, "dest"), filepath.Join(base, "outside")
+			for _, d := range []string{dest, outside} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.plant != nil {
+				tc.plant(t, dest, outside)
+			}
+			for i := range tc.entries {
+				tc.entries[i].link = strings.ReplaceAll(tc.entries[i].link, "OUTSIDE", outside)
+			}
+			err := UnpackHost(craft(t, tc.entries...), dest, CopyOptions{})
+			if !errors.Is(err, ErrUnsafeCopy) {
+				t.Errorf("unpack: %v, want ErrUnsafeCopy", err)
+			}
+			assertEmpty(t, outside)
+			if _, err := os.Stat(filepath.Join(base, "pwned")); err == nil {
+				t.Errorf("%s was written", filepath.Join(base, "pwned"))
+			}
+		})
+	}
+}
+
+// TestUnpackReplacesSymlinkNotTarget: a file entry over an existing
+// symlink replaces the link; the file it pointed at is untouched.
+func TestUnpackReplacesSymlinkNotTarget(t *testing.T) {
+	base := t.TempDir()
+	dest, victim := filepath.Join(base, "dest"), filepath.Join(base, "victim")
+	os.Mkdir(dest, 0o755)
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dest, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnpackHost(craft(t, tarEntry{name: "f", typ: tar.TypeReg, body: "new"}), dest, CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+	if fi, err := os.Lstat(filepath.Join(dest, "f")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("dest/f is not a regular file: %v %v", fi, err)
+	}
+}
+
+// TestUnpackSkipsSpecial: hard links and device nodes are never made.
+func TestUnpackSkipsSpecial(t *testing.T) {
+	dest := t.TempDir()
+	var warn bytes.Buffer
+	err := UnpackHost(craft(t,
+		tarEntry{name: "shadow", typ: tar.TypeLink, link: "/etc/shadow"},
+		tarEntry{name: "sda", typ: tar.TypeBlock},
+		tarEntry{name: "ok", typ: tar.TypeReg, body: "ok"}), dest, CopyOptions{Warn: &warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"shadow", "sda"} {
+		if _, err := os.Lstat(filepath.Join(dest, n)); err == nil {
+			t.Errorf("%s was created", n)
+		}
+		if !strings.Contains(warn.String(), "skipping \""+n+"\"") {
+			t.Errorf("no warning for %s: %q", n, warn.String())
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "ok")); string(b) != "ok" {
+		t.Errorf("ok = %q", b)
+	}
+}
+
+// TestPackUnpackRoundTrip copies a tree with modes, a symlink pointing out
+// of it (kept as a link, not followed) and a setuid file (stripped).
+func TestPackUnpackRoundTrip(t *testing.T) {
+	base := t.TempDir()
+	src := filepath.Join(base, "src")
+	secret := filepath.Join(base, "secret")
+	os.WriteFile(secret, []byte("secret"), 0o600)
+	mk := func(p string, mode os.FileMode, body string) {
+		t.Helper()
+		p = filepath.Join(src, p)
+		if body == "" {
+			if err := os.Mkdir(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("", 0o750, "")
+	mk("sub", 0o711, "")
+	mk("sub/f", 0o640, "hello")
+	mk("suid", 0o4755|os.ModeSetuid, "#!")
+	if err := os.Symlink(secret, filepath.Join(src, "sub", "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var buf, warn bytes.Buffer
+	if err := PackHost(&buf, src, "copy", CopyOptions{Warn: &warn}); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(base, "dest")
+	os.Mkdir(dest, 0o755)
+	if err := UnpackHost(&buf, dest, CopyOptions{StripSetID: true, Warn: &warn, Chown: os.Geteuid() == 0}); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]fs.FileMode{"": fs.ModeDir | 0o750, "sub": fs.ModeDir | 0o711, "sub/f": 0o640, "suid": 0o755} {
+		fi, err := os.Lstat(filepath.Join(dest, "copy", rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%q: mode %v, want %v", rel, fi.Mode(), want)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(dest, "copy/sub/out")); err != nil || l != secret {
+		t.Errorf("symlink: %q %v, want %q", l, err, secret)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "copy/sub/f")); string(b) != "hello" {
+		t.Errorf("sub/f = %q", b)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "copy/fifo")); err == nil {
+		t.Errorf("the FIFO was copied")
+	}
+	if !strings.Contains(warn.String(), `skipping "copy/fifo": a FIFO`) {
+		t.Errorf("no warning for the FIFO: %q", warn.String())
+	}
+}
+
+// fakeContainer makes a directory that plays a container's root.
+func fakeContainer(t *testing.T, root string) *ContainerFS {
+	t.Helper()
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ContainerFS{root: os.NewFile(uintptr(fd), root), desc: "container \"app\" of pod default/web", cwd: "/work"}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestContainerPathsStayInRoot: a symlink the container planted, absolute
+// or climbing with "..", resolves inside its root for reading and writing.
+func TestContainerPathsStayInRoot(t *testing.T) {
+	base := t.TempDir()
+	root, host := filepath.Join(base, "root"), filepath.Join(base, "host")
+	for _, d := range []string{root, host, filepath.Join(root, "etc"), filepath.Join(root, "data")} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.WriteFile(filepath.Join(host, "secret"), []byte("host"), 0o600)
+	os.Symlink(host, filepath.Join(root, "data", "abs"))
+	os.Symlink("../../../../../../.."+host, filepath.Join(root, "data", "rel"))
+	os.Symlink("/etc", filepath.Join(root, "data", "etc"))
+	c := fakeContainer(t, root)
+	for _, p := range []string{"/data/abs/secret", "/data/rel/secret"} {
+		var buf bytes.Buffer
+		err := c.Pack(&buf, p, "x", CopyOptions{})
+		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), `container "app" of pod default/web`) {
+			t.Errorf("pack %s: %v, want a not-exist error naming the container", p, err)
+		}
+	}
+	// Into the container through its symlink to /etc: its own /etc.
+	if err := c.Unpack(craft(t, tarEntry{name: "marker", typ: tar.TypeReg, body: "in"}), "/data/etc", CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc", "marker")); err != nil || string(b) != "in" {
+		t.Errorf("the container's /etc/marker: %q %v", b, err)
+	}
+	err := c.Unpack(craft(t, tarEntry{name: "marker", typ: tar.TypeReg, body: "in"}), "/data/abs", CopyOptions{})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unpack into a symlink to a host dir: %v, want not exist", err)
+	}
+	if des, _ := os.ReadDir(host); len(des) != 1 {
+		t.Errorf("the host dir holds %d entries, want only its secret", len(des))
+	}
+	if got := c.Abs("logs/../x/"); got != "/work/x" {
+		t.Errorf("Abs = %q", got)
+	}
+}
