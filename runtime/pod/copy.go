@@ -288,7 +288,7 @@ func pack(w io.Writer, top *os.File, name string, o CopyOptions) error {
 		if err != nil {
 			return err
 		}
-		err = p.dir(d, name, &st, name == "")
+		err = p.dir(d, name, top.Name(), &st, name == "")
 	case unix.S_IFREG:
 		var f *os.File
 		// Through /proc/self/fd: the handle, never the path again.
@@ -329,14 +329,15 @@ func join(dir, name string) string {
 	return dir + "/" + name
 }
 
-// dir writes directory d (closed on return) and, depth first, its entries.
-func (p *packer) dir(d int, name string, st *unix.Stat_t, skipSelf bool) error {
+// dir writes directory d (closed on return) and, depth first, its entries;
+// name is its name in the stream, src its path where it is read (for warnings).
+func (p *packer) dir(d int, name, src string, st *unix.Stat_t, skipSelf bool) error {
 	f := os.NewFile(uintptr(d), name)
 	defer f.Close()
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(d, &sfs); err == nil && (sfs.Type == unix.PROC_SUPER_MAGIC || sfs.Type == unix.SYSFS_MAGIC) {
 		// A kernel view, not files: reading it would never end well.
-		p.o.warnf("skipping %q: a %s mount", name, map[bool]string{true: "proc", false: "sysfs"}[sfs.Type == unix.PROC_SUPER_MAGIC])
+		p.o.warnf("skipping %q: a %s mount", src, map[bool]string{true: "proc", false: "sysfs"}[sfs.Type == unix.PROC_SUPER_MAGIC])
 		return nil
 	}
 	if !skipSelf {
@@ -352,7 +353,7 @@ func (p *packer) dir(d int, name string, st *unix.Stat_t, skipSelf bool) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := p.entry(d, n, join(name, n)); err != nil {
+		if err := p.entry(d, n, join(name, n), path.Join(src, n)); err != nil {
 			return err
 		}
 	}
@@ -360,7 +361,7 @@ func (p *packer) dir(d int, name string, st *unix.Stat_t, skipSelf bool) error {
 }
 
 // entry writes the child base of directory d, never following a symlink.
-func (p *packer) entry(d int, base, name string) error {
+func (p *packer) entry(d int, base, name, src string) error {
 	var st unix.Stat_t
 	if err := unix.Fstatat(d, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -374,7 +375,7 @@ func (p *packer) entry(d int, base, name string) error {
 		if err != nil {
 			return fmt.Errorf("failed to open directory %q: %w", name, err)
 		}
-		return p.dir(c, name, &st, false)
+		return p.dir(c, name, src, &st, false)
 	case unix.S_IFREG:
 		// O_NONBLOCK: a FIFO swapped in after the stat must not block the
 		// open; file() checks the fd is the regular file that was stat'ed.
@@ -392,7 +393,7 @@ func (p *packer) entry(d int, base, name string) error {
 		h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, target, 0o777
 		return p.tw.WriteHeader(h)
 	default:
-		p.o.warnf("skipping %q: a %s", name, kindName(modeOf(&st)))
+		p.o.warnf("skipping %q: a %s", src, kindName(modeOf(&st)))
 		return nil
 	}
 }
