@@ -279,7 +279,17 @@ func TestPortForwardSignals_12(t *testing.T) {
 			t.Errorf("peapod %v: %v, output %q; want an error with %q", tc.args, err, out, tc.want)
 		}
 	}
+	// Stopping the pod releases its network: a forward ends with it.
+	f = e.startForward("sig", []int{8080}, ":8080")
 	e.mustRun("stop", "sig")
+	select {
+	case <-f.done:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("port-forward still running 3 s after the pod was stopped; stderr: %s", f.errors())
+	}
+	if f.code == 0 || !strings.Contains(f.errors(), "network namespace was released") {
+		t.Errorf("after stop: exit code %d, stderr %q", f.code, f.errors())
+	}
 	if _, stderr, code := e.run("", "port-forward", "sig", "8080"); code == 0 || !strings.Contains(stderr, "has no network") {
 		t.Errorf("port-forward to a stopped pod: exit %d, stderr %q; want a clear error", code, stderr)
 	}
