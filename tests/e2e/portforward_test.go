@@ -199,6 +199,29 @@ func TestPortForward_12(t *testing.T) {
 		}
 	})
 
+	t.Run("sequential connections", func(t *testing.T) {
+		// A figure for the report: a connection and request through the
+		// forward against the same straight to the pod's address.
+		direct := net.JoinHostPort(e.get("pf").Status.PodIP, "8080")
+		measure := func(addr string) time.Duration {
+			const n = 100
+			start := time.Now()
+			for i := 0; i < n; i++ {
+				resp, err := client.Get(fmt.Sprintf("http://%s/f%d", addr, i%20+1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			return time.Since(start) / n
+		}
+		if err := get(3); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("per connection + GET: %v through the forward, %v straight to the pod", measure(web), measure(direct))
+	})
+
 	t.Run("closed port", func(t *testing.T) {
 		c, err := net.DialTimeout("tcp", f.ports[9], cliTimeout)
 		if err != nil {
