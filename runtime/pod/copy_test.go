@@ -282,3 +282,108 @@ func TestContainerPathsStayInRoot(t *testing.T) {
 		t.Errorf("Abs = %q", got)
 	}
 }
+
+// swapper flips dir between a directory and a symlink to target until
+// stop is closed, as a hostile container racing a copy would.
+func swapper(t *testing.T, dir, target string, stop chan struct{}) (done chan struct{}) {
+	t.Helper()
+	done = make(chan struct{})
+	aside := dir + ".aside"
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Rename(dir, aside)
+			os.Symlink(target, dir)
+			os.Remove(dir)
+			os.Rename(aside, dir)
+		}
+	}()
+	return done
+}
+
+// TestPackRacingSymlinkSwap: while the container swaps a directory being
+// copied out for a symlink to a host directory, no host file is read.
+func TestPackRacingSymlinkSwap(t *testing.T) {
+	base := t.TempDir()
+	root, host := filepath.Join(base, "root"), filepath.Join(base, "host")
+	os.MkdirAll(filepath.Join(root, "data", "d"), 0o755)
+	os.MkdirAll(host, 0o755)
+	os.WriteFile(filepath.Join(root, "data", "d", "secret"), []byte("inside"), 0o644)
+	os.WriteFile(filepath.Join(host, "secret"), []byte("HOST SECRET"), 0o644)
+	c := fakeContainer(t, root)
+	stop := make(chan struct{})
+	done := swapper(t, filepath.Join(root, "data", "d"), host, stop)
+	defer func() { close(stop); <-done }()
+
+	// Until both sides of the race were seen: a copy that met the
+	// directory and one that met the symlink (or failed on it).
+	var sawDir, sawLink int
+	for deadline := time.Now().Add(10 * time.Second); sawDir < 20 || sawLink < 20; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the race never happened both ways: %d copies saw the directory, %d the symlink", sawDir, sawLink)
+		}
+		for _, src := range []string{"/data", "/data/d", "/data/d/secret"} {
+			var buf bytes.Buffer
+			if err := c.Pack(&buf, src, "x", CopyOptions{}); err != nil {
+				sawLink++
+				continue
+			}
+			tr := tar.NewReader(&buf)
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					break
+				}
+				switch {
+				case h.Typeflag == tar.TypeSymlink:
+					sawLink++
+				case h.Typeflag == tar.TypeReg && strings.HasSuffix(h.Name, "secret"):
+					sawDir++
+				}
+				b := new(bytes.Buffer)
+				b.ReadFrom(tr)
+				if strings.Contains(b.String(), "HOST SECRET") {
+					t.Fatalf("pack of %s read the host's secret as %q", src, h.Name)
+				}
+			}
+		}
+	}
+}
+
+// TestUnpackRacingSymlinkSwap: while the container swaps a directory being
+// written for a symlink to a host directory, nothing lands on the host.
+func TestUnpackRacingSymlinkSwap(t *testing.T) {
+	base := t.TempDir()
+	root, host := filepath.Join(base, "root"), filepath.Join(base, "host")
+	os.MkdirAll(filepath.Join(root, "dest", "d"), 0o755)
+	os.MkdirAll(host, 0o755)
+	entries := []tarEntry{{name: "d", typ: tar.TypeDir, mode: 0o755}}
+	for i := 0; i < 50; i++ {
+		entries = append(entries, tarEntry{name: "d/f" + string(rune('a'+i%26)) + string(rune('a'+i/26)), typ: tar.TypeReg, body: "x"})
+	}
+	stream := craft(t, entries...).Bytes()
+	c := fakeContainer(t, root)
+	stop := make(chan struct{})
+	done := swapper(t, filepath.Join(root, "dest", "d"), host, stop)
+	var ok, refused int
+	for deadline := time.Now().Add(10 * time.Second); ok < 5 || refused < 5; {
+		if time.Now().After(deadline) {
+			close(stop)
+			<-done
+			t.Fatalf("the race never happened both ways: %d copies succeeded, %d were refused", ok, refused)
+		}
+		if err := c.Unpack(bytes.NewReader(stream), "/dest", CopyOptions{}); err != nil {
+			refused++
+		} else {
+			ok++
+		}
+	}
+	close(stop)
+	<-done
+	assertEmpty(t, host)
+}
