@@ -14,6 +14,7 @@ import (
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 type runOptions struct {
@@ -23,6 +24,8 @@ type runOptions struct {
 	detach bool
 	// pull holds the registry flags for the images run pulls.
 	pull pullFlags
+	// timeout bounds the wait for each pod's containers to start (-d).
+	timeout time.Duration
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -42,6 +45,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "manifest file, or - for standard input (repeatable)")
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the pods' containers have started")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "with -d, how long to wait for each pod's init containers and entrypoints (0: no bound); the pod keeps starting after it")
 	o.pull.addRegistryFlags(cmd.Flags())
 	cmd.MarkFlagRequired("filename")
 	return cmd
@@ -114,12 +118,45 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	if err := ensureImages(puller, objs); err != nil {
 		return err
 	}
+	if o.timeout < 0 {
+		return fmt.Errorf("--timeout must not be negative, got %s", o.timeout)
+	}
+	if o.timeout > 0 && !o.detach {
+		return errors.New("--timeout bounds the wait of run -d; without -d, run stays in the foreground")
+	}
+	// Ctrl-C while pods are created ends only the wait for their
+	// containers: a pod being set up is finished first, so nothing is left
+	// half-made for gc.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	var created []*state.Record
 	var startErrs []error
 	for _, p := range pods {
-		rec, err := m.CreateWithSources(p, objs.SourcesFor(p))
+		ctx, cancel := sigCtx, context.CancelFunc(func() {})
+		if o.timeout > 0 {
+			ctx, cancel = context.WithTimeout(sigCtx, o.timeout)
+		}
+		rec, err := m.CreateWait(p, objs.SourcesFor(p), pod.StartWait{Ctx: ctx, Progress: startProgress(p.Namespace+"/"+p.Name, errw)})
+		cancel()
 		var se *pod.StartError
+		var pe *pod.PendingError
 		switch {
+		case errors.As(err, &pe):
+			created = append(created, rec)
+			fmt.Fprintf(out, "pod/%s created\n", rec.Name)
+			if !o.detach {
+				stopSignals()
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+				defer signal.Stop(sig)
+				return interrupted(m, created, sig, out)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("timed out after %s: pod %s is still waiting for %s; it keeps starting (see peapod get %s, peapod logs)",
+					o.timeout, pe.Pod, pe.WaitingFor, rec.Name)
+			}
+			return fmt.Errorf("interrupted: pod %s is created and still waiting for %s; it keeps starting (peapod rm -f %s removes it)",
+				pe.Pod, pe.WaitingFor, rec.Name)
 		case errors.As(err, &se):
 			startErrs = append(startErrs, err)
 			fallthrough
@@ -132,7 +169,11 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 			}
 			return err
 		}
+		if sigCtx.Err() != nil && len(created) < len(pods) {
+			return fmt.Errorf("interrupted: created %s, not the rest", recordNames(created))
+		}
 	}
+	stopSignals()
 	if err := errors.Join(startErrs...); err != nil {
 		return err
 	}
@@ -140,6 +181,19 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return nil
 	}
 	return foreground(m, created, out)
+}
+
+// startProgress tells a user at a terminal what a pod's start waits for
+// (an init container that takes its time); elsewhere it says nothing, so
+// scripts' output stays the created lines.
+func startProgress(pod string, errw io.Writer) func(string, time.Duration) {
+	f, ok := errw.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(waiting string, since time.Duration) {
+		fmt.Fprintf(errw, "waiting for pod %s: %s (%s so far; Ctrl-C leaves the pod starting)\n", pod, waiting, since.Round(time.Second))
+	}
 }
 
 // ensureImages pulls what the pods need; Ctrl-C during the pulls stops

@@ -64,6 +64,43 @@ func (m *Manager) Create(p *corev1.Pod) (rec *state.Record, err error) {
 // src holds those it references (manifest.Objects.SourcesFor); they are
 // stored with the pod, and its projected volumes written (sources.go).
 func (m *Manager) CreateWithSources(p *corev1.Pod, src *manifest.Sources) (rec *state.Record, err error) {
+	return m.CreateWait(p, src, StartWait{})
+}
+
+// StartWait shapes how Create waits for a pod's containers to start.
+type StartWait struct {
+	// Ctx ends the wait early (Ctrl-C, a timeout): the pod is then fully
+	// created, its supervisor carrying on with the init containers, and
+	// Create returns it with a *PendingError. nil waits to the end.
+	Ctx context.Context
+	// Progress, when set, is told what the pod waits for once the wait
+	// passes ProgressAfter and whenever that changes.
+	Progress func(waitingFor string, since time.Duration)
+	// ProgressAfter is how long a wait goes unreported (default 1 s).
+	ProgressAfter time.Duration
+}
+
+// PendingError is returned with a fully created pod when StartWait.Ctx
+// ended the wait for its containers: nothing is rolled back, the pod is
+// no CreatorLost debris for gc, and its supervisor goes on starting it.
+type PendingError struct {
+	// Pod is namespace/name.
+	Pod string
+	// WaitingFor is what the pod was waiting for ("init container setup").
+	WaitingFor string
+	// Err is the context's error (context.Canceled, DeadlineExceeded).
+	Err error
+}
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("pod %s is created and still starting (waiting for %s): %v", e.Pod, e.WaitingFor, e.Err)
+}
+
+func (e *PendingError) Unwrap() error { return e.Err }
+
+// CreateWait is CreateWithSources with a bounded, reported wait for the
+// containers to start (StartWait).
+func (m *Manager) CreateWait(p *corev1.Pod, src *manifest.Sources, wait StartWait) (rec *state.Record, err error) {
 	var undo cleanup.Stack
 	var name *state.Held
 	defer func() {
@@ -134,7 +171,7 @@ func (m *Manager) CreateWithSources(p *corev1.Pod, src *manifest.Sources) (rec *
 	if err := tr.step("spec and record"); err != nil {
 		return nil, err
 	}
-	startErr, err := m.spawnSupervisor(rec, &undo, tr)
+	startErr, pending, err := m.spawnSupervisor(rec, &undo, tr, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +187,9 @@ func (m *Manager) CreateWithSources(p *corev1.Pod, src *manifest.Sources) (rec *
 		return nil, err
 	}
 	undo.Release()
+	if pending != nil {
+		return rec, pending
+	}
 	if startErr != "" {
 		return rec, &StartError{Pod: rec.Namespace + "/" + rec.Name, Msg: startErr}
 	}
@@ -450,28 +490,91 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 }
 
 // spawnSupervisor starts the pod's detached supervisor and waits for its
-// report: "" once every app container runs, or what failed to start.
-func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tracer) (string, error) {
+// report: "" once every app container runs, or what failed to start. When
+// wait.Ctx ends first, the supervisor is left to carry on and a
+// *PendingError says what the pod was waiting for.
+func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tracer, wait StartWait) (string, *PendingError, error) {
 	runDir := m.runDir(rec.UID)
 	sup, r, err := m.startSupervisor("run", runDir, supervisorFaultEnv...)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	// Closing the pipe early is harmless: the supervisor ignores a failed
+	// report write (a pipe's EPIPE on fd 3 raises no SIGPIPE in Go).
 	defer r.Close()
 	undo.Add(func() error { return sup.Signal(syscall.SIGKILL) })
 	rec.Supervisor = sup
 	if err := tr.step("supervisor spawned"); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	var rep supervisor.Report
-	if err := json.NewDecoder(r).Decode(&rep); err != nil {
-		log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
-		return "", fmt.Errorf("supervisor of pod %s/%s exited before reporting: %s", rec.Namespace, rec.Name, log)
+	type result struct {
+		rep supervisor.Report
+		err error
 	}
-	if err := m.checkReportVersion(rep); err != nil {
-		return "", err
+	got := make(chan result, 1)
+	go func() {
+		var res result
+		res.err = json.NewDecoder(r).Decode(&res.rep)
+		got <- res
+	}()
+	ctx := wait.Ctx
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	return rep.Error, nil
+	after := wait.ProgressAfter
+	if after <= 0 {
+		after = time.Second
+	}
+	start := time.Now()
+	// The report is the event waited for; the ticker only paces what the
+	// user is told meanwhile (read from the supervisor's status file).
+	tick := time.NewTicker(after)
+	defer tick.Stop()
+	said := ""
+	for {
+		select {
+		case res := <-got:
+			if res.err != nil {
+				log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
+				return "", nil, fmt.Errorf("supervisor of pod %s/%s exited before reporting: %s", rec.Namespace, rec.Name, log)
+			}
+			if err := m.checkReportVersion(res.rep); err != nil {
+				return "", nil, err
+			}
+			return res.rep.Error, nil, nil
+		case <-ctx.Done():
+			return "", &PendingError{Pod: rec.Namespace + "/" + rec.Name, WaitingFor: waitingFor(runDir), Err: ctx.Err()}, nil
+		case <-tick.C:
+			if w := waitingFor(runDir); wait.Progress != nil && w != said {
+				said = w
+				wait.Progress(w, time.Since(start))
+			}
+		}
+	}
+}
+
+// waitingFor says what a starting pod waits for, from its status file:
+// the first init container not yet completed, else the first app
+// container not yet running.
+func waitingFor(runDir string) string {
+	st, err := state.ReadStatus(layout.Run(runDir).Status())
+	if err != nil {
+		return "its supervisor"
+	}
+	for _, c := range st.InitContainers {
+		if c.State != state.StateTerminated || c.ExitCode != 0 {
+			if c.Reason != "" {
+				return fmt.Sprintf("init container %s (%s)", c.Name, c.Reason)
+			}
+			return "init container " + c.Name
+		}
+	}
+	for _, c := range st.Containers {
+		if c.State != state.StateRunning {
+			return "container " + c.Name + " to start"
+		}
+	}
+	return "its containers to start"
 }
 
 // startSupervisor starts `peapod-supervisor MODE RUNDIR` detached, its
