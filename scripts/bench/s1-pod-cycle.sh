@@ -13,6 +13,14 @@ s1_one() {
 		# shellcheck disable=SC2086 # facts are words
 		pp_check_gone $facts
 		;;
+	peapod+limits)
+		name="s1l-$i"
+		timed s1 peapod+limits-run "$counted" pp_run "$name" limits_manifest
+		facts=$(pp_facts "$name")
+		timed s1 peapod+limits-rm "$counted" pp_rm "$name"
+		# shellcheck disable=SC2086 # facts are words
+		pp_check_gone $facts
+		;;
 	podman)
 		timed s1 podman-start "$counted" pm_start "s1-$i"
 		timed s1 podman-rm "$counted" pm_rm "s1-$i"
@@ -41,16 +49,17 @@ scenario1() {
 	for ((i = 0; i < WARMUP + RUNS; i++)); do
 		while read -r v; do
 			s1_one "$v" "$i" $((i >= WARMUP))
-		done < <(variants_rotated "$i" peapod podman crun+cni runc+cni floor)
+		done < <(variants_rotated "$i" peapod peapod+limits podman crun+cni runc+cni floor)
 	done
 	sum_phases s1 peapod peapod-run peapod-rm
+	sum_phases s1 peapod+limits peapod+limits-run peapod+limits-rm
 	sum_phases s1 podman podman-start podman-rm
 	sum_phases s1 crun+cni crun+cni-start crun+cni-rm
 	sum_phases s1 runc+cni runc+cni-start runc+cni-rm
 	{
 		table s1 "Scenario 1: pod cycle (networked pod, one sleep container: create, running, removed)" \
-			peapod podman crun+cni runc+cni floor
-		table s1 "Scenario 1, start half" peapod-run podman-start crun+cni-start runc+cni-start
-		table s1 "Scenario 1, removal half" peapod-rm podman-rm crun+cni-rm runc+cni-rm
+			peapod peapod+limits podman crun+cni runc+cni floor
+		table s1 "Scenario 1, start half" peapod-run peapod+limits-run podman-start crun+cni-start runc+cni-start
+		table s1 "Scenario 1, removal half" peapod-rm peapod+limits-rm podman-rm crun+cni-rm runc+cni-rm
 	} >>"$OUT/table.md"
 }

@@ -65,6 +65,16 @@ spec:
 EOF
 }
 
+# limits_manifest NAME: manifest's pod with CPU and memory limits, so scenario 1
+# shows what the resource writes (pod and container cgroup) cost a cycle.
+limits_manifest() {
+	manifest "$1"
+	cat <<EOF
+    resources:
+      limits: {cpu: 500m, memory: 64Mi}
+EOF
+}
+
 # probe_manifest NAME: a pod whose container serves HTTP and is probed by TCP
 # and HTTP, for scenario 3's second peapod row.
 probe_manifest() {
