@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // cgroupFS is the file operations the drivers make on cgroupfs. Tests swap
@@ -31,6 +33,11 @@ type hostFS struct{}
 func (hostFS) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
 
 func (hostFS) WriteFile(name, data string) error {
+	return ktrace.Do("cgroup write", name+" <- "+strings.TrimSpace(data), func() error { return writeFile(name, data) })
+}
+
+// writeFile is hostFS.WriteFile untraced.
+func writeFile(name, data string) error {
 	// No O_CREAT: cgroupfs refuses to create files, and a missing control
 	// file must surface as ENOENT (e.g. cgroup.kill before Linux 5.14).
 	f, err := os.OpenFile(name, os.O_WRONLY|unix.O_CLOEXEC, 0)
@@ -43,9 +50,13 @@ func (hostFS) WriteFile(name, data string) error {
 	return errors.Join(werr, cerr)
 }
 
-func (hostFS) Mkdir(name string) error { return os.Mkdir(name, 0o755) }
+func (hostFS) Mkdir(name string) error {
+	return ktrace.Do("cgroup mkdir", name, func() error { return os.Mkdir(name, 0o755) })
+}
 
-func (hostFS) Rmdir(name string) error { return unix.Rmdir(name) }
+func (hostFS) Rmdir(name string) error {
+	return ktrace.Do("cgroup rmdir", name, func() error { return unix.Rmdir(name) })
+}
 
 // mkdirAll creates dir and its missing parents below root, calling before
 // on each existing or created parent before creating its child.

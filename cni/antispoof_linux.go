@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // antispoofPrefix starts the name of the anti-spoofing tables of the
@@ -61,13 +63,13 @@ func addAntispoof(c Config, hostVeth string, podMAC net.HardwareAddr, podIP neti
 	// 6.18; older ones deleted it) keep a netdev chain whose device is gone
 	// and bind it to the next device of that name.
 	queueAntispoof(conn, conn.CreateTable(antispoofTable(c, hostVeth)), hostVeth, podMAC, podIP)
-	err := conn.Flush()
+	err := ktrace.Do("nft create table", "netdev "+antispoofTable(c, hostVeth).Name+": ingress of "+hostVeth+" passes only "+podMAC.String()+" "+podIP.String(), conn.Flush)
 	if errors.Is(err, unix.EEXIST) {
 		// replaced in one batch; not the common path, as any nftables
 		// delete makes the commit wait for an RCU grace period (~10 ms)
 		conn.DelTable(antispoofTable(c, hostVeth))
 		queueAntispoof(conn, conn.AddTable(antispoofTable(c, hostVeth)), hostVeth, podMAC, podIP)
-		err = conn.Flush()
+		err = ktrace.Do("nft replace table", "netdev "+antispoofTable(c, hostVeth).Name, conn.Flush)
 	}
 	if err != nil {
 		return fmt.Errorf("failed to add anti-spoofing table %s for %s %s: %w", antispoofTable(c, hostVeth).Name, podMAC, podIP, err)
@@ -130,7 +132,7 @@ func antispoofRules(mac net.HardwareAddr, ip netip.Addr) [][]expr.Any {
 func deleteAntispoof(c Config, hostVeth string) error {
 	conn := &nftables.Conn{}
 	conn.DelTable(antispoofTable(c, hostVeth))
-	if err := conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := ktrace.Do("nft delete table", "netdev "+antispoofTable(c, hostVeth).Name, conn.Flush); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("failed to delete anti-spoofing table %s: %w", antispoofTable(c, hostVeth).Name, err)
 	}
 	return nil
@@ -156,7 +158,7 @@ func removeHostVeth(c Config, hostVeth string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- deleteAntispoof(c, hostVeth) }()
-	err = netlink.LinkDel(link)
+	err = ktrace.Do("netlink link del", hostVeth, func() error { return netlink.LinkDel(link) })
 	if err != nil && !isNotFound(err) {
 		err = fmt.Errorf("failed to delete link %q: %w", hostVeth, err)
 	} else {

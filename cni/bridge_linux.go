@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // bridgeAliasPrefix marks a bridge as a peapod network; the rest of the alias
@@ -92,7 +94,7 @@ func createBridge(c Config) (*netlink.Bridge, error) {
 	attrs.Name = c.Bridge
 	attrs.MTU = c.MTU
 	attrs.Flags = net.FlagUp
-	err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
+	err := ktrace.Do("netlink link add", "bridge "+c.Bridge, func() error { return netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}) })
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, fmt.Errorf("failed to create bridge %q: %w", c.Bridge, err)
 	}
@@ -108,12 +110,12 @@ func createBridge(c Config) (*netlink.Bridge, error) {
 func configureBridge(c Config, br *netlink.Bridge) error {
 	a := br.Attrs()
 	if a.Alias != bridgeAlias(c) {
-		if err := netlink.LinkSetAlias(br, bridgeAlias(c)); err != nil {
+		if err := ktrace.Do("netlink link set alias", c.Bridge+" "+bridgeAlias(c), func() error { return netlink.LinkSetAlias(br, bridgeAlias(c)) }); err != nil {
 			return fmt.Errorf("failed to mark bridge %q as peapod's: %w", c.Bridge, err)
 		}
 	}
 	if c.MTU > 0 && a.MTU != c.MTU {
-		if err := netlink.LinkSetMTU(br, c.MTU); err != nil {
+		if err := ktrace.Do("netlink link set mtu", c.Bridge, func() error { return netlink.LinkSetMTU(br, c.MTU) }); err != nil {
 			return fmt.Errorf("failed to set MTU %d on bridge %q: %w", c.MTU, c.Bridge, err)
 		}
 	}
@@ -121,7 +123,7 @@ func configureBridge(c Config, br *netlink.Bridge) error {
 		return err
 	}
 	if a.Flags&net.FlagUp == 0 {
-		if err := netlink.LinkSetUp(br); err != nil {
+		if err := ktrace.Do("netlink link set up", c.Bridge, func() error { return netlink.LinkSetUp(br) }); err != nil {
 			return fmt.Errorf("failed to bring up bridge %q: %w", c.Bridge, err)
 		}
 	}
@@ -138,7 +140,7 @@ func pinMAC(br *netlink.Bridge) error {
 	if err == nil && strings.TrimSpace(string(b)) == netAddrSet {
 		return nil
 	}
-	if err := netlink.LinkSetHardwareAddr(br, br.Attrs().HardwareAddr); err != nil {
+	if err := ktrace.Do("netlink link set address", name+" "+br.Attrs().HardwareAddr.String(), func() error { return netlink.LinkSetHardwareAddr(br, br.Attrs().HardwareAddr) }); err != nil {
 		return fmt.Errorf("failed to pin MAC of bridge %q: %w", name, err)
 	}
 	return nil
@@ -166,7 +168,7 @@ func ensureGatewayAddr(c Config, br *netlink.Bridge) error {
 	if found {
 		return nil
 	}
-	err = netlink.AddrAdd(br, &netlink.Addr{IPNet: ipNet(want)})
+	err = ktrace.Do("netlink addr add", want.String()+" dev "+c.Bridge, func() error { return netlink.AddrAdd(br, &netlink.Addr{IPNet: ipNet(want)}) })
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("failed to add gateway %s to bridge %q: %w", want, c.Bridge, err)
 	}

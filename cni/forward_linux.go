@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // ip_forward is one switch for the whole host (for its network namespace),
@@ -85,7 +87,7 @@ func holdForwarding(c Config) error {
 		if err := r.write(); err != nil {
 			return err
 		}
-		if err := os.WriteFile(ipForwardSysctl, []byte("1"), 0o644); err != nil {
+		if err := ktrace.Do("sysctl write", ipForwardSysctl+" = 1", func() error { return os.WriteFile(ipForwardSysctl, []byte("1"), 0o644) }); err != nil {
 			return fmt.Errorf("failed to enable %s for network %s: %w", ipForwardSysctl, c.Bridge, err)
 		}
 		return nil
@@ -108,7 +110,7 @@ func releaseForwarding(c Config) error {
 			return r.write()
 		}
 		if r.Before != "" {
-			if err := os.WriteFile(ipForwardSysctl, []byte(r.Before), 0o644); err != nil {
+			if err := ktrace.Do("sysctl write", ipForwardSysctl+" = "+r.Before, func() error { return os.WriteFile(ipForwardSysctl, []byte(r.Before), 0o644) }); err != nil {
 				return fmt.Errorf("failed to restore %s to %s: %w", ipForwardSysctl, r.Before, err)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/peapod/peapod/cni/ipam"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // forwardLock, in DataDir, serialises the network's first and last pod
@@ -64,7 +66,7 @@ func ensureMasquerade(c Config) error {
 		Hooknum:  nftables.ChainHookPostrouting,
 		Priority: nftables.ChainPriorityNATSource,
 	})
-	if err := conn.Flush(); err != nil {
+	if err := ktrace.Do("nft add chain", "ip "+table.Name+" postrouting (nat)", conn.Flush); err != nil {
 		return fmt.Errorf("failed to create nftables chain %s/postrouting: %w", table.Name, err)
 	}
 	rules, err := conn.GetRules(table, chain)
@@ -75,7 +77,7 @@ func ensureMasquerade(c Config) error {
 		return nil
 	}
 	conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: masqExprs(c)})
-	if err := conn.Flush(); err != nil {
+	if err := ktrace.Do("nft add rule", "ip "+table.Name+" postrouting: ip saddr "+c.Subnet.String()+" ip daddr != "+c.Subnet.String()+" masquerade", conn.Flush); err != nil {
 		return fmt.Errorf("failed to add masquerade rule for %s: %w", c.Subnet, err)
 	}
 	return nil
@@ -101,7 +103,7 @@ func masqExprs(c Config) []expr.Any {
 func deleteMasquerade(c Config) error {
 	conn := &nftables.Conn{}
 	conn.DelTable(masqTable(c))
-	if err := conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := ktrace.Do("nft delete table", "ip "+masqTable(c).Name, conn.Flush); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("failed to delete nftables table %s: %w", masqTable(c).Name, err)
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"github.com/peapod/peapod/internal/cleanup"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // podAliasPrefix starts the IFLA_IFALIAS of every host veth; the rest is the
@@ -190,15 +192,15 @@ func addVeth(c Config, br netlink.Link, hostName string, a Attachment, podNS net
 		PeerNamespace:    netlink.NsFd(podNS),
 		PeerHardwareAddr: podMAC,
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	if err := ktrace.Do("netlink link add", "veth "+hostName+" peer "+a.ifName()+" in "+a.NetnsPath+" master "+c.Bridge, func() error { return netlink.LinkAdd(veth) }); err != nil {
 		return nil, fmt.Errorf("failed to create veth %q for pod %q on bridge %q: %w", hostName, a.Owner, c.Bridge, err)
 	}
 	// a separate request: the kernel ignores IFLA_IFALIAS in RTM_NEWLINK
-	if err := netlink.LinkSetAlias(veth, portAlias(a)); err != nil {
+	if err := ktrace.Do("netlink link set alias", hostName+" "+portAlias(a), func() error { return netlink.LinkSetAlias(veth, portAlias(a)) }); err != nil {
 		return nil, fmt.Errorf("failed to label veth %q with pod %q: %w", hostName, a.Owner, err)
 	}
 	if c.HairpinMode {
-		if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		if err := ktrace.Do("netlink link set hairpin", hostName, func() error { return netlink.LinkSetHairpin(veth, true) }); err != nil {
 			return nil, fmt.Errorf("failed to set hairpin mode on veth %q: %w", hostName, err)
 		}
 	}
@@ -222,7 +224,7 @@ func configurePodSide(podNS netns.NsHandle, res *Result) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("failed to find lo: %w", err)
 	}
-	if err := h.LinkSetUp(lo); err != nil {
+	if err := ktrace.Do("netlink link set up", "lo (pod netns)", func() error { return h.LinkSetUp(lo) }); err != nil {
 		return "", fmt.Errorf("failed to bring up lo: %w", err)
 	}
 	// look the interface up by name in the pod's netns: indexes are per namespace
@@ -230,11 +232,11 @@ func configurePodSide(podNS netns.NsHandle, res *Result) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("failed to find %s: %w", res.IfName, err)
 	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(res.IP)}); err != nil {
+	if err := ktrace.Do("netlink addr add", res.IP.String()+" dev "+res.IfName+" (pod netns)", func() error { return h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(res.IP)}) }); err != nil {
 		return "", fmt.Errorf("failed to add %s to %s: %w", res.IP, res.IfName, err)
 	}
 	// up before the routes: a gateway is unreachable through a link that is down
-	if err := h.LinkSetUp(link); err != nil {
+	if err := ktrace.Do("netlink link set up", res.IfName+" (pod netns)", func() error { return h.LinkSetUp(link) }); err != nil {
 		return "", fmt.Errorf("failed to bring up %s: %w", res.IfName, err)
 	}
 	for _, r := range res.Routes {
@@ -242,7 +244,7 @@ func configurePodSide(podNS netns.NsHandle, res *Result) (string, error) {
 		if r.Dst.Bits() == 0 {
 			route.Dst = nil // netlink's spelling of the default route
 		}
-		if err := h.RouteAdd(route); err != nil {
+		if err := ktrace.Do("netlink route add", r.Dst.String()+" via "+r.Via.String()+" dev "+res.IfName+" (pod netns)", func() error { return h.RouteAdd(route) }); err != nil {
 			return "", fmt.Errorf("failed to add route to %s via %s: %w", r.Dst, r.Via, err)
 		}
 	}
@@ -297,7 +299,7 @@ func deleteLink(name string) error {
 		}
 		return fmt.Errorf("failed to look up link %q: %w", name, err)
 	}
-	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+	if err := ktrace.Do("netlink link del", name, func() error { return netlink.LinkDel(link) }); err != nil && !isNotFound(err) {
 		return fmt.Errorf("failed to delete link %q: %w", name, err)
 	}
 	return nil

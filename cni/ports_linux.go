@@ -12,6 +12,10 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
+
+	"strconv"
 )
 
 // ipsDstNAT is IPS_DST_NAT from linux/netfilter/nf_conntrack_common.h: the
@@ -109,7 +113,7 @@ func readRouteLocalnet(c Config, dev string) (string, error) {
 // writeRouteLocalnet sets the bridge's route_localnet; a bridge that is gone
 // took the setting with it.
 func writeRouteLocalnet(c Config, v string) error {
-	err := os.WriteFile(routeLocalnetSysctl(c.Bridge), []byte(v), 0o644)
+	err := ktrace.Do("sysctl write", routeLocalnetSysctl(c.Bridge)+" = "+v, func() error { return os.WriteFile(routeLocalnetSysctl(c.Bridge), []byte(v), 0o644) })
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("failed to set route_localnet of bridge %s to %s: %w", c.Bridge, v, err)
 	}
@@ -172,7 +176,7 @@ func syncPortRules(c Config, state *portState) error {
 	if len(state.Mappings) > 0 {
 		addPortTable(conn, c, state)
 	}
-	if err := conn.Flush(); err != nil {
+	if err := ktrace.Do("nft replace table", "ip "+table.Name+" ("+strconv.Itoa(len(state.Mappings))+" host ports)", conn.Flush); err != nil {
 		return fmt.Errorf("failed to write nftables table %s: %w", table.Name, err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // ErrUnjoinable is returned by Do for namespace types a multithreaded Go
@@ -86,11 +88,11 @@ func doOnThisThread(target *os.File, nstype int, name string, fn func() error) (
 		return true, fmt.Errorf("failed to open this thread's %s namespace: %w", name, err)
 	}
 	defer origin.Close()
-	if err := unix.Setns(int(target.Fd()), nstype); err != nil {
+	if err := ktrace.Setns(int(target.Fd()), nstype, target.Name()); err != nil {
 		return true, fmt.Errorf("failed to enter namespace %q: %w", target.Name(), err)
 	}
 	fnErr := fn()
-	if err := unix.Setns(int(origin.Fd()), nstype); err != nil {
+	if err := ktrace.Setns(int(origin.Fd()), nstype, origin.Name()); err != nil {
 		return false, errors.Join(fnErr, fmt.Errorf("failed to return from namespace %q: %w", target.Name(), err))
 	}
 	return true, fnErr

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // BindHelperReadOnly makes dst a read-only bind mount of the helper binary
@@ -47,12 +49,12 @@ func BindHelperReadOnly(src, dst string) error {
 		return fmt.Errorf("failed to create mount point %q: %w", dst, err)
 	}
 	f.Close()
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+	if err := ktrace.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("failed to bind helper %q on %q: %w", src, dst, err)
 	}
 	// A bind mount takes its flags from the source mount; read-only needs
 	// a remount of the bind itself.
-	if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+	if err := ktrace.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return errors.Join(fmt.Errorf("failed to make helper mount %q read-only: %w", dst, err), UnbindHelper(dst))
 	}
 	return nil

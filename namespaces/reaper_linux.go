@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // reaperReadyFd is where the reaper finds the pipe on which it reports that
@@ -30,7 +32,7 @@ func StartReaper(helper string) (pid int, err error) {
 		return 0, fmt.Errorf("failed to create reaper ready pipe: %w", err)
 	}
 	defer readyR.Close()
-	proc, err := os.StartProcess(helper, []string{helper, HelperReaperArg}, &os.ProcAttr{
+	proc, err := ktrace.StartProcess(helper, []string{helper, HelperReaperArg}, &os.ProcAttr{
 		Dir:   "/",
 		Env:   []string{},
 		Files: []*os.File{null, null, null, readyW},

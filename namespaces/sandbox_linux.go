@@ -11,6 +11,8 @@ import (
 
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 const (
@@ -136,7 +138,7 @@ func pinOnThisThread(o SandboxOptions) (err error) {
 	for _, p := range pins {
 		flags |= p.flag
 	}
-	if err := unix.Unshare(flags); err != nil {
+	if err := ktrace.Unshare(flags); err != nil {
 		return fmt.Errorf("failed to unshare namespaces: %w", err)
 	}
 	if !o.HostNetwork && o.Hostname != "" {
@@ -164,7 +166,7 @@ func pinNamespace(src, dst string, undo *[]func()) error {
 	}
 	f.Close()
 	*undo = append(*undo, func() { os.Remove(dst) })
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+	if err := ktrace.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("failed to bind %q onto %q: %w", src, dst, err)
 	}
 	*undo = append(*undo, func() { unmountPin(dst) })
@@ -190,16 +192,16 @@ func ensureNetnsDir() error {
 		return fmt.Errorf("failed to lock %q: %w", netnsDir, err)
 	}
 	defer unix.Flock(int(dir.Fd()), unix.LOCK_UN)
-	err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	err = ktrace.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if !errors.Is(err, unix.EINVAL) {
 		return wrapMountErr("make shared", netnsDir, err)
 	}
 	// EINVAL: not a mount point yet. Bind it onto itself, then retry.
-	if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := ktrace.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return wrapMountErr("bind", netnsDir, err)
 	}
 	return wrapMountErr("make shared", netnsDir,
-		unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, ""))
+		ktrace.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, ""))
 }
 
 // wrapMountErr returns nil for a nil err, or err naming what failed on path.
@@ -249,7 +251,7 @@ func removePin(path string) error {
 // point) and ENOENT (no file) mean there is nothing (left) to unmount.
 func unmountPin(path string) error {
 	for {
-		err := unix.Unmount(path, unix.MNT_DETACH)
+		err := ktrace.Unmount(path, unix.MNT_DETACH)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 			return nil
 		}

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/runtime/spec"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // ErrExecNotFound marks a container whose entrypoint does not exist (or is
@@ -131,6 +133,7 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*ini
 		Env:   []string{"GOMAXPROCS=1"},
 		Files: append(files, cfgR, errW), // fds 3 and 4: InitConfigFd, InitErrorFd
 	}
+	attr.Env, attr.Files = ktrace.PassFiles(attr.Env, attr.Files) // --debug: init traces to the CLI's stderr (fd 5)
 	// helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
 	pid, err := forkInNamespaces(helper, []string{helper, HelperInitArg}, attr, c.OCI.Linux)
 	if err != nil {
@@ -212,7 +215,7 @@ func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Li
 			done <- result{err: err}
 			return
 		}
-		proc, err := os.StartProcess(path, argv, attr)
+		proc, err := ktrace.StartProcess(path, argv, attr)
 		if err != nil {
 			done <- result{err: fmt.Errorf("failed to fork %q: %w", path, err)}
 			return
@@ -236,7 +239,7 @@ func setnsAll(nss []specs.LinuxNamespace) error {
 		if err != nil {
 			return fmt.Errorf("failed to open %s namespace %q: %w", ns.Type, ns.Path, err)
 		}
-		err = unix.Setns(fd, int(namespaceCloneFlags[ns.Type]))
+		err = ktrace.Setns(fd, int(namespaceCloneFlags[ns.Type]), ns.Path)
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("failed to join %s namespace %q: %w", ns.Type, ns.Path, err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // MountTmpfs mounts a tmpfs of at most size bytes (0: the kernel's default,
@@ -25,7 +27,7 @@ func MountTmpfs(dir string, size int64, mode uint32) error {
 	if size > 0 {
 		data += ",size=" + strconv.FormatInt(size, 10)
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+	if err := ktrace.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		return fmt.Errorf("failed to mount tmpfs on %q: %w", dir, err)
 	}
 	return nil
@@ -43,7 +45,7 @@ func UnmountUnder(dir string) error {
 	}
 	var errs []error
 	for _, p := range points {
-		err := unix.Unmount(p, unix.MNT_DETACH)
+		err := ktrace.Unmount(p, unix.MNT_DETACH)
 		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("failed to unmount %q: %w", p, err))
 		}

@@ -26,6 +26,8 @@ import (
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/supervisor"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 func main() {
@@ -79,6 +81,7 @@ func run(runDir string, adopt bool) error {
 		json.NewEncoder(report).Encode(&r)
 		report.Close()
 		report = nil
+		ktrace.Detach() // --debug: later lines go to the supervisor log, not the CLI's stderr
 		settle()
 	}
 	self, err := os.Executable()

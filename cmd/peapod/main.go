@@ -18,6 +18,8 @@ import (
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // globals are the flags every command shares.
@@ -34,6 +36,9 @@ type globals struct {
 	netMode string
 	// backoffInitial and backoffMax tune crash-loop backoff (seconds).
 	backoffInitial, backoffMax float64
+	// debug and logFormat: --debug traces every kernel operation (see internal/ktrace).
+	debug     bool
+	logFormat string
 }
 
 // dirs is the on-disk layout of the roots.
@@ -68,6 +73,9 @@ func newRootCommand(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.setupDebug(); err != nil {
+				return err
+			}
 			if os.Geteuid() != 0 {
 				return errors.New("peapod must run as root (try: sudo peapod ...)")
 			}
@@ -84,6 +92,8 @@ func newRootCommand(g *globals) *cobra.Command {
 	f.StringVar(&g.netMode, "network", "", `pod network: "" for the built-in bridge, or "cni:NAME" for the conflist NAME in /etc/cni/net.d run with the plugins in /usr/lib/cni and /opt/cni/bin (fixed at first use)`)
 	f.Float64Var(&g.backoffInitial, "backoff-initial", 10, "crash-loop backoff after the second exit, in seconds (kubelet: 10)")
 	f.Float64Var(&g.backoffMax, "backoff-max", 300, "maximum crash-loop backoff, in seconds (kubelet: 300)")
+	f.BoolVar(&g.debug, "debug", os.Getenv(ktrace.EnvDebug) == "1", "log every kernel operation (unshare, clone, setns, mount, pivot_root, netlink, nftables, cgroup writes) with its duration on stderr; also PEAPOD_DEBUG=1")
+	f.StringVar(&g.logFormat, "log-format", "text", "format of --debug lines: text or json")
 	root.AddCommand(newRunCommand(g), newPsCommand(g), newGetCommand(g), newInspectCommand(g),
 		newStopCommand(g), newRmCommand(g), newExecCommand(g), newLogsCommand(g), newWaitCommand(g),
 		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand(), newMetricsCommand(g), newCriCommand(g),

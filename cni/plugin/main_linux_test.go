@@ -37,7 +37,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "peapod-cni"), "github.com/peapod/peapod/cmd/peapod-cni").CombinedOutput()
+	out, err := exec.Command("go", "build", "-buildvcs=false", "-o", filepath.Join(dir, "peapod-cni"), "github.com/peapod/peapod/cmd/peapod-cni").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "failed to build peapod-cni: %v\n%s", err, out)
 		return 1

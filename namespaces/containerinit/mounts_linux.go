@@ -11,6 +11,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/runtime/spec"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // mountFlag is what one OCI mount option does to mount(2) flags.
@@ -148,7 +150,7 @@ func doMountInRoot(rootDir *os.File, m specs.Mount, pm parsedMount) error {
 	if pm.isBind(m.Type) {
 		return bindMount(rootDir, source, dst, m.Destination, pm)
 	}
-	if err := unix.Mount(source, fdPath(dst), m.Type, pm.flags, pm.data); err != nil {
+	if err := ktrace.Mount(source, fdPath(dst), m.Type, pm.flags, pm.data); err != nil {
 		return err
 	}
 	return applyPropagation(rootDir, m.Destination, pm.propagation)
@@ -157,7 +159,7 @@ func doMountInRoot(rootDir *os.File, m specs.Mount, pm parsedMount) error {
 // bindMount binds source on dst, then remounts it with the requested flags:
 // a bind ignores everything but MS_REC the first time.
 func bindMount(rootDir *os.File, source string, dst *os.File, dest string, pm parsedMount) error {
-	if err := unix.Mount(source, fdPath(dst), "", pm.flags&(unix.MS_BIND|unix.MS_REC)|unix.MS_BIND, ""); err != nil {
+	if err := ktrace.Mount(source, fdPath(dst), "", pm.flags&(unix.MS_BIND|unix.MS_REC)|unix.MS_BIND, ""); err != nil {
 		return err
 	}
 	if rest := pm.flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
@@ -184,7 +186,7 @@ func applyPropagation(rootDir *os.File, dest string, flags []uintptr) error {
 	}
 	defer mnt.Close()
 	for _, f := range flags {
-		if err := unix.Mount("", fdPath(mnt), "", f, ""); err != nil {
+		if err := ktrace.Mount("", fdPath(mnt), "", f, ""); err != nil {
 			return fmt.Errorf("failed to set propagation: %w", err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/runtime/spec"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // MaxOverlayLowers is overlayfs's OVL_MAX_STACK: one overlay stacks at most
@@ -123,7 +125,7 @@ func mountData(target, opts string) error {
 	if len(opts) >= os.Getpagesize() {
 		return fmt.Errorf("overlay options are %d bytes, more than mount(2) accepts (%d)", len(opts), os.Getpagesize()-1)
 	}
-	return unix.Mount("overlay", target, "overlay", 0, opts)
+	return ktrace.Mount("overlay", target, "overlay", 0, opts)
 }
 
 // mountOverlayFdNames mounts with mount(2) from /proc/self/fd as working

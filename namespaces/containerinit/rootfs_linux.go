@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/runtime/spec"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // setupRootfs builds the container's root inside the init stage's new mount
@@ -26,7 +28,7 @@ func setupRootfs(c *spec.Container) error {
 		return err
 	}
 	// pivot_root needs the new root to be a mount point of its own.
-	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := ktrace.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("failed to bind rootfs %q on itself: %w", root, err)
 	}
 	if err := populateRootfs(c, root); err != nil {
@@ -58,7 +60,7 @@ func makeRootSlave(l *specs.Linux) error {
 			return fmt.Errorf("unsupported rootfsPropagation %q", l.RootfsPropagation)
 		}
 	}
-	if err := unix.Mount("", "/", "", uintptr(flag), ""); err != nil {
+	if err := ktrace.Mount("", "/", "", uintptr(flag), ""); err != nil {
 		return fmt.Errorf("failed to make / %s: %w", propagationName(flag), err)
 	}
 	return nil
@@ -152,9 +154,9 @@ func maskPath(rootDir, null *os.File, p string) error {
 		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return unix.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "nr_blocks=1,nr_inodes=1,mode=0555")
+		return ktrace.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "nr_blocks=1,nr_inodes=1,mode=0555")
 	}
-	return unix.Mount(fdPath(null), fdPath(f), "", unix.MS_BIND, "")
+	return ktrace.Mount(fdPath(null), fdPath(f), "", unix.MS_BIND, "")
 }
 
 // readonlyPaths makes each existing path a read-only bind of itself.
@@ -177,7 +179,7 @@ func readonlyPath(rootDir *os.File, p string) error {
 		return err
 	}
 	defer f.Close()
-	if err := unix.Mount(fdPath(f), fdPath(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := ktrace.Mount(fdPath(f), fdPath(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
 	// Re-resolve: f is the directory under the new bind, not the bind.
@@ -211,7 +213,7 @@ func remountBind(path string, flags uintptr) error {
 			kept |= f.ms
 		}
 	}
-	if err := unix.Mount("", path, "", unix.MS_BIND|unix.MS_REMOUNT|kept|flags, ""); err != nil {
+	if err := ktrace.Mount("", path, "", unix.MS_BIND|unix.MS_REMOUNT|kept|flags, ""); err != nil {
 		return fmt.Errorf("failed to remount %q: %w", path, err)
 	}
 	return nil
@@ -235,17 +237,17 @@ func pivotRoot(root string) error {
 	}
 	// pivot_root(".", ".") stacks the old root on top of the new one; no
 	// put_old directory is needed inside the image.
-	if err := unix.PivotRoot(".", "."); err != nil {
+	if err := ktrace.PivotRoot(".", ".", root); err != nil {
 		return fmt.Errorf("failed to pivot_root to %q: %w", root, err)
 	}
 	if err := unix.Fchdir(oldRoot); err != nil {
 		return fmt.Errorf("failed to enter old root: %w", err)
 	}
 	// Slave first, so the detach cannot propagate anywhere.
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+	if err := ktrace.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("failed to make old root rslave: %w", err)
 	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+	if err := ktrace.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("failed to detach old root: %w", err)
 	}
 	if err := unix.Chdir("/"); err != nil {

@@ -26,6 +26,8 @@ import (
 	"github.com/peapod/peapod/runtime/supervisor"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // StartError is returned with a created pod one of whose containers could
@@ -597,6 +599,7 @@ func (m *Manager) startSupervisor(mode, runDir string, extraEnv ...string) (stat
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env, cmd.ExtraFiles = ktrace.PassExtraFiles(cmd.Env, cmd.ExtraFiles) // --debug: the supervisor and its inits trace to our stderr until the report
 	// A session of its own: the supervisor outlives the CLI and no
 	// terminal's SIGHUP or Ctrl-C reaches it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

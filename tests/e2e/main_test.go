@@ -61,9 +61,9 @@ func build(dir string) error {
 		return err
 	}
 	faultBin = filepath.Join(faultDir, "peapod")
-	fault := exec.Command(goTool(), "build", "-tags", "faultinject", "-o", faultBin, "./cmd/peapod")
+	fault := exec.Command(goTool(), "build", "-buildvcs=false", "-tags", "faultinject", "-o", faultBin, "./cmd/peapod")
 	fault.Env = append(os.Environ(), "CGO_ENABLED=0")
-	faultSup := exec.Command(goTool(), "build", "-tags", "faultinject", "-o", faultSupervisorBin(), "./cmd/peapod-supervisor")
+	faultSup := exec.Command(goTool(), "build", "-buildvcs=false", "-tags", "faultinject", "-o", faultSupervisorBin(), "./cmd/peapod-supervisor")
 	faultSup.Env = fault.Env
 	b, err := testutil.BuildPeapod(dir, fault, faultSup)
 	if err != nil {

@@ -65,7 +65,7 @@ func buildInject(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := shortTempDir(t)
-	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "inject"), ".")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", filepath.Join(bin, "inject"), ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -72,7 +72,7 @@ func build(dir string) error {
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
 	}
-	health := exec.Command(goBin, "build", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver")
+	health := exec.Command(goBin, "build", "-buildvcs=false", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver")
 	// Static: it runs inside a busybox container through a hostPath volume.
 	health.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b, err := testutil.BuildPeapod(binDir, health)
