@@ -51,7 +51,7 @@ func writeFile(name, data string) error {
 }
 
 func (hostFS) Mkdir(name string) error {
-	return ktrace.Do("cgroup mkdir", name, func() error { return os.Mkdir(name, 0o755) })
+	return ktrace.DoUnless("cgroup mkdir", name, func() error { return os.Mkdir(name, 0o755) }, os.ErrExist)
 }
 
 func (hostFS) Rmdir(name string) error {

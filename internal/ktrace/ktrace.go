@@ -16,6 +16,7 @@
 package ktrace
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -165,6 +166,21 @@ func Do(op, obj string, fn func() error) error {
 	start := time.Now()
 	err := fn()
 	t.emit(op, start, err, "object", obj)
+	return err
+}
+
+// DoUnless is Do, but an error that is quiet (errors.Is) is not logged:
+// for calls where that error means "already done" (a mkdir -p).
+func DoUnless(op, obj string, fn func() error, quiet error) error {
+	t := cur.Load()
+	if t == nil {
+		return fn()
+	}
+	start := time.Now()
+	err := fn()
+	if err == nil || !errors.Is(err, quiet) {
+		t.emit(op, start, err, "object", obj)
+	}
 	return err
 }
 
