@@ -13,6 +13,8 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 
 	"github.com/peapod/peapod/internal/ktrace"
+
+	"github.com/peapod/peapod/internal/kfeature"
 )
 
 const (
@@ -139,7 +141,7 @@ func pinOnThisThread(o SandboxOptions) (err error) {
 		flags |= p.flag
 	}
 	if err := ktrace.Unshare(flags); err != nil {
-		return fmt.Errorf("failed to unshare namespaces: %w", err)
+		return fmt.Errorf("failed to unshare namespaces: %w", kfeature.Unshare(flags, err))
 	}
 	if !o.HostNetwork && o.Hostname != "" {
 		if err := unix.Sethostname([]byte(o.Hostname)); err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 
 	"github.com/peapod/peapod/internal/ktrace"
+
+	"github.com/peapod/peapod/internal/kfeature"
 )
 
 // ErrExecNotFound marks a container whose entrypoint does not exist (or is
@@ -217,7 +219,7 @@ func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Li
 		}
 		proc, err := ktrace.StartProcess(path, argv, attr)
 		if err != nil {
-			done <- result{err: fmt.Errorf("failed to fork %q: %w", path, err)}
+			done <- result{err: fmt.Errorf("failed to fork %q: %w", path, kfeature.Unshare(int(flags), err))}
 			return
 		}
 		pid := proc.Pid

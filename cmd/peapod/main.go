@@ -99,6 +99,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		newEventsCommand(g), newImageCommand(g), newGcCommand(g), newNetCommand(g), newVersionCommand(), newMetricsCommand(g), newCriCommand(g),
 		newTopCommand(g), newStatsCommand(g), newUpdateCommand(g))
 	root.AddCommand(newPortForwardCommand(g), newCpCommand(g))
+	root.AddCommand(newCheckCommand(g))
 	return root
 }
 

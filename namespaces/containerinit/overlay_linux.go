@@ -13,6 +13,8 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 
 	"github.com/peapod/peapod/internal/ktrace"
+
+	"github.com/peapod/peapod/internal/kfeature"
 )
 
 // MaxOverlayLowers is overlayfs's OVL_MAX_STACK: one overlay stacks at most
@@ -71,7 +73,7 @@ func mountOverlay(target string, r spec.Rootfs) error {
 	}
 	m := pickOverlayMethod(r, kernelAtLeast(6, 8))
 	if err := m.mount(target, r); err != nil {
-		return fmt.Errorf("failed to mount overlay of %d layers on %q with %s: %w", len(r.Lowers), target, m, err)
+		return fmt.Errorf("failed to mount overlay of %d layers on %q with %s: %w", len(r.Lowers), target, m, kfeature.Overlay.Wrap(err))
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ func Open(o Options) (*Manager, error) {
 	}
 	cg, err := cgroups.New(o.CgroupDriver, "/sys/fs/cgroup")
 	if err != nil {
-		return nil, err
+		return nil, explainCgroups(err)
 	}
 	m := &Manager{o: o, id: dirs.ID(), cg: cg}
 	if err := m.sweepAfterReboot(); err != nil {
