@@ -15,6 +15,22 @@ import (
 // host IP, port and protocol.
 var ErrPortAllocated = errors.New("host port is already allocated")
 
+// PortAllocatedError is ErrPortAllocated with the pods involved: the
+// caller knows their names, the network only their uids.
+type PortAllocatedError struct {
+	// Mapping is what Pod asked for; Held is the mapping of Holder it overlaps.
+	Mapping, Held PortMapping
+	// Pod and Holder are the uids of the asking and the holding pod.
+	Pod, Holder string
+}
+
+func (e *PortAllocatedError) Error() string {
+	return fmt.Sprintf("failed to map %s for pod %q: %s: pod %q holds %s", e.Mapping, e.Pod, ErrPortAllocated, e.Holder, e.Held)
+}
+
+// Unwrap makes errors.Is(err, ErrPortAllocated) hold.
+func (e *PortAllocatedError) Unwrap() error { return ErrPortAllocated }
+
 // portStateFile, in DataDir, records every host port mapping of the network
 // with its pod: the conflict check reads it and the nftables table is
 // rebuilt from it.
@@ -105,7 +121,7 @@ func (s *portState) replacePod(pod string, podIP netip.Addr, ports []PortMapping
 		}
 		for _, held := range append(slices.Clone(s.Mappings), added...) {
 			if held.overlaps(m) {
-				return fmt.Errorf("failed to map %s for pod %q: %w: pod %q holds %s", m, pod, ErrPortAllocated, held.Pod, held.PortMapping)
+				return &PortAllocatedError{Mapping: m, Pod: pod, Holder: held.Pod, Held: held.PortMapping}
 			}
 		}
 		added = append(added, mappingRecord{PortMapping: m, Pod: pod, PodIP: podIP})

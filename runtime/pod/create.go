@@ -307,7 +307,7 @@ func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.
 	if _, err := net.InterfaceByName(m.o.Network.Bridge); err != nil {
 		// The network's first pod: say once what on this host would
 		// silently drop pod traffic (a FORWARD policy of DROP, br_netfilter).
-		for _, w := range cni.Check(m.o.Network) {
+		for _, w := range m.unwarned(cni.Check(m.o.Network)) {
 			fmt.Fprintf(m.o.Warn, "Warning: network %s: %s\n", m.o.Network.Bridge, w)
 		}
 	}
@@ -323,7 +323,7 @@ func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.
 	if maps := hostPorts(p); len(maps) > 0 {
 		// TeardownPod (registered above) removes the mappings too.
 		if err := cni.MapPorts(m.o.Network, rec.UID, res.IP.Addr(), maps); err != nil {
-			return fmt.Errorf("failed to map host ports of pod %s/%s: %w", p.Namespace, p.Name, err)
+			return fmt.Errorf("failed to map host ports of pod %s/%s: %w", p.Namespace, p.Name, m.nameHolder(err))
 		}
 	}
 	return nil

@@ -120,7 +120,7 @@ func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod) error {
 			switch {
 			case c.ImagePullPolicy == corev1.PullNever && !present:
 				errs = append(errs, field.Invalid(fp, c.Image,
-					fmt.Sprintf("ErrImageNeverPull: container image %q is not present with pull policy of Never", c.Image)))
+					fmt.Sprintf("ErrImageNeverPull: container image %q is not present with pull policy of Never", c.Image)+howToGet(c.Image)))
 				continue
 			case c.ImagePullPolicy == corev1.PullNever, present && c.ImagePullPolicy != corev1.PullAlways:
 				continue
@@ -131,7 +131,7 @@ func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod) error {
 				continue
 			}
 			if err := ip.pull(ctx, c.Image); err != nil {
-				errs = append(errs, field.Invalid(fp, c.Image, fmt.Sprintf("ErrImagePull: %v", err)))
+				errs = append(errs, field.Invalid(fp, c.Image, fmt.Sprintf("ErrImagePull: %v", err)+howToGet(c.Image)))
 			}
 		}
 		return nil

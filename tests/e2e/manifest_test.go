@@ -102,7 +102,7 @@ spec:
   containers:
   - {name: a, image: busybox:latest, command: [sleep, "1"]}
 `,
-		want: []string{`spec.initContainers[0].image: Invalid value: "nosuch:2.0"`, "ErrImageNeverPull"},
+		want: []string{`spec.initContainers[0].image: Invalid value: "nosuch:2.0"`, "ErrImageNeverPull", "`peapod image pull nosuch:2.0`", "`peapod image import FILE --name nosuch:2.0`"},
 	}, {
 		name: "bad volume reference",
 		manifest: `apiVersion: v1

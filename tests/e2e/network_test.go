@@ -268,7 +268,7 @@ func TestHostPort_3_6(t *testing.T) {
 	dup := shell("web", "sleep 1000")
 	dup.Ports = web.Ports
 	_, stderr, code := e.run(podJSON(newPod("hp2", dup)), "run", "-d", "-f", "-")
-	if code == 0 || !strings.Contains(stderr, "already allocated") {
+	if code == 0 || !strings.Contains(stderr, "already allocated") || !strings.Contains(stderr, "pod default/hp holds") {
 		t.Errorf("second pod on host port %d: exit %d, stderr %q; want a refusal", port, code, stderr)
 	}
 	e.mustRun("rm", "-f", "hp", "client")
