@@ -33,7 +33,7 @@ func HostWarnings(c Config) []HostWarning {
 	if b, err := os.ReadFile(brNetfilterSysctl); err == nil && strings.TrimSpace(string(b)) == "1" {
 		warnings = append(warnings, HostWarning{
 			Problem: fmt.Sprintf("br_netfilter is loaded and net.bridge.bridge-nf-call-iptables=1: traffic between pods on bridge %q passes the iptables FORWARD chain, whose DROP policy or rules (Docker sets one) drop it", c.Bridge),
-			Fix: fmt.Sprintf("allow the bridge there (iptables -I FORWARD -i %s -o %s -j ACCEPT), or sysctl -w net.bridge.bridge-nf-call-iptables=0 if nothing on this host needs it (Kubernetes nodes and Docker do)", c.Bridge, c.Bridge),
+			Fix:     fmt.Sprintf("allow the bridge there (iptables -I FORWARD -i %s -o %s -j ACCEPT), or sysctl -w net.bridge.bridge-nf-call-iptables=0 if nothing on this host needs it (Kubernetes nodes and Docker do)", c.Bridge, c.Bridge),
 		})
 	}
 	chains, err := (&nftables.Conn{}).ListChains()

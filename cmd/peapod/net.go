@@ -9,15 +9,20 @@ import (
 )
 
 func newNetCommand(g *globals) *cobra.Command {
+	var dot bool
 	cmd := &cobra.Command{
 		Use:     "net",
 		Short:   "Show the pod network: bridge, subnet, gateway, and each pod's IP, veth, MAC and netns",
 		Example: "  sudo peapod net\n  sudo ip netns exec $(sudo peapod net | awk '/web/{print $NF}') ip addr",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dot {
+				return executeNetDot(g, cmd.OutOrStdout())
+			}
 			return executeNet(g, cmd.OutOrStdout())
 		},
 	}
+	cmd.Flags().BoolVar(&dot, "dot", false, "write the network (bridge, pods, veths, IPs, hostPorts) as Graphviz DOT: peapod net --dot | dot -Tsvg > net.svg")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rm",
 		Short: "Remove this root's bridge and masquerade table (refused while pods hold addresses)",
