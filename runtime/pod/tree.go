@@ -97,6 +97,13 @@ func (m *Manager) Tree(ns, name string) (*PodTree, error) {
 		t.Shared = append(t.Shared, TreeNS{Type: typ, Inode: info.Inode, Path: info.Path, Owner: "pod"})
 		shared[info.Inode] = true
 	}
+	// A shared pid namespace is not pinned: the reaper, its PID 1, holds it.
+	if _, pinned := in.Namespaces[spec.NSPID]; !pinned && in.ReaperPID > 0 {
+		if ino, err := nsInode(in.ReaperPID, "pid"); err == nil {
+			t.Shared = append(t.Shared, TreeNS{Type: "pid", Inode: ino, Path: fmt.Sprintf("/proc/%d/ns/pid (held by the reaper)", in.ReaperPID), Owner: "pod"})
+			shared[ino] = true
+		}
+	}
 	sort.Slice(t.Shared, func(i, j int) bool { return nsOrder(t.Shared[i].Type) < nsOrder(t.Shared[j].Type) })
 	host := map[string]uint64{}
 	for _, typ := range []string{"mnt", "pid", "cgroup"} {
