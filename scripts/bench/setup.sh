@@ -85,7 +85,7 @@ EOF
 	cat >"$B/cni-hand.json" <<EOF
 {"cniVersion":"1.0.0","name":"ppbench-hand","type":"bridge","bridge":"ppbcni0","isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","subnet":"10.231.0.0/16","dataDir":"$B/cni-ipam"}}
 EOF
-	(cd "$REPO" && go build -o "$BENCHTOOL" ./scripts/bench/benchtool)
+	(cd "$REPO" && go build -buildvcs=false -o "$BENCHTOOL" ./scripts/bench/benchtool)
 	# One pod up and down: names this root's rootid for the cleanup check
 	# and warms the caches.
 	pp_run ppbench-first
