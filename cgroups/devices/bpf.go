@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // Fields of struct bpf_cgroup_dev_ctx (include/uapi/linux/bpf.h), the
@@ -138,11 +140,13 @@ func applyBPF(dir string, rules []Rule) error {
 	if err != nil {
 		return fmt.Errorf("failed to list device filters of cgroup %q: %w", dir, err)
 	}
-	err = link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target:  int(cg.Fd()),
-		Program: prog,
-		Attach:  ebpf.AttachCGroupDevice,
-		Flags:   unix.BPF_F_ALLOW_MULTI,
+	err = ktrace.Do("bpf attach", fmt.Sprintf("BPF_CGROUP_DEVICE filter (%d rules) to %s", len(rules), dir), func() error {
+		return link.RawAttachProgram(link.RawAttachProgramOptions{
+			Target:  int(cg.Fd()),
+			Program: prog,
+			Attach:  ebpf.AttachCGroupDevice,
+			Flags:   unix.BPF_F_ALLOW_MULTI,
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("failed to attach device filter to cgroup %q: %w", dir, err)
@@ -165,8 +169,8 @@ func detachAll(cgFD int, dir string, progs []link.AttachedProgram) error {
 			errs = append(errs, fmt.Errorf("failed to open device filter %d of cgroup %q: %w", ap.ID, dir, err))
 			continue
 		}
-		err = link.RawDetachProgram(link.RawDetachProgramOptions{
-			Target: cgFD, Program: p, Attach: ebpf.AttachCGroupDevice,
+		err = ktrace.Do("bpf detach", fmt.Sprintf("BPF_CGROUP_DEVICE filter %d from %s", ap.ID, dir), func() error {
+			return link.RawDetachProgram(link.RawDetachProgramOptions{Target: cgFD, Program: p, Attach: ebpf.AttachCGroupDevice})
 		})
 		p.Close()
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
