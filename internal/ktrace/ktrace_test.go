@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -125,5 +126,25 @@ func TestResolveFdPath(t *testing.T) {
 	}
 	if got := resolve("/etc"); got != "/etc" {
 		t.Errorf("resolve(/etc) = %q", got)
+	}
+}
+
+// BenchmarkDoOff is the cost of a hook when tracing is off: what every
+// traced kernel operation pays in a normal run.
+func BenchmarkDoOff(b *testing.B) {
+	cur.Store(nil)
+	fn := func() error { return nil }
+	for b.Loop() {
+		_ = Do("netlink link add", "veth", fn)
+	}
+}
+
+// BenchmarkDoOn is the cost of one line, JSON, to a discarding writer.
+func BenchmarkDoOn(b *testing.B) {
+	Enable(io.Discard, "json")
+	b.Cleanup(func() { cur.Store(nil) })
+	fn := func() error { return nil }
+	for b.Loop() {
+		_ = Do("netlink link add", "veth", fn)
 	}
 }
