@@ -58,3 +58,34 @@ func TestCheckFailsOnOverlappingSubnet(t *testing.T) {
 		t.Errorf("check created %s (%v), want nothing written", e.root, err)
 	}
 }
+
+// TestHostWarningOncePerNetwork: the warnings about the host's firewall
+// (br_netfilter here, when loaded) come with their fix at the network's
+// first pod, and not again: neither at the next pod nor when the bridge is
+// made again after `net rm`.
+func TestHostWarningOncePerNetwork(t *testing.T) {
+	e := newEnv(t)
+	b, _ := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	loaded := strings.TrimSpace(string(b)) == "1"
+	_, stderr, code := e.run(onePod("w1"), "run", "-d", "-f", "-")
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	if loaded {
+		if !strings.Contains(stderr, "br_netfilter is loaded") || !strings.Contains(stderr, "to fix: allow the bridge there (iptables -I FORWARD -i "+e.bridge) {
+			t.Errorf("first pod: no br_netfilter warning with its fix:\n%s", stderr)
+		}
+	} else {
+		t.Log("br_netfilter is not on here: only checking that nothing repeats")
+	}
+	first := stderr
+	_, stderr, _ = e.run(onePod("w2"), "run", "-d", "-f", "-")
+	e.mustRun("rm", "-f", "w1", "w2")
+	e.mustRun("net", "rm")
+	_, again, _ := e.run(onePod("w3"), "run", "-d", "-f", "-")
+	for _, s := range []string{stderr, again} {
+		if strings.Contains(s, "Warning: network") {
+			t.Errorf("a host warning repeated (first run said %q):\n%s", first, s)
+		}
+	}
+}
