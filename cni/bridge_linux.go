@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/ktrace"
+
+	"github.com/peapod/peapod/internal/kfeature"
 )
 
 // bridgeAliasPrefix marks a bridge as a peapod network; the rest of the alias
@@ -96,7 +98,7 @@ func createBridge(c Config) (*netlink.Bridge, error) {
 	attrs.Flags = net.FlagUp
 	err := ktrace.Do("netlink link add", "bridge "+c.Bridge, func() error { return netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}) })
 	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("failed to create bridge %q: %w", c.Bridge, err)
+		return nil, fmt.Errorf("failed to create bridge %q: %w", c.Bridge, kfeature.Bridge.Wrap(err))
 	}
 	br, err := bridgeByName(c)
 	if errors.Is(err, errLinkNotFound) {

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/ktrace"
+
+	"github.com/peapod/peapod/internal/kfeature"
 )
 
 // forwardLock, in DataDir, serialises the network's first and last pod
@@ -67,7 +69,7 @@ func ensureMasquerade(c Config) error {
 		Priority: nftables.ChainPriorityNATSource,
 	})
 	if err := ktrace.Do("nft add chain", "ip "+table.Name+" postrouting (nat)", conn.Flush); err != nil {
-		return fmt.Errorf("failed to create nftables chain %s/postrouting: %w", table.Name, err)
+		return fmt.Errorf("failed to create nftables chain %s/postrouting: %w", table.Name, kfeature.Nftables.Wrap(err))
 	}
 	rules, err := conn.GetRules(table, chain)
 	if err != nil {

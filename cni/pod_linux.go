@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/peapod/peapod/internal/ktrace"
+
+	"github.com/peapod/peapod/internal/kfeature"
 )
 
 // podAliasPrefix starts the IFLA_IFALIAS of every host veth; the rest is the
@@ -193,7 +195,7 @@ func addVeth(c Config, br netlink.Link, hostName string, a Attachment, podNS net
 		PeerHardwareAddr: podMAC,
 	}
 	if err := ktrace.Do("netlink link add", "veth "+hostName+" peer "+a.ifName()+" in "+a.NetnsPath+" master "+c.Bridge, func() error { return netlink.LinkAdd(veth) }); err != nil {
-		return nil, fmt.Errorf("failed to create veth %q for pod %q on bridge %q: %w", hostName, a.Owner, c.Bridge, err)
+		return nil, fmt.Errorf("failed to create veth %q for pod %q on bridge %q: %w", hostName, a.Owner, c.Bridge, kfeature.Veth.Wrap(err))
 	}
 	// a separate request: the kernel ignores IFLA_IFALIAS in RTM_NEWLINK
 	if err := ktrace.Do("netlink link set alias", hostName+" "+portAlias(a), func() error { return netlink.LinkSetAlias(veth, portAlias(a)) }); err != nil {
