@@ -82,12 +82,6 @@ func PivotRoot(newroot, putold, dir string) error {
 	return err
 }
 
-// Clone logs a fork of path with the given clone flags (done by
-// os.StartProcess at start, giving pid).
-func Clone(flags uintptr, path string, pid int, start time.Time, err error) {
-	Log("clone", start, err, "flags", CloneFlags(flags), "path", path, "child", pid)
-}
-
 var cloneNames = []struct {
 	flag uintptr
 	name string

@@ -122,7 +122,7 @@ func Run(h Host, o Options) []Result {
 	rs = append(rs, checkNftables(h))
 	rs = append(rs, checkCgroups(h, o)...)
 	rs = append(rs, checkNetnsDir(h))
-	rs = append(rs, checkForwarding(h, o))
+	rs = append(rs, checkForwarding(h))
 	rs = append(rs, h.NetworkWarnings(o.Network)...)
 	rs = append(rs, checkSpace(h, "space in --root", o.Root, rootWarn, rootFail), checkSpace(h, "space in --run-root", o.RunRoot, runRootWarn, runRootFail))
 	rs = append(rs, checkNetwork(h, o.Network)...)
@@ -204,7 +204,7 @@ func checkNftables(h Host) Result {
 	return Result{Check: "nftables", Level: OK, Detail: "nat chain and masquerade rule work"}
 }
 
-// needV2 and needV1 are the controllers whose absence turns limits off.
+// needControllers are the controllers without which resource limits of their kind are not applied.
 var needControllers = []string{"cpu", "memory", "pids"}
 
 func checkCgroups(h Host, o Options) []Result {
@@ -261,7 +261,7 @@ func checkNetnsDir(h Host) Result {
 		"mount --make-rshared /run/netns (the next pod does it too)"}
 }
 
-func checkForwarding(h Host, o Options) Result {
+func checkForwarding(h Host) Result {
 	v, err := h.Sysctl("net/ipv4/ip_forward")
 	if err != nil {
 		return Result{"ip_forward", Warn, err.Error(), "peapod needs /proc/sys/net/ipv4/ip_forward to give pods a way out"}
