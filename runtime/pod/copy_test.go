@@ -316,43 +316,70 @@ func TestPackRacingSymlinkSwap(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "data", "d", "secret"), []byte("inside"), 0o644)
 	os.WriteFile(filepath.Join(host, "secret"), []byte("HOST SECRET"), 0o644)
 	c := fakeContainer(t, root)
-	stop := make(chan struct{})
-	done := swapper(t, filepath.Join(root, "data", "d"), host, stop)
-	defer func() { close(stop); <-done }()
-
-	// Until both sides of the race were seen: a copy that met the
-	// directory and one that met the symlink (or failed on it).
-	var sawDir, sawLink int
-	for deadline := time.Now().Add(10 * time.Second); sawDir < 20 || sawLink < 20; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the race never happened both ways: %d copies saw the directory, %d the symlink", sawDir, sawLink)
+	packOnce := func(src string) (link, dir bool) {
+		var buf bytes.Buffer
+		if err := c.Pack(&buf, src, "x", CopyOptions{}); err != nil {
+			return true, false
 		}
-		for _, src := range []string{"/data", "/data/d", "/data/d/secret"} {
-			var buf bytes.Buffer
-			if err := c.Pack(&buf, src, "x", CopyOptions{}); err != nil {
-				sawLink++
-				continue
+		tr := tar.NewReader(&buf)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				return link, dir
 			}
-			tr := tar.NewReader(&buf)
-			for {
-				h, err := tr.Next()
-				if err != nil {
-					break
-				}
-				switch {
-				case h.Typeflag == tar.TypeSymlink:
-					sawLink++
-				case h.Typeflag == tar.TypeReg && strings.HasSuffix(h.Name, "secret"):
-					sawDir++
-				}
-				b := new(bytes.Buffer)
-				b.ReadFrom(tr)
-				if strings.Contains(b.String(), "HOST SECRET") {
-					t.Fatalf("pack of %s read the host's secret as %q", src, h.Name)
-				}
+			switch {
+			case h.Typeflag == tar.TypeSymlink:
+				link = true
+			case h.Typeflag == tar.TypeReg && strings.HasSuffix(h.Name, "secret"):
+				dir = true
+			}
+			b := new(bytes.Buffer)
+			b.ReadFrom(tr)
+			if strings.Contains(b.String(), "HOST SECRET") {
+				t.Fatalf("pack of %s read the host's secret as %q", src, h.Name)
 			}
 		}
 	}
+	// Both sides of the race, each held still first: whatever the
+	// scheduler does below, the symlink side is always tested.
+	d := filepath.Join(root, "data", "d")
+	if err := os.Rename(d, d+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"/data", "/data/d", "/data/d/secret"} {
+		packOnce(src)
+	}
+	os.Remove(d)
+	if err := os.Rename(d+".aside", d); err != nil {
+		t.Fatal(err)
+	}
+	if _, dir := packOnce("/data/d"); !dir {
+		t.Fatal("pack of /data/d did not copy its file with the directory in place")
+	}
+
+	// Then the swap in a loop while copies run, so a check-then-use gap
+	// in Pack would be hit; how often each side is met depends on the
+	// scheduler (a loaded machine may give one side only), so the counts
+	// are logged, not required.
+	stop := make(chan struct{})
+	done := swapper(t, d, host, stop)
+	defer func() { close(stop); <-done }()
+	var sawDir, sawLink int
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && (sawDir < 20 || sawLink < 20); {
+		for _, src := range []string{"/data", "/data/d", "/data/d/secret"} {
+			link, dir := packOnce(src)
+			if link {
+				sawLink++
+			}
+			if dir {
+				sawDir++
+			}
+		}
+	}
+	t.Logf("racing copies: %d met the directory, %d the symlink", sawDir, sawLink)
 }
 
 // TestUnpackRacingSymlinkSwap: while the container swaps a directory being
@@ -368,15 +395,27 @@ func TestUnpackRacingSymlinkSwap(t *testing.T) {
 	}
 	stream := craft(t, entries...).Bytes()
 	c := fakeContainer(t, root)
+	// The symlink side held still first, so it is tested whatever the
+	// scheduler does in the loop below.
+	d := filepath.Join(root, "dest", "d")
+	if err := os.Rename(d, d+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unpack(bytes.NewReader(stream), "/dest", CopyOptions{}); err == nil {
+		t.Error("unpack through a directory swapped for a symlink to the host succeeded")
+	}
+	assertEmpty(t, host)
+	os.Remove(d)
+	if err := os.Rename(d+".aside", d); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
-	done := swapper(t, filepath.Join(root, "dest", "d"), host, stop)
+	done := swapper(t, d, host, stop)
 	var ok, refused int
-	for deadline := time.Now().Add(10 * time.Second); ok < 5 || refused < 5; {
-		if time.Now().After(deadline) {
-			close(stop)
-			<-done
-			t.Fatalf("the race never happened both ways: %d copies succeeded, %d were refused", ok, refused)
-		}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && (ok < 5 || refused < 5); {
 		if err := c.Unpack(bytes.NewReader(stream), "/dest", CopyOptions{}); err != nil {
 			refused++
 		} else {
@@ -385,5 +424,6 @@ func TestUnpackRacingSymlinkSwap(t *testing.T) {
 	}
 	close(stop)
 	<-done
+	t.Logf("racing copies: %d succeeded, %d were refused", ok, refused)
 	assertEmpty(t, host)
 }
