@@ -213,6 +213,8 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 		LivenessProbe:  probe(c.LivenessProbe, c.Env),
 		ReadinessProbe: probe(c.ReadinessProbe, c.Env),
 		StartupProbe:   probe(c.StartupProbe, c.Env),
+		Stdin:          c.Stdin,
+		StdinOnce:      c.Stdin && c.StdinOnce,
 	}, nil
 }
 
@@ -239,9 +241,16 @@ func (b *builder) process(c *corev1.Container, cfg ImageConfig) (*specs.Process,
 	}
 	sc := c.SecurityContext
 	caps := containerCapabilities(capsOf(sc), isPrivileged(sc))
+	env := mergeEnv(b.hostname, cfg.Env, order, vals)
+	if c.TTY && !hasEnvKey(env, "TERM") {
+		// containerd's WithTTY: a terminal container gets TERM=xterm
+		// unless its image or manifest sets one.
+		env = append(env, "TERM=xterm")
+	}
 	return &specs.Process{
-		Args: argv,
-		Env:  mergeEnv(b.hostname, cfg.Env, order, vals),
+		Terminal: c.TTY,
+		Args:     argv,
+		Env:      env,
 		Cwd:  cwd,
 		User: user,
 		// Inheritable stays empty: with it, exec of a file-capable binary
@@ -330,4 +339,14 @@ func derefOr[T any](p *T, def T) T {
 		return def
 	}
 	return *p
+}
+
+// hasEnvKey reports whether env (KEY=VALUE entries) sets key.
+func hasEnvKey(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
 }

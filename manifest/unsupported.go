@@ -135,6 +135,16 @@ var containerRule = obj(map[string]*rule{
 	}),
 })
 
+// appContainerRule is containerRule with what only app containers may set:
+// a stdin and a terminal to attach to (init containers run unattended).
+var appContainerRule = func() *rule {
+	fields := map[string]*rule{"stdin": allow, "stdinOnce": allow, "tty": allow}
+	for k, v := range containerRule.fields {
+		fields[k] = v
+	}
+	return obj(fields)
+}()
+
 var podRule = obj(map[string]*rule{
 	"apiVersion": allow, "kind": allow,
 	"metadata": obj(map[string]*rule{
@@ -158,7 +168,7 @@ var podRule = obj(map[string]*rule{
 				"downwardAPI": obj(map[string]*rule{"items": downwardItemsRule}),
 			}))}),
 		})),
-		"initContainers": listOf(containerRule), "containers": listOf(containerRule),
+		"initContainers": listOf(containerRule), "containers": listOf(appContainerRule),
 		"restartPolicy": allow, "terminationGracePeriodSeconds": allow, "dnsPolicy": allow,
 		"hostNetwork": allow, "shareProcessNamespace": allow, "hostname": allow,
 		"hostAliases": allow, "dnsConfig": allow, "os": allow, "hostUsers": allow,

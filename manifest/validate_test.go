@@ -294,8 +294,13 @@ func TestValidate(t *testing.T) {
 		{"seccomp Localhost", func(p *corev1.Pod) {
 			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("p.json")}}
 		}, []string{`spec.securityContext.seccompProfile.type: Unsupported value: "Localhost": supported values: "RuntimeDefault", "Unconfined"`}},
-		{"unsupported container field", func(p *corev1.Pod) { p.Spec.Containers[0].TTY = true },
-			[]string{"spec.containers[0].tty: Forbidden: not supported by peapod"}},
+		{"unsupported container field", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpu"}} },
+			[]string{"spec.containers[0].resources.claims: Forbidden: not supported by peapod"}},
+		{"terminal on an init container", func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox:1.36", ImagePullPolicy: corev1.PullIfNotPresent, Stdin: true, StdinOnce: true, TTY: true}}
+		}, []string{"spec.initContainers[0].stdin: Forbidden: not supported by peapod",
+			"spec.initContainers[0].stdinOnce: Forbidden: not supported by peapod",
+			"spec.initContainers[0].tty: Forbidden: not supported by peapod"}},
 		{"unsupported pod field", func(p *corev1.Pod) { p.Spec.HostPID = true },
 			[]string{"spec.hostPID: Forbidden: not supported by peapod"}},
 		{"sidecar init container", func(p *corev1.Pod) {

@@ -69,7 +69,7 @@ func StartContainer(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.
 	if err != nil {
 		return 0, fmt.Errorf("failed to encode config of container %q: %w", c.Name, err)
 	}
-	child, err := startInitProcess(helper, c, stdio)
+	child, err := startInitProcess(helper, c, stdio, nil)
 	if err != nil {
 		return 0, fmt.Errorf("failed to start init of container %q: %w", c.Name, err)
 	}
@@ -112,7 +112,8 @@ func (ch *initChild) closeParentEnds() {
 }
 
 // startInitProcess forks `helper init` into the container's namespaces.
-func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*initChild, error) {
+// console, when not nil, becomes the child's InitConsoleFd.
+func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File, console *os.File) (*initChild, error) {
 	files, closeFiles, err := stdioFiles(stdio)
 	if err != nil {
 		return nil, err
@@ -135,7 +136,11 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File) (*ini
 		Env:   []string{"GOMAXPROCS=1"},
 		Files: append(files, cfgR, errW), // fds 3 and 4: InitConfigFd, InitErrorFd
 	}
-	attr.Env, attr.Files = ktrace.PassFiles(attr.Env, attr.Files) // --debug: init traces to the CLI's stderr (fd 5)
+	if console != nil {
+		attr.Files = append(attr.Files, console) // fd 5: InitConsoleFd
+	}
+	// After the console: the trace fd's number travels in the env.
+	attr.Env, attr.Files = ktrace.PassFiles(attr.Env, attr.Files) // --debug: init traces to the CLI's stderr
 	// helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
 	pid, err := forkInNamespaces(helper, []string{helper, HelperInitArg}, attr, c.OCI.Linux)
 	if err != nil {

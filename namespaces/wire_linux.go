@@ -26,6 +26,11 @@ const (
 	// InitErrorFd is the write end of the CLOEXEC error pipe: an InitReport
 	// on failure, EOF when execve succeeded.
 	InitErrorFd = 4
+	// InitConsoleFd is, for a container with Process.Terminal, one end of a
+	// unix socket on which the init stage sends the master of the pty it
+	// allocated from the container's devpts (SCM_RIGHTS), as runc's
+	// --console-socket. Absent otherwise.
+	InitConsoleFd = 5
 )
 
 // InitConfig is what StartContainer sends the init stage over the config pipe.

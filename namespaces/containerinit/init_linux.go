@@ -60,6 +60,9 @@ func runInit(cfg *namespaces.InitConfig) error {
 	if err := setHostnameIfNew(&c.OCI); err != nil {
 		return err
 	}
+	if err := setupConsole(proc); err != nil {
+		return err
+	}
 	return becomeProcess(caps, proc)
 }
 

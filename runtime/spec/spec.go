@@ -105,7 +105,16 @@ type Container struct {
 	LivenessProbe  *Probe `json:"livenessProbe,omitempty"`
 	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
 	StartupProbe   *Probe `json:"startupProbe,omitempty"`
+	// Stdin keeps a stdin open for the container's life that attach
+	// writes to (v1.Container.stdin); StdinOnce closes it once the first
+	// attach that used it ends. A terminal container (OCI.Process.Terminal,
+	// v1.Container.tty) reads from its pty instead of a pipe.
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdinOnce,omitempty"`
 }
+
+// TTY reports whether the container runs on a pty of its own.
+func (c *Container) TTY() bool { return c.OCI.Process != nil && c.OCI.Process.Terminal }
 
 // Rootfs is an overlay: read-only lowers (top first), a writable upper.
 type Rootfs struct {
