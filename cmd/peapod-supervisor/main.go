@@ -133,7 +133,8 @@ func settle() {
 	debug.SetGCPercent(steadyGCPercent)
 }
 
-// kernel implements supervisor.Runtime with the namespaces package.
+// kernel implements supervisor.Runtime (and TerminalRuntime) with the
+// namespaces package.
 type kernel struct {
 	// helper is peapod-init, executed for the init and exec stages.
 	helper string
@@ -145,6 +146,10 @@ type kernel struct {
 
 func (k kernel) StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(int) error) (int, error) {
 	return namespaces.StartContainer(k.helper, p, c, stdio, beforeRun)
+}
+
+func (k kernel) StartTerminalContainer(p *spec.Pod, c *spec.Container, beforeRun func(int) error) (int, *os.File, error) {
+	return namespaces.StartTerminalContainer(k.helper, p, c, beforeRun)
 }
 
 func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.self) }

@@ -15,7 +15,8 @@ import (
 
 // ExecCommand prepares argv to run in every namespace and the cgroup of a
 // running container, with its env, working dir, user, capabilities and
-// no_new_privs. container "" means the pod's only app container.
+// no_new_privs. container "" means the pod's default container
+// (ChooseContainer).
 func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.Cmd, error) {
 	o, err := m.execOptions(ns, name, container, argv)
 	if err != nil {
@@ -69,6 +70,9 @@ func (m *Manager) execOptions(ns, name, container string, argv []string) (namesp
 	sp, err := spec.Load(layout.Run(m.runDir(v.Record.UID)).Spec())
 	if err != nil {
 		return namespaces.ExecOptions{}, fmt.Errorf("pod %s/%s has no spec (stopped?): %w", ns, name, err)
+	}
+	if container, err = m.ChooseContainer(v, container); err != nil {
+		return namespaces.ExecOptions{}, err
 	}
 	c, st, err := findContainer(sp, v.Status, container)
 	if err != nil {

@@ -200,6 +200,10 @@ func (s *Supervisor) adoptInstance(c *container) {
 	var exited chan struct{}
 	s.update(func() {
 		c.proc, c.log, c.killedByProbe, c.adopted = proc, lg, false, true
+		c.hub = nil
+		if pipes != nil {
+			c.hub = pipes.hub
+		}
 		c.exited = make(chan struct{})
 		exited = c.exited
 	})
@@ -215,6 +219,14 @@ func (s *Supervisor) adoptLog(c *container, logPath string, paths [2]string) (*c
 	if err == nil {
 		lg.onLoss = func(loss logLoss, recovered bool) { s.logLoss(c, loss, recovered) }
 	}
+	if c.spec.TTY() {
+		// The pty master lived in the lost supervisor only: the kernel hung
+		// the terminal up when it died (SIGHUP to the container's session,
+		// as a closed terminal window does), and no path reopens it.
+		s.addEvent("Warning", c, ReasonTerminalLost, fmt.Sprintf(
+			"The terminal of container %s was hung up with its supervisor; its output is no longer logged and it cannot be attached until it restarts", c.spec.Name))
+		return lg, nil
+	}
 	pipes, perr := adoptStdio(paths)
 	if err = errors.Join(err, perr); err != nil {
 		s.addEvent("Warning", c, ReasonLogWriteFailed, fmt.Sprintf("Failed to resume the log of container %s: %v", c.spec.Name, err))
@@ -222,11 +234,18 @@ func (s *Supervisor) adoptLog(c *container, logPath string, paths [2]string) (*c
 	if pipes == nil {
 		return lg, nil
 	}
-	pipes.copied.Add(2)
-	go func() { defer pipes.copied.Done(); lg.copyStream("stdout", pipes.stdoutR) }()
-	go func() { defer pipes.copied.Done(); lg.copyStream("stderr", pipes.stderrR) }()
+	pipes.hub = newAttachHub(c.spec)
+	if c.spec.Stdin {
+		// The write end of its stdin pipe died with the lost supervisor:
+		// the container read EOF then.
+		pipes.hub.loseStdin("its supervisor was lost, and its stdin with it, until the container restarts")
+	}
+	pipes.copyOutput(lg)
 	return lg, pipes
 }
+
+// ReasonTerminalLost is the event of an adopted tty container.
+const ReasonTerminalLost = "TerminalLost"
 
 // errGone means a recorded process no longer runs.
 var errGone = errors.New("process is gone")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -36,6 +37,10 @@ type Request struct {
 	Op string `json:"op"`
 	// GracePeriodSeconds overrides the pod's grace period for OpStop.
 	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
+	// Container names the container of OpAttach.
+	Container string `json:"container,omitempty"`
+	// Stdin asks OpAttach for the container's stdin.
+	Stdin bool `json:"stdin,omitempty"`
 }
 
 // Response is one line of JSON sent back.
@@ -46,6 +51,8 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 	// Metrics answers OpMetrics: one entry per live probe worker.
 	Metrics []probes.SeriesSnapshot `json:"metrics,omitempty"`
+	// Attach answers OpAttach; frames follow the response line.
+	Attach *AttachInfo `json:"attach,omitempty"`
 }
 
 // ErrNoSupervisor means the pod's supervisor is not listening.
@@ -84,7 +91,9 @@ func (s *Supervisor) listen() (net.Listener, error) {
 func (s *Supervisor) serve(conn net.Conn) {
 	defer conn.Close()
 	var req Request
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+	br := bufio.NewReader(conn)
+	dec := json.NewDecoder(br)
+	if err := dec.Decode(&req); err != nil {
 		return
 	}
 	resp := Response{Version: ProtocolVersion}
@@ -105,10 +114,19 @@ func (s *Supervisor) serve(conn net.Conn) {
 		if prober != nil {
 			resp.Metrics = prober.Metrics().Snapshot()
 		}
+	case req.Op == OpAttach:
+		// The frames that follow the request may sit in the decoder's buffer.
+		s.serveAttach(conn, io.MultiReader(dec.Buffered(), br), &req)
+		return
 	default:
 		resp.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
-	json.NewEncoder(conn).Encode(&resp)
+	writeResponse(conn, &resp)
+}
+
+// writeResponse writes one response line.
+func writeResponse(conn net.Conn, resp *Response) error {
+	return json.NewEncoder(conn).Encode(resp)
 }
 
 // Call sends req to the supervisor of the pod whose run dir is runDir and
@@ -166,17 +184,25 @@ func callBy(runDir string, req Request, deadline time.Time) (*Response, error) {
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
 		return nil, fmt.Errorf("failed to read supervisor's answer to %s at %q: %w", req.Op, path, err)
 	}
+	if err := checkResponse(path, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// checkResponse turns a response's version mismatch or error into an error.
+func checkResponse(path string, resp *Response) error {
 	if resp.Version != ProtocolVersion {
 		// Another release's supervisor: say both versions and the ways
 		// out, since the CLI cannot serve it.
-		return nil, fmt.Errorf("supervisor at %q speaks protocol %q, this peapod speaks %q: "+
+		return fmt.Errorf("supervisor at %q speaks protocol %q, this peapod speaks %q: "+
 			"use the peapod release that started the pod, or remove the pod with `peapod rm -f` (which needs no supervisor)",
 			path, resp.Version, ProtocolVersion)
 	}
 	if resp.Error != "" {
-		return nil, fmt.Errorf("supervisor at %q: %s", path, resp.Error)
+		return fmt.Errorf("supervisor at %q: %s", path, resp.Error)
 	}
-	return &resp, nil
+	return nil
 }
 
 // Report is written by a starting supervisor on its report pipe (fd 3):

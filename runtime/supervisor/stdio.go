@@ -20,8 +20,13 @@ import (
 // dies; what it writes meanwhile waits in the pipe (64 KiB, then its
 // writes block) until an adopting supervisor reopens the FIFO by its path
 // and copies on into the same log file.
+//
+// A container with stdin: true reads a pipe whose write end the attach hub
+// holds; a tty container has no FIFOs: its pty master (stdoutR) carries
+// both its output and its input. Neither survives the supervisor: see
+// attach.go and the adoption notes in docs/ARCHITECTURE.md.
 type stdio struct {
-	// stdin is /dev/null: peapod containers have no attached stdin yet.
+	// stdin is /dev/null, or the read end of the stdin pipe.
 	stdin *os.File
 	// stdoutR and stderrR are the supervisor's read ends; stdoutW and
 	// stderrW the container's read-write ends (nil once handed over).
@@ -31,6 +36,9 @@ type stdio struct {
 	paths [2]string
 	// copied is done when both readers reached EOF.
 	copied sync.WaitGroup
+	// hub is the instance's attach point (nil for an adopted instance
+	// whose streams are gone).
+	hub *attachHub
 }
 
 // fifoPaths are the stdout and stderr FIFOs of a container's
@@ -133,6 +141,9 @@ func (p *stdio) closeParent() {
 // remove deletes the FIFOs.
 func (p *stdio) remove() {
 	for _, path := range p.paths {
+		if path == "" {
+			continue // a tty instance has no FIFOs
+		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 		}
@@ -145,4 +156,7 @@ func (p *stdio) waitCopied() {
 	p.copied.Wait()
 	p.closeParent()
 	p.remove()
+	if p.hub != nil {
+		p.hub.end()
+	}
 }

@@ -104,6 +104,8 @@ type container struct {
 	adopted bool
 	// oomBase is the cgroup's OOM kill count when the instance started.
 	oomBase int64
+	// hub is the running instance's attach point (attach.go).
+	hub *attachHub
 }
 
 // New loads the spec from runDir and prepares a supervisor.
@@ -307,7 +309,10 @@ func (s *Supervisor) startInstance(c *container) error {
 	}
 	startStep(c, "spawn")
 	var exited chan struct{}
-	s.update(func() { exited = s.recordStartedLocked(c, pid, restarts, logPath, lg, oomBase) })
+	s.update(func() {
+		exited = s.recordStartedLocked(c, pid, restarts, logPath, lg, oomBase)
+		c.hub = pipes.hub
+	})
 	startStep(c, "record started")
 	pruneLogs(c.spec.LogPath, restarts)
 	go s.watch(c, wait, exited, pipes)
@@ -342,7 +347,7 @@ func (s *Supervisor) openInstanceIO(c *container, logPath string, restarts int) 
 		return nil, nil, err
 	}
 	lg.onLoss = func(loss logLoss, recovered bool) { s.logLoss(c, loss, recovered) }
-	pipes, err := newStdio(fifoPaths(s.pod.RunDir, c.spec.ID, restarts))
+	pipes, err := newInstanceStdio(c.spec, fifoPaths(s.pod.RunDir, c.spec.ID, restarts))
 	if err != nil {
 		lg.close()
 		return nil, nil, err
@@ -354,21 +359,22 @@ func (s *Supervisor) openInstanceIO(c *container, logPath string, restarts int) 
 // on failure it releases lg and pipes and empties the cgroup.
 func (s *Supervisor) spawn(c *container, lg *criLog, pipes *stdio) (int, <-chan unix.WaitStatus, error) {
 	pid, wait, err := s.reap.start(func() (int, error) {
-		return s.rt.StartContainer(s.pod, c.spec, pipes.child(), func(pid int) error {
-			return s.cg.Join(c.spec.Cgroup, pid)
-		})
+		join := func(pid int) error { return s.cg.Join(c.spec.Cgroup, pid) }
+		if c.spec.TTY() {
+			return s.startTerminal(c, pipes, join)
+		}
+		return s.rt.StartContainer(s.pod, c.spec, pipes.child(), join)
 	})
 	pipes.closeChild()
 	if err != nil {
 		pipes.closeParent()
 		pipes.remove()
+		pipes.hub.end()
 		lg.close()
 		s.cg.Kill(c.spec.Cgroup)
 		return 0, nil, err
 	}
-	pipes.copied.Add(2)
-	go func() { defer pipes.copied.Done(); lg.copyStream("stdout", pipes.stdoutR) }()
-	go func() { defer pipes.copied.Done(); lg.copyStream("stderr", pipes.stderrR) }()
+	pipes.copyOutput(lg)
 	return pid, wait, nil
 }
 
