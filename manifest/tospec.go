@@ -251,8 +251,8 @@ func (b *builder) process(c *corev1.Container, cfg ImageConfig) (*specs.Process,
 		Terminal: c.TTY,
 		Args:     argv,
 		Env:      env,
-		Cwd:  cwd,
-		User: user,
+		Cwd:      cwd,
+		User:     user,
 		// Inheritable stays empty: with it, exec of a file-capable binary
 		// could gain capabilities (CVE-2022-29162). Ambient stays empty too.
 		Capabilities: &specs.LinuxCapabilities{

@@ -51,7 +51,7 @@ func newExecCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&container, "container", "c", "", "container name (default: the pod's only container)")
+	cmd.Flags().StringVarP(&container, "container", "c", "", "container name (default: the pod's default container)")
 	cmd.Flags().BoolVarP(&stdin, "stdin", "i", false, "pass stdin to the command (otherwise it reads /dev/null)")
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "give the command a terminal (stdin must be one)")
 	return cmd

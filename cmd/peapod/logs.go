@@ -35,7 +35,7 @@ func newLogsCommand(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.container, "container", "c", "", "container name (default: the pod's only container)")
+	f.StringVarP(&o.container, "container", "c", "", "container name (default: the pod's default container)")
 	f.BoolVarP(&o.follow, "follow", "f", false, "keep printing new output")
 	f.BoolVarP(&o.previous, "previous", "p", false, "print the previous instance's logs")
 	f.BoolVar(&o.timestamps, "timestamps", false, "prefix each line with its RFC3339 timestamp")
@@ -76,7 +76,14 @@ func executeLogs(g *globals, o *logsOptions, name string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cs, err := containerStatus(v, o.container)
+	container := o.container
+	if container == "" && v.Record.Manifest != nil {
+		// kubectl's choice and its one line about it (on stderr).
+		if container, err = m.ChooseContainer(v, ""); err != nil {
+			return err
+		}
+	}
+	cs, err := containerStatus(v, container)
 	if err != nil {
 		return err
 	}

@@ -100,6 +100,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		newTopCommand(g), newStatsCommand(g), newUpdateCommand(g))
 	root.AddCommand(newPortForwardCommand(g), newCpCommand(g))
 	root.AddCommand(newCheckCommand(g))
+	root.AddCommand(newAttachCommand(g))
 	return root
 }
 

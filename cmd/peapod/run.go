@@ -26,6 +26,9 @@ type runOptions struct {
 	pull pullFlags
 	// timeout bounds the wait for each pod's containers to start (-d).
 	timeout time.Duration
+	// stdin and tty (-i, -t) attach the foreground to the first container
+	// with stdin (tty) instead of printing events and output (runattach.go).
+	stdin, tty bool
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -37,7 +40,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			"JSON, one or more per file) before creating anything, then create and start each pod. With -d, return once init containers completed and every\n" +
 			"app container's entrypoint has been exec'd; without it, stay in the foreground printing events and\n" +
 			"container output, and stop and remove the pods on Ctrl-C.",
-		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -",
+		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -\n  sudo peapod run -it -f shell.yaml    # attached to its first tty container",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return executeRun(g, o, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -46,6 +49,8 @@ func newRunCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "manifest file, or - for standard input (repeatable)")
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the pods' containers have started")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "with -d, how long to wait for each pod's init containers and entrypoints (0: no bound); the pod keeps starting after it")
+	cmd.Flags().BoolVarP(&o.stdin, "stdin", "i", false, "attach your stdin to the first container with stdin: true (see attach)")
+	cmd.Flags().BoolVarP(&o.tty, "tty", "t", false, "with -i: attach your terminal to the first container with tty: true")
 	o.pull.addRegistryFlags(cmd.Flags())
 	cmd.MarkFlagRequired("filename")
 	return cmd
@@ -67,6 +72,9 @@ func readManifest(file string) ([]byte, string, error) {
 }
 
 func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) error {
+	if err := o.checkAttach(); err != nil {
+		return err
+	}
 	var files []manifest.File
 	stdin := false
 	for _, f := range o.files {
@@ -94,6 +102,10 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return err
 	}
 	pods := objs.Pods
+	target, err := o.attachTarget(pods)
+	if err != nil {
+		return err
+	}
 	m, err := g.manager()
 	if err != nil {
 		return err
@@ -179,6 +191,9 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	}
 	if o.detach {
 		return nil
+	}
+	if o.stdin || o.tty {
+		return runAttached(m, created, target, o.tty, errw)
 	}
 	return foreground(m, created, out)
 }
