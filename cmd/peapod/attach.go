@@ -96,7 +96,6 @@ func attachTerminal(m *pod.Manager, ns, name, container string, stdin, tty bool,
 		if !tty || !info.TTY || !stdin {
 			return
 		}
-		fmt.Fprintln(os.Stderr, "If you don't see a command prompt, try pressing enter.")
 		sendSize(in, resize)
 		mu.Lock()
 		defer mu.Unlock()
@@ -104,6 +103,9 @@ func attachTerminal(m *pod.Manager, ns, name, container string, stdin, tty bool,
 		if err == nil {
 			saved, raw = st, true
 		}
+		// kubectl's hint, once raw (so the line needs its own CR): an
+		// idle shell has printed its prompt before we came.
+		fmt.Fprint(os.Stderr, "If you don't see a command prompt, try pressing enter.\r\n")
 	}
 	// Read by the attach once Ready returned (which queued the first size).
 	if tty && stdin {

@@ -181,6 +181,17 @@ func pumpAttach(conn net.Conn, br *bufio.Reader, streams AttachStreams) error {
 	detached := make(chan struct{})
 	done := make(chan struct{})
 	defer close(done)
+	if streams.Resize != nil {
+		// The size known now goes before any input, so the first line
+		// typed already runs at the caller's size.
+		select {
+		case ws := <-streams.Resize:
+			if err := send(frameResize, encodeWinsize(ws)); err != nil {
+				return fmt.Errorf("attach stream broken: %w", err)
+			}
+		default:
+		}
+	}
 	if streams.Stdin != nil {
 		// Never joined: a read of a terminal cannot be interrupted; the
 		// goroutine ends at its next read or with the process.
