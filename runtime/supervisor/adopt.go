@@ -225,7 +225,9 @@ func (s *Supervisor) adoptLog(c *container, logPath string, paths [2]string) (*c
 		// as a closed terminal window does), and no path reopens it.
 		s.addEvent("Warning", c, ReasonTerminalLost, fmt.Sprintf(
 			"The terminal of container %s was hung up with its supervisor; its output is no longer logged and it cannot be attached until it restarts", c.spec.Name))
-		return lg, nil
+		hub := newAttachHub(c.spec)
+		hub.gone = "its terminal was hung up when its supervisor was lost; attach works again once the container restarts"
+		return lg, &stdio{hub: hub}
 	}
 	pipes, perr := adoptStdio(paths)
 	if err = errors.Join(err, perr); err != nil {

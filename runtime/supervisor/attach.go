@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -56,6 +57,10 @@ type attachHub struct {
 	stdinOnce bool
 	// stdinGone says why stdin is gone ("" while it is there).
 	stdinGone string
+	// gone says why nothing can be attached ("" while the streams are
+	// there): an adopted tty instance's terminal died with the lost
+	// supervisor.
+	gone string
 	// wmu serialises writes to stdin, so each chunk lands whole.
 	wmu sync.Mutex
 }
@@ -154,6 +159,8 @@ func (h *attachHub) join(stdin bool, conn net.Conn) (*attachClient, error) {
 	switch {
 	case h.ended:
 		return nil, fmt.Errorf("container %q is not running", h.container)
+	case h.gone != "":
+		return nil, fmt.Errorf("container %q cannot be attached: %s", h.container, h.gone)
 	case stdin && !h.hasStdin:
 		return nil, fmt.Errorf("container %q was not started with stdin: true, so it has no stdin to attach to (attach without -i shows its output)", h.container)
 	case stdin && h.stdinGone != "":
@@ -283,9 +290,15 @@ func (s *Supervisor) serveAttach(conn net.Conn, in io.Reader, req *Request) {
 		writeFrame(conn, frameEnd, []byte(c.endMsg))
 		conn.Close()
 	}()
+	// The request line's newline comes first (the JSON decoder stops
+	// before it); waited for only now that the response is out.
+	rd := bufio.NewReader(in)
+	if b, err := rd.Peek(1); err == nil && b[0] == '\n' {
+		rd.Discard(1)
+	}
 	buf := make([]byte, maxFrame)
 	for {
-		kind, p, err := readFrame(in, buf)
+		kind, p, err := readFrame(rd, buf)
 		if err != nil {
 			break
 		}

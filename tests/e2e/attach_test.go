@@ -121,6 +121,7 @@ func TestAttachTerminal_12(t *testing.T) {
 	t.Run("two at once", func(t *testing.T) {
 		e := e.on(t)
 		a, b := newTestPty(t, 24, 80), newTestPty(t, 24, 80)
+		modeA := a.termios(t)
 		waitA := e.startOnPty(t, a, "attach", "-it", "shell")
 		waitB := e.startOnPty(t, b, "attach", "-it", "shell")
 		a.await(t, regexp.MustCompile(`If you don't see a command prompt`))
@@ -131,7 +132,7 @@ func TestAttachTerminal_12(t *testing.T) {
 		b.typeLine(t, `echo "from-b $((2*4))"`)
 		a.await(t, regexp.MustCompile(`from-b 8`))
 		b.await(t, regexp.MustCompile(`from-b 8`))
-		a.detach(t, waitA, a.termios(t))
+		a.detach(t, waitA, modeA)
 		// The other attach is unaffected by the first one's detach.
 		b.typeLine(t, `echo "still-b $((3*4))"`)
 		b.await(t, regexp.MustCompile(`still-b 12`))
@@ -317,7 +318,14 @@ func TestAttachStdin_12(t *testing.T) {
 	})
 	t.Run("stdinOnce", func(t *testing.T) {
 		e := e.on(t)
-		r, w := io.Pipe()
+		// An *os.File: exec.Cmd's Wait would wait for its copier of any
+		// other reader, and this input stays open past the attach.
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
 		a := e.startAttach(t, r, "attach", "-i", "stdin", "-c", "once")
 		w.Write([]byte("one\n"))
 		a.await(t, "got one")
@@ -385,43 +393,61 @@ func TestAttachTerminalStdinOnce_12(t *testing.T) {
 	c.StdinOnce = true
 	e.runPod(podJSON(newPod("once", c)))
 	tp := newTestPty(t, 24, 80)
+	mode := tp.termios(t)
 	wait := e.startOnPty(t, tp, "attach", "-it", "once")
 	tp.await(t, regexp.MustCompile(`If you don't see a command prompt`))
 	tp.typeLine(t, `echo "first-$((1+1))"`)
 	tp.await(t, regexp.MustCompile(`first-2`))
-	tp.detach(t, wait, tp.termios(t))
+	tp.detach(t, wait, mode)
 	e.waitPod("once", waitTimeout, func(p *corev1.Pod) (bool, string) {
 		cs := containerStatus(t, p, "sh")
 		return cs.RestartCount >= 1 && cs.State.Running != nil, fmt.Sprintf("%+v", cs)
 	})
 	tp2 := newTestPty(t, 24, 80)
+	mode = tp2.termios(t)
 	wait = e.startOnPty(t, tp2, "attach", "-it", "once")
 	tp2.await(t, regexp.MustCompile(`If you don't see a command prompt`))
 	tp2.typeLine(t, `echo "second-$((2+1))"`)
 	tp2.await(t, regexp.MustCompile(`second-3`))
-	tp2.detach(t, wait, tp2.termios(t))
+	tp2.detach(t, wait, mode)
 }
 
 // TestAttachAfterSupervisorLoss_12: the pty master lives in the supervisor
-// only, so losing the supervisor hangs the terminal up (documented): the
-// shell reads EOF and exits, the adopting supervisor records the loss
-// (TerminalLost, then ContainerStatusUnknown) and the restart brings a new
-// terminal that attach reaches.
+// only, so losing the supervisor hangs the terminal up (documented): a
+// shell reads EOF and exits, and its restart (after ContainerStatusUnknown)
+// brings a new terminal that attach reaches; a process that survives the
+// hang-up is adopted with a TerminalLost event, and attach says why it
+// cannot reach it.
 func TestAttachAfterSupervisorLoss_12(t *testing.T) {
 	e := newEnv(t)
-	e.runPod(podJSON(newPod("lost", ttyShell("sh"))))
-	killSupervisor(t, e.inspect("lost").SupervisorPID)
+	// sleep is its PID namespace's init: the hang-up's SIGHUP does not
+	// kill it, and it never reads its terminal.
+	deaf := ctr("deaf", "sleep", "1000")
+	deaf.Stdin, deaf.TTY = true, true
+	e.runPod(podJSON(newPod("lost", ttyShell("sh"), deaf)))
+	v := e.inspect("lost")
+	deafPID := v.container(t, "deaf").PID
+	killSupervisor(t, v.SupervisorPID)
 	e.waitEvents("lost", "TerminalLost")
 	e.waitPod("lost", waitTimeout, func(p *corev1.Pod) (bool, string) {
 		cs := containerStatus(t, p, "sh")
 		return cs.RestartCount >= 1 && cs.State.Running != nil, fmt.Sprintf("%+v", cs)
 	})
 	tp := newTestPty(t, 24, 80)
-	wait := e.startOnPty(t, tp, "attach", "-it", "lost")
+	mode := tp.termios(t)
+	wait := e.startOnPty(t, tp, "attach", "-it", "lost", "-c", "sh")
 	tp.await(t, regexp.MustCompile(`If you don't see a command prompt`))
 	tp.typeLine(t, `echo "back-$((4+4))"`)
 	tp.await(t, regexp.MustCompile(`back-8`))
-	tp.detach(t, wait, tp.termios(t))
+	tp.detach(t, wait, mode)
+
+	if got := e.inspect("lost").container(t, "deaf").PID; got != deafPID {
+		t.Fatalf("deaf container's process %d, want %d adopted", got, deafPID)
+	}
+	_, stderr, code := e.run("", "attach", "lost", "-c", "deaf")
+	if code != 1 || !strings.Contains(stderr, `container "deaf" cannot be attached: its terminal was hung up when its supervisor was lost`) {
+		t.Errorf("attach to an adopted tty container: exit %d, stderr %q", code, stderr)
+	}
 }
 
 // TestRunAttached_12: `run -it` runs the pod in the foreground attached to
