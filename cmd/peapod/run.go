@@ -40,7 +40,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			"JSON, one or more per file) before creating anything, then create and start each pod. With -d, return once init containers completed and every\n" +
 			"app container's entrypoint has been exec'd; without it, stay in the foreground printing events and\n" +
 			"container output, and stop and remove the pods on Ctrl-C.",
-		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -\n  sudo peapod run -it -f shell.yaml    # attached to its first tty container",
+		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -\n  sudo peapod run -it -f examples/shell.yaml    # attached to its first tty container",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return executeRun(g, o, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
