@@ -51,7 +51,8 @@ type attachHub struct {
 	stdin *os.File
 	// master is the pty master (resizes go there), nil without a tty.
 	master *os.File
-	// hasStdin reports whether the container was started with a stdin.
+	// hasStdin reports whether the container was started with stdin:
+	// true (a tty without it takes no input, as with the kubelet).
 	hasStdin bool
 	// stdinOnce closes stdin when the first stdin attach ends.
 	stdinOnce bool
@@ -86,7 +87,7 @@ type outFrame struct {
 // newAttachHub makes the hub of an instance of c.
 func newAttachHub(c *spec.Container) *attachHub {
 	return &attachHub{container: c.Name, clients: map[*attachClient]struct{}{},
-		hasStdin: c.Stdin || c.TTY(), stdinOnce: c.StdinOnce}
+		hasStdin: c.Stdin, stdinOnce: c.StdinOnce}
 }
 
 // setStdin hands the hub the container's input end (and, for a tty, the

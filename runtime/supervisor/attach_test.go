@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 )
@@ -190,6 +192,11 @@ func TestAttachRefused(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("attach %q (stdin %v): %v, want %q", tt.container, tt.stdin, err, tt.want)
 		}
+	}
+	// A tty without stdin: true takes no input, as with the kubelet.
+	tty := newAttachHub(&spec.Container{Name: "t", OCI: specs.Spec{Process: &specs.Process{Terminal: true}}})
+	if _, err := tty.join(true, nil); err == nil || !strings.Contains(err.Error(), "was not started with stdin: true") {
+		t.Errorf("stdin attach to a tty without stdin: %v", err)
 	}
 	f.hub.loseStdin("its supervisor was lost")
 	err := Attach(f.dir, "c", AttachStreams{Stdin: strings.NewReader("x"), Stdout: io.Discard}, nil)
