@@ -141,6 +141,31 @@ func TestAttachTerminal_12(t *testing.T) {
 			t.Errorf("second attach: exit %d", code)
 		}
 	})
+	t.Run("terminal restored on SIGTERM", func(t *testing.T) {
+		e := e.on(t)
+		tp := newTestPty(t, 24, 80)
+		mode := tp.termios(t)
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, e.bin, e.args("attach", "-it", "shell")...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tp.slave, tp.slave, tp.slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		tp.await(t, regexp.MustCompile(`If you don't see a command prompt`))
+		if raw := tp.termios(t); raw.Lflag&(unix.ECHO|unix.ICANON) != 0 {
+			t.Errorf("terminal not raw while attached: lflag %#x", raw.Lflag)
+		}
+		cmd.Process.Signal(unix.SIGTERM)
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); ctx.Err() != nil || code != 143 {
+			t.Fatalf("attach on SIGTERM: exit %d (timed out: %v)", code, ctx.Err() != nil)
+		}
+		if after := tp.termios(t); !sameMode(mode, after) {
+			t.Errorf("terminal after SIGTERM: lflag %#x, want restored %#x", after.Lflag, mode.Lflag)
+		}
+	})
 	t.Run("logged as stdout", func(t *testing.T) {
 		e := e.on(t)
 		if out := e.mustRun("logs", "shell"); !strings.Contains(out, "hello-42") {
