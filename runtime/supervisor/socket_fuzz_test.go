@@ -62,7 +62,7 @@ func FuzzSupervisorSocket(f *testing.F) {
 		if err := json.Unmarshal(line, &resp); err != nil || resp.Version != ProtocolVersion {
 			t.Fatalf("request %q: answer %q is not a %s response (%v)", data, line, ProtocolVersion, err)
 		}
-		// OpAttach is known but always refused here: there is no container.
+		// OpAttach is left out: with no container it is always refused.
 		known := req.Op == OpPing || req.Op == OpStop || req.Op == OpMetrics
 		if wantErr := req.Version != ProtocolVersion || !known; (resp.Error != "") != wantErr {
 			t.Fatalf("request %q (version %q op %q): answer error %q", data, req.Version, req.Op, resp.Error)
