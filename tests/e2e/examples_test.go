@@ -78,6 +78,13 @@ var exampleChecks = map[string]func(e *env){
 			e.t.Errorf("app serves %q", out)
 		}
 	},
+	// The shell waits on a terminal of its own, from the container's
+	// devpts, for someone to attach.
+	"shell.yaml": func(e *env) {
+		if out := strings.TrimSpace(e.mustExec("shell", "sh", "readlink", "/proc/1/fd/0")); out != "/dev/pts/0" {
+			e.t.Errorf("the shell's stdin is %q, want its own /dev/pts/0", out)
+		}
+	},
 	// The ConfigMap in the same file feeds an env var and a volume.
 	"configmap.yaml": func(e *env) {
 		out := e.mustExec("configured", "app", "sh", "-c", "echo $GREETING; cat /etc/app/app.conf")
