@@ -1,54 +1,224 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/peapod/peapod/internal/printers"
+	"github.com/peapod/peapod/runtime/pod"
+	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
+// listFlags are the flags of the commands that list pods as kubectl get
+// does (get, ps).
+type listFlags struct {
+	// output is -o.
+	output string
+	// noHeaders is --no-headers.
+	noHeaders bool
+	// all is -A.
+	all bool
+	// selector is -l.
+	selector string
+	// watch is -w.
+	watch bool
+}
+
+func (l *listFlags) add(f *pflag.FlagSet) {
+	f.StringVarP(&l.output, "output", "o", "", "output format: wide, json, yaml, name, jsonpath=TEMPLATE or custom-columns=SPEC")
+	f.BoolVar(&l.noHeaders, "no-headers", false, "print no header line (tables and custom columns)")
+	f.BoolVarP(&l.all, "all-namespaces", "A", false, "list pods of every namespace")
+	addSelectorFlag(f, &l.selector)
+	f.BoolVarP(&l.watch, "watch", "w", false, "after listing, print each pod again as it changes (Ctrl-C ends)")
+}
+
+// addSelectorFlag adds -l/--selector.
+func addSelectorFlag(f *pflag.FlagSet, s *string) {
+	f.StringVarP(s, "selector", "l", "", "label selector, e.g. app=web,tier!=db or 'env in (a,b)'")
+}
+
+// podResources are the words that name the pod resource, as kubectl
+// accepts them.
+var podResources = map[string]bool{"pod": true, "pods": true, "po": true}
+
 func newGetCommand(g *globals) *cobra.Command {
-	var output string
+	l := &listFlags{}
 	cmd := &cobra.Command{
-		Use:     "get POD [-o json|yaml]",
-		Short:   "Print a pod as a v1.Pod with its live status, like kubectl get pod -o json",
-		Example: "  sudo peapod get web -o json\n  sudo peapod get web -o yaml",
-		Args:    cobra.ExactArgs(1),
+		Use:   "get pods|pod [NAME...] [-o FORMAT] [-l SELECTOR] [-A] [-w]",
+		Short: "List pods or print some, like kubectl get pods",
+		Long: "List the pods of the namespace (-A: of every namespace), those NAMEd, or those matching -l.\n" +
+			"A single NAME with -o json|yaml|jsonpath prints that v1.Pod; otherwise a v1 List, as kubectl does.\n" +
+			"The resource word may be left out: `peapod get web` is `peapod get pod web`.",
+		Example: "  sudo peapod get pods\n  sudo peapod get pods -A -o wide\n  sudo peapod get pod web -o yaml\n" +
+			"  sudo peapod get pods -l app=web -o jsonpath='{.items[*].status.podIP}'\n" +
+			"  sudo peapod get pods -o custom-columns=NAME:.metadata.name,IMAGES:.spec.containers[*].image",
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completePodNames(g, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return executeGet(g, args[0], output, cmd.OutOrStdout())
+			if len(args) == 0 {
+				return errors.New("you must specify the type of resource to get: pods (peapod runs pods only)")
+			}
+			if podResources[strings.ToLower(args[0])] {
+				args = args[1:]
+			}
+			return executeList(g, l, args, false, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json or yaml")
+	l.add(cmd.Flags())
 	return cmd
 }
 
-func executeGet(g *globals, name, output string, out io.Writer) error {
-	if output != "json" && output != "yaml" {
-		return fmt.Errorf("unknown --output %q: use json or yaml", output)
+// selectViews returns the pods a listing command acts on: those named (in
+// the -n namespace), else every pod of the namespace (all: of every
+// namespace) that the selector matches. A missing named pod is an error
+// in errs; the others are still returned.
+func selectViews(m *pod.Manager, ns string, all bool, names []string, selector string) (views []*pod.View, errs []error, err error) {
+	sel := labels.Everything()
+	if selector != "" {
+		if len(names) > 0 {
+			return nil, nil, errors.New("name cannot be provided when a selector is specified")
+		}
+		if sel, err = labels.Parse(selector); err != nil {
+			return nil, nil, fmt.Errorf("invalid -l %q: %w", selector, err)
+		}
+	}
+	if len(names) > 0 {
+		if all {
+			return nil, nil, errors.New("a resource cannot be retrieved by name across all namespaces")
+		}
+		seen := map[string]bool{}
+		for _, n := range names {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			v, err := m.Get(ns, n)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			views = append(views, v)
+		}
+		return views, errs, nil
+	}
+	if all {
+		ns = ""
+	}
+	list, err := m.List(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range list {
+		if selector == "" || sel.Matches(labels.Set(podLabels(v))) {
+			views = append(views, v)
+		}
+	}
+	return views, nil, nil
+}
+
+// podLabels are the labels of the pod's manifest (none for an unreadable
+// record).
+func podLabels(v *pod.View) map[string]string {
+	p, err := v.KubePod()
+	if err != nil {
+		return nil
+	}
+	return p.Labels
+}
+
+// printable renders views for the printers: the v1.Pod, and peapod's own
+// STATUS where kubectl has no word for the state.
+func printable(views []*pod.View) ([]printers.Pod, error) {
+	out := make([]printers.Pod, 0, len(views))
+	for _, v := range views {
+		p, err := v.KubePod()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, printers.Pod{Pod: p, Status: statusOverride(v)})
+	}
+	return out, nil
+}
+
+// statusOverride is peapod's STATUS for a pod that run or rm has not
+// finished, whose supervisor or files are lost, or that stop stopped;
+// "" lets kubectl's rules decide.
+func statusOverride(v *pod.View) string {
+	if v.Reason != "" {
+		return v.Reason
+	}
+	if v.Record.Phase == state.PhaseStopped {
+		return "Stopped"
+	}
+	return ""
+}
+
+// executeList is get pods (ps: with the NAMESPACE and IP columns).
+func executeList(g *globals, l *listFlags, names []string, ps bool, out, errw io.Writer) error {
+	single := len(names) == 1 && l.selector == ""
+	pr, err := printers.New(printers.Options{Output: l.output, NoHeaders: l.noHeaders, Namespace: l.all || ps, IP: ps, Single: single})
+	if err != nil {
+		return err
 	}
 	m, err := g.manager()
 	if err != nil {
 		return err
 	}
-	v, err := m.Get(g.namespace, name)
+	views, errs, err := selectViews(m, g.namespace, l.all, names, l.selector)
 	if err != nil {
 		return err
 	}
-	p, err := v.KubePod()
+	pods, err := printable(views)
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(p, "", "    ")
-	if err != nil {
-		return fmt.Errorf("failed to encode pod %s: %w", name, err)
-	}
-	if output == "yaml" {
-		if b, err = yaml.JSONToYAML(b); err != nil {
-			return fmt.Errorf("failed to encode pod %s as YAML: %w", name, err)
+	if len(pods) == 0 && len(errs) == 0 && (pr.Human() || l.output == "name") && !l.watch && !ps {
+		if l.all {
+			fmt.Fprintln(errw, "No resources found")
+		} else {
+			fmt.Fprintf(errw, "No resources found in %s namespace.\n", g.namespace)
+		}
+	} else if len(pods) > 0 || ps || (!pr.Human() && len(errs) == 0) {
+		if err := pr.Print(out, pods, true); err != nil {
+			return err
 		}
 	}
-	_, err = fmt.Fprintf(out, "%s\n", b)
-	return err
+	if err := errors.Join(errs...); err != nil || !l.watch {
+		return err
+	}
+	return watchPods(g, m, pr, l, names, views, out)
+}
+
+// namesOrSelector is the pods a command acts on: the names given, or
+// with -l, the names of the namespace's pods that match; one of the two.
+func namesOrSelector(g *globals, names []string, selector string) ([]string, error) {
+	if selector == "" {
+		if len(names) == 0 {
+			return nil, errors.New("name at least one pod, or select pods with -l")
+		}
+		return names, nil
+	}
+	if len(names) > 0 {
+		return nil, errors.New("name cannot be provided when a selector is specified")
+	}
+	m, err := g.manager()
+	if err != nil {
+		return nil, err
+	}
+	views, _, err := selectViews(m, g.namespace, false, nil, selector)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range views {
+		names = append(names, v.Record.Name)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no pods in namespace %s match -l %s", g.namespace, selector)
+	}
+	return names, nil
 }

@@ -3,16 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 type logsOptions struct {
@@ -21,25 +25,45 @@ type logsOptions struct {
 	// follow, previous, timestamps and tail as kubectl logs.
 	follow, previous, timestamps bool
 	tail                         int
+	// allContainers prints every container of the pod (init ones first).
+	allContainers bool
+	// prefix starts each line with [pod/NAME/CONTAINER].
+	prefix bool
+	// since keeps lines newer than this (0: all).
+	since time.Duration
+	// selector is -l: the pods whose logs to print.
+	selector string
 }
 
 func newLogsCommand(g *globals) *cobra.Command {
 	o := &logsOptions{}
 	cmd := &cobra.Command{
-		Use:     "logs POD [-c CONTAINER]",
-		Short:   "Print a container's logs",
-		Example: "  sudo peapod logs web -c app -f\n  sudo peapod logs web -c app --previous --tail 20 --timestamps",
-		Args:    cobra.ExactArgs(1),
+		Use:   "logs POD [-c CONTAINER | --all-containers] | -l SELECTOR",
+		Short: "Print a container's logs",
+		Long: "Print the logs of a pod's container, of all of them (--all-containers), or of the pods a selector\n" +
+			"matches (-l: their first container unless -c, the last 10 lines unless --tail). -f follows the output\n" +
+			"as it is written (inotify on the log directory, no polling), through log rotation and container\n" +
+			"restarts (each new instance's log from its start), until the pod is finished or removed.",
+		Example: "  sudo peapod logs web -c app -f\n  sudo peapod logs web -c app --previous --tail 20 --timestamps\n" +
+			"  sudo peapod logs web --all-containers --prefix --since 5m\n  sudo peapod logs -l app=web -f --prefix",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return executeLogs(g, o, args[0], cmd.OutOrStdout())
+			if !cmd.Flags().Changed("tail") && o.selector != "" {
+				o.tail = 10 // kubectl's default with a selector
+			}
+			return executeLogs(g, o, args, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.container, "container", "c", "", "container name (default: the pod's default container)")
-	f.BoolVarP(&o.follow, "follow", "f", false, "keep printing new output")
+	f.BoolVarP(&o.follow, "follow", "f", false, "keep printing new output, across log rotation and restarts")
 	f.BoolVarP(&o.previous, "previous", "p", false, "print the previous instance's logs")
 	f.BoolVar(&o.timestamps, "timestamps", false, "prefix each line with its RFC3339 timestamp")
-	f.IntVar(&o.tail, "tail", -1, "print only the last N lines")
+	f.IntVar(&o.tail, "tail", -1, "print only the last N lines (default: all; 10 with -l)")
+	f.BoolVar(&o.allContainers, "all-containers", false, "print the logs of every container of the pod")
+	f.BoolVar(&o.prefix, "prefix", false, "start each line with [pod/NAME/CONTAINER]")
+	f.DurationVar(&o.since, "since", 0, "print only lines newer than this, e.g. 5s, 2m or 3h")
+	addSelectorFlag(f, &o.selector)
 	return cmd
 }
 
@@ -55,7 +79,7 @@ func containerStatus(v *pod.View, name string) (*state.ContainerStatus, error) {
 			for _, c := range all {
 				names = append(names, c.Name)
 			}
-			return nil, fmt.Errorf("pod %s has %d containers, choose one with -c: %s", v.Record.Name, len(all), strings.Join(names, ", "))
+			return nil, fmt.Errorf("pod %s has %d containers, choose one with -c or use --all-containers: %s", v.Record.Name, len(all), strings.Join(names, ", "))
 		}
 		return &v.Status.Containers[0], nil
 	}
@@ -67,85 +91,255 @@ func containerStatus(v *pod.View, name string) (*state.ContainerStatus, error) {
 	return nil, fmt.Errorf("container %q not found in pod %s/%s", name, v.Record.Namespace, v.Record.Name)
 }
 
-func executeLogs(g *globals, o *logsOptions, name string, out io.Writer) error {
+// logStream is one container's log to print.
+type logStream struct {
+	// ns, pod and uid name the pod; container the container.
+	ns, pod, uid, container string
+	// path is the log file printed first.
+	path string
+}
+
+// logStreams resolves what logs prints: per pod, the container asked for,
+// every container (init first), or with a selector and no -c the first.
+func logStreams(m *pod.Manager, g *globals, o *logsOptions, args []string) ([]logStream, error) {
+	if (len(args) == 0) == (o.selector == "") {
+		return nil, errors.New("name one pod, or select pods with -l")
+	}
+	if o.allContainers && o.container != "" {
+		return nil, errors.New("--all-containers and -c cannot be used together")
+	}
+	views, errs, err := selectViews(m, g.namespace, false, args, o.selector)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var out []logStream
+	for _, v := range views {
+		var list []*state.ContainerStatus
+		switch {
+		case o.allContainers && v.Status != nil:
+			for i := range v.Status.InitContainers {
+				list = append(list, &v.Status.InitContainers[i])
+			}
+			for i := range v.Status.Containers {
+				list = append(list, &v.Status.Containers[i])
+			}
+		case o.selector != "" && o.container == "" && v.Status != nil && len(v.Status.Containers) > 0:
+			list = append(list, &v.Status.Containers[0])
+		default:
+			container := o.container
+			if container == "" && v.Record.Manifest != nil {
+				// kubectl's choice and its one line about it (on stderr).
+				if container, err = m.ChooseContainer(v, ""); err != nil {
+					return nil, err
+				}
+			}
+			cs, err := containerStatus(v, container)
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, cs)
+		}
+		for _, cs := range list {
+			path := cs.LogPath
+			if o.previous {
+				if cs.RestartCount == 0 && cs.Last == nil {
+					return nil, fmt.Errorf("previous terminated container %q in pod %q not found", cs.Name, v.Record.Name)
+				}
+				path = layout.InstanceLog(path, cs.RestartCount-1)
+			}
+			if path == "" {
+				if o.allContainers || o.selector != "" {
+					continue // not started yet: nothing to print
+				}
+				return nil, fmt.Errorf("container %q in pod %q has not started", cs.Name, v.Record.Name)
+			}
+			out = append(out, logStream{ns: v.Record.Namespace, pod: v.Record.Name, uid: v.Record.UID, container: cs.Name, path: path})
+		}
+	}
+	return out, nil
+}
+
+// lineWriter prints lines of several streams whole, each with its prefix.
+type lineWriter struct {
+	mu  sync.Mutex
+	out io.Writer
+	o   *logsOptions
+	// cutoff drops lines older than --since.
+	cutoff time.Time
+}
+
+func (w *lineWriter) print(s logStream, l criLine) {
+	if !w.cutoff.IsZero() {
+		if ts, err := time.Parse(time.RFC3339Nano, l.ts); err == nil && ts.Before(w.cutoff) {
+			return
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.o.prefix {
+		fmt.Fprintf(w.out, "[pod/%s/%s] ", s.pod, s.container)
+	}
+	l.print(w.out, w.o.timestamps)
+}
+
+func executeLogs(g *globals, o *logsOptions, args []string, out io.Writer) error {
 	m, err := g.manager()
 	if err != nil {
 		return err
 	}
-	v, err := m.Get(g.namespace, name)
+	streams, err := logStreams(m, g, o, args)
 	if err != nil {
 		return err
 	}
-	container := o.container
-	if container == "" && v.Record.Manifest != nil {
-		// kubectl's choice and its one line about it (on stderr).
-		if container, err = m.ChooseContainer(v, ""); err != nil {
-			return err
-		}
-	}
-	cs, err := containerStatus(v, container)
-	if err != nil {
-		return err
-	}
-	path := cs.LogPath
-	if o.previous {
-		if cs.RestartCount == 0 && cs.Last == nil {
-			return fmt.Errorf("previous terminated container %q in pod %q not found", cs.Name, name)
-		}
-		path = layout.InstanceLog(path, cs.RestartCount-1)
-	}
-	if path == "" {
-		return fmt.Errorf("container %q in pod %q has not started", cs.Name, name)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("failed to open log of container %q: %w", cs.Name, err)
-	}
-	defer f.Close()
-	lines, err := readCRILines(f)
-	if err != nil {
-		return err
-	}
-	if o.tail >= 0 && len(lines) > o.tail {
-		lines = lines[len(lines)-o.tail:]
-	}
-	for _, l := range lines {
-		l.print(out, o.timestamps)
+	w := &lineWriter{out: out, o: o}
+	if o.since > 0 {
+		w.cutoff = time.Now().Add(-o.since)
 	}
 	if !o.follow || o.previous {
+		for _, s := range streams {
+			if err := printLog(s, o.tail, w); err != nil {
+				return err
+			}
+		}
 		return nil
+	}
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i, s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = followLog(m, s, o.tail, w)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// printLog prints the last tail lines of a log file.
+func printLog(s logStream, tail int, w *lineWriter) error {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return fmt.Errorf("failed to open log of container %q: %w", s.container, err)
+	}
+	defer f.Close()
+	_, err = printTail(f, s, tail, w)
+	return err
+}
+
+// printTail prints the last tail lines of what f holds and returns how
+// far it read (up to the last whole line).
+func printTail(f *os.File, s logStream, tail int, w *lineWriter) (int64, error) {
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read log of container %q: %w", s.container, err)
+	}
+	whole := bytes.LastIndexByte(b, '\n') + 1
+	lines, err := readCRILines(bytes.NewReader(b[:whole]))
+	if err != nil {
+		return 0, err
+	}
+	if tail >= 0 && len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	for _, l := range lines {
+		w.print(s, l)
+	}
+	return int64(whole), nil
+}
+
+// followLog prints a container's log as it is written: the supervisor
+// appends to the instance's file, rotates it by renaming it to .1 and
+// creating a new one, and starts each restart's instance in a new file
+// (N.log). An inotify watch on the log directory wakes the follower on
+// each write, rotation and new instance, one on the pod's run directory
+// on each status change; there is no polling. It ends when the pod is
+// finished (its supervisor's last status), lost or removed.
+func followLog(m *pod.Manager, s logStream, tail int, w *lineWriter) error {
+	dw, err := newDirWatch()
+	if err != nil {
+		return err
+	}
+	defer dw.close()
+	if err := dw.add(filepath.Dir(s.path), unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE_SELF); err != nil {
+		return err
+	}
+	runDir := m.RunDir(s.uid)
+	if err := dw.add(runDir, podDirMask); err != nil {
+		return err
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return fmt.Errorf("failed to open log of container %q: %w", s.container, err)
+	}
+	defer func() { f.Close() }()
+	off, err := printTail(f, s, tail, w)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err
 	}
 	r := bufio.NewReader(f)
 	var partial []byte
+	drain := func() {
+		for {
+			chunk, err := r.ReadBytes('\n')
+			partial = append(partial, chunk...)
+			if err != nil {
+				return // a partial line waits for its end
+			}
+			if l, ok := parseCRILine(partial); ok {
+				w.print(s, l)
+			}
+			partial = partial[:0]
+		}
+	}
+	reopen := func(path string) error {
+		nf, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("failed to open log of container %q: %w", s.container, err)
+		}
+		f.Close()
+		f, s.path, partial = nf, path, partial[:0]
+		r.Reset(f)
+		return nil
+	}
 	for {
-		chunk, err := r.ReadBytes('\n')
-		partial = append(partial, chunk...)
-		if err == io.EOF {
-			// The kernel has no readable event for "file grew" that works
-			// across rotation without inotify plumbing; a short poll is the
-			// follow refresh rate.
-			time.Sleep(100 * time.Millisecond)
-			if done := followDone(m, g.namespace, name, cs.Name, cs.LogPath); done {
-				return nil
+		drain()
+		// Rotated: the name now holds a new file; the old one is read to
+		// its end above.
+		if fi, err := os.Stat(s.path); err == nil {
+			if cur, err := f.Stat(); err == nil && !os.SameFile(fi, cur) {
+				if err := reopen(s.path); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		v, err := m.Get(s.ns, s.pod)
+		if err != nil || v.Record.UID != s.uid || v.Phase == state.PodUnknown {
+			return nil
+		}
+		if cs, err := containerStatus(v, s.container); err == nil && cs.LogPath != "" && cs.LogPath != s.path {
+			// Restarted: the new instance writes its own file.
+			drain()
+			if err := reopen(cs.LogPath); err != nil {
+				return err
 			}
 			continue
 		}
-		if l, ok := parseCRILine(partial); ok {
-			l.print(out, o.timestamps)
+		if v.Final {
+			drain()
+			return nil
 		}
-		partial = partial[:0]
+		if err := dw.wait(); err != nil {
+			return err
+		}
 	}
-}
-
-// followDone reports that the followed instance is over: the container
-// restarted into a new log, or the pod is gone or final.
-func followDone(m *pod.Manager, ns, name, container, path string) bool {
-	v, err := m.Get(ns, name)
-	if err != nil || v.Final || v.Phase == state.PodUnknown {
-		return true
-	}
-	cs, err := containerStatus(v, container)
-	return err != nil || cs.LogPath != path || cs.State == state.StateTerminated
 }
 
 // criLine is one parsed CRI log line.

@@ -1,55 +1,23 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"text/tabwriter"
-	"time"
-
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/util/duration"
 )
 
 func newPsCommand(g *globals) *cobra.Command {
-	var all bool
+	l := &listFlags{}
 	cmd := &cobra.Command{
-		Use:     "ps",
+		Use:     "ps [-A] [-l SELECTOR] [-o FORMAT] [-w]",
 		Aliases: []string{"list"},
-		Short:   "List pods, like kubectl get pods",
-		Example: "  sudo peapod ps\n  sudo peapod ps -A",
+		Short:   "List pods, like kubectl get pods, with their NAMESPACE and IP",
+		Long: "ps is `get pods` with the NAMESPACE and IP columns always shown; it takes get's flags.\n" +
+			"A stopped pod shows no IP: its address was released.",
+		Example: "  sudo peapod ps\n  sudo peapod ps -A -l app=web\n  sudo peapod ps -o name",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return executePs(g, all, cmd.OutOrStdout())
+			return executeList(g, l, nil, true, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list pods of every namespace")
+	l.add(cmd.Flags())
 	return cmd
-}
-
-func executePs(g *globals, all bool, out io.Writer) error {
-	m, err := g.manager()
-	if err != nil {
-		return err
-	}
-	ns := g.namespace
-	if all {
-		ns = ""
-	}
-	views, err := m.List(ns)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE\tIP")
-	now := time.Now()
-	for _, v := range views {
-		ready, total := v.Ready()
-		ip := v.Record.IP
-		if ip == "" {
-			ip = "<none>"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%d\t%s\t%s\n", v.Record.Namespace, v.Record.Name, ready, total,
-			v.DisplayStatus(), v.Restarts(), duration.HumanDuration(v.Age(now)), ip)
-	}
-	return tw.Flush()
 }

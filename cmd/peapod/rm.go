@@ -10,16 +10,22 @@ import (
 
 func newRmCommand(g *globals) *cobra.Command {
 	var force bool
+	var selector string
 	cmd := &cobra.Command{
-		Use:     "rm POD... [-f]",
+		Use:     "rm POD... | -l SELECTOR [-f]",
 		Short:   "Remove stopped pods; -f kills running ones at once (SIGKILL) and removes them",
 		Example: "  sudo peapod stop web && sudo peapod rm web\n  sudo peapod rm -f web",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args, err := namesOrSelector(g, args, selector)
+			if err != nil {
+				return err
+			}
 			return executeRm(g, args, force, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running pod at once and remove it")
+	addSelectorFlag(cmd.Flags(), &selector)
 	return cmd
 }
 

@@ -31,7 +31,8 @@ func (v *View) KubePod() (*corev1.Pod, error) {
 	if st.HostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
 	}
-	if ip := v.Record.IP; ip != "" {
+	// A stopped pod's address was released (another pod may hold it now).
+	if ip := v.Record.IP; ip != "" && v.Record.Phase != state.PhaseStopped {
 		st.PodIP = ip
 		st.PodIPs = []corev1.PodIP{{IP: ip}}
 	}

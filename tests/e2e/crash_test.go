@@ -23,7 +23,7 @@ func (e *env) psList() []psRow {
 	out := e.mustRun("ps", "-A")
 	var rows []psRow
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-		f := strings.Fields(line)
+		f := psFields(line)
 		if len(f) != 7 {
 			e.t.Fatalf("ps line %q: want 7 columns, in\n%s", line, out)
 		}

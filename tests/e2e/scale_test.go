@@ -26,13 +26,23 @@ func (e *env) ps() map[string]psRow {
 	}
 	rows := make(map[string]psRow)
 	for _, l := range lines[1:] {
-		f := strings.Fields(l)
+		f := psFields(l)
 		if len(f) != 7 {
 			e.t.Fatalf("ps line %q: want 7 columns", l)
 		}
 		rows[f[1]] = psRow{f[0], f[1], f[2], f[3], f[4], f[5], f[6]}
 	}
 	return rows
+}
+
+// psFields splits a ps line into its columns: RESTARTS may read
+// "2 (5s ago)", as kubectl prints it.
+func psFields(line string) []string {
+	f := strings.Fields(line)
+	if len(f) == 9 && strings.HasPrefix(f[5], "(") && f[6] == "ago)" {
+		f = append(append(f[:4:4], strings.Join(f[4:7], " ")), f[7:]...)
+	}
+	return f
 }
 
 // parallel runs fn(i) for i in [0, n) concurrently and returns the errors.
