@@ -93,4 +93,3 @@ func printEvents(out io.Writer, name string, evs []state.Event, header bool, now
 	}
 	return tw.Flush()
 }
-

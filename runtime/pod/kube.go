@@ -1,7 +1,6 @@
 package pod
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -137,83 +136,6 @@ func terminatedState(t *state.Terminated, id string) *corev1.ContainerStateTermi
 // stale reports that the supervisor's status does not describe the pod:
 // its supervisor is lost, or the pod is not (or no longer) fully made.
 func (v *View) stale() bool { return v.Reason != "" }
-
-// Ready counts ready app containers, for `ps`.
-func (v *View) Ready() (ready, total int) {
-	if v.Status == nil {
-		var p corev1.Pod
-		if manifestOf(v.Record, &p) == nil {
-			total = len(p.Spec.Containers)
-		}
-		return 0, total
-	}
-	for _, c := range v.Status.Containers {
-		total++
-		if c.Ready && c.State == state.StateRunning && !v.stale() {
-			ready++
-		}
-	}
-	return ready, total
-}
-
-// Restarts sums app container restarts, for `ps`.
-func (v *View) Restarts() int {
-	n := 0
-	if v.Status != nil {
-		for _, c := range v.Status.Containers {
-			n += c.RestartCount
-		}
-	}
-	return n
-}
-
-// DisplayStatus is the STATUS column of `ps`, as kubectl prints it: the
-// phase, or the most telling container reason.
-func (v *View) DisplayStatus() string {
-	if v.Reason != "" {
-		return v.Reason
-	}
-	if v.Record.Phase == state.PhaseStopped {
-		return "Stopped"
-	}
-	if v.Status != nil {
-		for _, c := range v.Status.InitContainers {
-			if c.State != state.StateTerminated || c.ExitCode != 0 {
-				if c.Reason != "" && c.State == state.StateWaiting && c.Reason != "ContainerCreating" {
-					return "Init:" + c.Reason
-				}
-				if !v.Status.Initialized && v.Phase == state.PodPending {
-					return fmt.Sprintf("Init:%d/%d", countDone(v.Status.InitContainers), len(v.Status.InitContainers))
-				}
-			}
-		}
-		for _, c := range v.Status.Containers {
-			if c.State == state.StateWaiting && c.Reason != "" {
-				return c.Reason
-			}
-			if c.State == state.StateTerminated && v.Phase == state.PodRunning {
-				return c.Reason
-			}
-		}
-	}
-	if v.Phase == state.PodSucceeded {
-		return "Completed"
-	}
-	if v.Phase == state.PodFailed {
-		return "Error"
-	}
-	return string(v.Phase)
-}
-
-func countDone(cs []state.ContainerStatus) int {
-	n := 0
-	for _, c := range cs {
-		if c.State == state.StateTerminated && c.ExitCode == 0 {
-			n++
-		}
-	}
-	return n
-}
 
 // Age is how long ago the pod was created.
 func (v *View) Age(now time.Time) time.Duration { return now.Sub(v.Record.CreatedAt) }

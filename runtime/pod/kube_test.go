@@ -22,46 +22,6 @@ func testRecord(t *testing.T) *state.Record {
 		Phase: state.PhaseCreated, Manifest: raw, IP: "10.220.0.7", CreatedAt: time.Unix(1000, 0)}
 }
 
-func TestDisplayStatusAndReady(t *testing.T) {
-	running := state.ContainerStatus{Name: "app", State: state.StateRunning, Ready: true}
-	crash := state.ContainerStatus{Name: "side", State: state.StateWaiting, Reason: "CrashLoopBackOff", RestartCount: 3,
-		Last: &state.Terminated{ExitCode: 1, Reason: "Error"}}
-	done := state.ContainerStatus{Name: "side", State: state.StateTerminated, Reason: "Completed"}
-	tests := []struct {
-		name        string
-		phase       state.PodPhase
-		reason      string
-		containers  []state.ContainerStatus
-		want        string
-		ready, all  int
-		restarts    int
-		recordPhase string
-	}{
-		{"running", "Running", "", []state.ContainerStatus{running, running}, "Running", 2, 2, 0, state.PhaseCreated},
-		{"crash loop", "Running", "", []state.ContainerStatus{running, crash}, "CrashLoopBackOff", 1, 2, 3, state.PhaseCreated},
-		{"succeeded", "Succeeded", "", []state.ContainerStatus{done, done}, "Completed", 0, 2, 0, state.PhaseCreated},
-		{"lost", "Unknown", "SupervisorLost", []state.ContainerStatus{running, running}, "SupervisorLost", 0, 2, 0, state.PhaseCreated},
-		{"stopped", "Failed", "", []state.ContainerStatus{done, done}, "Stopped", 0, 2, 0, state.PhaseStopped},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := testRecord(t)
-			rec.Phase = tt.recordPhase
-			v := &View{Record: rec, Phase: tt.phase, Reason: tt.reason,
-				Status: &state.Status{Version: state.Version, Phase: tt.phase, Initialized: true, Containers: tt.containers}}
-			if got := v.DisplayStatus(); got != tt.want {
-				t.Errorf("DisplayStatus = %q, want %q", got, tt.want)
-			}
-			if r, a := v.Ready(); r != tt.ready || a != tt.all {
-				t.Errorf("Ready = %d/%d, want %d/%d", r, a, tt.ready, tt.all)
-			}
-			if got := v.Restarts(); got != tt.restarts {
-				t.Errorf("Restarts = %d, want %d", got, tt.restarts)
-			}
-		})
-	}
-}
-
 func TestKubePodStatus(t *testing.T) {
 	started := time.Unix(2000, 0).UTC()
 	yes := true
@@ -116,5 +76,19 @@ func TestHostPorts(t *testing.T) {
 	if len(got) != 2 || got[0].HostPort != 8080 || got[0].ContainerPort != 80 || got[0].HostIP.String() != "127.0.0.1" ||
 		got[1].Protocol != "UDP" || got[1].HostIP.IsValid() {
 		t.Fatalf("hostPorts = %+v", got)
+	}
+}
+
+// TestKubePodStoppedHasNoIP: stop released the pod's address, which
+// another pod may hold now: get and ps show none.
+func TestKubePodStoppedHasNoIP(t *testing.T) {
+	rec := testRecord(t)
+	rec.Phase = state.PhaseStopped
+	p, err := (&View{Record: rec, Phase: state.PodFailed}).KubePod()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.PodIP != "" || len(p.Status.PodIPs) != 0 {
+		t.Errorf("stopped pod: podIP %q podIPs %v, want none", p.Status.PodIP, p.Status.PodIPs)
 	}
 }
