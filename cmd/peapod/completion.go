@@ -30,6 +30,17 @@ func finishCommands(root *cobra.Command, g *globals) {
 			c.PersistentPreRunE = func(*cobra.Command, []string) error { return nil }
 		}
 	}
+	// The shell asks for completions as the user typing: without root the
+	// root's files cannot be read and nothing is offered, but that is no
+	// error to print into the prompt.
+	if check := root.PersistentPreRunE; check != nil {
+		root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+			if n := cmd.Name(); n == cobra.ShellCompRequestCmd || n == cobra.ShellCompNoDescRequestCmd {
+				return nil
+			}
+			return check(cmd, args)
+		}
+	}
 	root.RegisterFlagCompletionFunc("namespace", completeNamespaces(g))
 	walk(root, func(c *cobra.Command) {
 		if f := c.Flags().Lookup("filename"); f != nil && f.Annotations[cobra.BashCompFilenameExt] == nil {
