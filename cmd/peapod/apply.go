@@ -117,6 +117,9 @@ func executeApply(g *globals, o *applyOptions, nsFlag bool, out, errw io.Writer)
 	var errs []error
 	for i, p := range objs.Pods {
 		if actions[i] == applyConfigure {
+			if v, err := m.Get(p.Namespace, p.Name); err == nil {
+				announceGrace(v, nil, p.Name, errw)
+			}
 			if err := m.Stop(p.Namespace, p.Name, nil); err != nil {
 				errs = append(errs, fmt.Errorf("failed to replace pod %s/%s: %w", p.Namespace, p.Name, err))
 				continue
