@@ -121,15 +121,15 @@ func TestUnknownSubcommand_13(t *testing.T) {
 	}
 }
 
-// TestVersionFlag_13: --version prints the version like the version
-// command, without root.
+// TestVersionFlag_13: --version prints the version the version command
+// prints, in cobra's words ("peapod version V"), without root.
 func TestVersionFlag_13(t *testing.T) {
 	out, stderr, code := runPeapod(t, nil, "--version")
-	if code != 0 || !strings.HasPrefix(out, "peapod ") || strings.Count(out, "\n") != 1 {
+	if code != 0 || !strings.HasPrefix(out, "peapod version ") || strings.Count(out, "\n") != 1 {
 		t.Errorf("--version: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 	vout, _, _ := runPeapod(t, nil, "version")
-	if first, _, _ := strings.Cut(vout, "\n"); first+"\n" != out {
+	if first, _, _ := strings.Cut(vout, "\n"); "peapod version "+strings.TrimPrefix(first, "peapod ")+"\n" != out {
 		t.Errorf("--version %q differs from the first line of version %q", out, vout)
 	}
 }

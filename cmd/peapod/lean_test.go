@@ -27,3 +27,27 @@ func TestCLIDoesNotLinkCRI(t *testing.T) {
 		}
 	}
 }
+
+// TestCLILinksOnlyJSONPathOfClientGo: -o jsonpath uses client-go's
+// jsonpath package, which needs nothing else of client-go (about 250 KiB
+// of binary, measured); the clientsets and their API machinery would add
+// tens of MiB to every peapod command.
+func TestCLILinksOnlyJSONPathOfClientGo(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	allowed := map[string]bool{"k8s.io/client-go/util/jsonpath": true, "k8s.io/client-go/third_party/forked/golang/template": true}
+	found := false
+	for _, d := range strings.Fields(string(out)) {
+		if strings.HasPrefix(d, "k8s.io/client-go/") {
+			if !allowed[d] {
+				t.Errorf("peapod links %s; only client-go's jsonpath belongs in the CLI", d)
+			}
+			found = found || d == "k8s.io/client-go/util/jsonpath"
+		}
+	}
+	if !found {
+		t.Errorf("peapod does not link k8s.io/client-go/util/jsonpath: -o jsonpath must be Kubernetes' own")
+	}
+}
