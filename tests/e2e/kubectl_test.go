@@ -452,10 +452,6 @@ func TestLogsSelectors_13(t *testing.T) {
 	if got := e.mustRun("logs", "lg", "-c", "b", "--since", "1s"); got != "" {
 		t.Errorf("logs --since 1s printed a line older than that: %q", got)
 	}
-	_, stderr, code := e.run("", "logs", "lg")
-	if code != 1 || !strings.Contains(stderr, "--all-containers") {
-		t.Errorf("logs of a two-container pod without -c: exit %d, stderr %q", code, stderr)
-	}
 	if _, _, code := e.run("", "logs", "lg", "-c", "a", "--all-containers"); code != 1 {
 		t.Errorf("logs -c with --all-containers: exit %d, want 1", code)
 	}
