@@ -94,6 +94,13 @@ func executeApply(g *globals, o *applyOptions, nsFlag bool, out, errw io.Writer)
 			return fmt.Errorf("%s: %w", objs.Source(p), err)
 		}
 	}
+	// Another apply comparing and replacing the same pods meanwhile would
+	// see them half-replaced.
+	unlock, err := state.Lock(g.dirs().ApplyLock())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// Decide for every pod before changing any.
 	actions := make([]applyAction, len(objs.Pods))
 	for i, p := range objs.Pods {
@@ -116,32 +123,63 @@ func executeApply(g *globals, o *applyOptions, nsFlag bool, out, errw io.Writer)
 	}
 	var errs []error
 	for i, p := range objs.Pods {
-		if actions[i] == applyConfigure {
+		action, err := applyPod(g, m, p, objs.SourcesFor(p), actions[i], errw)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if action != "" {
+			fmt.Fprintf(out, "pod/%s %s\n", p.Name, action)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyPod carries out one pod's plan. A run or rm of the same pod may
+// run meanwhile (applies do not: ApplyLock): a pod it removed first is no
+// error, and a pod it created first is compared again (unchanged, or
+// replaced once more).
+func applyPod(g *globals, m *pod.Manager, p *corev1.Pod, src *manifest.Sources, action applyAction, errw io.Writer) (applyAction, error) {
+	for attempt := 0; ; attempt++ {
+		if action == applyUnchanged {
+			return action, nil
+		}
+		if action == applyConfigure {
 			if v, err := m.Get(p.Namespace, p.Name); err == nil {
 				announceGrace(v, nil, p.Name, errw)
 			}
-			if err := m.Stop(p.Namespace, p.Name, nil); err != nil {
-				errs = append(errs, fmt.Errorf("failed to replace pod %s/%s: %w", p.Namespace, p.Name, err))
-				continue
+			err := m.Stop(p.Namespace, p.Name, nil)
+			if err == nil {
+				err = m.Remove(p.Namespace, p.Name, false)
 			}
-			if err := m.Remove(p.Namespace, p.Name, false); err != nil {
-				errs = append(errs, fmt.Errorf("failed to replace pod %s/%s: %w", p.Namespace, p.Name, err))
-				continue
-			}
-		}
-		if actions[i] != applyUnchanged {
-			if _, err := m.CreateWithSources(p, objs.SourcesFor(p)); err != nil {
-				var se *pod.StartError
-				if !errors.As(err, &se) {
-					errs = append(errs, err)
-					continue
+			if err != nil && !errors.Is(err, pod.ErrNotFound) {
+				// Another apply may have made the pod anew between the two.
+				if next, perr := planApply(g, m, p, src); perr == nil && next == applyUnchanged {
+					return next, nil
 				}
-				errs = append(errs, err)
+				return "", fmt.Errorf("failed to replace pod %s/%s: %w", p.Namespace, p.Name, err)
 			}
 		}
-		fmt.Fprintf(out, "pod/%s %s\n", p.Name, actions[i])
+		_, err := m.CreateWithSources(p, src)
+		var se *pod.StartError
+		switch {
+		case err == nil:
+			return action, nil
+		case errors.As(err, &se):
+			return action, err // created, but a container did not start
+		case errors.Is(err, pod.ErrExists) && attempt < 3:
+			// Created by another apply meanwhile: compare with that one.
+			next, perr := planApply(g, m, p, src)
+			if perr != nil {
+				return "", perr
+			}
+			if next == applyCreate {
+				next = action
+			}
+			action = next
+		default:
+			return "", err
+		}
 	}
-	return errors.Join(errs...)
 }
 
 // planApply compares a pod of the manifest with the pod of that name: its

@@ -104,6 +104,10 @@ func (r Root) RunDir(uid string) string { return filepath.Join(r.RunPodsDir(), u
 // boot id means the run root was lost with a reboot.
 func (r Root) BootIDMarker() string { return filepath.Join(r.RunRoot, "boot_id") }
 
+// ApplyLock serialises `peapod apply` runs of a root: each compares and
+// replaces pods under it, so two never replace one pod at once.
+func (r Root) ApplyLock() string { return filepath.Join(r.RunRoot, "apply.lock") }
+
 // HelperMount is the read-only bind of peapod-init that pods exec.
 func (r Root) HelperMount() string { return filepath.Join(r.RunRoot, "bin", "peapod-init") }
 

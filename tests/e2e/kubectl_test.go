@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -455,4 +456,62 @@ func TestLogsSelectors_13(t *testing.T) {
 	if _, _, code := e.run("", "logs", "lg", "-c", "a", "--all-containers"); code != 1 {
 		t.Errorf("logs -c with --all-containers: exit %d, want 1", code)
 	}
+}
+
+// TestApplyRace_13: applies of one manifest at once, to create and then
+// to replace a pod, all succeed and leave one pod with the manifest's
+// spec and nothing else behind.
+func TestApplyRace_13(t *testing.T) {
+	e := newEnv(t)
+	dir := shortTempDir(t)
+	file := dir + "/pod.yaml"
+	// The root's apply lock outlives the applies, as the root's lock does.
+	if err := os.WriteFile(file, []byte(podJSON(newPod("warm", ctr("c", "true")))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("apply", "-f", file)
+	e.mustRun("delete", "-f", file, "--force", "--grace-period=0")
+	before := e.snapshot()
+	zero := int64(0)
+	p := newPod("race", ctr("c", "sleep", "1000"))
+	p.Spec.TerminationGracePeriodSeconds = &zero
+	for _, cmd := range []string{"1000", "2000"} {
+		p.Spec.Containers[0].Command[1] = cmd
+		if err := os.WriteFile(file, []byte(podJSON(p)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const n = 3
+		outs := make([]string, n)
+		errs := parallel(n, func(i int) error {
+			out, stderr, code, err := e.runNoFail("", "apply", "-f", file)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return fmt.Errorf("apply %d: exit %d: %s", i, code, stderr)
+			}
+			outs[i] = out
+			return nil
+		})
+		for _, err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		for _, out := range outs {
+			if !regexp.MustCompile(`^pod/race (created|unchanged|configured)\n$`).MatchString(out) {
+				t.Errorf("apply printed %q", out)
+			}
+		}
+		got := e.get("race")
+		if got.Spec.Containers[0].Command[1] != cmd {
+			t.Errorf("after concurrent applies the pod runs %v, want sleep %s", got.Spec.Containers[0].Command, cmd)
+		}
+		if names := e.mustRun("get", "pods", "-o", "name"); names != "pod/race\n" {
+			t.Errorf("pods after concurrent applies: %q", names)
+		}
+		e.inspect("race")
+	}
+	e.mustRun("delete", "pod", "race")
+	e.assertNoLeak(before)
 }
