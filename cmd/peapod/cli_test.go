@@ -201,6 +201,11 @@ func TestBashCompletionScript_13(t *testing.T) {
 		t.Skipf("%s missing (scripts/provision.sh installs bash-completion)", bashCompletion)
 	}
 	bin := peapodBinary(t)
+	for _, sh := range []string{"zsh", "fish"} {
+		if out, stderr, code := runPeapod(t, nil, "completion", sh); code != 0 || !strings.Contains(out, "__complete") {
+			t.Errorf("completion %s: exit %d, stderr %q, %d bytes without a __complete call", sh, code, stderr, len(out))
+		}
+	}
 	script, stderr, code := runPeapod(t, nil, "completion", "bash")
 	if code != 0 || !strings.Contains(script, "__start_peapod") {
 		t.Fatalf("completion bash: exit %d, stderr %q", code, stderr)
