@@ -196,7 +196,9 @@ func executeList(g *globals, l *listFlags, names []string, ps bool, out, errw io
 
 // namesOrSelector is the pods a command acts on: the names given, or
 // with -l, the names of the namespace's pods that match; one of the two.
-func namesOrSelector(g *globals, names []string, selector string) ([]string, error) {
+// A selector that matches nothing is no error, as with kubectl delete -l:
+// it says so on errw.
+func namesOrSelector(g *globals, names []string, selector string, errw io.Writer) ([]string, error) {
 	if selector == "" {
 		if len(names) == 0 {
 			return nil, errors.New("name at least one pod, or select pods with -l")
@@ -218,7 +220,7 @@ func namesOrSelector(g *globals, names []string, selector string) ([]string, err
 		names = append(names, v.Record.Name)
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("no pods in namespace %s match -l %s", g.namespace, selector)
+		fmt.Fprintf(errw, "No resources found in %s namespace.\n", g.namespace)
 	}
 	return names, nil
 }

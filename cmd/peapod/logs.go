@@ -108,6 +108,12 @@ func logStreams(m *pod.Manager, g *globals, o *logsOptions, args []string) ([]lo
 	if o.allContainers && o.container != "" {
 		return nil, errors.New("--all-containers and -c cannot be used together")
 	}
+	if o.since < 0 {
+		return nil, fmt.Errorf("--since must be a positive duration, got %s", o.since)
+	}
+	if o.tail < -1 {
+		return nil, fmt.Errorf("--tail must be -1 (all) or more, got %d", o.tail)
+	}
 	views, errs, err := selectViews(m, g.namespace, false, args, o.selector)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ func newStopCommand(g *globals) *cobra.Command {
 		Example: "  sudo peapod stop web\n  sudo peapod stop web --grace-period 5",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			args, err := namesOrSelector(g, args, selector)
+			args, err := namesOrSelector(g, args, selector, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -453,8 +453,21 @@ func TestLogsSelectors_13(t *testing.T) {
 	if got := e.mustRun("logs", "lg", "-c", "b", "--since", "1s"); got != "" {
 		t.Errorf("logs --since 1s printed a line older than that: %q", got)
 	}
-	if _, _, code := e.run("", "logs", "lg", "-c", "a", "--all-containers"); code != 1 {
-		t.Errorf("logs -c with --all-containers: exit %d, want 1", code)
+	for _, bad := range [][]string{
+		{"logs", "lg", "-c", "a", "--all-containers"},
+		{"logs", "lg", "-c", "a", "--since", "-5s"},
+		{"logs", "lg", "-c", "a", "--tail", "-2"},
+		{"logs", "lg", "-l", "app=lg"},
+		{"logs"},
+	} {
+		if out, stderr, code := e.run("", bad...); code != 1 || out != "" || stderr == "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and an error", bad, code, out, stderr)
+		}
+	}
+	// A selector that matches nothing is no error for rm and stop, as for
+	// kubectl delete -l.
+	if out, stderr, code := e.run("", "rm", "-f", "-l", "app=none"); code != 0 || out != "" || !strings.Contains(stderr, "No resources found") {
+		t.Errorf("rm -l matching nothing: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }
 
