@@ -241,3 +241,32 @@ printf '%s\n' "${COMPREPLY[@]}"
 		t.Errorf("bash completed %q, want web worker (stderr %s)", got, errb.String())
 	}
 }
+
+// TestResourceArgs: get, describe and delete take kubectl's resource
+// words (pod, pods, po, pod/NAME) and refuse another kind's by name.
+func TestResourceArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{[]string{"pods"}, "", ""},
+		{[]string{"pod", "web", "db"}, "web db", ""},
+		{[]string{"PO", "web"}, "web", ""},
+		{[]string{"web"}, "web", ""},
+		{[]string{"pod/web", "pods/db"}, "web db", ""},
+		{[]string{"pod", "services"}, "services", ""},
+		{[]string{"services"}, "", `no resource type "services"`},
+		{[]string{"deploy", "web"}, "", `no resource type "deploy"`},
+		{[]string{"svc/web"}, "", `no resource type "svc"`},
+	}
+	for _, tt := range tests {
+		got, err := resourceArgs(tt.args)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("resourceArgs(%q) = %q, %v; want an error saying %q", tt.args, got, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || strings.Join(got, " ") != tt.want):
+			t.Errorf("resourceArgs(%q) = %q, %v; want %q", tt.args, got, err, tt.want)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/spf13/cobra"
@@ -36,8 +35,9 @@ func newDeleteCommand(g *globals) *cobra.Command {
 			"  sudo peapod delete -l app=web\n  sudo peapod delete --all -n test",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 && podResources[strings.ToLower(args[0])] {
-				args = args[1:]
+			args, err := resourceArgs(args)
+			if err != nil {
+				return err
 			}
 			return executeDelete(g, o, args, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},

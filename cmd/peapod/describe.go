@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/peapod/peapod/internal/printers"
@@ -22,8 +21,9 @@ func newDescribeCommand(g *globals) *cobra.Command {
 		Example: "  sudo peapod describe web\n  sudo peapod describe pod web\n  sudo peapod describe -l app=web",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 && podResources[strings.ToLower(args[0])] {
-				args = args[1:]
+			args, err := resourceArgs(args)
+			if err != nil {
+				return err
 			}
 			if len(args) == 0 && selector == "" {
 				return errors.New("name a pod, or select pods with -l")

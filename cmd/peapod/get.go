@@ -46,6 +46,45 @@ func addSelectorFlag(f *pflag.FlagSet, s *string) {
 // accepts them.
 var podResources = map[string]bool{"pod": true, "pods": true, "po": true}
 
+// otherResources are kubectl's names of other resources: `get services`
+// is a question peapod answers with the kind it has, not with "pod
+// services not found" (a pod of that name is still `get pod services`).
+var otherResources = map[string]bool{
+	"all": true, "services": true, "service": true, "svc": true, "deployments": true, "deployment": true, "deploy": true,
+	"replicasets": true, "rs": true, "statefulsets": true, "sts": true, "daemonsets": true, "ds": true, "jobs": true,
+	"cronjobs": true, "cj": true, "configmaps": true, "cm": true, "secrets": true, "nodes": true, "no": true,
+	"namespaces": true, "ns": true, "events": true, "ev": true, "ingresses": true, "ing": true, "pvc": true,
+	"persistentvolumeclaims": true, "pv": true, "persistentvolumes": true, "serviceaccounts": true, "sa": true,
+	"endpoints": true, "ep": true,
+}
+
+// resourceArgs strips a leading pod resource word from args and refuses
+// another kind's.
+func resourceArgs(args []string) ([]string, error) {
+	if len(args) == 0 {
+		return args, nil
+	}
+	word := strings.ToLower(args[0])
+	if podResources[word] {
+		args = args[1:]
+	} else if otherResources[word] {
+		return nil, fmt.Errorf("peapod has no resource type %q: it runs pods only (a pod of that name: %q)", args[0], "pod "+args[0])
+	}
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		// kubectl's TYPE/NAME form (a pod name has no "/").
+		if kind, name, ok := strings.Cut(a, "/"); ok {
+			if !podResources[strings.ToLower(kind)] {
+				return nil, fmt.Errorf("peapod has no resource type %q: it runs pods only", kind)
+			}
+			a = name
+		}
+		out = append(out, a)
+	}
+	args = out
+	return args, nil
+}
+
 func newGetCommand(g *globals) *cobra.Command {
 	l := &listFlags{}
 	cmd := &cobra.Command{
@@ -63,8 +102,9 @@ func newGetCommand(g *globals) *cobra.Command {
 			if len(args) == 0 {
 				return errors.New("you must specify the type of resource to get: pods (peapod runs pods only)")
 			}
-			if podResources[strings.ToLower(args[0])] {
-				args = args[1:]
+			args, err := resourceArgs(args)
+			if err != nil {
+				return err
 			}
 			return executeList(g, l, args, false, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
