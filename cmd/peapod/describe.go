@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/peapod/peapod/internal/printers"
@@ -13,7 +14,7 @@ import (
 func newDescribeCommand(g *globals) *cobra.Command {
 	var selector string
 	cmd := &cobra.Command{
-		Use:   "describe [pod|pods] NAME... | -l SELECTOR",
+		Use:   "describe [pod|pods] NAME... | -l SELECTOR | pods",
 		Short: "Show pods in detail, like kubectl describe pod",
 		Long: "Print each pod as kubectl describe pod does: its status, each container's state, last state,\n" +
 			"readiness, restarts, image and image ID, probes, environment and mounts, the pod's conditions,\n" +
@@ -21,12 +22,13 @@ func newDescribeCommand(g *globals) *cobra.Command {
 		Example: "  sudo peapod describe web\n  sudo peapod describe pod web\n  sudo peapod describe -l app=web",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			all := len(args) == 1 && podResources[strings.ToLower(args[0])]
 			args, err := resourceArgs(args)
 			if err != nil {
 				return err
 			}
-			if len(args) == 0 && selector == "" {
-				return errors.New("name a pod, or select pods with -l")
+			if len(args) == 0 && selector == "" && !all {
+				return errors.New("name a pod, select pods with -l, or describe them all: peapod describe pods")
 			}
 			return executeDescribe(g, args, selector, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
