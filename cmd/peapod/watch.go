@@ -114,7 +114,17 @@ func watchPods(g *globals, m *pod.Manager, pr *printers.Printer, l *listFlags, n
 		return err
 	}
 	last := map[string]string{}
-	remember := func(vs []*pod.View) ([]printers.Pod, error) {
+	remember := func(all []*pod.View) ([]printers.Pod, error) {
+		// A name held without its record is a run between reserving the
+		// name and writing the record, or an rm between removing the two:
+		// the view cannot tell them apart (it says Terminating), and the
+		// next change says what it was.
+		var vs []*pod.View
+		for _, v := range all {
+			if !(len(v.Record.Manifest) == 0 && v.Reason == pod.ReasonTerminating) {
+				vs = append(vs, v)
+			}
+		}
 		pods, err := printable(vs)
 		if err != nil {
 			return nil, err
