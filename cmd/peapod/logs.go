@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -257,6 +258,10 @@ func printTail(f *os.File, s logStream, tail int, w *lineWriter) (int64, error) 
 	return int64(whole), nil
 }
 
+// maxRotatedLogs bounds the rotated files a follower looks through for
+// the one it was reading (the supervisor keeps 4: logMaxFiles-1).
+const maxRotatedLogs = 9
+
 // followLog prints a container's log as it is written: the supervisor
 // appends to the instance's file, rotates it by renaming it to .1 and
 // creating a new one, and starts each restart's instance in a new file
@@ -304,15 +309,35 @@ func followLog(m *pod.Manager, s logStream, tail int, w *lineWriter) error {
 			partial = partial[:0]
 		}
 	}
-	reopen := func(path string) error {
+	open := func(path string) error {
 		nf, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("failed to open log of container %q: %w", s.container, err)
 		}
 		f.Close()
-		f, s.path, partial = nf, path, partial[:0]
+		f, partial = nf, partial[:0]
 		r.Reset(f)
 		return nil
+	}
+	// rotated reads the files rotated after the one just read to its end
+	// (the supervisor renames path to path.1, path.1 to path.2 …: ours is
+	// now path.K, and path.K-1 … path.1 are newer), then follows path.
+	rotated := func() error {
+		if cur, err := f.Stat(); err == nil {
+			k := 0
+			for i := 1; i <= maxRotatedLogs; i++ {
+				if fi, err := os.Stat(s.path + "." + strconv.Itoa(i)); err == nil && os.SameFile(fi, cur) {
+					k = i
+					break
+				}
+			}
+			for i := k - 1; i >= 1; i-- {
+				if open(s.path+"."+strconv.Itoa(i)) == nil {
+					drain()
+				}
+			}
+		}
+		return open(s.path)
 	}
 	for {
 		drain()
@@ -320,7 +345,7 @@ func followLog(m *pod.Manager, s logStream, tail int, w *lineWriter) error {
 		// its end above.
 		if fi, err := os.Stat(s.path); err == nil {
 			if cur, err := f.Stat(); err == nil && !os.SameFile(fi, cur) {
-				if err := reopen(s.path); err != nil {
+				if err := rotated(); err != nil {
 					return err
 				}
 				continue
@@ -333,9 +358,10 @@ func followLog(m *pod.Manager, s logStream, tail int, w *lineWriter) error {
 		if cs, err := containerStatus(v, s.container); err == nil && cs.LogPath != "" && cs.LogPath != s.path {
 			// Restarted: the new instance writes its own file.
 			drain()
-			if err := reopen(cs.LogPath); err != nil {
+			if err := open(cs.LogPath); err != nil {
 				return err
 			}
+			s.path = cs.LogPath
 			continue
 		}
 		if v.Final {

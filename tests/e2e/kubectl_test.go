@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -527,4 +528,63 @@ func TestApplyRace_13(t *testing.T) {
 	}
 	e.mustRun("delete", "pod", "race")
 	e.assertNoLeak(before)
+}
+
+// TestLogsFollowRotation_13: logs -f, started before the container
+// writes 25 MB, prints every line once and in order although the
+// supervisor rotates the log (at 10 MiB) several times meanwhile. (A
+// follower that does not reopen the log after a rotation stalls here at
+// the first one.)
+func TestLogsFollowRotation_13(t *testing.T) {
+	e := newEnv(t)
+	const lines = 250000
+	script := fmt.Sprintf(`echo ready; while [ ! -e /tmp/go ]; do sleep 0.1; done; yes "$(printf '%%090d' 0)" | head -n %d | awk '{print NR " " $0}'; echo END; sleep 1000`, lines)
+	e.runPod(podJSON(newPod("big", shell("c", script))))
+	follow := exec.Command(e.bin, e.args("logs", "big", "-f")...)
+	ch := make(chan string, 1024)
+	r, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	awaitLine(t, ch, `^ready$`)
+	e.mustExec("big", "c", "touch", "/tmp/go")
+	next := 1
+	timeout := time.After(30 * time.Second)
+	for done := false; !done; {
+		select {
+		case l, ok := <-ch:
+			if !ok {
+				t.Fatalf("logs -f ended after line %d", next-1)
+			}
+			if l == "END" {
+				done = true
+				break
+			}
+			n, _, _ := strings.Cut(l, " ")
+			if n != fmt.Sprint(next) {
+				t.Fatalf("logs -f printed line %q after line %d: a line lost or repeated across rotation", n, next-1)
+			}
+			next++
+		case <-timeout:
+			t.Fatalf("logs -f printed %d of %d lines in 30 s", next-1, lines)
+		}
+	}
+	if next-1 != lines {
+		t.Errorf("logs -f printed %d lines before END, want %d", next-1, lines)
+	}
+	rotated, _ := filepath.Glob(filepath.Join(e.root, "pods", "*", "logs", "c", "0.log.*"))
+	if len(rotated) < 2 {
+		t.Errorf("the log was rotated into %d files, want at least 2 for the test to mean anything", len(rotated))
+	}
 }
