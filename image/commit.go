@@ -39,7 +39,7 @@ func (s *Store) commit(p *pendingImage) (img *Image, err error) {
 		return nil, err
 	}
 	rec := &record{ID: p.id.String(), Config: toConfig(p.config.Config), Created: p.created,
-		Manifest: p.rawManifest, ConfigJSON: p.rawConfig}
+		Manifest: p.rawManifest, ConfigJSON: p.rawConfig, Pulled: p.pulled}
 	if p.digest.Hex != "" {
 		rec.Digest = p.digest.String()
 	}
@@ -91,18 +91,29 @@ func (s *Store) writeRecordOnce(rec *record, undo *[]func()) error {
 	if err == nil {
 		fresh := *rec
 		*rec = *old
-		if slices.ContainsFunc(fresh.RepoDigests, func(d string) bool { return !slices.Contains(old.RepoDigests, d) }) ||
-			(old.Manifest == nil && fresh.Manifest != nil) {
-			// Pulled from another repository, or imported before manifests
-			// were kept: remember what this copy adds.
-			for _, d := range fresh.RepoDigests {
-				if !slices.Contains(rec.RepoDigests, d) {
-					rec.RepoDigests = append(rec.RepoDigests, d)
+		changed := false
+		for _, d := range fresh.RepoDigests {
+			// Pulled from another repository: remember it.
+			if !slices.Contains(rec.RepoDigests, d) {
+				rec.RepoDigests = append(rec.RepoDigests, d)
+				changed = true
+			}
+		}
+		for ref, src := range fresh.Pulled {
+			if rec.Pulled[ref] != src {
+				if rec.Pulled == nil {
+					rec.Pulled = map[string]PullSource{}
 				}
+				rec.Pulled[ref] = src
+				changed = true
 			}
-			if rec.Manifest == nil {
-				rec.Manifest, rec.ConfigJSON, rec.Digest = fresh.Manifest, fresh.ConfigJSON, fresh.Digest
-			}
+		}
+		if rec.Manifest == nil && fresh.Manifest != nil {
+			// Imported before manifests were kept.
+			rec.Manifest, rec.ConfigJSON, rec.Digest = fresh.Manifest, fresh.ConfigJSON, fresh.Digest
+			changed = true
+		}
+		if changed {
 			return s.writeRecord(rec)
 		}
 		return nil
@@ -149,7 +160,15 @@ func (s *Store) ensureLayers(p *pendingImage, sizes map[string]int64) (map[v1.Ha
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			start := time.Now()
+			var bar LayerBar
+			if p.bars != nil && l.openCounted != nil {
+				bar = p.bars.Layer(l.blob, l.size)
+				l.open = func() (io.ReadCloser, error) { return l.openCounted(bar.Add) }
+			}
 			size, made, err := s.ensureLayer(l, sizes)
+			if bar != nil {
+				bar.Done(!made, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -172,7 +191,7 @@ func (s *Store) ensureLayers(p *pendingImage, sizes map[string]int64) (map[v1.Ha
 
 // report writes one progress line for a layer; called with commit's mutex held.
 func (p *pendingImage) report(l pendingLayer, made bool, size int64, took time.Duration) {
-	if p.progress == nil {
+	if p.progress == nil || p.bars != nil {
 		return
 	}
 	id := l.blob

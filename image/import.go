@@ -61,6 +61,9 @@ type pendingImage struct {
 	jobs        int       // layers unpacked at once; 0 means 1
 	progress    io.Writer // one line per layer; nil discards
 	abort       func()    // stops the other layers' downloads after a failure; nil for none
+
+	pulled map[string]PullSource // full reference -> what the registry named, for a pull
+	bars   ProgressBars          // per-layer download bars; nil for none
 }
 
 // pendingLayer is a layer not yet known to be unpacked.
@@ -68,6 +71,11 @@ type pendingLayer struct {
 	diffID v1.Hash                       // digest of the uncompressed tar
 	open   func() (io.ReadCloser, error) // opens the uncompressed tar
 	blob   v1.Hash                       // compressed blob digest, when known
+	size   int64                         // compressed blob size, when known
+
+	// openCounted opens the tar as open does, calling onRead with the
+	// compressed bytes as they arrive; nil for a local layer.
+	openCounted func(onRead func(int)) (io.ReadCloser, error)
 }
 
 // Import reads an image archive from r: a `docker save` archive, an OCI

@@ -11,12 +11,14 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -38,12 +40,18 @@ var ErrInsecureRegistry = errors.New("plain HTTP to a registry not allowed as in
 type PullOptions struct {
 	// Platform chooses the image of an index; nil means this machine's.
 	Platform *v1.Platform
-	// Auth authenticates to the registry; nil means Docker's config
-	// (authn.DefaultKeychain: $DOCKER_CONFIG, ~/.docker/config.json, helpers).
+	// Auth authenticates to every registry the pull contacts (--creds).
 	Auth authn.Authenticator
+	// Keychain finds credentials per registry when Auth is nil; nil means
+	// DefaultKeychain (auth.json files, then Docker's config).
+	Keychain authn.Keychain
 	// Insecure lists registries (host[:port]) that may be reached over plain
 	// HTTP. Loopback registries always may, as Docker allows.
 	Insecure []string
+	// Registries holds mirrors and per-registry TLS settings; nil is none.
+	Registries *RegistryConfig
+	// Bars shows each layer's download; nil shows none.
+	Bars ProgressBars
 	// Progress receives one line per layer; nil discards them.
 	Progress io.Writer
 	// Transport is the HTTP transport under the registry client; nil means
@@ -97,23 +105,30 @@ func fullRepo(r name.Repository) string {
 	return reg + "/" + r.RepositoryStr()
 }
 
-// Pull fetches ref from its registry into the store: the manifest (an index
-// resolved to opts.Platform), the config and every layer the store lacks,
-// PullJobs at a time, each hashed, decompressed and unpacked in one stream.
+// Pull fetches ref into the store: the manifest (an index resolved to
+// opts.Platform), the config and every layer the store lacks, PullJobs at
+// a time, each hashed, decompressed and unpacked in one stream. The
+// registry's mirrors (opts.Registries) are tried in order, then the
+// registry itself. A tag this store pulled before is first checked with a
+// HEAD: when the registry still names the same digest, nothing is fetched.
 func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image, error) {
 	parsed, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("invalid image name %q: %w", ref, err)
 	}
-	if slices.Contains(opts.Insecure, parsed.Context().RegistryStr()) {
-		// Listed as insecure: plain HTTP, as Docker's insecure-registries.
-		if parsed, err = name.ParseReference(ref, name.Insecure); err != nil {
-			return nil, fmt.Errorf("invalid image name %q: %w", ref, err)
-		}
-	}
 	short, err := NormalizeName(ref)
 	if err != nil {
 		return nil, err
+	}
+	full, err := FullName(ref)
+	if err != nil {
+		return nil, err
+	}
+	if _, byDigest := parsed.(name.Digest); byDigest {
+		// A digest names one content for ever: a stored one is the image.
+		if img, err := s.Get(short); err == nil {
+			return img, nil
+		}
 	}
 	// One failed layer cancels the downloads of the others.
 	ctx, cancel := context.WithCancel(ctx)
@@ -122,46 +137,203 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if opts.Platform != nil {
 		platform = *opts.Platform
 	}
-	base := opts.Transport
-	if base == nil {
-		base = remote.DefaultTransport
-	}
+	tr := newRegistryTransport(opts.Transport, opts.Registries, opts.Insecure)
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithPlatform(platform),
-		remote.WithTransport(&guardTransport{base: base, insecure: opts.Insecure}),
+		remote.WithTransport(tr),
 		remote.WithUserAgent("peapod"),
 	}
-	if opts.Auth != nil {
+	switch {
+	case opts.Auth != nil:
 		ropts = append(ropts, remote.WithAuth(opts.Auth))
-	} else {
-		ropts = append(ropts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	case opts.Keychain != nil:
+		ropts = append(ropts, remote.WithAuthFromKeychain(opts.Keychain))
+	default:
+		ropts = append(ropts, remote.WithAuthFromKeychain(DefaultKeychain()))
 	}
-	where := fmt.Sprintf("image %s (registry %s)", ref, parsed.Context().RegistryStr())
-	img, err := remote.Image(parsed, ropts...)
+	reg := parsed.Context().RegistryStr()
+	known := s.pulledSource(short, full)
+	eps := opts.Registries.endpoints(reg)
+	var failures []error
+	for _, ep := range eps {
+		epRef, err := atEndpoint(parsed, ep.host, tr)
+		if err != nil {
+			return nil, err
+		}
+		if known.Digest != "" && known.Platform == platform.String() {
+			// Always's check: a HEAD of the tag; the same digest is this image.
+			d, err := remote.Head(epRef, ropts...)
+			if err == nil && d.Digest.String() == known.Digest {
+				if img, err := s.Get(short); err == nil {
+					opts.line("%s: up to date (%s)", full, known.Digest)
+					return img, nil
+				}
+			}
+		}
+		desc, err := remote.Get(epRef, ropts...)
+		if err != nil {
+			failures = append(failures, fmt.Errorf("%s: %s%w", ep.describe(reg), describeStatus(err), err))
+			continue
+		}
+		if ep.mirror {
+			opts.line("%s: from mirror %s", full, ep.host)
+		}
+		where := fmt.Sprintf("image %s (%s)", ref, ep.describe(reg))
+		return s.pullDescriptor(desc, pullTarget{parsed: parsed, short: short, full: full, platform: platform, where: where}, cancel, opts)
+	}
+	if len(eps) == 1 {
+		return nil, fmt.Errorf("failed to pull image %s from %w", ref, failures[0])
+	}
+	return nil, fmt.Errorf("failed to pull image %s from any of its %d endpoints:\n%w", ref, len(eps), errors.Join(failures...))
+}
+
+// pullTarget is what one pull names.
+type pullTarget struct {
+	parsed   name.Reference // as the user gave it
+	short    string         // NormalizeName: the store's name
+	full     string         // FullName: the kubelet's spelling
+	platform v1.Platform    // chosen from an index
+	where    string         // "image REF (registry HOST)" for messages
+}
+
+// pullDescriptor pulls the image desc resolves to. Under the store's lock
+// it first looks for the image by its config digest: a concurrent pull of
+// the same image stored it meanwhile, and then only the names move.
+func (s *Store) pullDescriptor(desc *remote.Descriptor, t pullTarget, cancel func(), opts PullOptions) (*Image, error) {
+	img, err := desc.Image()
 	if err != nil {
-		return nil, fmt.Errorf("failed to pull %s: %w", where, err)
+		return nil, fmt.Errorf("failed to pull %s: %w", t.where, err)
 	}
-	p, err := remotePending(img, where)
+	id, err := img.ConfigName()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to read config digest of %s: %w", t.where, err)
 	}
-	p.names = []string{short}
-	p.repoDigest = fullRepo(parsed.Context()) + "@" + p.digest.String()
-	p.jobs = PullJobs
-	p.abort = cancel
-	p.progress = opts.Progress
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read digest of %s: %w", t.where, err)
+	}
+	src := PullSource{Digest: desc.Digest.String(), Platform: t.platform.String()}
+	repoDigest := fullRepo(t.parsed.Context()) + "@" + digest.String()
 	unlock, work, err := s.beginImport()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	defer os.RemoveAll(work)
+	if got, err := s.nameStored(id, t, src, repoDigest); err != nil || got != nil {
+		if got != nil {
+			opts.line("%s: image %s already stored", t.full, id)
+		}
+		return got, err
+	}
+	p, err := remotePending(img, t.where)
+	if err != nil {
+		return nil, err
+	}
+	p.names = []string{t.short}
+	p.repoDigest = repoDigest
+	p.pulled = map[string]PullSource{t.full: src}
+	p.jobs = PullJobs
+	p.abort = cancel
+	p.progress = opts.Progress
+	p.bars = opts.Bars
 	got, err := s.commit(p)
 	if err != nil {
-		return nil, fmt.Errorf("failed to pull %s: %w", where, err)
+		return nil, fmt.Errorf("failed to pull %s: %w", t.where, err)
 	}
 	return got, nil
+}
+
+// nameStored points t's name at image id when the store has it whole,
+// recording where it came from; nil without error when it does not.
+// Called with the lock held.
+func (s *Store) nameStored(id v1.Hash, t pullTarget, src PullSource, repoDigest string) (*Image, error) {
+	rec, err := s.readRecord(id.Hex)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range rec.Layers {
+		if _, err := os.Lstat(s.layerDir(strings.TrimPrefix(l.DiffID, "sha256:"))); err != nil {
+			return nil, nil // a layer went missing: pull it whole again
+		}
+	}
+	fresh := &record{ID: rec.ID, RepoDigests: []string{repoDigest}, Pulled: map[string]PullSource{t.full: src}}
+	var undo []func()
+	if err := s.writeRecordOnce(fresh, &undo); err != nil {
+		return nil, err
+	}
+	names, err := s.readNames()
+	if err != nil {
+		return nil, err
+	}
+	names[t.short] = fresh.ID
+	if err := s.writeNames(names); err != nil {
+		return nil, err
+	}
+	return s.toImage(fresh, names), nil
+}
+
+// pulledSource is what the registry last named t's reference as, when the
+// stored image of that name was pulled by it; zero otherwise.
+func (s *Store) pulledSource(short, full string) PullSource {
+	img, err := s.Get(short)
+	if err != nil {
+		return PullSource{}
+	}
+	return img.Pulled[full]
+}
+
+// atEndpoint is ref's repository on host (a mirror, or the registry's
+// server), reachable over plain HTTP when host may be.
+func atEndpoint(ref name.Reference, host string, tr *registryTransport) (name.Reference, error) {
+	var nopts []name.Option
+	if tr.plainHTTPAllowed(host) && !isLoopback(host) {
+		// Listed as insecure: plain HTTP too, as Docker's insecure-registries.
+		nopts = append(nopts, name.Insecure)
+	}
+	if host == ref.Context().RegistryStr() && len(nopts) == 0 {
+		return ref, nil
+	}
+	repo, err := name.NewRepository(host+"/"+ref.Context().RepositoryStr(), nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("invalid repository %s on %s: %w", ref.Context().RepositoryStr(), host, err)
+	}
+	if d, ok := ref.(name.Digest); ok {
+		return repo.Digest(d.DigestStr()), nil
+	}
+	return repo.Tag(ref.Identifier()), nil
+}
+
+// describe names an endpoint of registry reg for messages.
+func (e endpoint) describe(reg string) string {
+	switch {
+	case e.mirror:
+		return "mirror " + e.host
+	case e.host != reg:
+		return "registry " + hostKey(reg) + " (server " + e.host + ")"
+	}
+	return "registry " + e.host
+}
+
+// describeStatus names the HTTP status the registry answered, which
+// go-containerregistry's message leaves out when the body has error codes.
+func describeStatus(err error) string {
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode != 0 && !strings.Contains(err.Error(), strconv.Itoa(terr.StatusCode)) {
+		return fmt.Sprintf("HTTP %d %s: ", terr.StatusCode, http.StatusText(terr.StatusCode))
+	}
+	return ""
+}
+
+// line writes a progress line, when lines are wanted.
+func (o PullOptions) line(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
 }
 
 // remotePending turns a registry image into a pending image whose layers
@@ -183,8 +355,10 @@ func remotePending(img v1.Image, where string) (*pendingImage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: layer %s: %w", where, desc.Digest, err)
 		}
-		p.layers[i].open = func() (io.ReadCloser, error) { return openDecompressed(l, desc.Digest) }
+		p.layers[i].openCounted = func(onRead func(int)) (io.ReadCloser, error) { return openDecompressed(l, desc.Digest, onRead) }
+		p.layers[i].open = func() (io.ReadCloser, error) { return openDecompressed(l, desc.Digest, nil) }
 		p.layers[i].blob = desc.Digest
+		p.layers[i].size = desc.Size
 	}
 	return p, nil
 }
@@ -192,12 +366,16 @@ func remotePending(img v1.Image, where string) (*pendingImage, error) {
 // openDecompressed opens a layer's compressed blob (go-containerregistry
 // checks its digest and size as it is read) and decompresses gzip, zstd or
 // nothing, by the magic bytes rather than the media type, as containerd does.
-func openDecompressed(l v1.Layer, digest v1.Hash) (io.ReadCloser, error) {
+func openDecompressed(l v1.Layer, digest v1.Hash, onRead func(int)) (io.ReadCloser, error) {
 	blob, err := l.Compressed()
 	if err != nil {
 		return nil, fmt.Errorf("failed to fetch blob %s: %w", digest, err)
 	}
-	br := bufio.NewReaderSize(blob, 1<<16)
+	var raw io.Reader = blob
+	if onRead != nil {
+		raw = countingReader{r: blob, onRead: onRead}
+	}
+	br := bufio.NewReaderSize(raw, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		blob.Close()
@@ -248,35 +426,25 @@ func (d *drainingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	r      io.Reader
+	onRead func(int)
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.onRead(n)
+	}
+	return n, err
+}
+
 func (d *drainingReader) Close() error {
 	if d.close != nil {
 		d.close()
 	}
 	return d.blob.Close()
-}
-
-// guardTransport refuses plain HTTP to a registry neither loopback nor
-// listed as insecure (go-containerregistry would also use it for RFC 1918
-// addresses and *.local names), and caps manifest bodies.
-type guardTransport struct {
-	base     http.RoundTripper
-	insecure []string
-}
-
-func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && !isLoopback(req.URL.Host) && !slices.Contains(g.insecure, req.URL.Host) {
-		return nil, fmt.Errorf("registry %s: %w (list it with --insecure-registry)", req.URL.Host, ErrInsecureRegistry)
-	}
-	resp, err := g.base.RoundTrip(req)
-	if err != nil || !strings.Contains(req.URL.Path, "/manifests/") {
-		return resp, err
-	}
-	if resp.ContentLength > MaxManifestSize {
-		resp.Body.Close()
-		return nil, fmt.Errorf("manifest %s is %d bytes, more than the %d a manifest may have", req.URL, resp.ContentLength, MaxManifestSize)
-	}
-	resp.Body = &capReader{r: resp.Body, left: MaxManifestSize, what: req.URL.String()}
-	return resp, nil
 }
 
 // capReader fails a body longer than left bytes.

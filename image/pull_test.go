@@ -275,6 +275,7 @@ func TestPullRefusesHugeManifest(t *testing.T) {
 // TestPullAuth answers 401 to requests without the right basic auth: the
 // pull fails naming the registry, then succeeds with credentials.
 func TestPullAuth(t *testing.T) {
+	t.Setenv("REGISTRY_AUTH_FILE", filepath.Join(t.TempDir(), "auth.json")) // no host logins
 	var mu sync.Mutex
 	open := true // lets the test push without credentials
 	host := fakeRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
@@ -350,13 +351,14 @@ func TestPullInsecureOnlyWhenListed(t *testing.T) {
 // and registries listed as insecure, whatever go-containerregistry guesses
 // for private addresses.
 func TestGuardRefusesPlainHTTP(t *testing.T) {
-	refused := &guardTransport{base: roundTripFunc(func(*http.Request) (*http.Response, error) {
+	refused := newRegistryTransport(roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(""))}, nil
-	}), insecure: []string{"10.0.0.2:5000"}}
+	}), &RegistryConfig{Hosts: map[string]*RegistryHost{"10.0.0.3:5000": {Insecure: true}}}, []string{"10.0.0.2:5000"})
 	for url, wantErr := range map[string]bool{
 		"http://10.0.0.1:5000/v2/":    true,
 		"http://registry.local/v2/":   true,
 		"http://10.0.0.2:5000/v2/":    false,
+		"http://10.0.0.3:5000/v2/":    false, // insecure in the registry config
 		"http://127.0.0.1:5000/v2/":   false,
 		"http://localhost:5000/v2/":   false,
 		"http://[::1]:5000/v2/":       false,

@@ -45,6 +45,15 @@ type Image struct {
 	RepoDigests []string        // repository@digest per registry the image was pulled from
 	Manifest    json.RawMessage // the manifest, when known
 	ConfigJSON  json.RawMessage // the config blob, when known
+	// Pulled maps each full reference this image was pulled by to what the
+	// registry named it as then; Always's HEAD compares against it.
+	Pulled map[string]PullSource
+}
+
+// PullSource is what a registry answered for a reference at a pull.
+type PullSource struct {
+	Digest   string `json:"digest"`   // the manifest or index digest the tag named
+	Platform string `json:"platform"` // the platform chosen from an index
 }
 
 // Layer is one unpacked layer.
@@ -75,6 +84,8 @@ type record struct {
 	RepoDigests []string        `json:"repoDigests,omitempty"` // "docker.io/library/x@sha256:…" per registry it came from
 	Manifest    json.RawMessage `json:"manifest,omitempty"`    // the manifest as stored
 	ConfigJSON  json.RawMessage `json:"configJSON,omitempty"`  // the config blob as stored
+
+	Pulled map[string]PullSource `json:"pulled,omitempty"` // full reference -> what the registry named
 }
 
 // layerRecord is one layer of a record.
@@ -229,7 +240,7 @@ func (s *Store) findPrefix(ref, prefix string) (*record, error) {
 // toImage builds the public form of a record.
 func (s *Store) toImage(r *record, names map[string]string) *Image {
 	img := &Image{ID: r.ID, Config: r.Config, Created: r.Created, Digest: r.Digest,
-		RepoDigests: r.RepoDigests, Manifest: r.Manifest, ConfigJSON: r.ConfigJSON}
+		RepoDigests: r.RepoDigests, Manifest: r.Manifest, ConfigJSON: r.ConfigJSON, Pulled: r.Pulled}
 	for _, l := range r.Layers {
 		img.Layers = append(img.Layers, Layer{DiffID: l.DiffID, Dir: s.layerDir(strings.TrimPrefix(l.DiffID, "sha256:"))})
 		img.Size += l.Size

@@ -109,6 +109,12 @@ func LoadFiles(files []File, ns string) (*Objects, []string, error) {
 		}
 		unique(s, "Secret", s.Namespace, s.Name, id)
 	}
+	for _, pod := range all.Pods {
+		id := fmt.Sprintf("%s: pod %q", all.where[pod], pod.Namespace+"/"+pod.Name)
+		for _, e := range validatePullSecrets(pod, all.Secrets) {
+			problems = append(problems, fmt.Sprintf("%s: %s", id, e.Error()))
+		}
+	}
 	if len(problems) > 0 {
 		return nil, warnings, invalid(fmt.Errorf("%s", strings.Join(problems, "\n")))
 	}

@@ -187,7 +187,7 @@ var podRule = obj(map[string]*rule{
 		"schedulingGroup":    warn(warnScheduling),
 		"serviceAccountName": warn(warnScheduling), "serviceAccount": warn(warnScheduling),
 		"automountServiceAccountToken": warn(warnScheduling), "enableServiceLinks": warn(warnScheduling),
-		"imagePullSecrets": warn("ignored: peapod reads no pull secrets yet; it uses Docker's config.json"),
+		"imagePullSecrets": listOf(obj(map[string]*rule{"name": allow})),
 	}),
 })
 

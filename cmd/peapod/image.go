@@ -17,6 +17,7 @@ import (
 	"github.com/peapod/peapod/image"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
 
@@ -263,10 +264,12 @@ func executeImageRm(g *globals, refs []string, out io.Writer) error {
 
 // pullFlags are image pull's flags (run takes the registry ones too).
 type pullFlags struct {
-	platform string   // os/arch[/variant]; "" is this machine's
-	quiet    bool     // no per-layer lines
-	creds    string   // USER:PASSWORD for the registry
-	insecure []string // registries that may be reached over plain HTTP
+	platform       string   // os/arch[/variant]; "" is this machine's
+	quiet          bool     // no progress
+	creds          string   // USER:PASSWORD for the registry
+	insecure       []string // registries that may be reached over plain HTTP
+	registryConfig string   // the registries.toml; "" is the default
+	authfile       string   // the auth.json; "" is image.DefaultAuthFile
 }
 
 func newImagePullCommand(g *globals) *cobra.Command {
@@ -274,23 +277,35 @@ func newImagePullCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull an image from a registry into the local store",
+		Long: "Pull an image (docker.io/library/... for a short name) into the local store. Mirrors, CAs, client\n" +
+			"certificates and insecure registries come from the registry config (" + image.DefaultRegistryConfig + ",\n" +
+			"and certs.d/HOST:PORT/ beside it); credentials from --creds, the auth file peapod login writes, or\n" +
+			"Docker's config.json. A tag pulled before is checked with a HEAD first: an unchanged one fetches nothing.",
 		Example: "  sudo peapod image pull busybox:1.36\n" +
 			"  sudo peapod image pull registry.local:5000/app@sha256:... --platform linux/arm64",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return executeImagePull(cmd.Context(), g, args[0], f, cmd.OutOrStdout())
+			return executeImagePull(cmd.Context(), g, args[0], f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default: this machine's)")
-	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress; print only the image ID")
 	f.addRegistryFlags(c.Flags())
 	return c
 }
 
 // addRegistryFlags adds the flags pull and run share.
 func (f *pullFlags) addRegistryFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.creds, "creds", "", "USER:PASSWORD for the registry (default: Docker's config.json, $DOCKER_CONFIG)")
+	fs.StringVar(&f.creds, "creds", "", "USER:PASSWORD for the registry (default: the auth file, then Docker's config.json)")
 	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST[:PORT] of a registry that may be reached over plain HTTP (loopback always may)")
+	f.addConfigFlags(fs)
+}
+
+// addConfigFlags adds the flags that locate the registry config and the
+// auth file (login and logout take them too).
+func (f *pullFlags) addConfigFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.registryConfig, "registry-config", "", "registry config file: mirrors, TLS, insecure registries (default "+image.DefaultRegistryConfig+")")
+	fs.StringVar(&f.authfile, "authfile", "", "auth file of registry credentials (default $REGISTRY_AUTH_FILE, else /run/containers/<uid>/auth.json)")
 }
 
 // options turns the flags into pull options.
@@ -310,10 +325,34 @@ func (f *pullFlags) options() (image.PullOptions, error) {
 		}
 		opts.Auth = &authn.Basic{Username: user, Password: pass}
 	}
+	if f.authfile != "" {
+		opts.Keychain = authn.NewMultiKeychain(image.AuthFileKeychain(f.authfile), authn.DefaultKeychain)
+	}
+	cfgPath, missingOK := f.registryConfig, false
+	if cfgPath == "" {
+		cfgPath, missingOK = image.DefaultRegistryConfig, true
+	}
+	cfg, err := image.LoadRegistryConfig(cfgPath, missingOK)
+	if err != nil {
+		return opts, err
+	}
+	opts.Registries = cfg
 	return opts, nil
 }
 
-func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, out io.Writer) error {
+// withProgress shows a pull's progress on w: bars on a terminal, one line
+// per finished layer otherwise. The returned func ends the bars.
+func withProgress(opts *image.PullOptions, w io.Writer) func() {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bars := image.NewTerminalBars(w)
+		opts.Bars, opts.Progress = bars, bars
+		return bars.Wait
+	}
+	opts.Progress = w
+	return func() {}
+}
+
+func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, out, errw io.Writer) error {
 	store, err := imageStore(g)
 	if err != nil {
 		return err
@@ -322,8 +361,9 @@ func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, 
 	if err != nil {
 		return err
 	}
+	done := func() {}
 	if !f.quiet {
-		opts.Progress = out
+		done = withProgress(&opts, errw)
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -332,6 +372,7 @@ func executeImagePull(ctx context.Context, g *globals, ref string, f pullFlags, 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	img, err := store.Pull(ctx, ref, opts)
+	done()
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,7 @@ func newRootCommand(g *globals) *cobra.Command {
 	root.AddCommand(newPortForwardCommand(g), newCpCommand(g))
 	root.AddCommand(newCheckCommand(g))
 	root.AddCommand(newAttachCommand(g))
+	root.AddCommand(newLoginCommand(g), newLogoutCommand(g))
 	finishCommands(root, g)
 	return root
 }

@@ -121,13 +121,16 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	if err != nil {
 		return err
 	}
-	opts.Progress = errw
+	done := withProgress(&opts, errw)
 	puller, err := m.NewImagePuller(opts)
 	if err != nil {
 		return err
 	}
-	puller.Warn = func(w string) { fmt.Fprintln(errw, "Warning:", w) }
-	if err := ensureImages(puller, objs); err != nil {
+	warnw := opts.Progress // above the bars on a terminal
+	puller.Warn = func(w string) { fmt.Fprintln(warnw, "Warning:", w) }
+	err = ensureImages(puller, objs)
+	done()
+	if err != nil {
 		return err
 	}
 	if o.timeout < 0 {
@@ -217,7 +220,7 @@ func ensureImages(puller *pod.ImagePuller, objs *manifest.Objects) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, p := range objs.Pods {
-		if err := puller.Ensure(ctx, p); err != nil {
+		if err := puller.Ensure(ctx, p, objs.PullSecrets(p)...); err != nil {
 			return fmt.Errorf("%s: %w", objs.Source(p), err)
 		}
 	}

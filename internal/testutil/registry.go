@@ -2,12 +2,14 @@ package testutil
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,10 +30,24 @@ type Registry struct {
 // Log returns what the registry has written so far (its access log).
 func (r *Registry) Log() string { return r.log.String() }
 
+// RegistryOptions shape a registry StartRegistryWith starts.
+type RegistryOptions struct {
+	// TLS, when set, serves HTTPS with this certificate (NewTestCA makes one).
+	TLS *TestCert
+	// Htpasswd, when set, is an htpasswd file (WriteHtpasswd): basic auth.
+	Htpasswd string
+}
+
 // StartRegistry runs docker-registry on 127.0.0.1 on a free port with a
 // fresh storage dir and a config file written here; cleanup stops it by
 // PID. It returns once the registry answers /v2/.
 func StartRegistry(t testing.TB) *Registry {
+	t.Helper()
+	return StartRegistryWith(t, RegistryOptions{})
+}
+
+// StartRegistryWith is StartRegistry with TLS and basic auth as opts say.
+func StartRegistryWith(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
 	_, err := os.Stat(registryBinary)
 	Requiref(t, err == nil, "%s is missing (apt-get install docker-registry): %v", registryBinary, err)
@@ -55,6 +71,16 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "storage"), addr)
+	client := http.DefaultClient
+	scheme := "http"
+	if opts.TLS != nil {
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", opts.TLS.CertFile, opts.TLS.KeyFile)
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: opts.TLS.Pool()}}}
+		scheme = "https"
+	}
+	if opts.Htpasswd != "" {
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: peapod-test\n    path: %s\n", opts.Htpasswd)
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatalf("write registry config: %v", err)
@@ -62,6 +88,14 @@ http:
 	out := &syncBuffer{}
 	cmd := exec.Command(registryBinary, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = out, out
+	// docker-registry reads REGISTRY_* variables as config overrides: a
+	// test's $REGISTRY_AUTH_FILE (the containers' auth.json) would be its
+	// auth.file. Only the config file configures it.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REGISTRY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", registryBinary, err)
 	}
@@ -74,10 +108,10 @@ http:
 	// Poll /v2/ until it answers: the registry signals readiness no other way.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || opts.Htpasswd != "" && resp.StatusCode == http.StatusUnauthorized {
 				return &Registry{Host: addr, log: out}
 			}
 		}

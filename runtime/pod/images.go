@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/state"
@@ -102,12 +103,22 @@ func (m *Manager) NewImagePuller(opts image.PullOptions) (*ImagePuller, error) {
 
 // Ensure pulls what p's containers need, as the kubelet does: Never only
 // checks the store (ErrImageNeverPull), IfNotPresent pulls a missing image,
-// Always pulls, which fetches only the manifest and config when the layers
-// are there. An image that was imported rather than pulled (no registry
-// knows it) is used as it is under Always, so images imported offline keep
-// running. A failure is a field error naming the container's image, with
-// the kubelet's reason (ErrImagePull, ErrImageNeverPull).
-func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod) error {
+// Always asks the registry for the tag's digest (a HEAD) and pulls only
+// when it changed, and then only the layers the store lacks. An image that
+// was imported rather than pulled (no registry knows it) is used as it is
+// under Always, so images imported offline keep running. pullSecrets are
+// the Secrets the pod's imagePullSecrets name: their credentials come
+// before the node's. A failure is a field error naming the container's
+// image, with the kubelet's reason (ErrImagePull, ErrImageNeverPull).
+func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod, pullSecrets ...*corev1.Secret) error {
+	opts := ip.opts
+	if len(pullSecrets) > 0 {
+		kc, err := secretsKeychain(pullSecrets, opts.Keychain)
+		if err != nil {
+			return fmt.Errorf("pod %q: %w", p.Namespace+"/"+p.Name, err)
+		}
+		opts.Keychain = kc
+	}
 	var errs field.ErrorList
 	check := func(path *field.Path, cs []corev1.Container) error {
 		for i, c := range cs {
@@ -130,7 +141,7 @@ func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod) error {
 				}
 				continue
 			}
-			if err := ip.pull(ctx, c.Image); err != nil {
+			if err := ip.pull(ctx, c.Image, opts, pullSecrets); err != nil {
 				errs = append(errs, field.Invalid(fp, c.Image, fmt.Sprintf("ErrImagePull: %v", err)+howToGet(c.Image)))
 			}
 		}
@@ -149,12 +160,43 @@ func (ip *ImagePuller) Ensure(ctx context.Context, p *corev1.Pod) error {
 	return nil
 }
 
-// pull pulls ref once per run.
-func (ip *ImagePuller) pull(ctx context.Context, ref string) error {
-	if err, ok := ip.done[ref]; ok {
+// pull pulls ref once per run (and set of pull secrets).
+func (ip *ImagePuller) pull(ctx context.Context, ref string, opts image.PullOptions, secrets []*corev1.Secret) error {
+	key := ref
+	for _, s := range secrets {
+		key += " " + s.Namespace + "/" + s.Name
+	}
+	if err, ok := ip.done[key]; ok {
 		return err
 	}
-	_, err := ip.store.Pull(ctx, ref, ip.opts)
-	ip.done[ref] = err
+	_, err := ip.store.Pull(ctx, ref, opts)
+	ip.done[key] = err
 	return err
+}
+
+// secretsKeychain reads the registry credentials of kubernetes.io/
+// dockerconfigjson (or legacy dockercfg) Secrets, tried in order before
+// next (nil: the node's, image.DefaultKeychain).
+func secretsKeychain(secrets []*corev1.Secret, next authn.Keychain) (authn.Keychain, error) {
+	var kcs []authn.Keychain
+	for _, s := range secrets {
+		var ac image.AuthConfig
+		var err error
+		switch s.Type {
+		case corev1.SecretTypeDockerConfigJson:
+			ac, err = image.ParseAuthConfig(s.Data[corev1.DockerConfigJsonKey])
+		case corev1.SecretTypeDockercfg:
+			ac, err = image.ParseDockercfg(s.Data[corev1.DockerConfigKey])
+		default:
+			err = fmt.Errorf("type %q holds no registry credentials", s.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("imagePullSecret %q: %w", s.Name, err)
+		}
+		kcs = append(kcs, ac)
+	}
+	if next == nil {
+		next = image.DefaultKeychain()
+	}
+	return authn.NewMultiKeychain(append(kcs, next)...), nil
 }
