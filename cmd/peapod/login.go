@@ -16,11 +16,11 @@ import (
 
 // loginFlags are login's flags.
 type loginFlags struct {
-	pullFlags          // --registry-config, --authfile, --insecure-registry
-	username    string // -u
-	password    string // -p
-	stdin       bool   // --password-stdin
-	logoutAll   bool   // logout --all
+	pullFlags        // --registry-config, --authfile, --insecure-registry
+	username  string // -u
+	password  string // -p
+	stdin     bool   // --password-stdin
+	logoutAll bool   // logout --all
 }
 
 func newLoginCommand(g *globals) *cobra.Command {
