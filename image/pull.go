@@ -205,10 +205,13 @@ func (s *Store) pullDescriptor(desc *remote.Descriptor, t pullTarget, cancel fun
 	if err != nil {
 		return nil, fmt.Errorf("failed to pull %s: %w", t.where, err)
 	}
-	id, err := img.ConfigName()
+	// The config's digest from the manifest: ConfigName would fetch the
+	// config, which a concurrent pull of the same image may be fetching.
+	m, err := img.Manifest()
 	if err != nil {
-		return nil, fmt.Errorf("failed to read config digest of %s: %w", t.where, err)
+		return nil, fmt.Errorf("failed to read manifest of %s: %w", t.where, err)
 	}
+	id := m.Config.Digest
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("failed to read digest of %s: %w", t.where, err)

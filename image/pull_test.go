@@ -405,8 +405,9 @@ func TestFullNameAndPlatform(t *testing.T) {
 }
 
 // TestConcurrentPulls: two pulls of the same new image at once both
-// succeed, and each blob is downloaded once (the store lock serialises the
-// layer phase; the second finds the layers there).
+// succeed, and each blob, the config too, is downloaded once (the store
+// lock serialises everything after the manifest; the second finds the
+// image there by the manifest's config digest).
 func TestConcurrentPulls(t *testing.T) {
 	host := fakeRegistry(t, nil)
 	img := imageOf(t, "sh", layerOf(t, file("a", "a")), layerOf(t, file("b", "b")))
@@ -427,8 +428,13 @@ func TestConcurrentPulls(t *testing.T) {
 		t.Fatalf("concurrent pulls: %v", err)
 	}
 	layers, _ := img.Layers()
+	cfgDigest, _ := img.ConfigName()
+	digests := []v1.Hash{cfgDigest}
 	for _, l := range layers {
 		d, _ := l.Digest()
+		digests = append(digests, d)
+	}
+	for _, d := range digests {
 		n := 0
 		ct.mu.Lock()
 		for _, p := range ct.paths {
@@ -438,7 +444,7 @@ func TestConcurrentPulls(t *testing.T) {
 		}
 		ct.mu.Unlock()
 		if n != 1 {
-			t.Errorf("layer %s downloaded %d times, want once", d, n)
+			t.Errorf("blob %s downloaded %d times, want once", d, n)
 		}
 	}
 }

@@ -74,10 +74,12 @@ func TestPullPolicies_11(t *testing.T) {
 	if n := manifestGets(); n != afterPull {
 		t.Errorf("IfNotPresent with the image present contacted the registry: %d manifest GETs, want %d", n, afterPull)
 	}
+	heads := func() int { return strings.Count(reg.Log(), `"HEAD /v2/busybox/manifests/1 `) }
+	headsBefore := heads() // the push asked too
 	e.runPod(pullPod("always", ref, "Always"))
-	if n, b := manifestGets(), blobGets(); n != afterPull+1 || b != blobsAfterPull+1 {
-		// Always reads the manifest and the (small) config again, never the layer.
-		t.Errorf("Always: %d manifest GETs and %d blob GETs, want %d and %d", n, b, afterPull+1, blobsAfterPull+1)
+	if n, b, h := manifestGets(), blobGets(), heads()-headsBefore; n != afterPull || b != blobsAfterPull || h != 1 {
+		// Always asks for the tag's digest with a HEAD; it has not moved.
+		t.Errorf("Always: %d manifest GETs, %d blob GETs and %d HEADs, want %d, %d and 1", n, b, h, afterPull, blobsAfterPull)
 	}
 	e.waitPod("always", 30*time.Second, phaseIs(corev1.PodRunning))
 
@@ -104,10 +106,27 @@ func TestPullPolicies_11(t *testing.T) {
 	if _, stderr, code := e.run("", "image", "rm", ref); code == 0 || !strings.Contains(stderr, "in use") {
 		t.Errorf("image rm of an image pods use: code %d, stderr %s", code, stderr)
 	}
-	e.mustRun("rm", "-f", "pulled", "present", "always")
+	// The tag moves to an image with the same base and one more layer:
+	// Always fetches the new manifest, config and layer, not the base.
+	r, _ := name.ParseReference(ref)
+	moved := imageOf(t, []string{"sleep", "1000"}, layerOf(t, tarOf(t, busyboxTar)), layerOf(t, tarOf(t, "", tFile("moved", "yes"))))
+	if err := remote.Write(r, moved); err != nil {
+		t.Fatalf("failed to push the moved tag: %v", err)
+	}
+	baseLayers, _ := moved.Layers()
+	baseDigest, _ := baseLayers[0].Digest()
+	e.runPod(pullPod("moved", ref, "Always"))
+	if n, b := manifestGets(), blobGets(); n != afterPull+1 || b != blobsAfterPull+2 ||
+		strings.Count(reg.Log(), `"GET /v2/busybox/blobs/`+baseDigest.String()) != 1 {
+		t.Errorf("Always after the tag moved: %d manifest GETs and %d blob GETs, want %d and %d (config and the new layer)",
+			n, b, afterPull+1, blobsAfterPull+2)
+	}
+	e.waitPod("moved", 30*time.Second, phaseIs(corev1.PodRunning))
+	e.mustExec("moved", "c", "cat", "/moved")
+	e.mustRun("rm", "-f", "pulled", "present", "always", "moved")
 	out = e.mustRun("image", "prune")
-	if strings.Count(out, "removed") != 2 { // busybox:latest (imported) and the pulled one
-		t.Errorf("image prune removed:\n%s\nwant both images", out)
+	if strings.Count(out, "removed") != 3 { // busybox:latest (imported) and both pulled ones
+		t.Errorf("image prune removed:\n%s\nwant all three images", out)
 	}
 	if ls := e.mustRun("image", "ls"); strings.Count(strings.TrimSpace(ls), "\n") != 0 {
 		t.Errorf("image ls after prune:\n%s", ls)

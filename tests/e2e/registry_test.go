@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/peapod/peapod/internal/testutil"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// closedAddr is a loopback address nothing listens on: a registry down by
+// design.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// writeRegistryConfig writes a registries.toml and returns its path.
+func writeRegistryConfig(t *testing.T, dir, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, "registries.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPullMirror_11: the Pod names docker.io/library/busybox:1; the
+// registry config mirrors docker.io to a local docker-registry and points
+// docker.io's own server at a closed loopback port, so the real docker.io
+// can never be contacted. The pod runs from the mirror (its access log has
+// the pull). With the mirror down, run fails naming the mirror and the
+// registry, and creates nothing.
+func TestPullMirror_11(t *testing.T) {
+	e := newEnv(t)
+	reg := testutil.StartRegistry(t)
+	pushBusybox(t, reg.Host+"/library/busybox:1")
+	dir := t.TempDir()
+	server := closedAddr(t)
+	cfg := writeRegistryConfig(t, dir, fmt.Sprintf("[registry.\"docker.io\"]\nmirrors = [%q]\nserver = %q\n", reg.Host, server))
+	out, stderr, code := e.run(pullPod("mirrored", "docker.io/library/busybox:1", "IfNotPresent"), "run", "-d", "-f", "-", "--registry-config", cfg)
+	if code != 0 {
+		t.Fatalf("run through the mirror: code %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	e.waitPod("mirrored", 30*time.Second, phaseIs(corev1.PodRunning))
+	if !strings.Contains(reg.Log(), `"GET /v2/library/busybox/manifests/1 `) {
+		t.Errorf("the mirror's access log has no manifest GET:\n%s", reg.Log())
+	}
+	if ls := e.mustRun("image", "ls"); !strings.Contains(ls, "busybox ") || !strings.Contains(e.mustRun("image", "inspect", "busybox:1"), `"docker.io/library/busybox@sha256:`) {
+		t.Errorf("the mirrored image is not stored under its docker.io name:\n%s", ls)
+	}
+
+	dead := closedAddr(t)
+	down := writeRegistryConfig(t, t.TempDir(), fmt.Sprintf("[registry.\"docker.io\"]\nmirrors = [%q]\nserver = %q\n", dead, server))
+	before := testutil.TakeSnapshot(t, e.roots())
+	out, stderr, code = e.run(pullPod("down", "docker.io/library/busybox:2", "IfNotPresent"), "run", "-d", "-f", "-", "--registry-config", down)
+	if code == 0 || !strings.Contains(stderr, "ErrImagePull") || !strings.Contains(stderr, "mirror "+dead) ||
+		!strings.Contains(stderr, "registry docker.io (server "+server+")") {
+		t.Fatalf("run with the mirror down: code %d\nstdout: %s\nstderr: %s\nwant ErrImagePull naming the mirror and the registry", code, out, stderr)
+	}
+	e.assertNoLeak(before)
+
+	_, stderr, code = e.run(pullPod("bad", "docker.io/library/busybox:1", "Always"), "run", "-d", "-f", "-", "--registry-config", filepath.Join(dir, "absent.toml"))
+	if code == 0 || !strings.Contains(stderr, "absent.toml") {
+		t.Errorf("run with a missing --registry-config: code %d, stderr %s", code, stderr)
+	}
+}
+
+// TestPullSecretAndLogin_11 runs docker-registry with TLS (a CA the test
+// makes, trusted through the registry config) and htpasswd basic auth. A
+// Pod without credentials fails with ErrImagePull and 401; one whose
+// imagePullSecrets name a kubernetes.io/dockerconfigjson Secret of the same
+// manifest runs; a named but absent Secret is a validation error. Then
+// `peapod login --password-stdin` stores credentials that `image pull`
+// uses, and `logout` removes them.
+func TestPullSecretAndLogin_11(t *testing.T) {
+	dir := t.TempDir()
+	authFile := filepath.Join(dir, "auth.json")
+	// Credentials only from what the test gives: no host logins.
+	e := newEnv(t).withEnv("REGISTRY_AUTH_FILE="+authFile, "DOCKER_CONFIG="+t.TempDir(), "HOME="+t.TempDir())
+	certs := testutil.NewTestCA(t, dir)
+	reg := testutil.StartRegistryWith(t, testutil.RegistryOptions{TLS: certs, Htpasswd: testutil.WriteHtpasswd(t, dir, "alice", "s3cret")})
+	ref := reg.Host + "/private/busybox:1"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageOf(t, []string{"sleep", "1000"}, layerOf(t, tarOf(t, busyboxTar)))
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "alice", Password: "s3cret"}),
+		remote.WithTransport(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.Pool()}})); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	cfg := writeRegistryConfig(t, dir, fmt.Sprintf("[registry.%q]\nca = %q\n", reg.Host, certs.CAFile))
+
+	before := testutil.TakeSnapshot(t, e.roots())
+	_, stderr, code := e.run(pullPod("nocreds", ref, "IfNotPresent"), "run", "-d", "-f", "-", "--registry-config", cfg)
+	if code == 0 || !strings.Contains(stderr, "ErrImagePull") || !strings.Contains(stderr, "401") || !strings.Contains(stderr, reg.Host) {
+		t.Fatalf("run without credentials: code %d, stderr %s; want ErrImagePull with 401", code, stderr)
+	}
+	e.assertNoLeak(before)
+
+	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	dockerconfig := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, auth)))
+	withSecret := func(podName, secretName string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: %s}
+type: kubernetes.io/dockerconfigjson
+data: {.dockerconfigjson: %s}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  imagePullSecrets: [{name: regcred}]
+  containers:
+  - {name: c, image: %q}
+`, secretName, dockerconfig, podName, ref)
+	}
+	_, stderr, code = e.run(withSecret("absent", "other"), "run", "-d", "-f", "-", "--registry-config", cfg)
+	if code == 0 || !strings.Contains(stderr, `spec.imagePullSecrets[0].name: Not found: "regcred"`) {
+		t.Fatalf("run naming an absent pull secret: code %d, stderr %s", code, stderr)
+	}
+	if strings.Contains(reg.Log(), `"GET /v2/private/busybox/manifests/1 HTTP/1.1" 200`) {
+		t.Errorf("a pull happened before validation failed")
+	}
+	out, stderr, code := e.run(withSecret("secret", "regcred"), "run", "-d", "-f", "-", "--registry-config", cfg)
+	if code != 0 {
+		t.Fatalf("run with an imagePullSecret: code %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	e.waitPod("secret", 30*time.Second, phaseIs(corev1.PodRunning))
+	e.mustRun("rm", "-f", "secret")
+	e.mustRun("image", "rm", ref)
+
+	// login, then image pull with the stored credentials; logout.
+	if _, stderr, code := e.run("wrong\n", "login", reg.Host, "-u", "alice", "--password-stdin", "--registry-config", cfg); code == 0 || !strings.Contains(stderr, "401") {
+		t.Errorf("login with a wrong password: code %d, stderr %s", code, stderr)
+	}
+	if out, stderr, code := e.run("s3cret\n", "login", reg.Host, "-u", "alice", "--password-stdin", "--registry-config", cfg); code != 0 || !strings.Contains(out, "Login Succeeded") {
+		t.Fatalf("login: code %d, stdout %s, stderr %s", code, out, stderr)
+	}
+	if st, err := os.Stat(authFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("auth file after login: %v", err)
+	}
+	if out, stderr, code := e.run("", "image", "pull", ref, "--registry-config", cfg); code != 0 || !strings.Contains(out, "pulled "+ref) {
+		t.Fatalf("image pull after login: code %d, stdout %s, stderr %s", code, out, stderr)
+	}
+	e.mustRun("image", "rm", ref)
+	if out := e.mustRun("logout", reg.Host); !strings.Contains(out, "Removed login credentials for "+reg.Host) {
+		t.Errorf("logout printed %q", out)
+	}
+	if _, stderr, code := e.run("", "image", "pull", ref, "--registry-config", cfg); code == 0 || !strings.Contains(stderr, "401") {
+		t.Errorf("image pull after logout: code %d, stderr %s; want 401", code, stderr)
+	}
+	if _, stderr, code := e.run("", "logout", reg.Host); code == 0 || !strings.Contains(stderr, "not logged in") {
+		t.Errorf("second logout: code %d, stderr %s", code, stderr)
+	}
+}
+
+// TestConcurrentRunsPullOnce_11: two `peapod run`s of pods with the same
+// new three-layer image at once both succeed, and the registry's access log
+// shows each blob (config and layers) fetched once.
+func TestConcurrentRunsPullOnce_11(t *testing.T) {
+	e := newEnv(t)
+	reg := testutil.StartRegistry(t)
+	ref := reg.Host + "/shared:1"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageOf(t, []string{"sleep", "1000"}, layerOf(t, tarOf(t, busyboxTar)),
+		layerOf(t, tarOf(t, "", tFile("two", "2"))), layerOf(t, tarOf(t, "", tFile("three", "3"))))
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]string, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, stderr, code, err := e.runNoFail(pullPod(fmt.Sprintf("twin%d", i), ref, "IfNotPresent"), "run", "-d", "-f", "-")
+			if err != nil || code != 0 {
+				errs[i] = fmt.Sprintf("run %d: code %d, %v\nstdout: %s\nstderr: %s", i, code, err, out, stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, msg := range errs {
+		if msg != "" {
+			t.Error(msg)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i := range errs {
+		e.waitPod(fmt.Sprintf("twin%d", i), 30*time.Second, phaseIs(corev1.PodRunning))
+	}
+	cfgDigest, _ := img.ConfigName()
+	layers, _ := img.Layers()
+	blobs := []string{cfgDigest.String()}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		blobs = append(blobs, d.String())
+	}
+	for _, b := range blobs {
+		if n := strings.Count(reg.Log(), `"GET /v2/shared/blobs/`+b+` `); n != 1 {
+			t.Errorf("blob %s fetched %d times, want once", b, n)
+		}
+	}
+}
