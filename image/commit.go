@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -247,7 +249,20 @@ func (s *Store) ensureLayer(l pendingLayer, sizes map[string]int64) (size int64,
 			os.RemoveAll(staging)
 		}
 	}()
-	size, err = unpackVerified(staging, l, s.chown)
+	for attempt := 1; ; attempt++ {
+		size, err = unpackVerified(staging, l, s.chown)
+		if err == nil || l.openCounted == nil || attempt == layerAttempts || !cutShort(err) {
+			break
+		}
+		// The connection broke mid-blob: fetch the layer again into a
+		// clean staging dir (the registry client retries only requests).
+		if err := os.RemoveAll(staging); err != nil {
+			return 0, false, fmt.Errorf("failed to clear staging dir of layer %s: %w", l.diffID, err)
+		}
+		if err := os.Mkdir(staging, 0o700); err != nil {
+			return 0, false, fmt.Errorf("failed to create staging dir for layer %s: %w", l.diffID, err)
+		}
+	}
 	if err != nil {
 		return 0, false, err
 	}
@@ -255,6 +270,20 @@ func (s *Store) ensureLayer(l pendingLayer, sizes map[string]int64) (size int64,
 		return 0, false, fmt.Errorf("failed to move layer %s into place: %w", l.diffID, err)
 	}
 	return size, true, nil
+}
+
+// layerAttempts is how many times a pull fetches a layer whose download
+// broke off.
+const layerAttempts = 3
+
+// cutShort reports whether err is a download broken off (a body shorter
+// than announced, a reset connection), worth trying again; not a
+// cancellation, a bad digest or a bad tar.
+func cutShort(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // unpackVerified unpacks l into dir and checks the stream against its diffID.
