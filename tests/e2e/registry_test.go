@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -226,5 +227,67 @@ func TestConcurrentRunsPullOnce_11(t *testing.T) {
 		if n := strings.Count(reg.Log(), `"GET /v2/shared/blobs/`+b+` `); n != 1 {
 			t.Errorf("blob %s fetched %d times, want once", b, n)
 		}
+	}
+}
+
+// TestPullProgress_11: image pull on a terminal draws one bar per layer
+// (its blob's short digest, "done" at the end) and a total; not on a
+// terminal it prints one line per finished layer; --quiet prints only the
+// image ID.
+func TestPullProgress_11(t *testing.T) {
+	e := newEnv(t)
+	reg := testutil.StartRegistry(t)
+	push := func(ref string, extra string) []string {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := imageOf(t, []string{"sleep", "1000"}, layerOf(t, tarOf(t, busyboxTar)),
+			layerOf(t, tarOf(t, "", tFile("two", extra))), layerOf(t, tarOf(t, "", tFile("three", extra))))
+		if err := remote.Write(r, img); err != nil {
+			t.Fatalf("push: %v", err)
+		}
+		layers, _ := img.Layers()
+		var short []string
+		for _, l := range layers {
+			d, _ := l.Digest()
+			short = append(short, d.Hex[:12])
+		}
+		return short
+	}
+
+	tty := push(reg.Host+"/tty:1", "tty")
+	p := newTestPty(t, 30, 120)
+	if code := e.startOnPty(t, p, "image", "pull", reg.Host+"/tty:1")(); code != 0 {
+		t.Fatalf("image pull on a terminal: exit %d; terminal: %q", code, p.output())
+	}
+	screen := p.output()
+	for _, d := range tty {
+		if !strings.Contains(screen, d) {
+			t.Errorf("the terminal shows no bar for layer %s: %q", d, screen)
+		}
+	}
+	if !strings.Contains(screen, "total") || strings.Count(screen, "done") < len(tty) || !strings.Contains(screen, "\x1b[") {
+		t.Errorf("the terminal shows no total, done bars or cursor movement: %q", screen)
+	}
+
+	lines := push(reg.Host+"/lines:1", "lines")
+	out, stderr, code := e.run("", "image", "pull", reg.Host+"/lines:1")
+	if code != 0 || !strings.Contains(out, "pulled "+reg.Host+"/lines:1 sha256:") {
+		t.Fatalf("image pull: code %d, stdout %s, stderr %s", code, out, stderr)
+	}
+	for _, d := range lines[1:] {
+		if !regexp.MustCompile(`(?m)^` + d + `: pulled, .* in .*s$`).MatchString(stderr) {
+			t.Errorf("stderr has no line for layer %s:\n%s", d, stderr)
+		}
+	}
+	if !strings.Contains(stderr, lines[0]+": already present") || strings.Contains(stderr, "\x1b[") {
+		t.Errorf("stderr does not say the shared base was present, or draws bars:\n%s", stderr)
+	}
+
+	push(reg.Host+"/quiet:1", "quiet")
+	out, stderr, code = e.run("", "image", "pull", "--quiet", reg.Host+"/quiet:1")
+	if code != 0 || !regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`).MatchString(out) || stderr != "" {
+		t.Errorf("image pull --quiet: code %d, stdout %q, stderr %q; want only the image ID", code, out, stderr)
 	}
 }
