@@ -185,8 +185,21 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if len(eps) == 1 {
 		return nil, fmt.Errorf("failed to pull image %s from %w", ref, failures[0])
 	}
-	return nil, fmt.Errorf("failed to pull image %s from any of its %d endpoints:\n%w", ref, len(eps), errors.Join(failures...))
+	return nil, fmt.Errorf("failed to pull image %s from any of its %d endpoints: %w", ref, len(eps), endpointErrors(failures))
 }
+
+// endpointErrors are the failures of each endpoint a pull tried, on one line.
+type endpointErrors []error
+
+func (e endpointErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e endpointErrors) Unwrap() []error { return e }
 
 // pullTarget is what one pull names.
 type pullTarget struct {

@@ -3,11 +3,13 @@
 # plugins (issue 5). Every figure is measured in the same run, A/B
 # interleaved, so ratios hold on a noisy shared VM where absolutes drift.
 #
-#   sudo bash scripts/bench.sh [SCENARIO...]     (default: 1 2 3 4 5 6 7)
+#   sudo bash scripts/bench.sh [SCENARIO...]     (default: 1 2 3 4 5 6 7 8)
 #
 # Scenarios: 1 pod cycle, 2 N pods one after another, 3 memory per pod,
 # 4 exec, 5 pod network setup + teardown, 6 probe load (CPU of HTTP, TCP and
-# exec probes at 1 s; exec probe latency vs crun exec), 7 the kernel floor:
+# exec probes at 1 s; exec probe latency vs crun exec), 7 the kernel floor,
+# 8 a 150 MiB image pull from a local docker-registry (vs podman pull and
+# skopeo copy):
 # one file each under scripts/bench/. It installs what it needs, builds and
 # installs peapod (scripts/provision.sh), runs, prints a markdown table and
 # writes it to bench-results/<date>.md, then removes everything it created
@@ -20,6 +22,7 @@
 #   BENCH_MEMAVAIL_N=100   pods per side for scenario 3's MemAvailable drop
 #   BENCH_PROBE_N=100      pods per run in scenario 6
 #   BENCH_PROBE_SECONDS=60 scenario 6's CPU window per run
+#   BENCH_PULL_RUNS=5      counted pulls per variant in scenario 8
 #   BENCH_NO_BUILD=1       use the installed peapod as it is
 #   BENCH_OUT=DIR          where results go (default REPO/bench-results)
 set -euo pipefail
@@ -49,6 +52,8 @@ source "$REPO/scripts/bench/s5-network.sh"
 source "$REPO/scripts/bench/s6-probes.sh"
 # shellcheck source=scripts/bench/s7-floor.sh
 source "$REPO/scripts/bench/s7-floor.sh"
+# shellcheck source=scripts/bench/s8-pull.sh
+source "$REPO/scripts/bench/s8-pull.sh"
 export PATH="/usr/local/go/bin:/usr/local/bin:$PATH" GOTOOLCHAIN=local
 
 readonly RUNS=${BENCH_RUNS:-20} WARMUP=${BENCH_WARMUP:-3}
@@ -71,7 +76,7 @@ readonly IMAGE=localhost/ppbench-busybox:latest HAND_NS=ppbench-hand
 readonly P=(peapod --root "$B/peapod" --run-root "$R/peapod" --bridge ppbench0 --subnet 10.230.0.0/16)
 readonly PM=(podman --root "$B/podman/root" --runroot "$R/podman" --tmpdir "$R/podman-tmp")
 readonly OUR_LINKS=(ppbench0 ppbpod0 ppbcni0 ppbnet0 ppbcni1 ppbcni2 ppbcni3)
-readonly PACKAGES=(runc crun podman catatonit containernetworking-plugins busybox-static jq iproute2 util-linux nftables)
+readonly PACKAGES=(runc crun podman catatonit containernetworking-plugins busybox-static jq iproute2 util-linux nftables docker-registry skopeo curl python3)
 export CONTAINERS_CONF="$B/containers.conf"
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -85,18 +90,18 @@ header() {
 	printf -- '- machine: %s, %s vCPU, %s MiB, kernel %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" \
 		"$(nproc)" "$(awk '$1 == "MemTotal:" { print int($2 / 1024) }' /proc/meminfo)" "$(uname -r)"
 	printf -- '- peapod: %s%s\n' "$(peapod version 2>/dev/null | head -1)" "${BUILD_NOTE:+ ($BUILD_NOTE)}"
-	printf -- '- anchors: %s; %s; podman %s; CNI plugins %s\n' "$(crun --version | head -1)" \
+	printf -- '- anchors: %s; %s; podman %s; CNI plugins %s; %s\n' "$(crun --version | head -1)" \
 		"$(runc --version | head -1)" "$(podman version --format '{{.Client.Version}}' 2>/dev/null)" \
-		"$(dpkg-query -W -f='${Version}' containernetworking-plugins)"
+		"$(dpkg-query -W -f='${Version}' containernetworking-plugins)" "$(skopeo --version 2>/dev/null)"
 	printf -- '- runs: %s counted after %s warm-up per variant, interleaved in rotating order; times in ms\n' "$RUNS" "$WARMUP"
 	printf -- '- CPU ms/op: cgroup v2 usage_usec of the cgroup the tool ran in (and where it moved its containers)\n'
 }
 
 main() {
 	local sc scenarios=("$@")
-	((${#scenarios[@]})) || scenarios=(1 2 3 4 5 6 7)
+	((${#scenarios[@]})) || scenarios=(1 2 3 4 5 6 7 8)
 	for sc in "${scenarios[@]}"; do
-		[[ "$sc" =~ ^[1-7]$ ]] || die "unknown scenario $sc (1-7)"
+		[[ "$sc" =~ ^[1-8]$ ]] || die "unknown scenario $sc (1-8)"
 	done
 	[[ $(id -u) -eq 0 ]] || die "must run as root"
 	[[ ! -e "$B" && ! -e "$R" ]] || die "$B or $R exists: a previous run did not clean up; remove it first"

@@ -139,6 +139,8 @@ cleanup() {
 		"$l" delete -f "ppbench-x-$l" >/dev/null 2>&1 || true
 	done
 	ip netns del "$HAND_NS" 2>/dev/null || true
+	# Scenario 8's docker-registry, by its PID.
+	[[ -f "$OUT/registry.pid" ]] && kill "$(cat "$OUT/registry.pid")" 2>/dev/null
 	if ! wait_until 5 no_ports; then
 		log "cleanup check FAILED: ports still on our bridges after 5 s"
 		rc=1

@@ -14,6 +14,7 @@
 //	benchtool probe-row -label L -pods N -helpers H -ticks T -hz HZ -window-us W M0 M1
 //	benchtool exec-latency IDLE_M0 IDLE_M1 LOAD_M0 LOAD_M1 CRUN_IDLE CRUN_LOAD CRUN_PACED
 //	benchtool net [flags]
+//	benchtool push-image REF LAYERS MIB
 //
 // Each subcommand is described at the function that runs it.
 package main
@@ -46,6 +47,7 @@ var subcommands = map[string]func(w io.Writer, args []string) error{
 	"probe-row":     cmdProbeRow,
 	"exec-latency":  cmdExecLatency,
 	"net":           func(_ io.Writer, args []string) error { return runNet(args) },
+	"push-image":    cmdPushImage,
 }
 
 func main() {
