@@ -22,10 +22,14 @@ import (
 var ErrNotLoggedIn = errors.New("not logged in")
 
 // DefaultAuthFile is where login writes and pulls first look, as podman:
-// $REGISTRY_AUTH_FILE, else /run/containers/<uid>/auth.json.
+// $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json for a
+// user other than root, else /run/containers/<uid>/auth.json.
 func DefaultAuthFile() string {
 	if p := os.Getenv("REGISTRY_AUTH_FILE"); p != "" {
 		return p
+	}
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" && os.Geteuid() != 0 {
+		return filepath.Join(dir, "containers", "auth.json")
 	}
 	return fmt.Sprintf("/run/containers/%d/auth.json", os.Geteuid())
 }
@@ -34,7 +38,10 @@ func DefaultAuthFile() string {
 // auth.json (DefaultAuthFile), then in Docker's config ($DOCKER_CONFIG or
 // ~/.docker/config.json, credential helpers included).
 func DefaultKeychain() authn.Keychain {
-	return authn.NewMultiKeychain(AuthFileKeychain(DefaultAuthFile()), authn.DefaultKeychain)
+	// A default path the user cannot read (/run/containers is root's) has
+	// no credentials for them; a file they named must be readable.
+	named := os.Getenv("REGISTRY_AUTH_FILE") != ""
+	return authn.NewMultiKeychain(authFileKeychain{path: DefaultAuthFile(), mayBeUnreadable: !named}, authn.DefaultKeychain)
 }
 
 // AuthFileKeychain reads credentials from an auth.json (or Docker
@@ -43,11 +50,14 @@ func AuthFileKeychain(path string) authn.Keychain {
 	return authFileKeychain{path: path}
 }
 
-type authFileKeychain struct{ path string }
+type authFileKeychain struct {
+	path            string // the auth file
+	mayBeUnreadable bool   // a permission error means no credentials
+}
 
 func (k authFileKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	data, err := os.ReadFile(k.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || k.mayBeUnreadable && errors.Is(err, fs.ErrPermission) {
 		return authn.Anonymous, nil
 	}
 	if err != nil {

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -40,6 +45,49 @@ func TestPullFlags(t *testing.T) {
 	for _, bad := range []pullFlags{{creds: "alice"}, {creds: ":x"}, {platform: "linux"}} {
 		if _, err := bad.options(); err == nil {
 			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// TestRegistryConfigFlag: --registry-config names a file that must exist
+// and parse; without it a missing default is an empty configuration.
+func TestRegistryConfigFlag(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := (&pullFlags{registryConfig: filepath.Join(dir, "absent.toml")}).options(); err == nil || !strings.Contains(err.Error(), "absent.toml") {
+		t.Errorf("a missing --registry-config: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[registry.\"a.io\"]\nmirors = []\n"), 0o600)
+	if _, err := (&pullFlags{registryConfig: bad}).options(); err == nil || !strings.Contains(err.Error(), "mirors") {
+		t.Errorf("a config with a misspelt key: %v", err)
+	}
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("[registry.\"docker.io\"]\nmirrors = [\"m.lab:5000\"]\n"), 0o600)
+	opts, err := (&pullFlags{registryConfig: good, authfile: filepath.Join(dir, "auth.json")}).options()
+	if err != nil || opts.Registries == nil || len(opts.Registries.Hosts["docker.io"].Mirrors) != 1 || opts.Keychain == nil {
+		t.Errorf("options = %+v, %v", opts, err)
+	}
+}
+
+// TestLoginArgs refuses login command lines before any network use.
+func TestLoginArgs(t *testing.T) {
+	in, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for _, tc := range []struct {
+		f    loginFlags
+		want string
+	}{
+		{loginFlags{password: "x", stdin: true, username: "u"}, "mutually exclusive"},
+		{loginFlags{stdin: true}, "needs --username"},
+		{loginFlags{username: "u"}, "not a terminal"},
+		{loginFlags{username: "u", stdin: true}, "must not be empty"}, // /dev/null: an empty password
+	} {
+		err := executeLogin(context.Background(), "127.0.0.1:1", tc.f, in, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)
 		}
 	}
 }
