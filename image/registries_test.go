@@ -284,3 +284,67 @@ ca = "ca.pem"
 		t.Errorf("second logout: %v, want ErrNotLoggedIn", err)
 	}
 }
+
+// TestPullClientCertificate runs docker-registry requiring a client
+// certificate: without one the TLS handshake fails, naming the registry;
+// with client_cert/client_key in the config, or client.cert/client.key in
+// certs.d/HOST:PORT/ (Docker's layout), the pull succeeds.
+func TestPullClientCertificate(t *testing.T) {
+	noHostCredentials(t)
+	dir := t.TempDir()
+	certs := testutil.NewTestCA(t, dir)
+	reg := testutil.StartRegistryWith(t, testutil.RegistryOptions{TLS: certs, ClientCA: true})
+	ref := reg.Host + "/mtls:1"
+	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.Pool(), Certificates: []tls.Certificate{cert}}}
+	if err := remote.Write(mustRef(t, ref), imageOf(t, "sh", layerOf(t, file("m", "tls"))), remote.WithTransport(trust)); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	ctx := context.Background()
+	caOnly, err := LoadRegistryConfig(writeConfig(t, t.TempDir(), `[registry."`+reg.Host+`"]
+ca = "`+certs.CAFile+`"
+`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStore(t).Pull(ctx, ref, PullOptions{Registries: caOnly}); err == nil || !strings.Contains(err.Error(), reg.Host) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("pull without a client certificate: %v, want a TLS error naming %s", err, reg.Host)
+	}
+	withCert, err := LoadRegistryConfig(writeConfig(t, dir, `[registry."`+reg.Host+`"]
+ca = "ca.pem"
+client_cert = "cert.pem"
+client_key = "key.pem"
+`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStore(t).Pull(ctx, ref, PullOptions{Registries: withCert}); err != nil {
+		t.Fatalf("pull with client_cert: %v", err)
+	}
+	docker := t.TempDir()
+	hostDir := filepath.Join(docker, "certs.d", reg.Host)
+	if err := os.MkdirAll(hostDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range map[string]string{certs.CAFile: "ca.crt", certs.CertFile: "client.cert", certs.KeyFile: "client.key"} {
+		data, _ := os.ReadFile(src)
+		if err := os.WriteFile(filepath.Join(hostDir, dst), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := LoadRegistryConfig(filepath.Join(docker, "registries.toml"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStore(t).Pull(ctx, ref, PullOptions{Registries: cfg}); err != nil {
+		t.Fatalf("pull with certs.d/%s/client.cert: %v", reg.Host, err)
+	}
+	os.Remove(filepath.Join(hostDir, "client.key"))
+	cfg, _ = LoadRegistryConfig(filepath.Join(docker, "registries.toml"), true)
+	if _, err := openStore(t).Pull(ctx, ref, PullOptions{Registries: cfg}); err == nil || !strings.Contains(err.Error(), "client.cert has no key") {
+		t.Errorf("pull with client.cert but no client.key: %v", err)
+	}
+}

@@ -36,6 +36,8 @@ type RegistryOptions struct {
 	TLS *TestCert
 	// Htpasswd, when set, is an htpasswd file (WriteHtpasswd): basic auth.
 	Htpasswd string
+	// ClientCA requires clients to present a certificate TLS's CA signed.
+	ClientCA bool
 }
 
 // StartRegistry runs docker-registry on 127.0.0.1 on a free port with a
@@ -75,7 +77,16 @@ http:
 	scheme := "http"
 	if opts.TLS != nil {
 		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", opts.TLS.CertFile, opts.TLS.KeyFile)
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: opts.TLS.Pool()}}}
+		tc := &tls.Config{RootCAs: opts.TLS.Pool()}
+		if opts.ClientCA {
+			cfg += fmt.Sprintf("    clientcas:\n      - %s\n", opts.TLS.CAFile)
+			cert, err := tls.LoadX509KeyPair(opts.TLS.CertFile, opts.TLS.KeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 		scheme = "https"
 	}
 	if opts.Htpasswd != "" {
