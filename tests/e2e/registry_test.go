@@ -267,8 +267,9 @@ func TestPullProgress_11(t *testing.T) {
 			t.Errorf("the terminal shows no bar for layer %s: %q", d, screen)
 		}
 	}
-	if !strings.Contains(screen, "total") || strings.Count(screen, "done") < len(tty) || !strings.Contains(screen, "\x1b[") {
-		t.Errorf("the terminal shows no total, done bars or cursor movement: %q", screen)
+	// A fast pull may draw only the last frame: bars, not their motion.
+	if !regexp.MustCompile(`total +\[=+\]`).MatchString(screen) || strings.Count(screen, "] done") < len(tty) {
+		t.Errorf("the terminal shows no total bar or no finished layer bars: %q", screen)
 	}
 
 	lines := push(reg.Host+"/lines:1", "lines")
