@@ -43,7 +43,9 @@ var (
 
 // NewTerminalBars draws on w, a terminal.
 func NewTerminalBars(w io.Writer) *TerminalBars {
-	return &TerminalBars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))}
+	// Auto refresh: mpb would not draw on a writer it does not recognise as
+	// a terminal (the caller decided it is one).
+	return &TerminalBars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh())}
 }
 
 // Layer implements ProgressBars.
