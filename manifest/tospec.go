@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +32,10 @@ type ImageResolver interface {
 type ResolvedImage struct {
 	// ID is the image's content id, "sha256:...".
 	ID string
+	// RepoDigest is "docker.io/library/nginx@sha256:..." for a pulled
+	// image, the container status' imageID as the kubelet shows it; "" for
+	// an imported one (whose imageID is then ID).
+	RepoDigest string
 	// Layers are the unpacked layer directories, bottom layer first.
 	Layers []string
 	// Config is the part of the image config a container uses.
@@ -186,7 +191,7 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 		Name:    c.Name,
 		ID:      id,
 		Image:   c.Image,
-		ImageID: img.ID,
+		ImageID: cmp.Or(img.RepoDigest, img.ID),
 		OCI: specs.Spec{
 			Version: specs.Version,
 			Process: proc,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/peapod/peapod/image"
@@ -45,7 +46,28 @@ func (r *imageResolver) Resolve(ref string) (*manifest.ResolvedImage, error) {
 	for _, l := range img.Layers {
 		out.Layers = append(out.Layers, l.Dir)
 	}
+	out.RepoDigest = repoDigestFor(ref, img.RepoDigests)
 	return out, nil
+}
+
+// repoDigestFor picks the repo digest of ref's repository among an
+// image's (it may have been pulled from several), else the first.
+func repoDigestFor(ref string, repoDigests []string) string {
+	if len(repoDigests) == 0 {
+		return ""
+	}
+	if full, err := image.FullName(ref); err == nil {
+		repo, _, _ := strings.Cut(full, "@")
+		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i]
+		}
+		for _, d := range repoDigests {
+			if strings.HasPrefix(d, repo+"@") {
+				return d
+			}
+		}
+	}
+	return repoDigests[0]
 }
 
 func (r *imageResolver) ids() []string {

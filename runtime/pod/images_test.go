@@ -48,3 +48,22 @@ func TestSecretsKeychain(t *testing.T) {
 		t.Errorf("opaque secret: %v", err)
 	}
 }
+
+// TestRepoDigestFor picks the status' imageID among an image's repo digests.
+func TestRepoDigestFor(t *testing.T) {
+	ds := []string{"reg.lab:5000/app@sha256:aa", "docker.io/library/nginx@sha256:bb"}
+	for ref, want := range map[string]string{
+		"nginx:1.27":                     "docker.io/library/nginx@sha256:bb",
+		"docker.io/library/nginx":        "docker.io/library/nginx@sha256:bb",
+		"reg.lab:5000/app:1":             "reg.lab:5000/app@sha256:aa",
+		"quay.io/other:1":                "reg.lab:5000/app@sha256:aa",
+		"reg.lab:5000/app@sha256:" + "c": "reg.lab:5000/app@sha256:aa",
+	} {
+		if got := repoDigestFor(ref, ds); got != want {
+			t.Errorf("repoDigestFor(%q) = %q, want %q", ref, got, want)
+		}
+	}
+	if got := repoDigestFor("busybox:latest", nil); got != "" {
+		t.Errorf("an imported image's repo digest = %q", got)
+	}
+}

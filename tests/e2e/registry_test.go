@@ -48,7 +48,8 @@ func writeRegistryConfig(t *testing.T, dir, text string) string {
 // registry config mirrors docker.io to a local docker-registry and points
 // docker.io's own server at a closed loopback port, so the real docker.io
 // can never be contacted. The pod runs from the mirror (its access log has
-// the pull). With the mirror down, run fails naming the mirror and the
+// the pull) and its status' imageID is docker.io/library/busybox@sha256:….
+// With the mirror down, run fails naming the mirror and the
 // registry, and creates nothing.
 func TestPullMirror_11(t *testing.T) {
 	e := newEnv(t)
@@ -64,6 +65,9 @@ func TestPullMirror_11(t *testing.T) {
 	e.waitPod("mirrored", 30*time.Second, phaseIs(corev1.PodRunning))
 	if !strings.Contains(reg.Log(), `"GET /v2/library/busybox/manifests/1 `) {
 		t.Errorf("the mirror's access log has no manifest GET:\n%s", reg.Log())
+	}
+	if id := e.get("mirrored").Status.ContainerStatuses[0].ImageID; !strings.HasPrefix(id, "docker.io/library/busybox@sha256:") {
+		t.Errorf("imageID = %q, want docker.io/library/busybox@sha256:… as the kubelet shows it", id)
 	}
 	if ls := e.mustRun("image", "ls"); !strings.Contains(ls, "busybox ") || !strings.Contains(e.mustRun("image", "inspect", "busybox:1"), `"docker.io/library/busybox@sha256:`) {
 		t.Errorf("the mirrored image is not stored under its docker.io name:\n%s", ls)
