@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,5 +296,58 @@ func TestPullProgress_11(t *testing.T) {
 	out, stderr, code = e.run("", "image", "pull", "--quiet", reg.Host+"/quiet:1")
 	if code != 0 || !regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`).MatchString(out) || stderr != "" {
 		t.Errorf("image pull --quiet: code %d, stdout %q, stderr %q; want only the image ID", code, out, stderr)
+	}
+}
+
+// TestPullDiskFull_11: a pull into a --root on a small tmpfs that the image
+// does not fit fails with "no space left on device" naming the layer, and
+// keeps nothing of it: no image, no layer, no staging debris, the space
+// free again, so a small image pulls next.
+func TestPullDiskFull_11(t *testing.T) {
+	e := newEnv(t, withTmpfsRoot(24<<20))
+	reg := testutil.StartRegistry(t)
+	big := make([]byte, 32<<20)
+	rng := mathrand.NewChaCha8([32]byte{11})
+	rng.Read(big)
+	bigRef := reg.Host + "/big:1"
+	r, _ := name.ParseReference(bigRef)
+	img := imageOf(t, []string{"sh"}, layerOf(t, tarOf(t, "", tFile("random", string(big)))))
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	layers, _ := img.Layers()
+	diffID, _ := layers[0].DiffID()
+	var before syscall.Statfs_t
+	if err := syscall.Statfs(e.root, &before); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := e.run("", "image", "pull", bigRef)
+	if code == 0 || !strings.Contains(stderr, "no space left on device") || !strings.Contains(stderr, diffID.String()) {
+		t.Fatalf("pull onto a full disk: code %d, stderr %s; want ENOSPC naming layer %s", code, stderr, diffID)
+	}
+	if ls := e.mustRun("image", "ls"); strings.Contains(ls, "big") {
+		t.Errorf("image ls after the failed pull:\n%s", ls)
+	}
+	for _, d := range []string{"tmp", "layers"} {
+		entries, err := os.ReadDir(filepath.Join(e.root, "images", d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range entries {
+			if en.Name() == diffID.Hex || d == "tmp" {
+				t.Errorf("images/%s/%s left by the failed pull", d, en.Name())
+			}
+		}
+	}
+	var after syscall.Statfs_t
+	if err := syscall.Statfs(e.root, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Bfree < before.Bfree-before.Bfree/50 {
+		t.Errorf("free blocks %d after the failed pull, %d before: the partial layer's space was not given back", after.Bfree, before.Bfree)
+	}
+	pushBusybox(t, reg.Host+"/small:1")
+	if _, stderr, code := e.run("", "image", "pull", reg.Host+"/small:1"); code != 0 {
+		t.Errorf("a small pull after the failed one: code %d, stderr %s", code, stderr)
 	}
 }
