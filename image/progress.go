@@ -30,10 +30,12 @@ type LayerBar interface {
 // above the bars.
 type TerminalBars struct {
 	p *mpb.Progress
+	w io.Writer // the terminal, for lines while no bar is drawn
 
-	mu    sync.Mutex
-	total *mpb.Bar // every layer's bytes; created with the first layer
-	sum   int64    // the total bar's total so far
+	mu     sync.Mutex
+	total  *mpb.Bar // every layer's bytes; created with the first layer
+	sum    int64    // the total bar's total so far
+	waited bool     // Wait was called: no more frames
 }
 
 var (
@@ -45,7 +47,7 @@ var (
 func NewTerminalBars(w io.Writer) *TerminalBars {
 	// Auto refresh: mpb would not draw on a writer it does not recognise as
 	// a terminal (the caller decided it is one).
-	return &TerminalBars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh())}
+	return &TerminalBars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh()), w: w}
 }
 
 // Layer implements ProgressBars.
@@ -68,8 +70,16 @@ func (t *TerminalBars) Layer(blob v1.Hash, size int64) LayerBar {
 	return &terminalBar{t: t, b: b, size: size}
 }
 
-// Write prints p above the bars.
-func (t *TerminalBars) Write(p []byte) (int, error) { return t.p.Write(p) }
+// Write prints p above the bars; before the first bar and after Wait,
+// straight to the terminal (mpb prints lines only with its next frame).
+func (t *TerminalBars) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.total == nil || t.waited {
+		return t.w.Write(p)
+	}
+	return t.p.Write(p)
+}
 
 // Wait completes the total and waits for the last frame.
 func (t *TerminalBars) Wait() {
@@ -77,6 +87,7 @@ func (t *TerminalBars) Wait() {
 	if t.total != nil {
 		t.total.SetTotal(-1, true)
 	}
+	t.waited = true
 	t.mu.Unlock()
 	t.p.Wait()
 }
