@@ -228,6 +228,16 @@ func TestPullTLSBasicAuth(t *testing.T) {
 	if _, err := s.Pull(ctx, ref, PullOptions{}); err == nil || !strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), reg.Host) {
 		t.Fatalf("pull without the CA: %v, want a certificate error naming %s", err, reg.Host)
 	}
+	// insecure = true: the certificate goes unverified; the 401 is next.
+	insecure, err := LoadRegistryConfig(writeConfig(t, t.TempDir(), `[registry."`+reg.Host+`"]
+insecure = true
+`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pull(ctx, ref, PullOptions{Registries: insecure}); err == nil || strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("pull from an insecure registry without credentials: %v, want 401 and no certificate error", err)
+	}
 	cfg, err := LoadRegistryConfig(writeConfig(t, dir, `[registry."`+reg.Host+`"]
 ca = "ca.pem"
 `), false)
