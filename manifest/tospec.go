@@ -165,6 +165,11 @@ type builder struct {
 
 // container converts one container.
 func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
+	return b.containerWithID(c, ContainerID(b.in.UID, c.Name))
+}
+
+// containerWithID converts one container whose runtime id is id.
+func (b *builder) containerWithID(c *corev1.Container, id string) (*spec.Container, error) {
 	img, err := b.in.Images.Resolve(c.Image)
 	if err != nil {
 		return nil, fmt.Errorf("failed to resolve image %q of container %q: %w", c.Image, c.Name, err)
@@ -172,7 +177,6 @@ func (b *builder) container(c *corev1.Container) (*spec.Container, error) {
 	if len(img.Layers) == 0 {
 		return nil, fmt.Errorf("image %q of container %q has no layers: %w", c.Image, c.Name, ErrContainerConfig)
 	}
-	id := ContainerID(b.in.UID, c.Name)
 	proc, err := b.process(c, img.Config)
 	if err != nil {
 		return nil, err

@@ -103,6 +103,12 @@ func (e *PendingError) Unwrap() error { return e.Err }
 // CreateWait is CreateWithSources with a bounded, reported wait for the
 // containers to start (StartWait).
 func (m *Manager) CreateWait(p *corev1.Pod, src *manifest.Sources, wait StartWait) (rec *state.Record, err error) {
+	return m.create(p, src, wait, false)
+}
+
+// create is CreateWait; cri runs the supervisor in CRI mode (a sandbox
+// whose containers the kubelet adds and drives one by one).
+func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, cri bool) (rec *state.Record, err error) {
 	var undo cleanup.Stack
 	var name *state.Held
 	defer func() {
@@ -155,6 +161,7 @@ func (m *Manager) CreateWait(p *corev1.Pod, src *manifest.Sources, wait StartWai
 	if err != nil {
 		return nil, err
 	}
+	sp.CRI = cri
 	if err := tr.step("spec"); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/peapod/peapod/cgroups"
@@ -72,8 +73,10 @@ type Manager struct {
 	// cg is the cgroup driver.
 	cg cgroups.Driver
 	// images is the image store, opened on first use (ps, stop and rm do
-	// not need it).
-	images *image.Store
+	// not need it); imagesMu guards its opening (the CRI server calls
+	// from many goroutines).
+	images   *image.Store
+	imagesMu sync.Mutex
 }
 
 // Open prepares a Manager, creating the roots and sweeping what a reboot
@@ -107,6 +110,8 @@ func Open(o Options) (*Manager, error) {
 
 // Images opens the image store on first use.
 func (m *Manager) Images() (*image.Store, error) {
+	m.imagesMu.Lock()
+	defer m.imagesMu.Unlock()
 	if m.images == nil {
 		s, err := image.Open(m.dirs().ImagesDir())
 		if err != nil {

@@ -24,7 +24,7 @@ func (m *Manager) CreateSandbox(p *corev1.Pod, ports []cni.PortMapping) (*View, 
 	if len(ports) > 0 && !p.Spec.HostNetwork && m.o.Chain != nil {
 		return nil, fmt.Errorf("pod %s/%s: port mappings need the built-in network; this root uses CNI chain %q", p.Namespace, p.Name, m.o.Chain.Name())
 	}
-	rec, err := m.Create(p)
+	rec, err := m.create(p, nil, StartWait{}, true)
 	if err != nil {
 		var se *StartError
 		if errors.As(err, &se) && rec != nil {

@@ -68,6 +68,14 @@ type Pod struct {
 	// settings, the kubelet's pod-level sums; nil in specs written before
 	// peapod enforced resources.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	// CRI marks a pod the CRI server runs: the kubelet owns its containers'
+	// lifecycle (restarts, init order, probes, hooks), so the supervisor
+	// starts none by itself, adds, starts, stops and removes single
+	// containers on request (the socket's cri-* operations), never restarts
+	// one, writes each container's log at its LogPath exactly (the kubelet
+	// rotates it and asks for a reopen), and keeps the spec file up to date
+	// with the containers it has, for an adopting supervisor.
+	CRI bool `json:"cri,omitempty"`
 	// InitContainers run to completion, in order, before Containers start.
 	InitContainers []Container `json:"initContainers,omitempty"`
 	// Containers are the app containers.
@@ -111,6 +119,10 @@ type Container struct {
 	// v1.Container.tty) reads from its pty instead of a pipe.
 	Stdin     bool `json:"stdin,omitempty"`
 	StdinOnce bool `json:"stdinOnce,omitempty"`
+	// Annotations are kept with the container and never read by the
+	// supervisor (the CRI server keeps the ContainerConfig it was made
+	// from here).
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // TTY reports whether the container runs on a pty of its own.

@@ -124,6 +124,8 @@ func (s *Supervisor) adoptAll() error {
 		case st.State == state.StateRunning:
 			s.adoptInstance(c)
 		case stopping:
+		case s.pod.CRI:
+			// The kubelet decides what runs again.
 		case st.State == state.StateTerminated:
 			if probes.ShouldRestart(s.pod.RestartPolicy, st.ExitCode, false) {
 				s.scheduleRestart(c)

@@ -228,7 +228,7 @@ func (l *criLog) writeEntry(now time.Time, stream, tag string, text []byte) erro
 		return err
 	}
 	l.size += int64(n)
-	if l.size >= l.maxSize {
+	if l.maxSize > 0 && l.size >= l.maxSize {
 		l.rotate()
 	}
 	return nil

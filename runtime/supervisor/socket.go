@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/peapod/peapod/probes"
@@ -35,12 +36,17 @@ type Request struct {
 	Version string `json:"version"`
 	// Op is OpPing, OpStop or OpMetrics.
 	Op string `json:"op"`
-	// GracePeriodSeconds overrides the pod's grace period for OpStop.
+	// GracePeriodSeconds overrides the pod's grace period for OpStop (and
+	// is the grace period of OpCRIStop).
 	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
 	// Container names the container of OpAttach.
 	Container string `json:"container,omitempty"`
 	// Stdin asks OpAttach for the container's stdin.
 	Stdin bool `json:"stdin,omitempty"`
+	// CRIContainer is the container OpCRICreate adds.
+	CRIContainer *spec.Container `json:"criContainer,omitempty"`
+	// ContainerID names the container of the other cri-* operations.
+	ContainerID string `json:"containerID,omitempty"`
 }
 
 // Response is one line of JSON sent back.
@@ -118,6 +124,8 @@ func (s *Supervisor) serve(conn net.Conn) {
 		// The frames that follow the request may sit in the decoder's buffer.
 		s.serveAttach(conn, io.MultiReader(dec.Buffered(), br), &req)
 		return
+	case isCRIOp(req.Op):
+		resp.Error = s.serveCRI(&req)
 	default:
 		resp.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -198,6 +206,9 @@ func checkResponse(path string, resp *Response) error {
 		return fmt.Errorf("supervisor at %q speaks protocol %q, this peapod speaks %q: "+
 			"use the peapod release that started the pod, or remove the pod with `peapod rm -f` (which needs no supervisor)",
 			path, resp.Version, ProtocolVersion)
+	}
+	if strings.HasPrefix(resp.Error, notFoundPrefix) {
+		return fmt.Errorf("supervisor at %q: %s: %w", path, resp.Error, ErrContainerNotFound)
 	}
 	if resp.Error != "" {
 		return fmt.Errorf("supervisor at %q: %s", path, resp.Error)

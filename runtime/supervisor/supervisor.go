@@ -74,6 +74,9 @@ type Supervisor struct {
 	done chan struct{}
 	// doneOnce guards close(done).
 	doneOnce sync.Once
+	// criMu serialises the CRI mode's create, start and remove of
+	// containers (crimode.go).
+	criMu sync.Mutex
 	// serving counts socket connections being answered; Run waits for
 	// them so the answer to a stop is sent before the process exits.
 	serving sync.WaitGroup
@@ -295,7 +298,7 @@ func (s *Supervisor) startInstance(c *container) error {
 		return err
 	}
 	startStep(c, firstStartStep)
-	logPath := instanceLogPath(c.spec.LogPath, restarts)
+	logPath := s.instanceLog(c, restarts)
 	lg, pipes, err := s.openInstanceIO(c, logPath, restarts)
 	if err != nil {
 		return s.failStart(c, reasonCreateContainerError, fmt.Errorf("failed to start container %q: %w", c.spec.Name, err))
@@ -314,7 +317,10 @@ func (s *Supervisor) startInstance(c *container) error {
 		c.hub = pipes.hub
 	})
 	startStep(c, "record started")
-	pruneLogs(c.spec.LogPath, restarts)
+	if !s.pod.CRI {
+		// The kubelet owns a CRI container's log files.
+		pruneLogs(c.spec.LogPath, restarts)
+	}
 	go s.watch(c, wait, exited, pipes)
 	startStep(c, "watch")
 	s.runPostStart(c)
@@ -347,6 +353,9 @@ func (s *Supervisor) openInstanceIO(c *container, logPath string, restarts int) 
 		return nil, nil, err
 	}
 	lg.onLoss = func(loss logLoss, recovered bool) { s.logLoss(c, loss, recovered) }
+	if s.pod.CRI {
+		lg.maxSize = 0 // the kubelet rotates, then asks for a reopen
+	}
 	pipes, err := newInstanceStdio(c.spec, fifoPaths(s.pod.RunDir, c.spec.ID, restarts))
 	if err != nil {
 		lg.close()
@@ -359,7 +368,12 @@ func (s *Supervisor) openInstanceIO(c *container, logPath string, restarts int) 
 // on failure it releases lg and pipes and empties the cgroup.
 func (s *Supervisor) spawn(c *container, lg *criLog, pipes *stdio) (int, <-chan unix.WaitStatus, error) {
 	pid, wait, err := s.reap.start(func() (int, error) {
-		join := func(pid int) error { return s.cg.Join(c.spec.Cgroup, pid) }
+		join := func(pid int) error {
+			if err := s.cg.Join(c.spec.Cgroup, pid); err != nil {
+				return err
+			}
+			return setOOMScoreAdj(c.spec, pid)
+		}
 		if c.spec.TTY() {
 			return s.startTerminal(c, pipes, join)
 		}
@@ -505,7 +519,8 @@ func (s *Supervisor) recordExitLocked(c *container, ws unix.WaitStatus) bool {
 	st.FinishedAt = s.now()
 	st.Proc = state.Proc{}
 	c.proc = state.Proc{}
-	return !c.isInit && !s.status.Stopping && probes.ShouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
+	// In CRI mode the kubelet decides what runs again.
+	return !c.isInit && !s.pod.CRI && !s.status.Stopping && probes.ShouldRestart(s.pod.RestartPolicy, code, c.killedByProbe)
 }
 
 // scheduleRestart restarts c at exactly FinishedAt + backoff (the kubelet
