@@ -19,8 +19,9 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// binDir holds peapod and its helpers, built once by TestMain for root.
-var binDir string
+// binDir holds peapod and its helpers, built once by TestMain for root;
+// busyboxTar is the test image (scripts/mkimage-busybox.sh).
+var binDir, busyboxTar string
 
 // subnets hands each test's pod network a /24 of its own.
 var subnets = testutil.NewSubnets("10.227.0.0/16")
@@ -41,11 +42,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if _, err := testutil.BuildPeapod(dir); err != nil {
+	b, err := testutil.BuildPeapod(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cri:", err)
 		return 1
 	}
-	binDir = dir
+	binDir, busyboxTar = dir, b.BusyboxTar
 	return m.Run()
 }
 
