@@ -461,8 +461,10 @@ func applyResources(sc *spec.Container, r *runtimeapi.LinuxContainerResources) e
 	if r.MemorySwapLimitInBytes > 0 && r.MemorySwapLimitInBytes != r.MemoryLimitInBytes {
 		return invalid(f+"memory_swap_limit_in_bytes", "peapod containers get no swap (it must equal memory_limit_in_bytes)")
 	}
-	if r.CpuShares < 0 || r.CpuQuota < 0 || r.CpuPeriod < 0 || r.MemoryLimitInBytes < 0 {
-		return invalid(f+"cpu_shares", "negative values")
+	for name, v := range map[string]int64{"cpu_shares": r.CpuShares, "cpu_quota": r.CpuQuota, "cpu_period": r.CpuPeriod, "memory_limit_in_bytes": r.MemoryLimitInBytes} {
+		if v < 0 {
+			return invalid(f+name, "%d is negative", v)
+		}
 	}
 	res := sc.OCI.Linux.Resources
 	if res == nil {

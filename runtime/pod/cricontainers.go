@@ -18,6 +18,7 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -253,8 +254,15 @@ func (m *Manager) ExecSync(uid, id string, argv []string, timeout time.Duration,
 	if err := cmd.Start(); err != nil {
 		return nil, nil, -1, fmt.Errorf("failed to exec %q in container %q: %w", argv, c.Name, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		cmd.Wait()
+		var ws unix.WaitStatus
+		if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			ws = unix.WaitStatus(st)
+		}
+		done <- ws
+	}()
 	var expired <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -265,13 +273,9 @@ func (m *Manager) ExecSync(uid, id string, argv []string, timeout time.Duration,
 	case <-done:
 	case <-expired:
 		// The command runs as the helper's child inside the container's
-		// PID namespace: kill it first, so the helper reaps it and
-		// nothing is left to the container's init.
-		for _, pid := range supervisor.Children(cmd.Process.Pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		cmd.Process.Kill()
-		<-done
+		// PID namespace: its tree dies leaves first, so each parent reaps
+		// its child and nothing is left to the container's init.
+		supervisor.KillTree(cmd.Process, done)
 		return out.Bytes(), errb.Bytes(), -1, fmt.Errorf("command %q in container %q: %w after %v", argv, c.Name, ErrExecTimeout, timeout)
 	}
 	return out.Bytes(), errb.Bytes(), cmd.ProcessState.ExitCode(), nil

@@ -10,6 +10,7 @@ import (
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
+	"golang.org/x/sys/unix"
 )
 
 // CRI mode (spec.Pod.CRI): the kubelet owns the lifecycle of the pod's
@@ -298,3 +299,9 @@ func setOOMScoreAdj(c *spec.Container, pid int) error {
 	}
 	return nil
 }
+
+// KillTree kills a command started beside a container's workload and
+// everything it started, leaves first (see killTree), and returns once
+// wait has delivered the command's own exit: the CRI server's ExecSync
+// past its timeout.
+func KillTree(cmd *os.Process, wait <-chan unix.WaitStatus) { killTree(cmd, wait) }
