@@ -431,7 +431,11 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 		opts = append(opts, "rslave")
 	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-		opts = append(opts, "rshared")
+		// The init stage makes the container's / a slave of the host's
+		// mounts before it mounts anything (shared, the container's
+		// mounts would reach the host and pivot_root would fail), so a
+		// mount made inside could not propagate back.
+		return specs.Mount{}, invalid(field+".propagation", "peapod does not support bidirectional propagation yet (host-to-container and private are)")
 	default:
 		return specs.Mount{}, invalid(field+".propagation", "unknown propagation %d", m.Propagation)
 	}

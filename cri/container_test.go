@@ -105,6 +105,9 @@ func TestApplyConfigRefused(t *testing.T) {
 		{"image volume", "config.mounts[0].image", sbCfg, func(c *runtimeapi.ContainerConfig) {
 			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}
 		}},
+		{"bidirectional propagation", "config.mounts[0].propagation", sbCfg, func(c *runtimeapi.ContainerConfig) {
+			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
+		}},
 		{"unknown propagation", "propagation", sbCfg, func(c *runtimeapi.ContainerConfig) {
 			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Propagation: 9}}
 		}},
@@ -139,7 +142,6 @@ func TestApplyConfig(t *testing.T) {
 	cfg.Mounts = []*runtimeapi.Mount{
 		{ContainerPath: "/a/", HostPath: "/tmp", Readonly: true},
 		{ContainerPath: "/b", HostPath: "/tmp", Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
-		{ContainerPath: "/c", HostPath: "/tmp", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
 	}
 	cfg.Linux = &runtimeapi.LinuxContainerConfig{
 		Resources: &runtimeapi.LinuxContainerResources{CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 1 << 26, MemorySwapLimitInBytes: 1 << 26, OomScoreAdj: -997,
@@ -153,7 +155,7 @@ func TestApplyConfig(t *testing.T) {
 	if sc.LogPath != "/var/log/pods/x/app/0.log" {
 		t.Errorf("log path %q", sc.LogPath)
 	}
-	want := []string{"/a [rbind rprivate ro]", "/b [rbind rslave]", "/c [rbind rshared]"}
+	want := []string{"/a [rbind rprivate ro]", "/b [rbind rslave]"}
 	if len(sc.OCI.Mounts) != len(want) {
 		t.Fatalf("mounts %v, want %v", sc.OCI.Mounts, want)
 	}

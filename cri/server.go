@@ -133,3 +133,9 @@ func grpcError(err error, format string, args ...any) error {
 	}
 	return status.Error(codes.Internal, msg)
 }
+
+// RuntimeConfig reports the cgroup driver: peapod writes the cgroup
+// filesystem itself (v1 or v2), as the kubelet's cgroupfs driver.
+func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
+}
