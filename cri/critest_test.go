@@ -302,7 +302,7 @@ func TestCritest(t *testing.T) {
 	}
 	type counts struct{ passed, failed, skipped int }
 	groups := map[string]*counts{}
-	var failed []string
+	var failed, skipped []string
 	for _, suite := range rep {
 		for _, s := range suite.SpecReports {
 			if len(s.ContainerHierarchyTexts) == 0 {
@@ -319,6 +319,9 @@ func TestCritest(t *testing.T) {
 				c.passed++
 			case "skipped", "pending":
 				c.skipped++
+				if c := s.ContainerHierarchyTexts; len(c) > 0 && strings.HasPrefix(c[0], "[k8s.io] ") {
+					skipped = append(skipped, strings.Join(c, " ")+" "+s.LeafNodeText)
+				}
 			default:
 				c.failed++
 				msg := ""
@@ -347,6 +350,8 @@ func TestCritest(t *testing.T) {
 	}
 	fmt.Fprintf(&table, "| all (%s) | %d | %d | %d |\n", took.Round(time.Second), total.passed, total.failed, total.skipped)
 	t.Logf("critest %s against peapod cri:\n%s", crictlVersion, table.String())
+	sort.Strings(skipped)
+	t.Logf("skipped:\n%s", strings.Join(skipped, "\n"))
 	if p := os.Getenv("PEAPOD_CRITEST_TABLE"); p != "" {
 		os.WriteFile(p, []byte(table.String()), 0o644)
 	}
