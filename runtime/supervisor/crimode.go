@@ -55,6 +55,15 @@ func isCRIOp(op string) bool {
 // container; the client turns it back into ErrContainerNotFound.
 const notFoundPrefix = "container not found: "
 
+// answerError is the client's error for a supervisor's error answer msg
+// on the socket at path: a not-found answer wraps ErrContainerNotFound.
+func answerError(path, msg string) error {
+	if strings.HasPrefix(msg, notFoundPrefix) {
+		return fmt.Errorf("supervisor at %q: %s: %w", path, msg, ErrContainerNotFound)
+	}
+	return fmt.Errorf("supervisor at %q: %s", path, msg)
+}
+
 // serveCRI answers a cri-* request; "" is success.
 func (s *Supervisor) serveCRI(req *Request) string {
 	if !s.pod.CRI {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/peapod/peapod/probes"
@@ -207,11 +206,8 @@ func checkResponse(path string, resp *Response) error {
 			"use the peapod release that started the pod, or remove the pod with `peapod rm -f` (which needs no supervisor)",
 			path, resp.Version, ProtocolVersion)
 	}
-	if strings.HasPrefix(resp.Error, notFoundPrefix) {
-		return fmt.Errorf("supervisor at %q: %s: %w", path, resp.Error, ErrContainerNotFound)
-	}
 	if resp.Error != "" {
-		return fmt.Errorf("supervisor at %q: %s", path, resp.Error)
+		return answerError(path, resp.Error)
 	}
 	return nil
 }
