@@ -259,8 +259,11 @@ func TestSandboxBadInput(t *testing.T) {
 	if _, err := e.rt.PodSandboxStatus(e.ctx(), &runtimeapi.PodSandboxStatusRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("PodSandboxStatus without an id = %v, want InvalidArgument", err)
 	}
-	if _, err := e.rt.CreateContainer(e.ctx(), &runtimeapi.CreateContainerRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("CreateContainer = %v, want Unimplemented in this slice", err)
+	if _, err := e.rt.CreateContainer(e.ctx(), &runtimeapi.CreateContainerRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CreateContainer without a sandbox id = %v, want InvalidArgument", err)
+	}
+	if _, err := e.rt.Attach(e.ctx(), &runtimeapi.AttachRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("Attach = %v, want Unimplemented until streaming lands", err)
 	}
 	testutil.AssertNoLeak(t, before, e.roots())
 }
