@@ -201,12 +201,19 @@ func fileLayer(t *testing.T, files map[string]string) ggcrv1.Layer {
 // mirrors registry.k8s.io and gcr.io to the local registry: its specs ask
 // for images by their original names, which --registry-prefix does not
 // rename.
+//
+// Security Context (16 more specs pass, and it adds about 70 s) runs by
+// hand with PEAPOD_CRITEST_FOCUS.
 const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence) `
 
 // critestSkip are specs of those groups that need what peapod does not
 // have yet: container and sandbox stats and metrics, sandbox sysctls,
-// bidirectional mount propagation (refused with InvalidArgument).
-const critestSkip = `stats|metrics|sysctls|'rshared'`
+// bidirectional mount propagation (refused with InvalidArgument), host
+// PID and IPC namespaces, seccomp; and Security Context specs whose
+// images the test does not build yet (nginx for the PID specs, the
+// nonewprivs image, ipcs, a real /bin/ls to mask: Debian's busybox is one
+// binary and its applets symlinks, so masking /bin/ls masks busybox).
+const critestSkip = `stats|metrics|sysctls|'rshared'|HostPID|HostIpc|PodPID|ContainerPID|MaskedPaths|SeccompProfilePath|NoNewPrivs`
 
 // critestReport is the part of ginkgo's JSON report the test reads.
 type critestReport []struct {
@@ -214,6 +221,7 @@ type critestReport []struct {
 		ContainerHierarchyTexts []string
 		LeafNodeText            string
 		State                   string
+		NumAttempts             int
 		Failure                 *struct {
 			Message string
 		}
@@ -276,7 +284,14 @@ func TestCritest(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "report.json")
 	ep := "unix://" + d.sock
 	args := []string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--registry-prefix", reg.Host,
-		"--ginkgo.focus", focus, "--ginkgo.json-report", report, "--ginkgo.no-color", "--ginkgo.timeout", "15m"}
+		"--ginkgo.focus", focus, "--ginkgo.json-report", report, "--ginkgo.no-color", "--ginkgo.timeout", "15m",
+		// A stop right after a start can find busybox's top, the
+		// specs' PID 1, before it installed its SIGTERM handler: the
+		// signal is then dropped (a namespace's init ignores what it
+		// does not handle), the stop waits out its timeout, and critest
+		// fails the spec at that same instant. On a loaded machine that
+		// window is wide enough to hit; a second attempt is reported.
+		"--ginkgo.flake-attempts", "2"}
 	if skip != "" {
 		args = append(args, "--ginkgo.skip", skip)
 	}
@@ -317,6 +332,9 @@ func TestCritest(t *testing.T) {
 			switch s.State {
 			case "passed":
 				c.passed++
+				if s.NumAttempts > 1 {
+					t.Logf("critest: passed at attempt %d: %s %s", s.NumAttempts, strings.Join(s.ContainerHierarchyTexts, " "), s.LeafNodeText)
+				}
 			case "skipped", "pending":
 				c.skipped++
 				if c := s.ContainerHierarchyTexts; len(c) > 0 && strings.HasPrefix(c[0], "[k8s.io] ") {
