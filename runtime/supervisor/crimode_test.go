@@ -42,11 +42,11 @@ func TestCRIMode(t *testing.T) {
 		return s.serveCRI(&req)
 	}
 	for _, c := range []*spec.Container{ctr("a", "echo out; exit 3"), ctr("b", "sleep 30")} {
-		if e := call(Request{Op: OpCRICreate, Container: c}); e != "" {
+		if e := call(Request{Op: OpCRICreate, CRIContainer: c}); e != "" {
 			t.Fatalf("create %s: %s", c.Name, e)
 		}
 	}
-	if e := call(Request{Op: OpCRICreate, Container: ctr("a", "true")}); !strings.Contains(e, "of that name or id") {
+	if e := call(Request{Op: OpCRICreate, CRIContainer: ctr("a", "true")}); !strings.Contains(e, "of that name or id") {
 		t.Errorf("a second create of a: %q", e)
 	}
 	if e := call(Request{Op: OpCRICreate}); e == "" {
