@@ -23,6 +23,9 @@ type Resources struct {
 	MemoryLimit int64
 	// PidsLimit is pids.max; 0 means unlimited.
 	PidsLimit int64
+	// PidsBestEffort skips pids.max where the pids controller is not
+	// available, instead of failing (a default limit, not one asked for).
+	PidsBestEffort bool
 }
 
 // Bounds of cpu.shares, which the kernel clamps to.
@@ -53,6 +56,9 @@ type write struct {
 	// optional writes are skipped where the kernel lacks the file (swap
 	// accounting off: no memsw / memory.swap.max).
 	optional bool
+	// bestEffort writes are skipped where their controller is not
+	// available (Resources.PidsBestEffort).
+	bestEffort bool
 }
 
 // v1Writes lists the files Set writes on v1, in an order the kernel accepts
@@ -75,7 +81,7 @@ func v1Writes(r Resources) []write {
 			write{controller: "memory", file: "memory.memsw.limit_in_bytes", value: limit, optional: true})
 	}
 	if r.PidsLimit > 0 {
-		w = append(w, write{controller: "pids", file: "pids.max", value: strconv.FormatInt(r.PidsLimit, 10)})
+		w = append(w, write{controller: "pids", file: "pids.max", value: strconv.FormatInt(r.PidsLimit, 10), bestEffort: r.PidsBestEffort})
 	}
 	return w
 }
@@ -96,7 +102,7 @@ func v2Writes(r Resources) []write {
 			write{controller: "memory", file: "memory.swap.max", value: "0", optional: true})
 	}
 	if r.PidsLimit > 0 {
-		w = append(w, write{controller: "pids", file: "pids.max", value: strconv.FormatInt(r.PidsLimit, 10)})
+		w = append(w, write{controller: "pids", file: "pids.max", value: strconv.FormatInt(r.PidsLimit, 10), bestEffort: r.PidsBestEffort})
 	}
 	return w
 }
@@ -106,6 +112,9 @@ func apply(fsys cgroupFS, writes []write, dir func(controller string) (string, e
 	for _, w := range writes {
 		d, err := dir(w.controller)
 		if err != nil {
+			if w.bestEffort && errors.Is(err, ErrNoController) {
+				continue
+			}
 			return fmt.Errorf("failed to set %s: %w", w.file, err)
 		}
 		file := filepath.Join(d, w.file)
@@ -144,7 +153,7 @@ func (v *v2Driver) Set(p string, r Resources) error {
 		if avail[writes[i].controller] {
 			continue
 		}
-		if writes[i].file == "cpu.weight" && r.CPUShares <= minShares {
+		if (writes[i].file == "cpu.weight" && r.CPUShares <= minShares) || writes[i].bestEffort {
 			writes = append(writes[:i], writes[i+1:]...)
 			i--
 			continue

@@ -65,6 +65,14 @@ func TestV1Set(t *testing.T) {
 			if !errors.Is(err, ErrNoController) || !strings.Contains(err.Error(), "pids.max") {
 				t.Errorf("Set(pids) without a pids hierarchy: err %v, want ErrNoController naming pids.max", err)
 			}
+			// The default pod limit is skipped there instead.
+			fsys.writes = nil
+			if err := d.Set(path, Resources{CPUShares: 2, PidsLimit: 4096, PidsBestEffort: true}); err != nil {
+				t.Errorf("Set(default pids) without a pids hierarchy: %v", err)
+			}
+			if want := "cpu,cpuacct/" + path + "/cpu.shares=2"; strings.Join(fsys.writes, "\n") != want {
+				t.Errorf("writes = %q, want only %q", fsys.writes, want)
+			}
 		})
 	}
 }
@@ -86,7 +94,14 @@ func TestV2Set(t *testing.T) {
 			want: []string{"cpu.weight=10", "cpu.max=50000 100000", "memory.max=67108864", "memory.swap.max=0"}},
 		{name: "pids", mode: ModeUnified, rootCtrls: "cpu memory pids", res: Resources{CPUShares: 2, PidsLimit: 4096},
 			want: []string{"cpu.weight=1", "pids.max=4096"}},
+		{name: "pids best effort, delegated", mode: ModeUnified, rootCtrls: "cpu memory pids", res: Resources{CPUShares: 2, PidsLimit: 4096, PidsBestEffort: true},
+			want: []string{"cpu.weight=1", "pids.max=4096"}},
 		{name: "best effort on a controller-less tree", mode: ModeHybrid, rootCtrls: "", res: Resources{CPUShares: 2}},
+		{name: "default pids limit on a controller-less tree", mode: ModeHybrid, rootCtrls: "", res: Resources{CPUShares: 2, PidsLimit: 4096, PidsBestEffort: true}},
+		{name: "pids limit asked for on a controller-less tree", mode: ModeHybrid, rootCtrls: "", res: Resources{CPUShares: 2, PidsLimit: 100},
+			wantErr: "failed to set pids.max on cgroup"},
+		{name: "pids not delegated", mode: ModeUnified, rootCtrls: "cpu memory", res: Resources{CPUShares: 2, PidsLimit: 100},
+			wantErr: "controller pids not enabled"},
 		{name: "memory limit on a controller-less tree", mode: ModeHybrid, rootCtrls: "", res: limits,
 			wantErr: "failed to set cpu.weight on cgroup"},
 		{name: "memory not delegated", mode: ModeUnified, rootCtrls: "cpu pids", res: Resources{CPUShares: 2, MemoryLimit: 64 << 20},

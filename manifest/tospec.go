@@ -81,6 +81,11 @@ type SpecInput struct {
 	Sources *Sources
 	// BackoffInitialSeconds and BackoffMaxSeconds tune crash-loop backoff.
 	BackoffInitialSeconds, BackoffMaxSeconds float64
+	// SeccompDir holds the Localhost seccomp profiles (<root>/seccomp).
+	SeccompDir string
+	// SeccompDefault applies RuntimeDefault to containers naming no
+	// profile (the kubelet's SeccompDefault).
+	SeccompDefault bool
 }
 
 // ToSpec turns a validated, defaulted pod into the supervisor's spec: one
@@ -161,6 +166,8 @@ type builder struct {
 	shared bool
 	// warnings collects what the conversion could not honour.
 	warnings []string
+	// filters caches compiled seccomp profiles by profile and capabilities.
+	filters map[string]compiledFilter
 }
 
 // container converts one container.
@@ -182,6 +189,10 @@ func (b *builder) containerWithID(c *corev1.Container, id string) (*spec.Contain
 		return nil, err
 	}
 	linux, err := b.linux(c, id)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := b.seccompFilter(c, proc)
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +219,8 @@ func (b *builder) containerWithID(c *corev1.Container, id string) (*spec.Contain
 			Mounts: mounts,
 			Linux:  linux,
 		},
+		Seccomp:        filter.prog,
+		SeccompProfile: filter.name,
 		Rootfs: spec.Rootfs{
 			Lowers: reversed(img.Layers),
 			Upper:  layout.Pod(b.in.PodDir).Upper(c.Name),

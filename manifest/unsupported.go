@@ -67,7 +67,6 @@ const (
 	warnScheduling = "ignored: peapod runs on this machine only and does no scheduling"
 	warnResize     = "ignored: peapod does not resize containers in place"
 	warnPodLevel   = "ignored: peapod sizes the pod cgroup from its containers' resources"
-	warnSeccomp    = "ignored: peapod applies no seccomp profile yet"
 	warnAppArmor   = "ignored: peapod applies no AppArmor profile"
 	warnWindows    = "ignored on Linux"
 	warnMeta       = "ignored: set by peapod"

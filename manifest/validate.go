@@ -162,8 +162,7 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) ([
 	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
 		errs = append(errs, field.Invalid(p.Child("runAsUser"), *sc.RunAsUser, "must not be 0 when `runAsNonRoot` is true"))
 	}
-	w, e := validateSeccomp(sc.SeccompProfile, p.Child("seccompProfile"))
-	return w, append(errs, e...)
+	return nil, append(errs, validateSeccomp(sc.SeccompProfile, p.Child("seccompProfile"))...)
 }
 
 // validateID checks a uid or gid as the API does.
@@ -176,20 +175,6 @@ func validateID(p *field.Path, id *int64) field.ErrorList {
 		errs = append(errs, field.Invalid(p, *id, msg))
 	}
 	return errs
-}
-
-// validateSeccomp accepts the profiles that mean "the runtime's default" or
-// "none" with a warning (peapod has no seccomp yet) and refuses Localhost.
-func validateSeccomp(sp *corev1.SeccompProfile, p *field.Path) ([]string, field.ErrorList) {
-	if sp == nil {
-		return nil, nil
-	}
-	switch sp.Type {
-	case corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined:
-		return []string{fmt.Sprintf("%s: %s", p, warnSeccomp)}, nil
-	}
-	return nil, field.ErrorList{field.NotSupported(p.Child("type"), sp.Type,
-		[]corev1.SeccompProfileType{corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined})}
 }
 
 // validateVolumes checks names and sources and returns the declared names.

@@ -294,8 +294,7 @@ func (ctx *podContext) validateSecurityContext(sc *corev1.SecurityContext, p *fi
 	if sc == nil {
 		return nil, errs
 	}
-	w, e := validateSeccomp(sc.SeccompProfile, p.Child("seccompProfile"))
-	return w, append(errs, e...)
+	return nil, append(errs, validateSeccomp(sc.SeccompProfile, p.Child("seccompProfile"))...)
 }
 
 // validateEscalation applies the API's allowPrivilegeEscalation rules.

@@ -291,9 +291,27 @@ func TestValidate(t *testing.T) {
 		{"privileged without escalation", func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false)}
 		}, []string{`spec.containers[0].securityContext: Invalid value: {"privileged":true,"allowPrivilegeEscalation":false}: cannot set ` + "`allowPrivilegeEscalation` to false and `privileged` to true"}},
-		{"seccomp Localhost", func(p *corev1.Pod) {
-			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("p.json")}}
-		}, []string{`spec.securityContext.seccompProfile.type: Unsupported value: "Localhost": supported values: "RuntimeDefault", "Unconfined"`}},
+		{"seccomp unknown type", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: "Strict"}}
+		}, []string{`spec.securityContext.seccompProfile.type: Unsupported value: "Strict": supported values: "Localhost", "RuntimeDefault", "Unconfined"`}},
+		{"seccomp no type", func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{LocalhostProfile: ptr.To("p.json")}}
+		}, []string{
+			"spec.containers[0].securityContext.seccompProfile.type: Required value: type is required when seccompProfile is set",
+			`spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: {"type":"","localhostProfile":"p.json"}: can only be set when seccomp type is Localhost`,
+		}},
+		{"seccomp Localhost without a profile", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost}}
+		}, []string{"spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"}},
+		{"seccomp Localhost escaping", func(p *corev1.Pod) {
+			p.Spec.Containers[1].SecurityContext = &corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("../x")}}
+		}, []string{`spec.containers[1].securityContext.seccompProfile.localhostProfile: Invalid value: "../x": must not contain '..'`}},
+		{"seccomp Localhost absolute", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("/etc/p.json")}}
+		}, []string{`spec.securityContext.seccompProfile.localhostProfile: Invalid value: "/etc/p.json": must be a relative path`}},
+		{"seccomp RuntimeDefault with a localhost profile", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault, LocalhostProfile: ptr.To("p.json")}}
+		}, []string{`spec.securityContext.seccompProfile.localhostProfile: Invalid value: {"type":"RuntimeDefault","localhostProfile":"p.json"}: can only be set when seccomp type is Localhost`}},
 		{"unsupported container field", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpu"}} },
 			[]string{"spec.containers[0].resources.claims: Forbidden: not supported by peapod"}},
 		{"terminal on an init container", func(p *corev1.Pod) {
@@ -358,9 +376,11 @@ func TestValidateWarnings(t *testing.T) {
 			"spec.serviceAccountName: " + warnScheduling,
 			"spec.tolerations: " + warnScheduling,
 		}},
-		{"seccomp RuntimeDefault", func(p *corev1.Pod) {
+		{"seccomp profiles are honoured", func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
-		}, []string{"spec.containers[0].securityContext.seccompProfile: " + warnSeccomp}},
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("profiles/a.json")}}
+			p.Spec.Containers[0].SecurityContext.AppArmorProfile = &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}
+		}, []string{"spec.containers[0].securityContext.appArmorProfile: " + warnAppArmor}},
 		{"fsGroup", func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To[int64](2000)} },
 			[]string{"spec.securityContext.fsGroup: " + warnFSGroup}},
 	}

@@ -1,6 +1,7 @@
 package namespaces
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type ExecOptions struct {
 	Cgroups []string
 	// Process is what to run: args, env, cwd, user, capabilities, noNewPrivileges.
 	Process specs.Process
+	// Seccomp is the container's compiled seccomp filter (nil: none),
+	// loaded before the process's execve.
+	Seccomp []byte
 	// Stdin is the process's standard input (nil: /dev/null).
 	Stdin io.Reader
 	// Stdout is the process's standard output (nil: /dev/null).
@@ -102,10 +106,14 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode exec process: %w", err)
 	}
+	if len(o.Seccomp) > maxExecSeccomp {
+		return nil, fmt.Errorf("seccomp filter of %d bytes is too large", len(o.Seccomp))
+	}
 	return []string{
 		nsenterConfigEnv + "=" + strings.Join(lines, "\n"),
 		nsenterJoinedEnv + "=0",
 		execProcessEnv + "=" + string(proc),
+		execSeccompEnv + "=" + base64.StdEncoding.EncodeToString(o.Seccomp),
 		// The stage lives for one execve: with one P the Go runtime starts
 		// no second thread for it (thread creation and the TLB shoot-downs
 		// of its mappings were the largest kernel cost of an exec probe).

@@ -1,6 +1,7 @@
 package namespaces
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,22 +103,35 @@ const (
 	nsenterJoinedEnv = "_PEAPOD_NSENTER_JOINED"
 	// execProcessEnv holds the JSON specs.Process for ExecProcessFromEnv.
 	execProcessEnv = "_PEAPOD_EXEC_PROCESS"
+	// execSeccompEnv holds the container's compiled seccomp filter,
+	// base64 ("" for none). The environment, not a file: the stage runs
+	// inside the container's mount namespace, where no host file is.
+	execSeccompEnv = "_PEAPOD_EXEC_SECCOMP"
 )
 
+// maxExecSeccomp bounds the filter passed to an exec: the kernel's 4096
+// instructions of 8 bytes, well within one environment string's 128 KiB
+// (MAX_ARG_STRLEN) once base64-encoded.
+const maxExecSeccomp = 4096 * 8
+
 // ExecProcessFromEnv is, in `helper exec` after the nsenter constructor ran,
-// the process ExecCommand asked for. It refuses to go on when the
-// constructor did not join the target: the process would run in the host's
-// namespaces.
-func ExecProcessFromEnv() (*specs.Process, error) {
+// the process ExecCommand asked for and the container's seccomp filter (nil:
+// none). It refuses to go on when the constructor did not join the target:
+// the process would run in the host's namespaces.
+func ExecProcessFromEnv() (*specs.Process, []byte, error) {
 	if os.Getenv(nsenterJoinedEnv) != "1" {
-		return nil, errors.New("namespaces were not joined: the helper binary does not link namespaces/nsenter")
+		return nil, nil, errors.New("namespaces were not joined: the helper binary does not link namespaces/nsenter")
 	}
 	var proc specs.Process
 	if err := json.Unmarshal([]byte(os.Getenv(execProcessEnv)), &proc); err != nil {
-		return nil, fmt.Errorf("failed to decode exec process: %w", err)
+		return nil, nil, fmt.Errorf("failed to decode exec process: %w", err)
 	}
 	if len(proc.Args) == 0 {
-		return nil, errors.New("exec process has no args")
+		return nil, nil, errors.New("exec process has no args")
 	}
-	return &proc, nil
+	filter, err := base64.StdEncoding.DecodeString(os.Getenv(execSeccompEnv))
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to decode exec seccomp filter: %w", err)
+	}
+	return &proc, filter, nil
 }

@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,23 +28,29 @@ func TestReadInitReport(t *testing.T) {
 
 func TestExecProcessFromEnv(t *testing.T) {
 	tests := []struct {
-		name, joined, proc string
-		wantErr            string
+		name, joined, proc, filter string
+		wantErr                    string
 	}{
-		{"not joined", "0", `{"args":["true"]}`, "not joined"},
-		{"no constructor at all", "", `{"args":["true"]}`, "not joined"},
-		{"undecodable", "1", `{"args":`, "decode"},
-		{"no args", "1", `{"cwd":"/"}`, "no args"},
-		{"good", "1", `{"args":["true"],"cwd":"/"}`, ""},
+		{"not joined", "0", `{"args":["true"]}`, "", "not joined"},
+		{"no constructor at all", "", `{"args":["true"]}`, "", "not joined"},
+		{"undecodable", "1", `{"args":`, "", "decode"},
+		{"no args", "1", `{"cwd":"/"}`, "", "no args"},
+		{"bad filter", "1", `{"args":["true"]}`, "%%%", "decode exec seccomp filter"},
+		{"good", "1", `{"args":["true"],"cwd":"/"}`, "", ""},
+		{"good with filter", "1", `{"args":["true"],"cwd":"/"}`, "AAECAwQFBgc=", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(nsenterJoinedEnv, tt.joined)
 			t.Setenv(execProcessEnv, tt.proc)
-			proc, err := ExecProcessFromEnv()
+			t.Setenv(execSeccompEnv, tt.filter)
+			proc, filter, err := ExecProcessFromEnv()
 			if tt.wantErr == "" {
 				if err != nil || len(proc.Args) != 1 || proc.Args[0] != "true" {
 					t.Fatalf("ExecProcessFromEnv = %+v, %v; want args [true]", proc, err)
+				}
+				if want, _ := base64.StdEncoding.DecodeString(tt.filter); !bytes.Equal(filter, want) {
+					t.Fatalf("filter = %v, want %v", filter, want)
 				}
 				return
 			}

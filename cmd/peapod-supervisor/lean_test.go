@@ -25,6 +25,10 @@ var heavy = []string{
 	"github.com/google/nftables",
 	"github.com/spf13/", // cobra
 	"github.com/containernetworking/",
+	// The seccomp compiler and the default profile: compiled by the CLI,
+	// the init and exec stages only load the bytes.
+	"github.com/peapod/peapod/seccomp", "github.com/elastic/go-seccomp-bpf", "github.com/moby/profiles/",
+	"golang.org/x/net/bpf",
 }
 
 // initOnly are what only the in-container stages use: the child side of a

@@ -29,6 +29,8 @@ type runOptions struct {
 	// stdin and tty (-i, -t) attach the foreground to the first container
 	// with stdin (tty) instead of printing events and output (runattach.go).
 	stdin, tty bool
+	// pods are the kubelet-level settings of the pods run creates.
+	pods pod.PodDefaults
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -43,6 +45,7 @@ func newRunCommand(g *globals) *cobra.Command {
 		Example: "  sudo peapod run -d -f examples/two-containers.yaml\n  cat pod.json | sudo peapod run -f -\n  sudo peapod run -it -f examples/shell.yaml    # attached to its first tty container",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.pods.PidsLimitSet = cmd.Flags().Changed("pod-pids-limit")
 			return executeRun(g, o, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -52,6 +55,10 @@ func newRunCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&o.stdin, "stdin", "i", false, "attach your stdin to the first container with stdin: true (see attach)")
 	cmd.Flags().BoolVarP(&o.tty, "tty", "t", false, "with -i: attach your terminal to the first container with tty: true")
 	o.pull.addRegistryFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&o.pods.SeccompDefault, "seccomp-default", false,
+		"run containers that name no seccomp profile under RuntimeDefault (the kubelet's SeccompDefault)")
+	cmd.Flags().Int64Var(&o.pods.PidsLimit, "pod-pids-limit", pod.DefaultPodPidsLimit,
+		"most processes and threads a pod may have (the pod cgroup's pids.max, the kubelet's podPidsLimit); -1: unlimited")
 	cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -106,10 +113,14 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	if err != nil {
 		return err
 	}
+	if o.pods.PidsLimit == 0 || o.pods.PidsLimit < -1 {
+		return fmt.Errorf("invalid --pod-pids-limit %d: a positive number, or -1 for no limit", o.pods.PidsLimit)
+	}
 	m, err := g.manager()
 	if err != nil {
 		return err
 	}
+	m.SetPodDefaults(o.pods)
 	// Every pod's ConfigMap and Secret references, before any pull or pod.
 	for _, p := range pods {
 		if err := manifest.CheckSources(p, objs.SourcesFor(p)); err != nil {

@@ -29,7 +29,7 @@ func ExecMain() {
 
 // runExec sets up and execs the process; it returns only on failure.
 func runExec() error {
-	proc, err := namespaces.ExecProcessFromEnv()
+	proc, filter, err := namespaces.ExecProcessFromEnv()
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func runExec() error {
 	if err != nil {
 		return err
 	}
-	return becomeProcess(caps, proc)
+	return becomeProcess(caps, proc, filter)
 }
 
 // detachTerminal starts a session of our own, so the process has no

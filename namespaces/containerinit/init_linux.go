@@ -63,13 +63,14 @@ func runInit(cfg *namespaces.InitConfig) error {
 	if err := setupConsole(proc); err != nil {
 		return err
 	}
-	return becomeProcess(caps, proc)
+	return becomeProcess(caps, proc, c.Seccomp)
 }
 
-// becomeProcess applies proc's rlimits, no_new_privs, user and
-// capabilities, in runc's order, then execs it. The init stage and exec
-// share it, so an exec runs with the main process's privileges.
-func becomeProcess(caps capability.Capabilities, proc *specs.Process) error {
+// becomeProcess applies proc's rlimits, no_new_privs, user, capabilities
+// and the seccomp filter (nil: none), in runc's order, then execs it. The
+// init stage and exec share it, so an exec runs with the main process's
+// privileges and filter.
+func becomeProcess(caps capability.Capabilities, proc *specs.Process, filter []byte) error {
 	if err := applyRlimits(proc.Rlimits); err != nil {
 		return err
 	}
@@ -82,16 +83,30 @@ func becomeProcess(caps capability.Capabilities, proc *specs.Process) error {
 	if err != nil {
 		return err
 	}
+	// Loading a filter needs no_new_privs or CAP_SYS_ADMIN. Without
+	// no_new_privs, load it now, while this thread still holds every
+	// capability: the workload's user and capabilities may lack
+	// CAP_SYS_ADMIN. The filter then also covers the last steps below, as
+	// in runc. With no_new_privs it waits until just before execve.
+	early := !proc.NoNewPrivileges
+	if early {
+		if err := loadSeccomp(filter); err != nil {
+			return err
+		}
+	}
 	if err := applyCredentials(caps, user, proc.Capabilities); err != nil {
 		return err
 	}
 	unix.Umask(umaskOf(proc.User))
-	return execWorkload(proc, user)
+	if early {
+		filter = nil
+	}
+	return execWorkload(proc, user, filter)
 }
 
 // execWorkload enters the working directory, finds the entrypoint, closes
-// every inherited descriptor and execs.
-func execWorkload(proc *specs.Process, user execUser) error {
+// every inherited descriptor, loads filter (when not loaded yet) and execs.
+func execWorkload(proc *specs.Process, user execUser, filter []byte) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
@@ -112,6 +127,11 @@ func execWorkload(proc *specs.Process, user execUser) error {
 	// default back. prctl reaches this thread only, the one execve keeps.
 	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, namespaces.WorkloadTimerSlack, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to reset the timer slack: %w", err)
+	}
+	// The last step before execve, so the filter constrains the runtime's
+	// own set-up as little as possible.
+	if err := loadSeccomp(filter); err != nil {
+		return err
 	}
 	if err := unix.Exec(path, proc.Args, env); err != nil {
 		return fmt.Errorf("failed to exec %q: %w", path, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
+	"github.com/peapod/peapod/seccomp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -425,6 +426,7 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 		UID: rec.UID, RunDir: runDir, PodDir: podDir, Namespaces: specNamespaces(p, sb), IP: rec.IP,
 		Images: images, CgroupParent: rec.CgroupParent, CgroupDriver: m.cg.Name(), Sources: src,
 		BackoffInitialSeconds: m.o.BackoffInitialSeconds, BackoffMaxSeconds: m.o.BackoffMaxSeconds,
+		SeccompDir: filepath.Join(m.o.Root, seccomp.Dir), SeccompDefault: m.o.Pods.SeccompDefault,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to build spec of pod %s/%s: %w", p.Namespace, p.Name, err)
@@ -432,6 +434,7 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 	for _, w := range warns {
 		fmt.Fprintf(m.o.Warn, "Warning: pod %s/%s: %s\n", p.Namespace, p.Name, w)
 	}
+	sp.Resources = withPidsLimit(sp.Resources, m.podPidsLimit())
 	rec.ImageIDs = images.ids()
 	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
 		for _, d := range []string{c.OCI.Root.Path, c.Rootfs.Upper, c.Rootfs.Work, filepath.Dir(c.LogPath)} {
@@ -461,7 +464,12 @@ func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.S
 	if err := m.cg.Create(rec.CgroupParent); err != nil {
 		return fmt.Errorf("failed to create pod cgroup: %w", err)
 	}
-	if err := m.cg.Set(rec.CgroupParent, cgroupResources(sp.Resources)); err != nil {
+	podRes := cgroupResources(sp.Resources)
+	// The default limit is not worth refusing a pod on a host whose
+	// hierarchy lacks the pids controller (the controller-less cgroup2 tree
+	// of a hybrid host); a limit asked for is.
+	podRes.PidsBestEffort = !m.o.Pods.PidsLimitSet
+	if err := m.cg.Set(rec.CgroupParent, podRes); err != nil {
 		return fmt.Errorf("failed to set pod resources: %w", err)
 	}
 	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {

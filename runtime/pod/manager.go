@@ -61,7 +61,29 @@ type Options struct {
 	Warn io.Writer
 	// Trace, when set, receives how long each step of run and rm took.
 	Trace io.Writer
+	// Pods are the kubelet-level settings applied to the pods created.
+	Pods PodDefaults
 }
+
+// PodDefaults are what the kubelet's configuration decides for every pod
+// it creates: `peapod run` sets them from its flags (SetPodDefaults).
+type PodDefaults struct {
+	// SeccompDefault applies RuntimeDefault to containers naming no
+	// seccomp profile (the kubelet's SeccompDefault).
+	SeccompDefault bool
+	// PidsLimit is the pod cgroup's pids.max (the kubelet's podPidsLimit):
+	// 0 means DefaultPodPidsLimit, -1 unlimited.
+	PidsLimit int64
+	// PidsLimitSet says PidsLimit was asked for: a host without the pids
+	// controller then fails the pod instead of running it unlimited.
+	PidsLimitSet bool
+}
+
+// DefaultPodPidsLimit is the pids.max of a pod when run is given none.
+const DefaultPodPidsLimit = 4096
+
+// SetPodDefaults changes the settings of the pods created from now on.
+func (m *Manager) SetPodDefaults(d PodDefaults) { m.o.Pods = d }
 
 // Manager manages the pods of one root.
 type Manager struct {

@@ -29,3 +29,30 @@ func cgroupResources(r *specs.LinuxResources) cgroups.Resources {
 	}
 	return out
 }
+
+// podPidsLimit is the pod cgroup's pids.max from the run's settings: 0 for
+// no limit.
+func (m *Manager) podPidsLimit() int64 {
+	switch l := m.o.Pods.PidsLimit; {
+	case l == 0:
+		return DefaultPodPidsLimit
+	case l < 0:
+		return 0
+	default:
+		return l
+	}
+}
+
+// withPidsLimit adds the pod's pids.max to its resources, as the kubelet
+// puts podPidsLimit on the pod cgroup: it bounds the pod's processes and
+// threads together, whatever each container does.
+func withPidsLimit(r *specs.LinuxResources, limit int64) *specs.LinuxResources {
+	if limit <= 0 {
+		return r
+	}
+	if r == nil {
+		r = &specs.LinuxResources{}
+	}
+	r.Pids = &specs.LinuxPids{Limit: &limit}
+	return r
+}

@@ -95,6 +95,14 @@ type Container struct {
 	// OCI is the runtime spec the init stage executes. Root.Path is the
 	// mount point of the overlay; Linux.Namespaces carry the paths to join.
 	OCI specs.Spec `json:"oci"`
+	// Seccomp is the compiled seccomp filter (a native-endian array of
+	// struct sock_filter, package seccomp) loaded before the workload's and
+	// every exec's execve; empty for an unconfined container. Compiled once
+	// when the pod is created, so no start or exec compiles it again.
+	Seccomp []byte `json:"seccomp,omitempty"`
+	// SeccompProfile says which profile Seccomp is ("RuntimeDefault",
+	// "Localhost/<path>" or "Unconfined"), for inspect.
+	SeccompProfile string `json:"seccompProfile,omitempty"`
 	// Rootfs describes the overlay mounted at OCI.Root.Path inside the
 	// container's own mount namespace.
 	Rootfs Rootfs `json:"rootfs"`
