@@ -173,7 +173,7 @@ var podRule = obj(map[string]*rule{
 		"hostAliases": allow, "dnsConfig": allow, "os": allow, "hostUsers": allow,
 		"securityContext": obj(map[string]*rule{
 			"runAsUser": allow, "runAsGroup": allow, "runAsNonRoot": allow, "supplementalGroups": allow,
-			"supplementalGroupsPolicy": allow, "seccompProfile": allow,
+			"supplementalGroupsPolicy": allow, "seccompProfile": allow, "sysctls": allow,
 			"fsGroup": warn(warnFSGroup), "fsGroupChangePolicy": warn(warnFSGroup),
 			"appArmorProfile": warn(warnAppArmor), "windowsOptions": warn(warnWindows),
 		}),

@@ -57,6 +57,9 @@ func validateSpec(s *corev1.PodSpec, p *field.Path) ([]string, field.ErrorList) 
 	errs = append(errs, validateDNS(s, p)...)
 	warnings, e := validatePodSecurityContext(s.SecurityContext, p.Child("securityContext"))
 	errs = append(errs, e...)
+	if sc := s.SecurityContext; sc != nil {
+		errs = append(errs, validateSysctls(sc.Sysctls, s.HostNetwork, p.Child("securityContext", "sysctls"))...)
+	}
 	w, e := validateContainers(s, volumes, p)
 	return append(warnings, w...), append(errs, e...)
 }

@@ -59,6 +59,8 @@ func newRunCommand(g *globals) *cobra.Command {
 		"run containers that name no seccomp profile under RuntimeDefault (the kubelet's SeccompDefault)")
 	cmd.Flags().Int64Var(&o.pods.PidsLimit, "pod-pids-limit", pod.DefaultPodPidsLimit,
 		"most processes and threads a pod may have (the pod cgroup's pids.max, the kubelet's podPidsLimit); -1: unlimited")
+	cmd.Flags().StringSliceVar(&o.pods.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", nil,
+		"namespaced sysctls (or patterns ending in *) pods may set beyond the safe set, e.g. 'net.core.*,kernel.msgmax' (the kubelet's flag)")
 	cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -121,6 +123,12 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 		return err
 	}
 	m.SetPodDefaults(o.pods)
+	// The kubelet's admission of every pod, before any is created.
+	for _, p := range pods {
+		if err := m.Admit(p); err != nil {
+			return fmt.Errorf("%s: %w", objs.Source(p), err)
+		}
+	}
 	// Every pod's ConfigMap and Secret references, before any pull or pod.
 	for _, p := range pods {
 		if err := manifest.CheckSources(p, objs.SourcesFor(p)); err != nil {

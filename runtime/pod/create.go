@@ -124,6 +124,9 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 			name.Unlock()
 		}
 	}()
+	if err := m.Admit(p); err != nil {
+		return nil, err
+	}
 	uid := newUID()
 	p = p.DeepCopy()
 	p.UID = types.UID(uid)
@@ -150,6 +153,9 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 		return nil, err
 	}
 	if err := tr.step("sandbox"); err != nil {
+		return nil, err
+	}
+	if err := applySysctls(p, sb); err != nil {
 		return nil, err
 	}
 	if err := m.setupNetwork(p, rec, sb, &undo); err != nil {

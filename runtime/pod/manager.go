@@ -77,6 +77,9 @@ type PodDefaults struct {
 	// PidsLimitSet says PidsLimit was asked for: a host without the pids
 	// controller then fails the pod instead of running it unlimited.
 	PidsLimitSet bool
+	// AllowedUnsafeSysctls are the kubelet's --allowed-unsafe-sysctls
+	// patterns ("net.core.somaxconn", "net.core.*"), on top of the safe set.
+	AllowedUnsafeSysctls []string
 }
 
 // DefaultPodPidsLimit is the pids.max of a pod when run is given none.
