@@ -251,7 +251,7 @@ func (b *builder) process(c *corev1.Container, cfg ImageConfig) (*specs.Process,
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("container %q has no command: neither the manifest nor image %q sets one: %w", c.Name, c.Image, ErrContainerConfig)
 	}
-	user, err := processUser(b.pod.Spec.SecurityContext, c, cfg)
+	user, err := processUser(b.pod.Name, b.pod.Namespace, b.in.UID, b.pod.Spec.SecurityContext, c, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -135,26 +135,28 @@ func TestToSpecUser(t *testing.T) {
 		podSC  *corev1.PodSecurityContext
 		sc     *corev1.SecurityContext
 		want   specs.User
-		errors bool
+		errors string
 	}{
-		{"image root", "busybox:1.36", nil, nil, specs.User{}, false},
-		{"numeric image user", "numeric", nil, nil, specs.User{UID: 1000, GID: 2000}, false},
-		{"named image user", "named-user", nil, nil, specs.User{Username: "www-data:www"}, false},
+		{"image root", "busybox:1.36", nil, nil, specs.User{}, ""},
+		{"numeric image user", "numeric", nil, nil, specs.User{UID: 1000, GID: 2000}, ""},
+		{"named image user", "named-user", nil, nil, specs.User{Username: "www-data:www"}, ""},
 		{"pod ids and groups", "numeric", &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](5), RunAsGroup: ptr.To[int64](6), SupplementalGroups: []int64{7, 8}},
-			nil, specs.User{UID: 5, GID: 6, AdditionalGids: []uint32{7, 8}}, false},
+			nil, specs.User{UID: 5, GID: 6, AdditionalGids: []uint32{7, 8}}, ""},
 		{"container overrides pod", "busybox:1.36", &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](5), RunAsGroup: ptr.To[int64](6)},
-			&corev1.SecurityContext{RunAsUser: ptr.To[int64](9)}, specs.User{UID: 9, GID: 6}, false},
-		{"runAsNonRoot with a root image", "busybox:1.36", nil, &corev1.SecurityContext{RunAsNonRoot: ptr.To(true)}, specs.User{}, true},
-		{"runAsNonRoot with a named user", "named-user", &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}, nil, specs.User{}, true},
-		{"runAsNonRoot with a numeric user", "numeric", &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}, nil, specs.User{UID: 1000, GID: 2000}, false},
+			&corev1.SecurityContext{RunAsUser: ptr.To[int64](9)}, specs.User{UID: 9, GID: 6}, ""},
+		{"runAsNonRoot with a root image", "busybox:1.36", nil, &corev1.SecurityContext{RunAsNonRoot: ptr.To(true)}, specs.User{},
+			`container "app": CreateContainerConfigError: container has runAsNonRoot and image will run as root (pod: "web_prod(u1)", container: app): container config error`},
+		{"runAsNonRoot with a named user", "named-user", &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}, nil, specs.User{},
+			`container "app": CreateContainerConfigError: container has runAsNonRoot and image has non-numeric user (www-data:www), cannot verify user is non-root (pod: "web_prod(u1)", container: app): container config error`},
+		{"runAsNonRoot with a numeric user", "numeric", &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}, nil, specs.User{UID: 1000, GID: 2000}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &corev1.Container{Name: "app", Image: tt.image, SecurityContext: tt.sc}
-			got, err := processUser(tt.podSC, c, testImages[tt.image].Config)
-			if tt.errors {
-				if !errors.Is(err, ErrContainerConfig) {
-					t.Fatalf("processUser() error = %v, want ErrContainerConfig", err)
+			got, err := processUser("web", "prod", "u1", tt.podSC, c, testImages[tt.image].Config)
+			if tt.errors != "" {
+				if !errors.Is(err, ErrContainerConfig) || err.Error() != tt.errors {
+					t.Fatalf("processUser() error = %v\nwant ErrContainerConfig: %s", err, tt.errors)
 				}
 				return
 			}

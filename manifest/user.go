@@ -16,7 +16,9 @@ import (
 // /etc/group (which only exist inside the rootfs). Without runAsGroup or an
 // image group the gid is 0 (containerd would look the uid's primary group
 // up in the image; the init stage may refine this).
-func processUser(podSC *corev1.PodSecurityContext, c *corev1.Container, cfg ImageConfig) (specs.User, error) {
+//
+// podName, podNamespace and podUID name the pod in a runAsNonRoot refusal.
+func processUser(podName, podNamespace, podUID string, podSC *corev1.PodSecurityContext, c *corev1.Container, cfg ImageConfig) (specs.User, error) {
 	runAsUser, runAsGroup, nonRoot := effectiveIDs(podSC, c.SecurityContext)
 	var u specs.User
 	imgUID, imgGID, numeric := parseImageUser(cfg.User)
@@ -39,13 +41,15 @@ func processUser(podSC *corev1.PodSecurityContext, c *corev1.Container, cfg Imag
 	if !nonRoot {
 		return u, nil
 	}
-	// As the kubelet does at container creation: refuse root, and refuse a
-	// user name whose uid cannot be checked here.
+	// As the kubelet's verifyRunAsNonRoot at container creation, with its
+	// words: refuse root, and refuse a user name whose uid cannot be
+	// checked here. The pod is named as the kubelet's format.Pod does.
+	pod := fmt.Sprintf("%s_%s(%s)", podName, podNamespace, podUID)
 	if u.Username != "" {
-		return u, fmt.Errorf("container %q: image has non-numeric user (%s), cannot verify user is non-root: %w", c.Name, u.Username, ErrContainerConfig)
+		return u, configError(c, fmt.Sprintf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", u.Username, pod, c.Name))
 	}
 	if u.UID == 0 {
-		return u, fmt.Errorf("container %q: runAsNonRoot is set and the image will run as root: %w", c.Name, ErrContainerConfig)
+		return u, configError(c, fmt.Sprintf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", pod, c.Name))
 	}
 	return u, nil
 }
