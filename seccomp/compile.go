@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -130,70 +131,154 @@ func (s *section) add(sc specs.LinuxSyscall, def uint32) error {
 	return nil
 }
 
-// plainChunk bounds a run of syscall tests sharing one return, so that each
-// test's conditional jump to the return stays within 255 instructions.
-const plainChunk = 200
-
 // assemble emits the section: load the number (and, for x86-64, the x32
-// test, filled in by withX32Jump); the syscalls with one unconditional
-// rule, grouped by return value; each syscall with argument rules as a
-// block of its own; then the ENOSYS stub and the default action. Every
-// syscall is decided in one place, so the order between syscalls does not
-// change the result.
+// test, filled in by withX32Jump), then a binary search over the syscall
+// numbers the profile decides, each leading to its return value or to the
+// block of its argument rules; a number the search does not find reaches
+// the ENOSYS stub and the default action.
+//
+// A search, not libseccomp's default linear list: the kernel runs the
+// filter on every system call the cache cannot answer, and when loading it
+// emulates the filter once per syscall number to fill that cache
+// (seccomp_cache_prepare). With the default profile's ~400 numbers a list
+// costs hundreds of instructions per lookup, which made every container
+// start and exec about a millisecond slower; the search costs about 20.
 func (s *section) assemble(def uint32) ([]bpf.Instruction, error) {
-	prog := []bpf.Instruction{bpf.LoadAbsolute{Off: offNr, Size: 4}}
-	if s.info == arch.X86_64 {
-		// Placeholders for withX32Jump: below the x32 bit, skip the jump.
-		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{})
-	}
-	plain := map[uint32][]uint32{}
-	var plainRets, withArgs []uint32
+	var entries []entry
+	var blocks [][]bpf.Instruction
 	for _, nr := range s.order {
 		rs := s.rules[nr]
 		if len(rs) == 1 && len(rs[0].args) == 0 {
-			if _, ok := plain[rs[0].ret]; !ok {
-				plainRets = append(plainRets, rs[0].ret)
-			}
-			plain[rs[0].ret] = append(plain[rs[0].ret], nr)
+			entries = append(entries, entry{nr: nr, ret: rs[0].ret, block: -1})
 			continue
 		}
-		withArgs = append(withArgs, nr)
-	}
-	for _, ret := range plainRets {
-		for nrs := range slices.Chunk(plain[ret], plainChunk) {
-			prog = append(prog, plainTests(nrs, ret)...)
-		}
-	}
-	for _, nr := range withArgs {
-		block, err := syscallBlock(s.rules[nr], def)
+		block, err := syscallBlock(rs, def)
 		if err != nil {
 			return nil, fmt.Errorf("syscall %s: %w", s.info.SyscallNumbers[int(nr&^uint32(s.info.SeccompMask))], err)
 		}
-		// Not this syscall: jump over its block (a long jump: blocks can be
-		// longer than a conditional jump reaches).
-		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: 1}, bpf.Jump{Skip: uint32(len(block))})
-		prog = append(prog, block...)
+		entries = append(entries, entry{nr: nr, block: len(blocks)})
+		blocks = append(blocks, block)
 	}
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.nr, b.nr) })
+	e := &emitter{prog: []bpf.Instruction{bpf.LoadAbsolute{Off: offNr, Size: 4}}}
+	if s.info == arch.X86_64 {
+		// Placeholders for withX32Jump: below the x32 bit, skip the jump.
+		e.prog = append(e.prog, bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipTrue: 0, SkipFalse: 1}, bpf.Jump{})
+	}
+	e.tree(entries)
+	// The tail. The number is still in A: the search only jumps.
+	targets := map[int]int{labelTail: len(e.prog)}
 	if enosysStub(def) && s.max > 0 {
-		// The number is still in A: blocks return, they never fall through.
-		prog = append(prog,
+		e.prog = append(e.prog,
 			bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: s.max, SkipTrue: 1},
 			bpf.RetConstant{Val: def},
 			bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)})
-		return prog, nil
+	} else {
+		e.prog = append(e.prog, bpf.RetConstant{Val: def})
 	}
-	return append(prog, bpf.RetConstant{Val: def}), nil
+	for k, b := range blocks {
+		targets[k] = len(e.prog)
+		e.prog = append(e.prog, b...)
+	}
+	for _, f := range e.fixups {
+		e.prog[f.at] = bpf.Jump{Skip: uint32(targets[f.label] - f.at - 1)}
+	}
+	return e.prog, nil
 }
 
-// plainTests returns ret for any of nrs (at most plainChunk) and falls
-// through otherwise.
-func plainTests(nrs []uint32, ret uint32) []bpf.Instruction {
-	out := make([]bpf.Instruction, 0, len(nrs)+2)
-	for i, nr := range nrs {
-		// The return sits after the remaining tests and the jump over it.
-		out = append(out, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: uint8(len(nrs) - i)})
+// entry is how a section decides one syscall number.
+type entry struct {
+	// nr is the number (with the architecture's mask).
+	nr uint32
+	// ret is the return value when block is -1.
+	ret uint32
+	// block indexes the argument-rule block deciding it, or is -1.
+	block int
+}
+
+// labelTail is the fixup label of a section's tail; blocks are labelled
+// by their index.
+const labelTail = -1
+
+// leafSize is the most numbers a leaf of the search tests one by one.
+const leafSize = 8
+
+// fixup is a long jump whose target is known only once the section is laid out.
+type fixup struct {
+	// at is the jump's index.
+	at int
+	// label is labelTail or a block index.
+	label int
+}
+
+// emitter lays out a section's search.
+type emitter struct {
+	// prog is the section so far.
+	prog []bpf.Instruction
+	// fixups are the long jumps to patch.
+	fixups []fixup
+}
+
+// longJump emits an unconditional jump to label, patched later.
+func (e *emitter) longJump(label int) {
+	e.fixups = append(e.fixups, fixup{at: len(e.prog), label: label})
+	e.prog = append(e.prog, bpf.Jump{})
+}
+
+// tree emits the search over es, sorted by number: a split per level, as
+// a short test over a long jump (a subtree can be longer than a
+// conditional jump reaches), down to leaves of at most leafSize.
+func (e *emitter) tree(es []entry) {
+	if len(es) <= leafSize {
+		e.leaf(es)
+		return
 	}
-	return append(out, bpf.Jump{Skip: 1}, bpf.RetConstant{Val: ret})
+	mid := len(es) / 2
+	e.prog = append(e.prog, bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: es[mid].nr, SkipTrue: 0, SkipFalse: 1})
+	toRight := len(e.prog)
+	e.prog = append(e.prog, bpf.Jump{})
+	e.tree(es[:mid])
+	e.prog[toRight] = bpf.Jump{Skip: uint32(len(e.prog) - toRight - 1)}
+	e.tree(es[mid:])
+}
+
+// leaf tests each number of es (at most leafSize) and jumps to its stub:
+// a return shared by the numbers with the same value, or a long jump to a
+// block; a number not there goes on to the tail.
+func (e *emitter) leaf(es []entry) {
+	type stub struct {
+		ret   uint32
+		block int
+	}
+	var stubs []stub
+	index := map[stub]int{}
+	for _, en := range es {
+		st := stub{ret: en.ret, block: en.block}
+		if en.block >= 0 {
+			st.ret = 0
+		}
+		if _, ok := index[st]; !ok {
+			index[st] = len(stubs)
+			stubs = append(stubs, st)
+		}
+	}
+	for i, en := range es {
+		st := stub{ret: en.ret, block: en.block}
+		if en.block >= 0 {
+			st.ret = 0
+		}
+		// Past the remaining tests and the jump to the tail, to the stub.
+		skip := len(es) - i - 1 + 1 + index[st]
+		e.prog = append(e.prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: en.nr, SkipTrue: uint8(skip)})
+	}
+	e.longJump(labelTail)
+	for _, st := range stubs {
+		if st.block >= 0 {
+			e.longJump(st.block)
+			continue
+		}
+		e.prog = append(e.prog, bpf.RetConstant{Val: st.ret})
+	}
 }
 
 // syscallBlock decides one syscall that has argument rules: each argument

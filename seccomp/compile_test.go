@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,6 +314,134 @@ func TestLocalhost(t *testing.T) {
 		_, err := Localhost(dir, rel, nil)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "cannot load seccomp profile") {
 			t.Errorf("Localhost(%q) = %v, want an error with %q", rel, err, want)
+		}
+	}
+}
+
+// BenchmarkCompileRuntimeDefault: what `run` pays per distinct profile and
+// capability set (generating the default profile and compiling it).
+func BenchmarkCompileRuntimeDefault(b *testing.B) {
+	proc := procWith(defaultCaps...)
+	for b.Loop() {
+		p, err := RuntimeDefault(proc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Compile(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// reference decides a syscall the plain way, rule by rule, as the compiled
+// program must: argument rules in profile order, then the first
+// unconditional one, then ENOSYS beyond the profile's newest syscall, then
+// the default.
+func reference(t *testing.T, p *specs.LinuxSeccomp, info *arch.Info, nr uint32, args []uint64) uint32 {
+	t.Helper()
+	def, err := actionRet(p.DefaultAction, p.DefaultErrnoRet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxNr uint32
+	var uncond *uint32
+	var found *uint32
+	for _, sc := range p.Syscalls {
+		ret, err := actionRet(sc.Action, sc.ErrnoRet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range sc.Names {
+			n, ok := info.SyscallNames[name]
+			if !ok {
+				continue
+			}
+			num := uint32(n | info.SeccompMask)
+			maxNr = max(maxNr, num)
+			if num != nr || ret == def {
+				continue
+			}
+			if len(sc.Args) == 0 {
+				if uncond == nil {
+					uncond = &ret
+				}
+				continue
+			}
+			if found == nil && argsHold(sc.Args, args) {
+				found = &ret
+			}
+		}
+	}
+	switch {
+	case found != nil:
+		return *found
+	case uncond != nil:
+		return *uncond
+	case enosysStub(def) && nr > maxNr:
+		return enosys
+	}
+	return def
+}
+
+// argsHold evaluates a rule's comparisons on 64-bit arguments.
+func argsHold(conds []specs.LinuxSeccompArg, args []uint64) bool {
+	for _, c := range conds {
+		var a uint64
+		if int(c.Index) < len(args) {
+			a = args[c.Index]
+		}
+		var ok bool
+		switch c.Op {
+		case specs.OpEqualTo:
+			ok = a == c.Value
+		case specs.OpNotEqual:
+			ok = a != c.Value
+		case specs.OpLessThan:
+			ok = a < c.Value
+		case specs.OpLessEqual:
+			ok = a <= c.Value
+		case specs.OpGreaterThan:
+			ok = a > c.Value
+		case specs.OpGreaterEqual:
+			ok = a >= c.Value
+		case specs.OpMaskedEqual:
+			ok = a&c.Value == c.ValueTwo
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCompileMatchesReference: for every syscall number of each
+// architecture (and past the newest) and a spread of arguments, the
+// compiled default profile decides as the plain rule-by-rule reading.
+func TestCompileMatchesReference(t *testing.T) {
+	if arch.X86_64.ID != mustNative(t).ID {
+		t.Skip("the profile's sub-architectures are x86's")
+	}
+	argSets := [][]uint64{nil, {unix.CLONE_NEWUSER}, {unix.AF_INET}, {unix.AF_VSOCK}, {0xffffffff}, {1 << 40}, {8, 1, 2}}
+	for _, caps := range [][]string{defaultCaps, append(slices.Clone(defaultCaps), "CAP_SYS_ADMIN", "CAP_SYS_PTRACE")} {
+		p, err := RuntimeDefault(procWith(caps...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, err := Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := vm(t, prog)
+		for _, info := range []*arch.Info{arch.X86_64, arch.I386, arch.X32} {
+			for n := 0; n < 600; n++ {
+				nr := uint32(n | info.SeccompMask)
+				for _, args := range argSets {
+					want := reference(t, p, info, nr, args)
+					if got := decideNr(t, v, uint32(info.ID), nr, args...); got != want {
+						t.Fatalf("caps %d, %s syscall %d (%s) args %#x: got %#x, want %#x", len(caps), info.Name, n, info.SyscallNumbers[n], args, got, want)
+					}
+				}
+			}
 		}
 	}
 }

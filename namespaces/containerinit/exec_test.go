@@ -127,13 +127,19 @@ type execResult struct {
 // execInTarget runs proc in target through the test binary as helper.
 func execInTarget(tb testing.TB, target *execTarget, cgroups []string, proc specs.Process) execResult {
 	tb.Helper()
+	return execFiltered(tb, target, cgroups, proc, nil)
+}
+
+// execFiltered is execInTarget under a compiled seccomp filter.
+func execFiltered(tb testing.TB, target *execTarget, cgroups []string, proc specs.Process, filter []byte) execResult {
+	tb.Helper()
 	helper, err := os.Executable()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := namespaces.ExecCommand(namespaces.ExecOptions{
-		Helper: helper, Target: target.pid, Cgroups: cgroups, Process: proc,
+		Helper: helper, Target: target.pid, Cgroups: cgroups, Process: proc, Seccomp: filter,
 		Stdout: &stdout, Stderr: &stderr,
 	})
 	err = cmd.Run()
@@ -346,6 +352,7 @@ func BenchmarkExec(b *testing.B) {
 	testutil.RequireRoot(b)
 	target := startExecTarget(b)
 	proc := specs.Process{Args: []string{"/bin/true"}, Cwd: "/"}
+	defer reportChildCPU(b)()
 	for b.Loop() {
 		if res := execInTarget(b, target, []string{target.cgroupProcs}, proc); res.code != 0 {
 			b.Fatalf("exec exited %d: %s", res.code, res.stderr)

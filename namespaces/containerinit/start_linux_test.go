@@ -481,15 +481,22 @@ func BenchmarkStartContainer(b *testing.B) {
 	c := newTestContainer(b, lower, "true")
 	helper := testHelper(b)
 	pod := &spec.Pod{Name: "bench"}
+	defer reportChildCPU(b)()
 	for b.Loop() {
-		pid, err := namespaces.StartContainer(helper, pod, c, [3]*os.File{}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var ws unix.WaitStatus
-		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
-			b.Fatalf("wait4 = %v, status %#x", err, ws)
-		}
+		startAndWait(b, helper, pod, c)
+	}
+}
+
+// startAndWait starts c and waits for it to exit 0.
+func startAndWait(b *testing.B, helper string, pod *spec.Pod, c *spec.Container) {
+	b.Helper()
+	pid, err := namespaces.StartContainer(helper, pod, c, [3]*os.File{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+		b.Fatalf("wait4 = %v, status %#x", err, ws)
 	}
 }
 
