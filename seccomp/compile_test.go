@@ -269,7 +269,7 @@ func TestCompileRefuses(t *testing.T) {
 // TestLocalhost: a profile is read beneath its directory only.
 func TestLocalhost(t *testing.T) {
 	root := t.TempDir()
-	dir := filepath.Join(root, Dir)
+	dir := filepath.Join(root, "seccomp")
 	if err := os.MkdirAll(filepath.Join(dir, "profiles"), 0o755); err != nil {
 		t.Fatal(err)
 	}

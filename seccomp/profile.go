@@ -12,10 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Dir is the directory under peapod's root that Localhost profiles are
-// read from, as the kubelet reads them from <root-dir>/seccomp.
-const Dir = "seccomp"
-
 // maxProfileSize bounds a Localhost profile file (Docker's default is
 // about 20 KiB).
 const maxProfileSize = 1 << 20
@@ -35,7 +31,7 @@ func RuntimeDefault(proc *specs.Process) (*specs.LinuxSeccomp, error) {
 }
 
 // Localhost reads the Docker-format JSON profile rel under dir (the
-// kubelet's localhostProfile, relative to <root>/seccomp) and resolves it
+// kubelet's localhostProfile, relative to <root>/seccomp: layout.Root.SeccompDir) and resolves it
 // for proc as containerd does. rel is opened beneath dir: neither "..", an
 // absolute path nor a symlink can lead out of it. A profile with no
 // default action and no rules means no filter: nil, nil.

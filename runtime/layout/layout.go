@@ -55,6 +55,10 @@ func NetDataDir(root, bridge string) string { return filepath.Join(root, "net", 
 // CNICacheDir is the cache of a CNI plugin chain's results.
 func (r Root) CNICacheDir() string { return filepath.Join(r.Root, "net", "cni-cache") }
 
+// SeccompDir holds the Localhost seccomp profiles pods name by a path
+// relative to it (the kubelet's <root-dir>/seccomp). peapod only reads it.
+func (r Root) SeccompDir() string { return filepath.Join(r.Root, "seccomp") }
+
 // PodsDir holds one directory per pod, named by uid.
 func (r Root) PodsDir() string { return filepath.Join(r.Root, "pods") }
 

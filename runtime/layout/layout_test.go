@@ -25,6 +25,7 @@ func TestPaths(t *testing.T) {
 		{r.NetDataDir("peapod0"), "/var/lib/peapod/net/peapod0"},
 		{NetDataDir("/x", "br"), "/x/net/br"},
 		{r.CNICacheDir(), "/var/lib/peapod/net/cni-cache"},
+		{r.SeccompDir(), "/var/lib/peapod/seccomp"},
 		{r.PodsDir(), "/var/lib/peapod/pods"},
 		{r.PodDir(uid), "/var/lib/peapod/pods/" + uid},
 		{r.RecordPath(uid), "/var/lib/peapod/pods/" + uid + "/pod.json"},

@@ -24,7 +24,6 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
-	"github.com/peapod/peapod/seccomp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -432,7 +431,7 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 		UID: rec.UID, RunDir: runDir, PodDir: podDir, Namespaces: specNamespaces(p, sb), IP: rec.IP,
 		Images: images, CgroupParent: rec.CgroupParent, CgroupDriver: m.cg.Name(), Sources: src,
 		BackoffInitialSeconds: m.o.BackoffInitialSeconds, BackoffMaxSeconds: m.o.BackoffMaxSeconds,
-		SeccompDir: filepath.Join(m.o.Root, seccomp.Dir), SeccompDefault: m.o.Pods.SeccompDefault,
+		SeccompDir: m.dirs().SeccompDir(), SeccompDefault: m.o.Pods.SeccompDefault,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to build spec of pod %s/%s: %w", p.Namespace, p.Name, err)
