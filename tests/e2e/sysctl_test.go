@@ -46,7 +46,8 @@ func TestSysctls_Applied(t *testing.T) {
 // TestSysctls_Refused: an unsafe sysctl without the flag and a
 // non-namespaced one are refused with the kubelet's words, a malformed name
 // and net.* on a host-network pod with the API server's, a non-namespaced
-// flag pattern with the kubelet's; each before anything is created.
+// flag pattern with the kubelet's; each before anything is created. A
+// value the kernel refuses fails the run and what it made is rolled back.
 func TestSysctls_Refused(t *testing.T) {
 	e := newEnv(t)
 	hostNet := withSysctls(newPod("bad", ctr("app", "sleep", "1000")), "net.ipv4.tcp_syncookies", "1")
@@ -65,6 +66,8 @@ func TestSysctls_Refused(t *testing.T) {
 			`the sysctls "vm.swappiness" are not known to be namespaced`},
 		{"malformed", withSysctls(newPod("bad", ctr("app", "sleep", "1000")), "net..core", "1"), nil,
 			`spec.securityContext.sysctls[0].name: Invalid value: "net..core": must have at most 253 characters and match regex`},
+		{"a value the kernel refuses", withSysctls(newPod("bad", ctr("app", "sleep", "1000")), "net.core.somaxconn", "many"), []string{"--allowed-unsafe-sysctls", "net.core.*"},
+			`failed to set sysctl "net.core.somaxconn" to "many": write /proc/sys/net/core/somaxconn: invalid argument`},
 		{"net on the host network", hostNet, nil,
 			`spec.securityContext.sysctls[0].name: Invalid value: "net.ipv4.tcp_syncookies": may not be specified when 'hostNetwork' is true`},
 	}
