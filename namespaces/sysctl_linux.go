@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // Sysctl is one kernel parameter in the dotted form (a dot inside a
@@ -37,18 +39,20 @@ func SetSysctls(nsPath string, nstype int, sysctls []Sysctl) error {
 func writeSysctl(s Sysctl) error {
 	// Callers pass validated names: segments of [-_a-z0-9], never "..".
 	file := "/proc/sys/" + sysctlPath(s.Name)
-	f, err := os.OpenFile(file, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("failed to set sysctl %q: %w", s.Name, err)
-	}
-	_, err = f.WriteString(s.Value)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("failed to set sysctl %q to %q: %w", s.Name, s.Value, err)
-	}
-	return nil
+	return ktrace.Do("sysctl write", file+" = "+s.Value, func() error {
+		f, err := os.OpenFile(file, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("failed to set sysctl %q: %w", s.Name, err)
+		}
+		_, err = f.WriteString(s.Value)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("failed to set sysctl %q to %q: %w", s.Name, s.Value, err)
+		}
+		return nil
+	})
 }
 
 // sysctlPath is the dotted name as a path: dots become slashes and the

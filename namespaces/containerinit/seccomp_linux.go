@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/ktrace"
 )
 
 // The seccomp filter arrives compiled (package seccomp compiles it once, in
@@ -36,9 +38,15 @@ func loadSeccomp(prog []byte) error {
 		}
 	}
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
-		return fmt.Errorf("failed to load seccomp filter: %w", e)
-	}
+	err := ktrace.Do("seccomp", fmt.Sprintf("filter of %d instructions", len(filter)), func() error {
+		if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+			return e
+		}
+		return nil
+	})
 	runtime.KeepAlive(filter)
+	if err != nil {
+		return fmt.Errorf("failed to load seccomp filter: %w", err)
+	}
 	return nil
 }
