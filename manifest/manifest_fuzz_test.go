@@ -3,12 +3,15 @@ package manifest
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/peapod/peapod/runtime/spec"
+	"github.com/peapod/peapod/seccomp"
 )
 
 // anyImage resolves every reference to one runnable image.
@@ -27,6 +30,15 @@ func (anyImage) Resolve(string) (*ResolvedImage, error) {
 func FuzzManifest(f *testing.F) {
 	in := testInput()
 	in.Images = anyImage{}
+	// One Localhost profile exists (profiles/deny.json): others are missing.
+	in.SeccompDir = f.TempDir()
+	if err := os.MkdirAll(filepath.Join(in.SeccompDir, "profiles"), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in.SeccompDir, "profiles", "deny.json"),
+		[]byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		f.Fatal(err)
+	}
 	hf := hostFiles{
 		resolv:       []byte("nameserver 127.0.0.53\nsearch lan\n"),
 		readUpstream: func() ([]byte, error) { return []byte("nameserver 10.0.0.1\n"), nil },
@@ -66,11 +78,12 @@ func FuzzManifest(f *testing.F) {
 
 // checkSpec builds the spec of an accepted pod and checks what the
 // supervisor and the kernel will rely on. A ContainerConfigError (e.g.
-// runAsNonRoot against the image's root user) is a valid outcome.
+// runAsNonRoot against the image's root user) and a Localhost seccomp
+// profile that is not there are valid outcomes.
 func checkSpec(t *testing.T, data []byte, pod *corev1.Pod, in SpecInput) {
 	t.Helper()
 	out, _, err := ToSpec(pod, in)
-	if errors.Is(err, ErrContainerConfig) {
+	if errors.Is(err, ErrContainerConfig) || errors.Is(err, seccomp.ErrProfile) {
 		return
 	}
 	if err != nil {
