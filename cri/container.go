@@ -720,21 +720,3 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }
-
-// errNoStreaming answers the calls that need the streaming server.
-var errNoStreaming = status.Error(codes.Unimplemented, "peapod has no CRI streaming server yet (exec, attach and port-forward); ExecSync works (crictl exec -s)")
-
-// Exec is not served yet: it needs the streaming server.
-func (s *Server) Exec(context.Context, *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
-	return nil, errNoStreaming
-}
-
-// Attach is not served yet: it needs the streaming server.
-func (s *Server) Attach(context.Context, *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	return nil, errNoStreaming
-}
-
-// PortForward is not served yet: it needs the streaming server.
-func (s *Server) PortForward(context.Context, *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
-	return nil, errNoStreaming
-}

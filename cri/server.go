@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // RuntimeName is what Version reports as the runtime's name.
@@ -46,6 +47,8 @@ type Server struct {
 	version string
 	// stripes serialize run/stop/remove of one sandbox (by record name).
 	stripes [lockStripes]sync.Mutex
+	// stream is the streaming server (StartStreaming), nil without one.
+	stream streaming.Server
 }
 
 // New returns a server for the pods of m.

@@ -32,6 +32,7 @@ const DefaultSocket = "/run/peapod/cri.sock"
 // config is the command line.
 type config struct {
 	listen, root, runRoot, cgroupDriver string
+	streamingAddress                    string
 	bridge, subnet                      string
 	cniConflist, cniConfDir, cniBinDirs string
 	supervisor, init                    string
@@ -42,6 +43,7 @@ func main() {
 	var c config
 	fs := flag.NewFlagSet("peapod-cri", flag.ExitOnError)
 	fs.StringVar(&c.listen, "listen", DefaultSocket, "unix socket to serve the CRI on (mode 0660, owned by root)")
+	fs.StringVar(&c.streamingAddress, "streaming-address", cri.DefaultStreamingAddress, "loopback host:port of the streaming server of exec and port-forward (port 0: any)")
 	fs.StringVar(&c.root, "root", "/var/lib/peapod-cri", "persistent root of the CRI's pods")
 	fs.StringVar(&c.runRoot, "run-root", "/run/peapod-cri", "volatile root of the CRI's pods")
 	fs.StringVar(&c.cgroupDriver, "cgroup-driver", "auto", "cgroup driver: auto, v1 or v2")
@@ -94,7 +96,14 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	g := cri.NewGRPCServer(cri.New(m, version))
+	srv := cri.New(m, version)
+	streamAddr, stopStreaming, err := srv.StartStreaming(c.streamingAddress)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopStreaming()
+	g := cri.NewGRPCServer(srv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -102,6 +111,7 @@ func run(c config) error {
 		// Pods outlive the daemon: only the socket goes.
 		g.GracefulStop()
 	}()
+	fmt.Fprintf(os.Stderr, "peapod-cri: streaming on http://%s\n", streamAddr)
 	fmt.Fprintf(os.Stderr, "peapod-cri: serving the CRI on %s for root %s\n", c.listen, c.root)
 	err = g.Serve(ln)
 	os.Remove(c.listen)

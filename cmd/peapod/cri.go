@@ -22,7 +22,7 @@ const (
 )
 
 func newCriCommand(g *globals) *cobra.Command {
-	var listen string
+	var listen, streamingAddress string
 	cmd := &cobra.Command{
 		Use:   "cri",
 		Short: "Serve the Kubernetes CRI (runtime v1) on a unix socket for a kubelet",
@@ -54,7 +54,7 @@ Point a kubelet at it with:
 			if !pf.Changed("run-root") {
 				g.runRoot = criRunRoot
 			}
-			argv, err := g.criArgs(listen)
+			argv, err := g.criArgs(listen, streamingAddress)
 			if err != nil {
 				return err
 			}
@@ -69,12 +69,13 @@ Point a kubelet at it with:
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", criSocket, "unix socket to serve the CRI on")
+	cmd.Flags().StringVar(&streamingAddress, "streaming-address", "127.0.0.1:0", "loopback host:port of the streaming server of exec and port-forward (port 0: any free port)")
 	return cmd
 }
 
 // criArgs resolves the root's network (fixing it on first use, as run
 // does) and the helpers' paths into peapod-cri's command line.
-func (g *globals) criArgs(listen string) ([]string, error) {
+func (g *globals) criArgs(listen, streamingAddress string) ([]string, error) {
 	netc, nc, err := g.loadNetwork()
 	if err != nil {
 		return nil, err
@@ -88,7 +89,7 @@ func (g *globals) criArgs(listen string) ([]string, error) {
 		return nil, err
 	}
 	argv := []string{
-		"--listen", listen, "--root", g.root, "--run-root", g.runRoot, "--cgroup-driver", g.cgroupDriver,
+		"--listen", listen, "--streaming-address", streamingAddress, "--root", g.root, "--run-root", g.runRoot, "--cgroup-driver", g.cgroupDriver,
 		"--supervisor", sup, "--init", initBin,
 		"--backoff-initial", strconv.FormatFloat(g.backoffInitial, 'g', -1, 64),
 		"--backoff-max", strconv.FormatFloat(g.backoffMax, 'g', -1, 64),

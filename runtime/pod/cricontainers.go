@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -218,35 +219,10 @@ var ErrExecTimeout = errors.New("exec timed out")
 // returns its stdout, stderr (each capped at max bytes) and exit code. A
 // timeout above zero kills the command and returns ErrExecTimeout.
 func (m *Manager) ExecSync(uid, id string, argv []string, timeout time.Duration, max int64) (stdout, stderr []byte, code int, err error) {
-	v, err := m.GetByUID(uid)
+	o, c, err := m.criExecOptions(uid, id, argv)
 	if err != nil {
 		return nil, nil, -1, err
 	}
-	sp, err := m.PodSpec(uid)
-	if err != nil {
-		return nil, nil, -1, err
-	}
-	var c *spec.Container
-	var st *state.ContainerStatus
-	for i := range sp.Containers {
-		if sp.Containers[i].ID == id {
-			c = &sp.Containers[i]
-		}
-	}
-	if v.Status != nil {
-		for i := range v.Status.Containers {
-			if v.Status.Containers[i].ID == id {
-				st = &v.Status.Containers[i]
-			}
-		}
-	}
-	if c == nil {
-		return nil, nil, -1, fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
-	}
-	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() {
-		return nil, nil, -1, fmt.Errorf("container %q is not running", c.Name)
-	}
-	o := supervisor.ExecOptions(m.helperMount(), st.Proc.PID, m.cg.ProcsFiles(c.Cgroup), c, argv)
 	var out, errb capped
 	out.max, errb.max = max, max
 	o.Stdout, o.Stderr = &out, &errb
@@ -299,3 +275,56 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*capped)(nil)
+
+// criExecOptions looks up the running CRI container id of pod uid and the
+// process to run argv in it.
+func (m *Manager) criExecOptions(uid, id string, argv []string) (namespaces.ExecOptions, *spec.Container, error) {
+	v, err := m.GetByUID(uid)
+	if err != nil {
+		return namespaces.ExecOptions{}, nil, err
+	}
+	sp, err := m.PodSpec(uid)
+	if err != nil {
+		return namespaces.ExecOptions{}, nil, err
+	}
+	var c *spec.Container
+	var st *state.ContainerStatus
+	for i := range sp.Containers {
+		if sp.Containers[i].ID == id {
+			c = &sp.Containers[i]
+		}
+	}
+	if v.Status != nil {
+		for i := range v.Status.Containers {
+			if v.Status.Containers[i].ID == id {
+				st = &v.Status.Containers[i]
+			}
+		}
+	}
+	if c == nil {
+		return namespaces.ExecOptions{}, nil, fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
+	}
+	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() {
+		return namespaces.ExecOptions{}, nil, fmt.Errorf("container %q is not running", c.Name)
+	}
+	return supervisor.ExecOptions(m.helperMount(), st.Proc.PID, m.cg.ProcsFiles(c.Cgroup), c, argv), c, nil
+}
+
+// CRIExecCommand is ExecCommand for the CRI container id of pod uid: the
+// streaming server's exec without a tty; the caller sets its streams.
+func (m *Manager) CRIExecCommand(uid, id string, argv []string) (*exec.Cmd, error) {
+	o, _, err := m.criExecOptions(uid, id, argv)
+	if err != nil {
+		return nil, err
+	}
+	return namespaces.ExecCommand(o), nil
+}
+
+// CRIExecTerminal is ExecTerminal for the CRI container id of pod uid.
+func (m *Manager) CRIExecTerminal(uid, id string, argv []string, term string) (cmd *exec.Cmd, master, slave *os.File, err error) {
+	o, _, err := m.criExecOptions(uid, id, argv)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return terminal(o, term, fmt.Sprintf("pod %s", uid))
+}

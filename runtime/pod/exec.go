@@ -36,9 +36,15 @@ func (m *Manager) ExecTerminal(ns, name, container string, argv []string, term s
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	return terminal(o, term, fmt.Sprintf("pod %s/%s", ns, name))
+}
+
+// terminal gives o a pty from the container's own devpts (see
+// ExecTerminal); desc names the pod in errors.
+func terminal(o namespaces.ExecOptions, term, desc string) (cmd *exec.Cmd, master, slave *os.File, err error) {
 	master, slave, err = namespaces.OpenContainerPty(o.Target)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("pod %s/%s: %w", ns, name, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", desc, err)
 	}
 	o.Process.Terminal = true
 	if term != "" && !hasEnv(o.Process.Env, "TERM") {
