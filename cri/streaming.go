@@ -168,8 +168,16 @@ func (r streamRuntime) Exec(ctx context.Context, id string, argv []string, in io
 			}
 		}()
 		if in != nil {
-			// Not joined: it ends when the client's stream is closed.
-			go io.Copy(master, in)
+			// The client's stdin of a tty ends only when the client goes
+			// away (its ^D travels as a byte): hang the terminal up, as
+			// closing a terminal window does, so the shell gets SIGHUP
+			// rather than running on with nobody at the other end. (The
+			// request's context is not cancelled once the connection
+			// was hijacked for the streams.)
+			go func() {
+				io.Copy(master, in)
+				master.Close()
+			}()
 		}
 		go func() {
 			defer close(copied)
