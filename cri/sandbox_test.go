@@ -262,8 +262,8 @@ func TestSandboxBadInput(t *testing.T) {
 	if _, err := e.rt.CreateContainer(e.ctx(), &runtimeapi.CreateContainerRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("CreateContainer without a sandbox id = %v, want InvalidArgument", err)
 	}
-	if _, err := e.rt.Attach(e.ctx(), &runtimeapi.AttachRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("Attach = %v, want Unimplemented until streaming lands", err)
+	if _, err := e.rt.Attach(e.ctx(), &runtimeapi.AttachRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Attach without a container id = %v, want InvalidArgument", err)
 	}
 	testutil.AssertNoLeak(t, before, e.roots())
 }
