@@ -33,7 +33,8 @@ their own network (bridge ` + criBridge + `, ` + criSubnet + ` by default);
 ` + "`peapod --root " + criRoot + " --run-root " + criRunRoot + " ps`" + ` shows them.
 
 The server is the peapod-cri binary beside peapod (or $PEAPOD_CRI), so gRPC
-stays out of every other command's start-up.
+stays out of every other command's start-up. Exec and port-forward streams
+go through its streaming server on loopback (--streaming-address).
 
 Point a kubelet at it with:
   --container-runtime-endpoint=unix://` + criSocket + `
