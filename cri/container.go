@@ -381,7 +381,7 @@ func applyConfig(sc *spec.Container, cfg *runtimeapi.ContainerConfig, sbCfg *run
 			sc.OCI.Linux.ReadonlyPaths = append([]string{}, sec.ReadonlyPaths...)
 		}
 	}
-	if err := applyResources(sc, l.GetResources()); err != nil {
+	if err := applyResources(sc, l.GetResources(), "config.linux.resources."); err != nil {
 		return err
 	}
 	if cfg.LogPath != "" {
@@ -445,12 +445,12 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 	return specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: filepath.Clean(m.HostPath), Options: opts}, nil
 }
 
-// applyResources writes the kubelet's cgroup values into the spec.
-func applyResources(sc *spec.Container, r *runtimeapi.LinuxContainerResources) error {
+// applyResources writes the kubelet's cgroup values into the spec; f
+// prefixes the field an error names.
+func applyResources(sc *spec.Container, r *runtimeapi.LinuxContainerResources, f string) error {
 	if r == nil {
 		return nil
 	}
-	const f = "config.linux.resources."
 	if r.CpusetCpus != "" || r.CpusetMems != "" {
 		return invalid(f+"cpuset_cpus", "peapod does not set cpusets yet")
 	}

@@ -49,6 +49,8 @@ type Server struct {
 	stripes [lockStripes]sync.Mutex
 	// stream is the streaming server (StartStreaming), nil without one.
 	stream streaming.Server
+	// cpu keeps the last CPU readings, for the rates the stats report.
+	cpu cpuSamples
 }
 
 // New returns a server for the pods of m.

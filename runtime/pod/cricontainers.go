@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/cgroups/devices"
 	"github.com/peapod/peapod/internal/cleanup"
 	"github.com/peapod/peapod/manifest"
@@ -328,3 +330,63 @@ func (m *Manager) CRIExecTerminal(uid, id string, argv []string, term string) (c
 	}
 	return terminal(o, term, fmt.Sprintf("pod %s", uid))
 }
+
+// UpdateContainerResources rewrites the CPU and memory limits of CRI
+// container id of the running pod uid to r (zero fields are left as they
+// are) and records them in its spec. The pod cgroup keeps its own limits:
+// the container's grow and shrink under it in the order resizeOrdered
+// keeps. A memory limit below the container's working set now is refused
+// rather than left to the OOM killer. ErrContainerNotFound when the pod
+// has no such container or it has exited.
+func (m *Manager) UpdateContainerResources(uid, id string, r *specs.LinuxResources) error {
+	v, err := m.GetByUID(uid)
+	if err != nil {
+		return err
+	}
+	rec := v.Record
+	if v.Final || !v.SupervisorAlive {
+		return fmt.Errorf("container %q of pod %s: the pod is stopped: %w", id, uid, ErrContainerNotFound)
+	}
+	sp, err := m.PodSpec(uid)
+	if err != nil {
+		return err
+	}
+	var c *spec.Container
+	for i := range sp.Containers {
+		if sp.Containers[i].ID == id {
+			c = &sp.Containers[i]
+		}
+	}
+	if c == nil {
+		return fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
+	}
+	if v.Status != nil {
+		for _, st := range v.Status.Containers {
+			if st.ID == id && st.State == state.StateTerminated {
+				return fmt.Errorf("container %q of pod %s has exited: %w", c.Name, uid, ErrContainerNotFound)
+			}
+		}
+	}
+	cg, err := m.driverFor(rec)
+	if err != nil {
+		return err
+	}
+	oldRes, newRes := cgroupResources(c.OCI.Linux.Resources), cgroupResources(r)
+	if newRes.MemoryLimit > 0 {
+		now, err := cgroups.ReadStats(cg, c.Cgroup)
+		if err != nil {
+			return fmt.Errorf("failed to read stats of container %q of pod %s: %w", c.Name, uid, err)
+		}
+		if now.Has[cgroups.StatMemory] && newRes.MemoryLimit < now.MemoryWorkingSet {
+			return fmt.Errorf("container %q of pod %s uses %d bytes now: a memory limit of %d bytes is below it: %w",
+				c.Name, uid, now.MemoryWorkingSet, newRes.MemoryLimit, ErrResourceBelowUsage)
+		}
+	}
+	if err := resizeOrdered(cg, rec.CgroupParent, c.Cgroup, "container "+c.Name, oldRes, newRes, cgroups.Resources{}); err != nil {
+		return fmt.Errorf("pod %s: %w", uid, err)
+	}
+	return m.containerCall(uid, id, supervisor.Request{Op: supervisor.OpCRIUpdate, CRIResources: r})
+}
+
+// ErrResourceBelowUsage: a new limit is below what the container uses.
+var ErrResourceBelowUsage = errors.New("limit below current usage")

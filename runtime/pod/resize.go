@@ -70,10 +70,27 @@ func (m *Manager) Resize(ns, name, container string, cpu, memory *resource.Quant
 		return nil, fmt.Errorf("container %q of pod %s/%s uses %s now: a memory limit of %s is below it",
 			container, ns, name, resource.NewQuantity(now.MemoryWorkingSet, resource.BinarySI), memory)
 	}
-	// A child's limit may not exceed its parent's (v1 refuses such a CFS
-	// quota with EINVAL; memory is bounded by the pod anyway): for each
-	// resource, grow the pod before the container and shrink the container
-	// before the pod.
+	if err := resizeOrdered(cg, rec.CgroupParent, cgroup, "container "+container, oldRes, newRes, podRes); err != nil {
+		return nil, fmt.Errorf("pod %s/%s: %w", ns, name, err)
+	}
+	raw, err := json.Marshal(r.Pod)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode the manifest of pod %s/%s: %w", ns, name, err)
+	}
+	rec.Manifest = raw
+	if err := state.WriteJSON(m.recordPath(rec.UID), rec); err != nil {
+		return nil, fmt.Errorf("failed to record the new resources of pod %s/%s: %w", ns, name, err)
+	}
+	return r.Pod, nil
+}
+
+// resizeOrdered rewrites the CPU and memory limits of a container's cgroup
+// (ctrPath, named what in errors) from oldRes to newRes and its pod's
+// cgroup (podPath) to podRes; zero values are left as they are. A child's
+// limit may not exceed its parent's (v1 refuses such a CFS quota with
+// EINVAL; memory is bounded by the pod anyway): for each resource, grow
+// the pod before the container and shrink the container before the pod.
+func resizeOrdered(cg cgroups.Driver, podPath, ctrPath, what string, oldRes, newRes, podRes cgroups.Resources) error {
 	cpuOnly := func(r cgroups.Resources) cgroups.Resources {
 		return cgroups.Resources{CPUShares: r.CPUShares, CPUQuota: r.CPUQuota, CPUPeriod: r.CPUPeriod}
 	}
@@ -88,23 +105,15 @@ func (m *Manager) Resize(ns, name, container string, cpu, memory *resource.Quant
 		steps := []struct {
 			what, path string
 			r          cgroups.Resources
-		}{{"pod", rec.CgroupParent, kind.pick(podRes)}, {"container " + container, cgroup, kind.pick(newRes)}}
+		}{{"pod", podPath, kind.pick(podRes)}, {what, ctrPath, kind.pick(newRes)}}
 		if !kind.grow {
 			steps[0], steps[1] = steps[1], steps[0]
 		}
 		for _, s := range steps {
 			if err := cgroups.Resize(cg, s.path, s.r); err != nil {
-				return nil, fmt.Errorf("failed to resize %s of pod %s/%s: %w", s.what, ns, name, err)
+				return fmt.Errorf("failed to resize %s: %w", s.what, err)
 			}
 		}
 	}
-	raw, err := json.Marshal(r.Pod)
-	if err != nil {
-		return nil, fmt.Errorf("failed to encode the manifest of pod %s/%s: %w", ns, name, err)
-	}
-	rec.Manifest = raw
-	if err := state.WriteJSON(m.recordPath(rec.UID), rec); err != nil {
-		return nil, fmt.Errorf("failed to record the new resources of pod %s/%s: %w", ns, name, err)
-	}
-	return r.Pod, nil
+	return nil
 }

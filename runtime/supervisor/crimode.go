@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
@@ -32,6 +33,10 @@ const (
 	// OpCRIReopenLog reopens a running container's log file (the kubelet
 	// renamed it to rotate it).
 	OpCRIReopenLog = "cri-reopen-log"
+	// OpCRIUpdate records Request.CRIResources as the resources of
+	// container Request.ContainerID in spec.json (the caller rewrote its
+	// cgroup), so its status and an adopting supervisor show them.
+	OpCRIUpdate = "cri-update"
 )
 
 // ReasonCreated is the waiting reason of a CRI container created and not
@@ -45,7 +50,7 @@ var ErrContainerNotFound = errors.New("container not found")
 // isCRIOp reports whether op is one of the cri-* operations.
 func isCRIOp(op string) bool {
 	switch op {
-	case OpCRICreate, OpCRIStart, OpCRIStop, OpCRIRemove, OpCRIReopenLog:
+	case OpCRICreate, OpCRIStart, OpCRIStop, OpCRIRemove, OpCRIReopenLog, OpCRIUpdate:
 		return true
 	}
 	return false
@@ -85,6 +90,8 @@ func (s *Supervisor) serveCRI(req *Request) string {
 		err = s.criRemove(req.ContainerID)
 	case OpCRIReopenLog:
 		err = s.criReopenLog(req.ContainerID)
+	case OpCRIUpdate:
+		err = s.criUpdate(req.ContainerID, req.CRIResources)
 	}
 	if errors.Is(err, ErrContainerNotFound) {
 		return notFoundPrefix + req.ContainerID
@@ -233,6 +240,21 @@ func (s *Supervisor) criReopenLog(id string) error {
 		return fmt.Errorf("container %q is not running", c.spec.Name)
 	}
 	return lg.reopen()
+}
+
+// criUpdate records r as the resources of container id.
+func (s *Supervisor) criUpdate(id string, r *specs.LinuxResources) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.findLocked(id)
+	if c == nil {
+		return ErrContainerNotFound
+	}
+	if c.spec.OCI.Linux == nil {
+		return fmt.Errorf("%s: container %q has no linux section", OpCRIUpdate, c.spec.Name)
+	}
+	c.spec.OCI.Linux.Resources = r
+	return s.saveSpecLocked()
 }
 
 // reindexLocked points each app container at its status entry again

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
@@ -44,6 +45,8 @@ type Request struct {
 	Stdin bool `json:"stdin,omitempty"`
 	// CRIContainer is the container OpCRICreate adds.
 	CRIContainer *spec.Container `json:"criContainer,omitempty"`
+	// CRIResources are the resources OpCRIUpdate records.
+	CRIResources *specs.LinuxResources `json:"criResources,omitempty"`
 	// ContainerID names the container of the other cri-* operations.
 	ContainerID string `json:"containerID,omitempty"`
 }
