@@ -73,6 +73,11 @@ func updatedResources(old *specs.LinuxResources, r *runtimeapi.LinuxContainerRes
 		return nil, err
 	}
 	res = tmp.OCI.Linux.Resources
+	if r.CpuShares == 0 && old != nil && old.CPU != nil && old.CPU.Shares != nil && res.CPU != nil {
+		// Not asked to change: the cgroup keeps its weight, so does the spec.
+		v := *old.CPU.Shares
+		res.CPU.Shares = &v
+	}
 	// The cgroup files keep a value nobody writes: a limit cannot be
 	// lifted in place, only changed.
 	if old != nil && old.CPU != nil && old.CPU.Quota != nil && *old.CPU.Quota > 0 && r.CpuQuota <= 0 {
