@@ -207,7 +207,7 @@ func fileLayer(t *testing.T, files map[string]string) ggcrv1.Layer {
 const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence|Streaming) `
 
 // critestSkip are specs of those groups that need what peapod does not
-// have yet: container and sandbox stats and metrics, sandbox sysctls,
+// have yet: sandbox metrics, sandbox sysctls,
 // bidirectional mount propagation (refused with InvalidArgument), host
 // PID and IPC namespaces, seccomp; and Security Context specs whose
 // images the test does not build yet (nginx for the PID specs, the
@@ -215,7 +215,7 @@ const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence
 // binary and its applets symlinks, so masking /bin/ls masks busybox);
 // attach (containers with stdin or a tty are refused) and the
 // port-forward specs, whose nginx images the test does not build yet.
-const critestSkip = `stats|metrics|sysctls|'rshared'|HostPID|HostIpc|PodPID|ContainerPID|MaskedPaths|SeccompProfilePath|NoNewPrivs|support attach|support portforward`
+const critestSkip = `metrics|sysctls|'rshared'|HostPID|HostIpc|PodPID|ContainerPID|MaskedPaths|SeccompProfilePath|NoNewPrivs|support attach|support portforward`
 
 // critestReport is the part of ginkgo's JSON report the test reads.
 type critestReport []struct {

@@ -251,7 +251,7 @@ func (s *Supervisor) criUpdate(id string, r *specs.LinuxResources) error {
 		return ErrContainerNotFound
 	}
 	if c.spec.OCI.Linux == nil {
-		return fmt.Errorf("%s: container %q has no linux section", OpCRIUpdate, c.spec.Name)
+		c.spec.OCI.Linux = &specs.Linux{}
 	}
 	c.spec.OCI.Linux.Resources = r
 	return s.saveSpecLocked()

@@ -106,6 +106,18 @@ func TestCRIMode(t *testing.T) {
 			t.Errorf("%s of an unknown container: %q", op, e)
 		}
 	}
+	// cri-update records the resources in spec.json; an unknown
+	// container is not found.
+	limit := int64(64 << 20)
+	if e := call(Request{Op: OpCRIUpdate, ContainerID: "id-b", CRIResources: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}}); e != "" {
+		t.Fatalf("update b: %s", e)
+	}
+	if e := call(Request{Op: OpCRIUpdate, ContainerID: "id-gone"}); e != notFoundPrefix+"id-gone" {
+		t.Errorf("update of an unknown container: %q", e)
+	}
+	if sp, err := spec.Load(layout.Run(s.pod.RunDir).Spec()); err != nil || len(sp.Containers) != 1 || sp.Containers[0].OCI.Linux.Resources.Memory == nil || *sp.Containers[0].OCI.Linux.Resources.Memory.Limit != limit {
+		t.Errorf("spec.json after update: %+v %v, want b with a 64 MiB limit", sp, err)
+	}
 	st = readStatus(t, s)
 	if len(st.Containers) != 1 || st.Containers[0].Name != "b" || st.Containers[0].State != state.StateTerminated || st.Containers[0].ExitCode != 137 {
 		t.Errorf("status after removing a: %+v, want b alone, killed", st.Containers)
@@ -132,7 +144,7 @@ func TestCRIMode(t *testing.T) {
 func TestCRIOpsNeedCRIMode(t *testing.T) {
 	s := newTestSupervisor(t, spec.Pod{UID: "u1", Name: "p", Namespace: "ns", RestartPolicy: spec.RestartAlways},
 		probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
-	for _, op := range []string{OpCRICreate, OpCRIStart, OpCRIStop, OpCRIRemove, OpCRIReopenLog} {
+	for _, op := range []string{OpCRICreate, OpCRIStart, OpCRIStop, OpCRIRemove, OpCRIReopenLog, OpCRIUpdate} {
 		if e := s.serveCRI(&Request{Op: op, ContainerID: "x"}); !strings.Contains(e, "not in CRI mode") {
 			t.Errorf("%s on a pod not in CRI mode: %q", op, e)
 		}
