@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -147,6 +148,11 @@ func (s *Server) podStats(sb *sandbox) (*pod.PodStats, error) {
 	}
 	rec := sb.view.Record
 	ps, err := s.m.Stats(rec.Namespace, rec.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A container removed between the spec's read and its cgroup's:
+		// the spec read again no longer lists it.
+		ps, err = s.m.Stats(rec.Namespace, rec.Name)
+	}
 	if errors.Is(err, pod.ErrNotRunning) || errors.Is(err, pod.ErrNotFound) {
 		return nil, nil // stopped or removed since it was listed
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/runtime/pod"
@@ -41,7 +42,8 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	defer s.lock(c.sb.view.Record.Name)()
 	err = s.m.UpdateContainerResources(c.sb.id(), c.id(), r)
 	switch {
-	case errors.Is(err, pod.ErrContainerNotFound), errors.Is(err, pod.ErrNotFound):
+	case errors.Is(err, pod.ErrContainerNotFound), errors.Is(err, pod.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		// (A cgroup gone: the container was removed meanwhile.)
 		return nil, status.Errorf(codes.NotFound, "container %s: %v", c.id(), err)
 	case errors.Is(err, pod.ErrResourceBelowUsage):
 		return nil, status.Errorf(codes.FailedPrecondition, "linux.memory_limit_in_bytes: %v", err)
