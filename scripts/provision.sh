@@ -9,15 +9,19 @@
 # Environment:
 #   PREFIX            install prefix of the binaries (default /usr/local)
 #   PEAPOD_IMAGE_DIR  where the busybox test image tar goes (default /var/lib/peapod-images)
-#   PEAPOD_VAGRANT=1  allow downloading Go (also implied by /vagrant existing)
+#   PEAPOD_VAGRANT=1  allow fetching Go (also implied by /vagrant existing)
+#   GOPROXY           where Go comes from then (default Go's: proxy.golang.org)
 set -euo pipefail
 
-# The Go release go.mod asks for, and the sha256 of its official tarballs
-# (published at https://go.dev/dl/). Another version is checked against the
-# checksums go.dev/dl publishes as JSON.
+# The Go release go.mod asks for, and the sha256 of the zips the Go module
+# proxy serves for it as the module golang.org/toolchain (the files `go
+# mod download golang.org/toolchain@v0.0.1-go1.26.8.linux-amd64` fetches
+# and checks against the checksum database). Provisioning fetches Go from
+# $GOPROXY, not go.dev: wherever Go modules can be had, so can Go, and no Go
+# is needed to get it. scripts/vagrant-box.sh reads these pins too.
 readonly GO_PINNED_VERSION=1.26.8
-readonly GO_PINNED_SHA256_AMD64=d0f743b33e8d8945e6b1f432edd15785c70507121d6e2a723b21285eddf8b57b
-readonly GO_PINNED_SHA256_ARM64=211ffced9dcb9633a55eac6364816ec0ddd951389a740e88fa8b3337971bdda0
+readonly GO_PINNED_SHA256_TOOLCHAIN_AMD64=30c2b1bf7dcc88d3eb0a1364e47ddd9128edb3110a30e8a0ef61cd5856b31de7
+readonly GO_PINNED_SHA256_TOOLCHAIN_ARM64=02b36b6787b3ac767668f630e2998df45a3b1f9ffee08d1bf3ef6487cd658d99
 readonly GO_ROOT=/usr/local/go
 
 # staticcheck v0.8.x (2026.1) is the first release built for Go 1.26.
@@ -85,48 +89,50 @@ go_arch() {
 	esac
 }
 
-# go_sha256 VERSION ARCH prints the sha256 of the official tarball.
-go_sha256() {
-	local version=$1 arch=$2 file json
-	if [[ "$version" == "$GO_PINNED_VERSION" ]]; then
-		case "$arch" in
-		amd64) echo "$GO_PINNED_SHA256_AMD64" ;;
-		arm64) echo "$GO_PINNED_SHA256_ARM64" ;;
-		esac
-		return 0
-	fi
-	file="go${version}.linux-${arch}.tar.gz"
-	json=$(curl -fsSL 'https://go.dev/dl/?mode=json&include=all') ||
-		die "failed to fetch Go's published checksums"
-	# The JSON lists, per file, "filename" before "sha256".
-	printf '%s\n' "$json" | awk -v f="\"$file\"," '
-		$1 == "\"filename\":" && $2 == f { found = 1 }
-		found && $1 == "\"sha256\":" { gsub(/[",]/, "", $2); print $2; exit }'
+# go_proxy prints the first HTTP(S) proxy of GOPROXY (Go's default when
+# unset), or nothing when GOPROXY names none (off, direct).
+go_proxy() {
+	local entry
+	# GOPROXY's entries are separated by , or |.
+	for entry in ${GOPROXY//[,|]/ }; do
+		if [[ "$entry" == http://* || "$entry" == https://* ]]; then
+			printf '%s\n' "$entry"
+			return 0
+		fi
+	done
+	[[ -n "${GOPROXY:-}" ]] || echo https://proxy.golang.org
 }
 
-# install_go VERSION downloads the official tarball, checks its sha256 and
-# unpacks it into GO_ROOT, replacing an older Go there.
+# install_go fetches the pinned Go from the Go module proxy (the module
+# golang.org/toolchain, whose zip holds the release's tree under one
+# directory), checks it against the pinned sha256 and unpacks it into
+# GO_ROOT, replacing an older Go there.
 install_go() {
-	local version=$1 arch sha file tmp
+	local version=$GO_PINNED_VERSION arch sha proxy mod url tmp
 	arch=$(go_arch)
-	ensure_packages curl ca-certificates
-	sha=$(go_sha256 "$version" "$arch")
-	[[ -n "$sha" ]] || die "no published sha256 for go${version} linux-${arch}"
-	file="go${version}.linux-${arch}.tar.gz"
+	case "$arch" in
+	amd64) sha=$GO_PINNED_SHA256_TOOLCHAIN_AMD64 ;;
+	arm64) sha=$GO_PINNED_SHA256_TOOLCHAIN_ARM64 ;;
+	esac
+	proxy=$(go_proxy)
+	[[ -n "$proxy" ]] || die "GOPROXY=$GOPROXY names no proxy to fetch Go from: set GOPROXY to your Go module proxy, or install Go >= $(go_mod_version) into $GO_ROOT"
+	ensure_packages curl ca-certificates unzip
+	mod="v0.0.1-go${version}.linux-${arch}"
+	url="${proxy%/}/golang.org/toolchain/@v/$mod.zip"
 	tmp=$(mktemp -d)
 	# shellcheck disable=SC2064 # expand tmp now: it is local
 	trap "rm -rf '$tmp'" EXIT
-	log "go: downloading $file"
-	curl -fsSL -o "$tmp/$file" "https://go.dev/dl/$file" || die "failed to download $file"
-	echo "$sha  $tmp/$file" | sha256sum -c --quiet - || die "checksum mismatch for $file"
-	mkdir "$tmp/root"
-	tar -C "$tmp/root" -xzf "$tmp/$file"
+	log "go: downloading $url"
+	curl -fsSL -o "$tmp/go.zip" "$url" || die "failed to download $url"
+	echo "$sha  $tmp/go.zip" | sha256sum -c --quiet - || die "checksum mismatch for $url (want sha256 $sha)"
+	unzip -q "$tmp/go.zip" -d "$tmp/root"
+	[[ -x "$tmp/root/golang.org/toolchain@$mod/bin/go" ]] || die "$url holds no bin/go"
 	rm -rf "$GO_ROOT.old"
 	if [[ -e "$GO_ROOT" ]]; then mv "$GO_ROOT" "$GO_ROOT.old"; fi
-	mv "$tmp/root/go" "$GO_ROOT"
+	mv "$tmp/root/golang.org/toolchain@$mod" "$GO_ROOT"
 	rm -rf "$GO_ROOT.old" "$tmp"
 	trap - EXIT
-	log "go: installed go${version} in $GO_ROOT (sha256 verified)"
+	log "go: installed go${version} in $GO_ROOT from $proxy (sha256 verified)"
 }
 
 # setup_go sets GO to a Go at or above go.mod's version, installing one
@@ -137,8 +143,10 @@ setup_go() {
 	[[ -n "$want" ]] || die "no go line in $REPO/go.mod"
 	GO=$(find_go "$want")
 	if [[ -z "$GO" ]]; then
-		in_vagrant || die "Go >= $want is needed: install it from https://go.dev/dl/ into $GO_ROOT (provision.sh downloads it itself only inside Vagrant, or with PEAPOD_VAGRANT=1)"
-		install_go "$want"
+		in_vagrant || die "Go >= $want is needed: install it into $GO_ROOT (provision.sh fetches it from \$GOPROXY itself only inside Vagrant, or with PEAPOD_VAGRANT=1)"
+		version_ge "$GO_PINNED_VERSION" "$want" ||
+			die "go.mod asks for Go $want but provision.sh pins $GO_PINNED_VERSION: update GO_PINNED_VERSION and its sha256s"
+		install_go
 		GO="$GO_ROOT/bin/go"
 	fi
 	PATH="$(dirname "$GO"):$PATH"

@@ -46,8 +46,32 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
+// buildOnlyEnv names a directory for TestMain to build everything the suite
+// needs into, running no test; prebuiltEnv names such a directory for the
+// suite to use instead of building (scripts/vagrant-test.sh runs the suite
+// in a VM under emulation, with what the host built).
+const (
+	buildOnlyEnv = "PEAPOD_E2E_BUILD_ONLY"
+	prebuiltEnv  = "PEAPOD_E2E_PREBUILT"
+)
+
 func runMain(m *testing.M) int {
+	if dir := os.Getenv(buildOnlyEnv); dir != "" {
+		if err := build(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "probes_e2e:", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "probes_e2e: built into %s; no test run (%s)\n", dir, buildOnlyEnv)
+		return 0
+	}
 	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	if dir := os.Getenv(prebuiltEnv); dir != "" {
+		if err := usePrebuilt(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "probes_e2e:", err)
+			return 1
+		}
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "peapod-probes-bin-")
@@ -63,11 +87,42 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// setDirs points the suite at the build in dir.
+func setDirs(dir string) {
+	binDir = filepath.Join(dir, "bin")
+	hostDir = filepath.Join(dir, "host")
+	peapodBin = filepath.Join(binDir, "peapod")
+	busyboxTar = filepath.Join(binDir, "busybox.tar")
+}
+
+// usePrebuilt points the suite at what build made in dir earlier
+// (buildOnlyEnv), after checking that it is all there.
+func usePrebuilt(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("failed to resolve %s: %w", prebuiltEnv, err)
+	}
+	setDirs(dir)
+	files := []string{peapodBin, busyboxTar, filepath.Join(hostDir, "healthserver")}
+	for _, h := range testutil.Helpers {
+		files = append(files, filepath.Join(binDir, h))
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%s=%s is not a complete build (make one with %s): %w", prebuiltEnv, dir, buildOnlyEnv, err)
+		}
+	}
+	return nil
+}
+
 // build compiles peapod and its helpers (as scripts/provision.sh does), the
 // gRPC health server and the image.
 func build(dir string) error {
-	binDir = filepath.Join(dir, "bin")
-	hostDir = filepath.Join(dir, "host")
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("failed to resolve build directory: %w", err)
+	}
+	setDirs(dir)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
@@ -75,12 +130,8 @@ func build(dir string) error {
 	health := exec.Command(goBin, "build", "-buildvcs=false", "-o", filepath.Join(hostDir, "healthserver"), "./tests/probes_e2e/testdata/healthserver")
 	// Static: it runs inside a busybox container through a hostPath volume.
 	health.Env = append(os.Environ(), "CGO_ENABLED=0")
-	b, err := testutil.BuildPeapod(binDir, health)
-	if err != nil {
-		return err
-	}
-	peapodBin, busyboxTar = b.Peapod, b.BusyboxTar
-	return nil
+	_, err = testutil.BuildPeapod(binDir, health)
+	return err
 }
 
 // env is one peapod instance: its own roots, bridge and subnet.
