@@ -49,6 +49,27 @@ func hybridHost(t *testing.T) bool {
 	return mode == cgroups.ModeHybrid
 }
 
+// limitsDriver is the driver that sets resource limits on this host: v1 on
+// a hybrid host (CI's), whose cgroup2 tree has no controllers; v2 on a pure
+// cgroup v2 host (scripts/vagrant-test.sh's Debian 12 VM), which has no v1.
+func limitsDriver(t *testing.T) string {
+	t.Helper()
+	mode, err := cgroups.Detect(cgroups.DefaultMountRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode == cgroups.ModeUnified {
+		return cgroups.DriverV2
+	}
+	return cgroups.DriverV1
+}
+
+// v2File reads a control file of a cgroup in the unified hierarchy.
+func v2File(t *testing.T, cgroup, file string) string {
+	t.Helper()
+	return strings.TrimSpace(readHost(t, filepath.Join(cgroups.DefaultMountRoot, cgroup, file)))
+}
+
 // TestResources_LimitsLand: a Burstable container (250m/500m CPU, 64Mi)
 // and a BestEffort sidecar get the kubelet's values in their cgroup files,
 // and the pod cgroup above them the pod-level ones. On a hybrid host's
@@ -119,7 +140,8 @@ func TestResources_LimitsLand(t *testing.T) {
 // cgroup carries the sum, as the kubelet's pod cgroup does, and the pod is
 // Guaranteed.
 func TestResources_PodLimitIsTheSum(t *testing.T) {
-	e := newEnv(t, withDriver("v1"))
+	driver := limitsDriver(t)
+	e := newEnv(t, withDriver(driver))
 	p := newPod("summed",
 		withResources(ctr("a", "sleep", "1000"), "", "300m", "40Mi"),
 		withResources(ctr("b", "sleep", "1000"), "", "200m", "24Mi"))
@@ -128,6 +150,15 @@ func TestResources_PodLimitIsTheSum(t *testing.T) {
 		t.Errorf("status.qosClass = %q, want Guaranteed (limits only: requests default to them)", q)
 	}
 	pod := path.Dir(e.inspect("summed").container(t, "a").Cgroup)
+	if driver == cgroups.DriverV2 {
+		// 512 shares in runc's mapping; the quota over the period.
+		for file, want := range map[string]string{"cpu.weight": "20", "cpu.max": "50000 100000", "memory.max": strconv.Itoa(64 << 20)} {
+			if got := v2File(t, pod, file); got != want {
+				t.Errorf("pod %s = %q, want %q", file, got, want)
+			}
+		}
+		return
+	}
 	for file, want := range map[string]string{"cpu.shares": "512", "cpu.cfs_quota_us": "50000"} {
 		if got := v1File(t, "cpu", pod, file); got != want {
 			t.Errorf("pod %s = %q, want %q", file, got, want)
@@ -140,21 +171,36 @@ func TestResources_PodLimitIsTheSum(t *testing.T) {
 
 // TestResources_CPUQuotaThrottles: a busy loop under limits.cpu 100m is
 // throttled by the CFS (nr_throttled grows) and uses at most a generous
-// 0.3 CPU over two seconds measured from cpuacct.usage; the quota allows
+// 0.3 CPU over two seconds measured from cpuacct.usage (v1) or cpu.stat's
+// usage_usec (v2); the quota allows
 // 0.1, and without it the loop takes a whole CPU.
 func TestResources_CPUQuotaThrottles(t *testing.T) {
-	e := newEnv(t, withDriver("v1"))
+	driver := limitsDriver(t)
+	e := newEnv(t, withDriver(driver))
 	e.runPod(podJSON(newPod("busy", withResources(shell("spin", "while :; do :; done"), "", "100m", ""))))
 	cg := e.inspect("busy").container(t, "spin").Cgroup
-	if got := v1File(t, "cpu", cg, "cpu.cfs_quota_us"); got != "10000" {
-		t.Fatalf("cpu.cfs_quota_us = %s, want 10000 (100m of a 100000 µs period)", got)
-	}
-	usage := func() int64 {
-		n, err := strconv.ParseInt(v1File(t, "cpuacct", cg, "cpuacct.usage"), 10, 64)
-		if err != nil {
-			t.Fatal(err)
+	// usage is the CPU time used in ns; cpuStat the flat-keyed stat file
+	// holding nr_throttled.
+	var usage func() int64
+	var cpuStat func() string
+	if driver == cgroups.DriverV2 {
+		if got := v2File(t, cg, "cpu.max"); got != "10000 100000" {
+			t.Fatalf("cpu.max = %s, want 10000 100000 (100m of a 100000 µs period)", got)
 		}
-		return n
+		cpuStat = func() string { return v2File(t, cg, "cpu.stat") }
+		usage = func() int64 { return statField(t, cpuStat(), "usage_usec") * 1000 }
+	} else {
+		if got := v1File(t, "cpu", cg, "cpu.cfs_quota_us"); got != "10000" {
+			t.Fatalf("cpu.cfs_quota_us = %s, want 10000 (100m of a 100000 µs period)", got)
+		}
+		cpuStat = func() string { return v1File(t, "cpu", cg, "cpu.stat") }
+		usage = func() int64 {
+			n, err := strconv.ParseInt(v1File(t, "cpuacct", cg, "cpuacct.usage"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
 	}
 	start, u0 := time.Now(), usage()
 	// Sampling CPU use needs wall time to pass; no event stands for it.
@@ -165,7 +211,7 @@ func TestResources_CPUQuotaThrottles(t *testing.T) {
 	if cpus > 0.3 {
 		t.Errorf("busy loop used %.3f CPU under a 100m limit, want at most 0.3", cpus)
 	}
-	if got := statField(t, v1File(t, "cpu", cg, "cpu.stat"), "nr_throttled"); got == 0 {
+	if got := statField(t, cpuStat(), "nr_throttled"); got == 0 {
 		t.Errorf("cpu.stat nr_throttled = 0 after a 2 s busy loop under 100m, want > 0")
 	}
 }
@@ -228,7 +274,8 @@ func statField(t *testing.T, content, key string) int64 {
 // Error, since OOM is read from the cgroup, never guessed from the code; the
 // pod's other container is untouched.
 func TestResources_OOMKilled(t *testing.T) {
-	e := newEnv(t, withDriver("v1"), fastBackoff)
+	// OOM kills are read from memory.oom_control on v1, memory.events on v2.
+	e := newEnv(t, withDriver(limitsDriver(t)), fastBackoff)
 	p := newPod("oom",
 		withResources(shell("hog", "head -c 100m /dev/zero | tail"), "", "", "32Mi"),
 		withResources(shell("selfkill", "sleep 0.2; sleep 1000 & kill -9 $!; wait $!"), "", "", "32Mi"),
