@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -262,12 +263,20 @@ func TestSupervisorLossSharedPID(t *testing.T) {
 	}
 	e.mustRun("ps")
 	waitGone(t, side)
-	v3 := e.inspect("shared")
-	if got := v3.container(t, "side").PID; got == side || got == 0 {
-		t.Errorf("side's pid %d after adoption, want a new instance (the unrecorded one was %d)", got, side)
-	}
-	if n := strings.Count(cgroupProcs(t, v3.container(t, "side").Cgroup), "sleep 100000"); n != 1 {
-		t.Errorf("%d instances of side run in its cgroup, want 1", n)
+	// The adopting supervisor starts side again after the old instance is
+	// gone, not before ps returns: await the new instance (on a slow
+	// machine — an emulated VM — inspect comes first).
+	var v3 *inspectView
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(pollInterval) {
+		v3 = e.inspect("shared")
+		got := v3.container(t, "side").PID
+		n := strings.Count(cgroupProcs(t, v3.container(t, "side").Cgroup), "sleep 100000")
+		if got != side && got != 0 && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after adoption: side's pid %d (the unrecorded one was %d), %d instances in its cgroup; want a new pid and one instance", waitTimeout, got, side, n)
+		}
 	}
 	e.mustRun("rm", "-f", "shared")
 	waitGone(t, v3.SupervisorPID)
