@@ -17,31 +17,41 @@
 # virtlogd it started (it starts them only when they are not running), and
 # fails if anything is left.
 #
-# The subset run inside. Where /dev/kvm cannot run the guest (KVM-PVM here),
-# QEMU emulates it (TCG) and everything inside is 10-30 times slower than
-# on the host, so CI runs the tests that meet what differs on such a host —
-# the cgroup driver auto picks v2 (TestCgroupDriverAuto), cgroups delegated
-# under systemd, cgroup.kill on stop and rm (TestStop_7, TestRemove_8),
-# memory.events for OOM kills and the v2 limits (TestResources_*), the BPF
-# device filter (TestPrivileged_3_HostDevices, TestIsolation_3_MknodHostDisk)
-# — plus pods, network and probes end to end, every one with the leak
-# snapshot over the whole VM. The host suite (scripts/test.sh's go test)
-# runs everything on CI's host: nothing is cut there. Set the regexes to '.'
-# to run every test in the VM (with KVM that takes minutes).
+# What runs inside. Where /dev/kvm cannot run the guest (KVM-PVM here),
+# QEMU emulates it (TCG): the VM boots in about a minute, and the e2e suite
+# runs about 3-5 times slower than on the host (measured on these 2-core
+# machines: every e2e test below in 9 minutes, probes_e2e in 1). That fits
+# CI's budget, so both suites run whole, less what cannot run there or
+# says nothing about the host (E2E_SKIP):
+#   TestUpgrade, TestVersionMismatch    build an older release with go and
+#                                       git inside: minutes of compiling
+#                                       under emulation, nothing about cgroups
+#   TestExecTerminalInjection_12        compiles a helper inside likewise
+#   TestChurn                           a soak: its length is CPU-bound
+#   TestConcurrentRunsWithGC_3_2        30 concurrent runs on 2 emulated
+#                                       CPUs pass the CLI's 30 s timeout
+# Every one of them runs on CI's host (scripts/test.sh's go test): nothing
+# is cut there. What runs inside meets what differs on such a host: the
+# cgroup driver auto picks v2 (TestCgroupDriverAuto), cgroups under
+# systemd, cgroup.kill on stop and rm (TestStop_7, TestRemove_8), the v2
+# limits and memory.events for OOM kills (TestResources_*), the BPF device
+# filter (TestPrivileged_3_HostDevices, TestIsolation_3_MknodHostDisk), and
+# pods, network, probes, stop/rm with the leak snapshot over the whole VM.
 #
 # Environment:
-#   PEAPOD_VAGRANT_E2E_RUN     -run regex for tests/e2e in the VM
-#   PEAPOD_VAGRANT_PROBES_RUN  -run regex for tests/probes_e2e in the VM
+#   PEAPOD_VAGRANT_E2E_RUN     -run regex for tests/e2e in the VM (default .)
+#   PEAPOD_VAGRANT_E2E_SKIP    -skip regex for tests/e2e (default: the list above)
+#   PEAPOD_VAGRANT_PROBES_RUN  -run regex for tests/probes_e2e (default .)
 #   PEAPOD_VAGRANT_BOX         box to use (default peapod/bookworm64, built by
 #                              scripts/vagrant-box.sh; debian/bookworm64 where
 #                              it can be downloaded)
 #   the Vagrantfile's PEAPOD_VAGRANT_* (driver, CPUs, memory, boot timeout)
 set -euo pipefail
 
-readonly DEFAULT_E2E_RUN='^(TestCgroupDriverAuto|TestPodNamespaces_1|TestInsidePod_2|TestPodToPod_3_1|TestHostPort_3_6|TestStop_7|TestRemove_8|TestRestartPolicy_6|TestResources_LimitsLand|TestResources_OOMKilled|TestPrivileged_3_HostDevices|TestIsolation_3_MknodHostDisk)$'
-readonly DEFAULT_PROBES_RUN='^(TestLivenessExecRestarts|TestReadinessHTTPFlips|TestReadinessTCPFollowsListener)$'
-readonly E2E_RUN="${PEAPOD_VAGRANT_E2E_RUN:-$DEFAULT_E2E_RUN}"
-readonly PROBES_RUN="${PEAPOD_VAGRANT_PROBES_RUN:-$DEFAULT_PROBES_RUN}"
+readonly DEFAULT_E2E_SKIP='^(TestUpgrade|TestVersionMismatch|TestExecTerminalInjection_12|TestChurn|TestConcurrentRunsWithGC_3_2)$'
+readonly E2E_RUN="${PEAPOD_VAGRANT_E2E_RUN:-.}"
+readonly E2E_SKIP="${PEAPOD_VAGRANT_E2E_SKIP-$DEFAULT_E2E_SKIP}"
+readonly PROBES_RUN="${PEAPOD_VAGRANT_PROBES_RUN:-.}"
 readonly BOX="${PEAPOD_VAGRANT_BOX:-peapod/bookworm64}"
 
 readonly HOST_PACKAGES=(
@@ -150,6 +160,9 @@ resources() {
 		done
 	done
 	ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^(virbr|vnet)/ { sub(/@.*/, "", $2); print "link " $2 }'
+	# iptables-nft makes its tables on first use, libvirt's being the first
+	# on a fresh machine.
+	nft list tables 2>/dev/null | awk '($2 == "ip" || $2 == "ip6") && $3 ~ /^(filter|nat|mangle)$/ { print "table " $2 " " $3 }'
 }
 
 # remove_resource LINE removes one thing resources listed.
@@ -182,6 +195,14 @@ remove_resource() {
 		"$a" -t "$b" -X "$c" 2>/dev/null || true
 		;;
 	link) ip link delete "$a" 2>/dev/null || true ;;
+	table)
+		# Only while empty: another program may have put rules in since.
+		local save=iptables-save
+		[[ "$a" == ip6 ]] && save=ip6tables-save
+		if ! "$save" -t "$b" 2>/dev/null | grep -q '^-A'; then
+			nft delete table "$a" "$b" 2>/dev/null || true
+		fi
+		;;
 	esac
 }
 
@@ -212,15 +233,17 @@ cleanup() {
 		done
 		stop_daemon "$STARTED_LIBVIRTD" libvirtd
 		stop_daemon "$STARTED_VIRTLOGD" virtlogd
-		resources | grep -E '^(chain|link) ' | grep -vxF -f "$BEFORE" | while read -r line; do
-			# shellcheck disable=SC2086 # a resource line is words
-			remove_resource $line
+		for kind in chain link table; do
+			resources | grep "^$kind " | grep -vxF -f "$BEFORE" | while read -r line; do
+				# shellcheck disable=SC2086 # a resource line is words
+				remove_resource $line
+			done
 		done
 		if [[ -n "$FORWARD_BEFORE" && "$(sysctl -n net.ipv4.ip_forward)" != "$FORWARD_BEFORE" ]]; then
 			# libvirt turns forwarding on for its NAT network.
 			sysctl -q -w "net.ipv4.ip_forward=$FORWARD_BEFORE"
 		fi
-		left=$( { if libvirtd_up || [[ -z "$STARTED_LIBVIRTD" ]]; then resources; else resources | grep -E '^(chain|link) '; fi; } | grep -vxF -f "$BEFORE")
+		left=$( { if libvirtd_up || [[ -z "$STARTED_LIBVIRTD" ]]; then resources; else resources | grep -E '^(chain|link|table) '; fi; } | grep -vxF -f "$BEFORE")
 		if [[ -n "$left" ]]; then
 			log "left behind after cleanup:"
 			printf '  %s\n' "$left" >&2
@@ -249,13 +272,13 @@ build_tests() {
 PASSED=0
 FAILED=0
 
-# run_suite NAME PKGDIR BINARY PREBUILT REGEX runs one test binary in the
-# VM and counts its top-level results.
+# run_suite NAME PKGDIR BINARY PREBUILT RUN SKIP runs one test binary in
+# the VM and counts its top-level results.
 run_suite() {
-	local name=$1 dir=$2 binary=$3 prebuilt=$4 regex=$5 out rc=0 p f
+	local name=$1 dir=$2 binary=$3 prebuilt=$4 regex=$5 skip=$6 out rc=0 p f
 	out="$WORK/$name.log"
-	log "$name: running -run '$regex' in the VM"
-	vagrant ssh -c "cd /vagrant/$dir && sudo env CI=true PEAPOD_E2E_PREBUILT=$prebuilt $binary -test.v -test.count=1 -test.timeout=40m -test.run '$regex'" \
+	log "$name: running -run '$regex' -skip '$skip' in the VM"
+	vagrant ssh -c "cd /vagrant/$dir && sudo env CI=true PEAPOD_E2E_PREBUILT=$prebuilt $binary -test.v -test.count=1 -test.timeout=40m -test.run '$regex' -test.skip '$skip'" \
 		>"$out" 2>&1 || rc=$?
 	grep -vE '^=== (RUN|PAUSE|CONT|NAME)' "$out" || true
 	p=$(grep -c '^--- PASS: ' "$out" || true)
@@ -318,8 +341,8 @@ main() {
 	check_guest
 
 	t=$SECONDS
-	run_suite e2e tests/e2e /peapod-test/e2e.test /peapod-test/e2e "$E2E_RUN"
-	run_suite probes_e2e tests/probes_e2e /peapod-test/probes.test /peapod-test/probes "$PROBES_RUN"
+	run_suite e2e tests/e2e /peapod-test/e2e.test /peapod-test/e2e "$E2E_RUN" "$E2E_SKIP"
+	run_suite probes_e2e tests/probes_e2e /peapod-test/probes.test /peapod-test/probes "$PROBES_RUN" ""
 	log "suites in the VM: $((SECONDS - t))s"
 	printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
 	log "total: $((SECONDS - t0))s"
