@@ -5,8 +5,10 @@
 #
 # It provisions the machine (scripts/provision.sh), runs the static checks,
 # the tests (the kernel tier needs root; under CI=true a skipped root test
-# fails, see internal/testutil.RequireRoot) and every benchmark once. It
-# stops at the first failing step.
+# fails, see internal/testutil.RequireRoot), every benchmark once, and the
+# e2e suites inside a Debian 12 VM (scripts/vagrant-test.sh;
+# PEAPOD_VAGRANT_TEST=0 skips that outside CI). It stops at the first
+# failing step.
 #
 #   bash scripts/test.sh --quick
 #
@@ -130,6 +132,17 @@ fi
 if ((!QUICK)); then
 	step "benchmarks"
 	go test -count=1 -p 1 -run '^$' -bench . -benchtime 1x -timeout 20m ./...
+fi
+
+# The e2e suites again inside a Debian 12 VM under Vagrant: systemd, a pure
+# cgroup v2 hierarchy, kernel 6.1, the host most users have and CI's is not
+# (scripts/vagrant-test.sh; about 20 minutes where QEMU must emulate the
+# VM). Not inside that VM itself; outside CI, PEAPOD_VAGRANT_TEST=0 skips it.
+if ((!QUICK)) && [[ ! -d /vagrant ]]; then
+	if [[ "${CI:-}" == true || "${PEAPOD_VAGRANT_TEST:-1}" != 0 ]]; then
+		step "e2e in a Debian 12 VM (systemd, cgroup v2)"
+		bash scripts/vagrant-test.sh
+	fi
 fi
 
 finish_step
