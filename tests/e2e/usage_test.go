@@ -8,14 +8,44 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/cgroups"
 )
+
+// cgFile reads a control file of a cgroup on the host's limits driver
+// (limitsDriver), named and valued as on v1: on v2 memory.limit_in_bytes
+// is memory.max, cpu.cfs_quota_us the quota of cpu.max ("max" is -1),
+// cpuacct.usage is cpu.stat's usage_usec in ns, and pids.current is in the
+// one unified directory. cpu.shares has no v2 file of the same value:
+// callers compare cpu.weight with cgroups.SharesToWeight.
+func cgFile(t *testing.T, driver, controller, cgroup, file string) string {
+	t.Helper()
+	if driver != cgroups.DriverV2 {
+		return v1File(t, controller, cgroup, file)
+	}
+	switch file {
+	case "memory.limit_in_bytes":
+		return v2File(t, cgroup, "memory.max")
+	case "cpu.cfs_quota_us":
+		quota, _, _ := strings.Cut(v2File(t, cgroup, "cpu.max"), " ")
+		if quota == "max" {
+			return "-1"
+		}
+		return quota
+	case "cpuacct.usage":
+		return strconv.FormatInt(statField(t, v2File(t, cgroup, "cpu.stat"), "usage_usec")*1000, 10)
+	default:
+		return v2File(t, cgroup, file)
+	}
+}
 
 // TestUsage_FiguresMatchCgroups: top, stats --no-stream and metrics show
 // what the pod's cgroup files hold: a busy loop under a 200m limit reads
 // as at most ~200m and more than nothing, the memory limit and PIDs are
 // the files', and the working set sits within the usage.
 func TestUsage_FiguresMatchCgroups(t *testing.T) {
-	e := newEnv(t, withDriver("v1"))
+	driver := limitsDriver(t)
+	e := newEnv(t, withDriver(driver))
 	before := e.snapshot()
 	e.runPod(podJSON(newPod("figures",
 		withResources(shell("spin", "while :; do :; done"), "", "200m", "64Mi"),
@@ -46,7 +76,7 @@ func TestUsage_FiguresMatchCgroups(t *testing.T) {
 	if !strings.Contains(rows[1], "/ 101MB") {
 		t.Errorf("stats row %q does not show the pod's 96Mi limit as 101MB", rows[1])
 	}
-	pids := v1File(t, "pids", podCg, "pids.current")
+	pids := cgFile(t, driver, "pids", podCg, "pids.current")
 	if f := strings.Fields(rows[1]); f[len(f)-1] != pids {
 		t.Errorf("stats PIDS %s, want pids.current %s", f[len(f)-1], pids)
 	}
@@ -65,7 +95,7 @@ func TestUsage_FiguresMatchCgroups(t *testing.T) {
 	if cpu == nil {
 		t.Fatalf("metrics lack spin's container_cpu_usage_seconds_total:\n%s", out)
 	}
-	after, _ := strconv.ParseFloat(v1File(t, "cpuacct", spin, "cpuacct.usage"), 64)
+	after, _ := strconv.ParseFloat(cgFile(t, driver, "cpuacct", spin, "cpuacct.usage"), 64)
 	if got, _ := strconv.ParseFloat(cpu[1], 64); got <= 0 || got > after/1e9 {
 		t.Errorf("container_cpu_usage_seconds_total %v, want in (0, %v] (cpuacct.usage read after)", got, after/1e9)
 	}
@@ -85,7 +115,8 @@ func TestUsage_FiguresMatchCgroups(t *testing.T) {
 // a limit below what the container holds, a bad quantity, an unknown
 // container and a stopped pod are refused with the field or object named.
 func TestUsage_UpdateInPlace(t *testing.T) {
-	e := newEnv(t, withDriver("v1"))
+	driver := limitsDriver(t)
+	e := newEnv(t, withDriver(driver))
 	before := e.snapshot()
 	// 24 MB in /dev/shm: tmpfs pages are charged to the container and are
 	// not reclaimable page cache, so they are in its working set.
@@ -105,12 +136,19 @@ func TestUsage_UpdateInPlace(t *testing.T) {
 		{"memory", podCg, "memory.limit_in_bytes", "100663296"},
 		{"cpu", cg, "cpu.cfs_quota_us", "30000"},
 		{"cpu", podCg, "cpu.cfs_quota_us", "30000"},
-		// Guaranteed (limits only): the request followed the limit.
-		{"cpu", cg, "cpu.shares", "307"},
 	} {
-		if got := v1File(t, tt.ctrl, tt.cgroup, tt.file); got != tt.want {
+		if got := cgFile(t, driver, tt.ctrl, tt.cgroup, tt.file); got != tt.want {
 			t.Errorf("after update %s %s = %s, want %s", tt.cgroup, tt.file, got, tt.want)
 		}
+	}
+	// Guaranteed (limits only): the request followed the limit, 307 shares
+	// (cpu.weight 12 in runc's mapping).
+	shares, file := "307", "cpu.shares"
+	if driver == cgroups.DriverV2 {
+		shares, file = strconv.FormatUint(cgroups.SharesToWeight(307), 10), "cpu.weight"
+	}
+	if got := cgFile(t, driver, "cpu", cg, file); got != shares {
+		t.Errorf("after update %s %s = %s, want %s", cg, file, got, shares)
 	}
 	c := e.get("resize")
 	if lim := c.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory]; lim.String() != "96Mi" {
@@ -124,7 +162,7 @@ func TestUsage_UpdateInPlace(t *testing.T) {
 	}
 	// Shrinking: the container first, then the pod.
 	e.mustRun("update", "resize", "-c", "hold", "--memory", "48Mi")
-	if got := v1File(t, "memory", podCg, "memory.limit_in_bytes"); got != strconv.Itoa(48<<20) {
+	if got := cgFile(t, driver, "memory", podCg, "memory.limit_in_bytes"); got != strconv.Itoa(48<<20) {
 		t.Errorf("pod memory.limit_in_bytes %s after shrinking, want %d", got, 48<<20)
 	}
 
@@ -144,7 +182,7 @@ func TestUsage_UpdateInPlace(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want a failure naming %q", tt.args, code, stderr, tt.want)
 		}
 	}
-	if got := v1File(t, "memory", cg, "memory.limit_in_bytes"); got != strconv.Itoa(48<<20) {
+	if got := cgFile(t, driver, "memory", cg, "memory.limit_in_bytes"); got != strconv.Itoa(48<<20) {
 		t.Errorf("a refused update changed memory.limit_in_bytes to %s", got)
 	}
 	e.mustRun("stop", "resize", "--grace-period", "0")
