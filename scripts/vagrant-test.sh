@@ -219,7 +219,7 @@ cleanup() {
 	set +e
 	if ((VM_UP)); then
 		log "vagrant: destroying the VM"
-		vagrant destroy -f 2>&1 | tr '\r' '\n' | grep --line-buffered -v -e Progress -e '^$' >&2
+		vagrant destroy -f 2>&1 | sed -u 's/\r/\n/g' | grep --line-buffered -v -e Progress -e '^$' >&2
 	fi
 	if [[ -n "$BEFORE" ]]; then
 		# Domains before volumes (a domain's disk), before networks, pools
@@ -336,7 +336,7 @@ main() {
 
 	t=$SECONDS
 	VM_UP=1
-	vagrant up --provider libvirt --no-provision 2>&1 | tr '\r' '\n' | grep --line-buffered -v -e Progress -e '^$' >&2
+	vagrant up --provider libvirt --no-provision 2>&1 | sed -u 's/\r/\n/g' | grep --line-buffered -v -e Progress -e '^$' >&2
 	log "vagrant up: $((SECONDS - t))s"
 	check_guest
 
