@@ -92,15 +92,14 @@ go_arch() {
 # go_proxy prints the first HTTP(S) proxy of GOPROXY (Go's default when
 # unset), or nothing when GOPROXY names none (off, direct).
 go_proxy() {
-	local entry
+	local entry list=${GOPROXY:-https://proxy.golang.org,direct}
 	# GOPROXY's entries are separated by , or |.
-	for entry in ${GOPROXY//[,|]/ }; do
+	for entry in ${list//[,|]/ }; do
 		if [[ "$entry" == http://* || "$entry" == https://* ]]; then
 			printf '%s\n' "$entry"
 			return 0
 		fi
 	done
-	[[ -n "${GOPROXY:-}" ]] || echo https://proxy.golang.org
 }
 
 # install_go fetches the pinned Go from the Go module proxy (the module
@@ -115,7 +114,7 @@ install_go() {
 	arm64) sha=$GO_PINNED_SHA256_TOOLCHAIN_ARM64 ;;
 	esac
 	proxy=$(go_proxy)
-	[[ -n "$proxy" ]] || die "GOPROXY=$GOPROXY names no proxy to fetch Go from: set GOPROXY to your Go module proxy, or install Go >= $(go_mod_version) into $GO_ROOT"
+	[[ -n "$proxy" ]] || die "GOPROXY=${GOPROXY-} names no proxy to fetch Go from: set GOPROXY to your Go module proxy, or install Go >= $(go_mod_version) into $GO_ROOT"
 	ensure_packages curl ca-certificates unzip
 	mod="v0.0.1-go${version}.linux-${arch}"
 	url="${proxy%/}/golang.org/toolchain/@v/$mod.zip"
