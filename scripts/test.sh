@@ -136,8 +136,8 @@ fi
 
 # The e2e suites again inside a Debian 12 VM under Vagrant: systemd, a pure
 # cgroup v2 hierarchy, kernel 6.1, the host most users have and CI's is not
-# (scripts/vagrant-test.sh; about 20 minutes where QEMU must emulate the
-# VM). Not inside that VM itself; outside CI, PEAPOD_VAGRANT_TEST=0 skips it.
+# (scripts/vagrant-test.sh; about 16 minutes from a fresh machine where QEMU
+# must emulate the VM, 11 with its box cached). Not inside that VM itself; outside CI, PEAPOD_VAGRANT_TEST=0 skips it.
 if ((!QUICK)) && [[ ! -d /vagrant ]]; then
 	if [[ "${CI:-}" == true || "${PEAPOD_VAGRANT_TEST:-1}" != 0 ]]; then
 		step "e2e in a Debian 12 VM (systemd, cgroup v2)"
