@@ -20,9 +20,8 @@
 # What runs inside. Where /dev/kvm cannot run the guest (KVM-PVM here),
 # QEMU emulates it (TCG): the VM boots in about a minute and the suites run
 # 3-5 times slower than on the host. Measured on these 2-core machines:
-# the whole e2e suite took 9 minutes for its 59 tests; at 95 tests a run
-# had done 40 after 15 minutes: too much for CI's budget, and growing with
-# every test. So CI runs
+# the whole e2e suite took 9 minutes at 59 tests and 15 at 81: too much
+# for CI's budget, and growing with every test. So CI runs
 # the tests that meet what differs on such a host (E2E_RUN), in about 6
 # minutes, and probes_e2e whole (1 minute):
 #   the cgroup driver auto picks v2           TestCgroupDriverAuto
