@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // TestRootOnOverlaySaysWhatCheckSays puts --root on an overlayfs, which
@@ -14,6 +16,9 @@ import (
 // it, and a `run` whose container's overlay mount hits it fails with the
 // same fix text instead of a bare EINVAL.
 func TestRootOnOverlaySaysWhatCheckSays(t *testing.T) {
+	// Before the mount below: as an unprivileged user it must skip, as
+	// every root test does, not fail on the mount.
+	testutil.RequireRoot(t)
 	dir := shortTempDir(t)
 	for _, d := range []string{"lower", "upper", "work", "merged"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
