@@ -442,10 +442,8 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 	sp.Resources = withPidsLimit(sp.Resources, m.podPidsLimit())
 	rec.ImageIDs = images.ids()
 	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
-		for _, d := range []string{c.OCI.Root.Path, c.Rootfs.Upper, c.Rootfs.Work, filepath.Dir(c.LogPath)} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return nil, fmt.Errorf("failed to create %q for container %q: %w", d, c.Name, err)
-			}
+		if err := makeContainerDirs(&c); err != nil {
+			return nil, err
 		}
 	}
 	return sp, nil
@@ -479,18 +477,39 @@ func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.S
 	}
 	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
 		rec.ContainerCgroups = append(rec.ContainerCgroups, c.Cgroup)
-		if err := m.cg.Create(c.Cgroup); err != nil {
-			return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
+		if err := m.createContainerCgroup(&c); err != nil {
+			return err
 		}
-		if err := m.cg.Set(c.Cgroup, cgroupResources(c.OCI.Linux.Resources)); err != nil {
-			return fmt.Errorf("failed to set resources of container %q: %w", c.Name, err)
-		}
-		rules, err := devices.FromSpec(c.OCI.Linux)
-		if err != nil {
-			return fmt.Errorf("failed to read device rules of container %q: %w", c.Name, err)
-		}
-		if err := devices.Apply(m.cg, c.Cgroup, rules); err != nil {
-			return fmt.Errorf("failed to restrict devices of container %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// createContainerCgroup makes one container's cgroup with its resources
+// and device allow-list (a pod's containers at creation, a CRI container
+// when the kubelet adds it); the caller undoes it.
+func (m *Manager) createContainerCgroup(c *spec.Container) error {
+	if err := m.cg.Create(c.Cgroup); err != nil {
+		return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
+	}
+	if err := m.cg.Set(c.Cgroup, cgroupResources(c.OCI.Linux.Resources)); err != nil {
+		return fmt.Errorf("failed to set resources of container %q: %w", c.Name, err)
+	}
+	rules, err := devices.FromSpec(c.OCI.Linux)
+	if err != nil {
+		return fmt.Errorf("failed to read device rules of container %q: %w", c.Name, err)
+	}
+	if err := devices.Apply(m.cg, c.Cgroup, rules); err != nil {
+		return fmt.Errorf("failed to restrict devices of container %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// makeContainerDirs creates a container's root, overlay upper and work
+// dirs and its log dir.
+func makeContainerDirs(c *spec.Container) error {
+	for _, d := range []string{c.OCI.Root.Path, c.Rootfs.Upper, c.Rootfs.Work, filepath.Dir(c.LogPath)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("failed to create %q for container %q: %w", d, c.Name, err)
 		}
 	}
 	return nil

@@ -13,7 +13,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/cgroups"
-	"github.com/peapod/peapod/cgroups/devices"
 	"github.com/peapod/peapod/internal/cleanup"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/namespaces"
@@ -78,24 +77,12 @@ func (m *Manager) AddContainer(uid string, c *spec.Container) (err error) {
 		}
 	}()
 	undo.Add(func() error { return m.removeContainerDirs(uid, c) })
-	for _, d := range []string{c.OCI.Root.Path, c.Rootfs.Upper, c.Rootfs.Work, filepath.Dir(c.LogPath)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("failed to create %q for container %q: %w", d, c.Name, err)
-		}
+	if err := makeContainerDirs(c); err != nil {
+		return err
 	}
 	undo.Add(func() error { return m.cg.Destroy(c.Cgroup) })
-	if err := m.cg.Create(c.Cgroup); err != nil {
-		return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
-	}
-	if err := m.cg.Set(c.Cgroup, cgroupResources(c.OCI.Linux.Resources)); err != nil {
-		return fmt.Errorf("failed to set resources of container %q: %w", c.Name, err)
-	}
-	rules, err := devices.FromSpec(c.OCI.Linux)
-	if err != nil {
-		return fmt.Errorf("failed to read device rules of container %q: %w", c.Name, err)
-	}
-	if err := devices.Apply(m.cg, c.Cgroup, rules); err != nil {
-		return fmt.Errorf("failed to restrict devices of container %q: %w", c.Name, err)
+	if err := m.createContainerCgroup(c); err != nil {
+		return err
 	}
 	if err := supervisor.Call(m.runDir(uid), supervisor.Request{Op: supervisor.OpCRICreate, CRIContainer: c}); err != nil {
 		return fmt.Errorf("failed to create container %q: %w", c.Name, err)
