@@ -52,28 +52,27 @@ func newTopCommand(g *globals) *cobra.Command {
 // names is empty; "" = every namespace). A named pod that is not running
 // is an error; an unnamed one that stops meanwhile is left out.
 func sample(m *pod.Manager, ns string, names []string) ([]*pod.PodStats, error) {
-	type key struct{ ns, name string }
-	var keys []key
+	var out []*pod.PodStats
 	if len(names) > 0 {
 		for _, n := range names {
-			keys = append(keys, key{ns, n})
-		}
-	} else {
-		views, err := m.List(ns)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range views {
-			keys = append(keys, key{v.Record.Namespace, v.Record.Name})
-		}
-	}
-	var out []*pod.PodStats
-	for _, k := range keys {
-		s, err := m.Stats(k.ns, k.name)
-		if err != nil {
-			if len(names) == 0 && (errors.Is(err, pod.ErrNotRunning) || errors.Is(err, pod.ErrNotFound)) {
-				continue
+			s, err := m.Stats(ns, n)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	views, err := m.List(ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range views {
+		s, err := m.StatsOf(v)
+		if errors.Is(err, pod.ErrNotRunning) || errors.Is(err, pod.ErrNotFound) {
+			continue // not running, or stopped since the listing
+		}
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, s)

@@ -3,6 +3,7 @@ package pod
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,7 +49,13 @@ func (m *Manager) Stats(ns, name string) (*PodStats, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.StatsOf(v)
+}
+
+// StatsOf is Stats for a pod already looked up (a listing's views).
+func (m *Manager) StatsOf(v *View) (*PodStats, error) {
 	rec := v.Record
+	ns, name := rec.Namespace, rec.Name
 	if rec.Phase != state.PhaseCreated || !v.SupervisorAlive {
 		return nil, fmt.Errorf("pod %s/%s is not running: %w", ns, name, ErrNotRunning)
 	}
@@ -58,6 +65,10 @@ func (m *Manager) Stats(ns, name string) (*PodStats, error) {
 	}
 	out := &PodStats{Namespace: rec.Namespace, Name: rec.Name, UID: rec.UID, At: time.Now()}
 	if out.Pod, err = cgroups.ReadStats(cg, rec.CgroupParent); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed since the view was taken (a listing's views age).
+			return nil, fmt.Errorf("pod %s/%s is not running: %w", ns, name, ErrNotRunning)
+		}
 		return nil, fmt.Errorf("failed to read stats of pod %s/%s: %w", ns, name, err)
 	}
 	sp, err := spec.Load(layout.Run(m.runDir(rec.UID)).Spec())
