@@ -3,7 +3,6 @@ package pod
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,11 +127,6 @@ func (m *Manager) gcEntry(e entry, dryRun bool) (item *GCItem, gone bool, err er
 	case e.Err != nil && !errors.Is(e.Err, state.ErrNotFound):
 		return &GCItem{Kind: "pod", Name: name, Kept: true,
 			Reason: fmt.Sprintf("record unreadable (%v); its resources are not debris: rm -f removes it", e.Err)}, false, nil
-	case e.Err != nil && index == "" && !exists(m.podDir(e.UID)):
-		// The listing saw the pod dir, then no name for it, then no
-		// record: an rm (which needs no root lock to purge) removed the
-		// dir and then the name between our reads. Nothing is left.
-		return nil, true, nil
 	case e.Err != nil:
 		item := &GCItem{Kind: "pod", Name: name, Reason: "name left without a record by an interrupted run or rm"}
 		if dryRun {
@@ -309,11 +303,4 @@ func (m *Manager) gcNetwork(known map[string]bool, dryRun bool) ([]GCItem, error
 		items = append(items, GCItem{Kind: "network", Name: r, Reason: "no pod record"})
 	}
 	return items, err
-}
-
-// exists reports whether path exists (an error other than "not there"
-// counts as existing: gc then decides on what it could read).
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return !errors.Is(err, fs.ErrNotExist)
 }

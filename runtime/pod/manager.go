@@ -235,11 +235,15 @@ type entry struct {
 // with its error, never skipped: skipped, its live resources would look
 // orphaned to gc.
 func (m *Manager) entries() ([]entry, error) {
+	// Names before pod dirs: rm and a failed run's rollback remove a pod's
+	// dir and then its name, without the root's lock. Read the other way,
+	// a removal finishing between the two reads left a listed dir with no
+	// name and no record, which gc took for an interrupted run's debris.
+	names := m.namesByUID()
 	dirs, err := os.ReadDir(m.dirs().PodsDir())
 	if err != nil {
 		return nil, fmt.Errorf("failed to list pods: %w", err)
 	}
-	names := m.namesByUID()
 	var out []entry
 	seen := map[string]bool{}
 	for _, d := range dirs {
