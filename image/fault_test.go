@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // blobGetter is a hook that recognises GETs of one blob and counts them.
@@ -267,5 +268,25 @@ func TestPullKilled(t *testing.T) {
 	}
 	if have := dirNames(t, s.layersDir()); fmt.Sprint(have) != fmt.Sprint(slices.Sorted(slices.Values(want))) {
 		t.Errorf("layers dir holds %v, want exactly the image's %v", have, want)
+	}
+}
+
+// TestDescribeStatus: the status is named unless go-containerregistry's
+// message already names it; a port with the status's digits in it (the
+// failure CI hit with 127.0.0.1:40485) does not count.
+func TestDescribeStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"codes in the body", &transport.Error{StatusCode: 404, Errors: []transport.Diagnostic{{Code: transport.ManifestUnknownErrorCode, Message: "Unknown manifest"}}}, "HTTP 404 Not Found: "},
+		{"no body", &transport.Error{StatusCode: 404}, ""},
+		{"port with 404 in it", fmt.Errorf("GET http://127.0.0.1:40485/v2/x/manifests/2: %w", &transport.Error{StatusCode: 404, Errors: []transport.Diagnostic{{Code: transport.ManifestUnknownErrorCode, Message: "Unknown manifest"}}}), "HTTP 404 Not Found: "},
+		{"not a registry error", io.ErrUnexpectedEOF, ""},
+	} {
+		if got := describeStatus(tc.err); got != tc.want {
+			t.Errorf("%s: describeStatus(%v) = %q, want %q", tc.name, tc.err, got, tc.want)
+		}
 	}
 }

@@ -339,7 +339,9 @@ func (e endpoint) describe(reg string) string {
 // go-containerregistry's message leaves out when the body has error codes.
 func describeStatus(err error) string {
 	var terr *transport.Error
-	if errors.As(err, &terr) && terr.StatusCode != 0 && !strings.Contains(err.Error(), strconv.Itoa(terr.StatusCode)) {
+	// Match go-containerregistry's own wording, not the bare number: a
+	// registry on port 40485 has "404" in every message.
+	if errors.As(err, &terr) && terr.StatusCode != 0 && !strings.Contains(err.Error(), "status code "+strconv.Itoa(terr.StatusCode)) {
 		return fmt.Sprintf("HTTP %d %s: ", terr.StatusCode, http.StatusText(terr.StatusCode))
 	}
 	return ""
