@@ -58,9 +58,28 @@ func (hostFS) Rmdir(name string) error {
 	return ktrace.Do("cgroup rmdir", name, func() error { return unix.Rmdir(name) })
 }
 
+// mkdirAttempts bounds mkdirAll's restarts.
+const mkdirAttempts = 5
+
 // mkdirAll creates dir and its missing parents below root, calling before
 // on each existing or created parent before creating its child.
+//
+// A shared parent (the root's peapod-<id>, a QoS class's cgroup) is removed
+// by whoever removes its last child (removeEmptyParents), without a lock:
+// between our mkdir of the parent and that of its child the parent may be
+// gone, and mkdir answers ENOENT. Walking down again from the root makes it
+// anew; a child in it stops the next removal (EBUSY).
 func mkdirAll(fsys cgroupFS, root, rel string, before func(parent string) error) error {
+	var err error
+	for range mkdirAttempts {
+		if err = mkdirOnce(fsys, root, rel, before); !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
+}
+
+func mkdirOnce(fsys cgroupFS, root, rel string, before func(parent string) error) error {
 	cur := root
 	for _, c := range strings.Split(rel, "/") {
 		if before != nil {

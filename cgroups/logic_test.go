@@ -343,3 +343,42 @@ func TestMountsOf(t *testing.T) {
 		t.Errorf("mountsOf =\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// racingFS removes a shared parent just before its child is made, as a
+// concurrent removal of the parent's last child does (removeEmptyParents).
+type racingFS struct {
+	*fakeFS
+	// parent is removed before the first mkdir of child.
+	parent, child string
+	raced         int
+}
+
+func (r *racingFS) Mkdir(name string) error {
+	if name == r.child && r.raced == 0 {
+		r.raced++
+		if err := r.fakeFS.Rmdir(r.parent); err != nil {
+			return err
+		}
+	}
+	return r.fakeFS.Mkdir(name)
+}
+
+// TestCreateSurvivesParentRemoval: a pod cgroup is created while the last
+// pod of its QoS parent is being removed; Create walks down again and
+// makes the parent anew instead of failing with ENOENT.
+func TestCreateSurvivesParentRemoval(t *testing.T) {
+	fsys := &racingFS{fakeFS: newFakeFS(t, false)}
+	fsys.parent = filepath.Join(fsys.root, "peapod-x", "burstable")
+	fsys.child = filepath.Join(fsys.parent, "pod")
+	fsys.initRoot(t, fsys.root, "cpu memory pids")
+	d := newV2(fsys.root, ModeUnified, fsys)
+	if err := d.Create("peapod-x/burstable/pod"); err != nil {
+		t.Fatalf("Create with its parent removed under it: %v", err)
+	}
+	if fsys.raced != 1 {
+		t.Fatalf("the parent was removed %d times, want once: the race was not exercised", fsys.raced)
+	}
+	if _, err := os.Stat(filepath.Join(fsys.child, "cgroup.procs")); err != nil {
+		t.Errorf("the pod cgroup is missing after Create: %v", err)
+	}
+}

@@ -346,7 +346,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		return nil, err
 	}
 	defer s.lock(p.Name)()
-	v, err := s.m.CreateSandbox(p, ports)
+	// The kubelet's parent names the pod's QoS class (it knows the
+	// containers to come; the sandbox config does not): peapod places the
+	// sandbox's cgroup under its own cgroup of that class.
+	v, err := s.m.CreateSandbox(p, ports, pod.QOSFromCgroupParent(req.Config.GetLinux().GetCgroupParent()))
 	if errors.Is(err, pod.ErrExists) {
 		// containerd refuses a second sandbox of one name, namespace, uid
 		// and attempt the same way; the kubelet bumps the attempt.

@@ -234,37 +234,8 @@ func linuxResources(r corev1.ResourceRequirements) *specs.LinuxResources {
 // of the app containers' sum and the largest init container's, since init
 // containers run one at a time before the app containers.
 func podResources(init, app []corev1.Container) *specs.LinuxResources {
-	sum := func(name corev1.ResourceName, list corev1.ResourceList, acc *resource.Quantity) {
-		if q, ok := list[name]; ok {
-			acc.Add(q)
-		}
-	}
 	effective := func(name corev1.ResourceName, limits bool) (resource.Quantity, bool) {
-		var total resource.Quantity
-		all := true
-		for _, c := range app {
-			l := c.Resources.Requests
-			if limits {
-				l = c.Resources.Limits
-			}
-			if _, ok := l[name]; !ok {
-				all = false
-			}
-			sum(name, l, &total)
-		}
-		for _, c := range init {
-			l := c.Resources.Requests
-			if limits {
-				l = c.Resources.Limits
-			}
-			q, ok := l[name]
-			if !ok {
-				all = false
-			} else if q.Cmp(total) > 0 {
-				total = q.DeepCopy()
-			}
-		}
-		return total, all
+		return effectiveResource(init, app, name, limits)
 	}
 	out := &specs.LinuxResources{}
 	cpuReq, _ := effective(corev1.ResourceCPU, false)
@@ -279,6 +250,48 @@ func podResources(init, app []corev1.Container) *specs.LinuxResources {
 		out.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
 	}
 	return out
+}
+
+// effectiveResource is the pod-level amount of resource name (its limits,
+// or its requests) and whether every container sets it: the larger of the
+// app containers' sum and the largest init container's, since init
+// containers run one at a time before the app containers.
+func effectiveResource(init, app []corev1.Container, name corev1.ResourceName, limits bool) (resource.Quantity, bool) {
+	var total resource.Quantity
+	all := true
+	of := func(c corev1.Container) (resource.Quantity, bool) {
+		l := c.Resources.Requests
+		if limits {
+			l = c.Resources.Limits
+		}
+		q, ok := l[name]
+		return q, ok
+	}
+	for _, c := range app {
+		q, ok := of(c)
+		if !ok {
+			all = false
+			continue
+		}
+		total.Add(q)
+	}
+	for _, c := range init {
+		q, ok := of(c)
+		if !ok {
+			all = false
+		} else if q.Cmp(total) > 0 {
+			total = q.DeepCopy()
+		}
+	}
+	return total, all
+}
+
+// PodCPURequestMilli is the pod's effective CPU request in millicores, what
+// the kubelet adds up over Burstable pods for its burstable cgroup's
+// cpu.shares. s must be defaulted (requests copied from limits).
+func PodCPURequestMilli(s *corev1.PodSpec) int64 {
+	q, _ := effectiveResource(s.InitContainers, s.Containers, corev1.ResourceCPU, false)
+	return q.MilliValue()
 }
 
 // QOSClass is the pod's quality-of-service class as the kubelet computes

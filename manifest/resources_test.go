@@ -216,3 +216,29 @@ func TestQOSClass(t *testing.T) {
 		})
 	}
 }
+
+// TestPodCPURequestMilli: the pod's request is the app containers' sum, or
+// the largest init container's when that is larger, as the kubelet's.
+func TestPodCPURequestMilli(t *testing.T) {
+	c := func(req string) corev1.Container {
+		out := corev1.Container{Name: "c"}
+		if req != "" {
+			out.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(req)}
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name      string
+		init, app []corev1.Container
+		want      int64
+	}{
+		{"none", nil, []corev1.Container{c("")}, 0},
+		{"sum of apps", nil, []corev1.Container{c("250m"), c("500m"), c("")}, 750},
+		{"init smaller", []corev1.Container{c("100m")}, []corev1.Container{c("250m")}, 250},
+		{"init larger", []corev1.Container{c("1"), c("200m")}, []corev1.Container{c("250m"), c("250m")}, 1000},
+	} {
+		if got := PodCPURequestMilli(&corev1.PodSpec{InitContainers: tt.init, Containers: tt.app}); got != tt.want {
+			t.Errorf("%s: PodCPURequestMilli = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -112,6 +112,10 @@ func (r Root) BootIDMarker() string { return filepath.Join(r.RunRoot, "boot_id")
 // replaces pods under it, so two never replace one pod at once.
 func (r Root) ApplyLock() string { return filepath.Join(r.RunRoot, "apply.lock") }
 
+// QoSLock serialises the updates of the root's burstable cgroup's
+// cpu.shares, each a read of every Burstable pod and one write.
+func (r Root) QoSLock() string { return filepath.Join(r.RunRoot, "qos.lock") }
+
 // HelperMount is the read-only bind of peapod-init that pods exec.
 func (r Root) HelperMount() string { return filepath.Join(r.RunRoot, "bin", "peapod-init") }
 

@@ -103,12 +103,15 @@ func (e *PendingError) Unwrap() error { return e.Err }
 // CreateWait is CreateWithSources with a bounded, reported wait for the
 // containers to start (StartWait).
 func (m *Manager) CreateWait(p *corev1.Pod, src *manifest.Sources, wait StartWait) (rec *state.Record, err error) {
-	return m.create(p, src, wait, false)
+	return m.create(p, src, wait, "")
 }
 
-// create is CreateWait; cri runs the supervisor in CRI mode (a sandbox
-// whose containers the kubelet adds and drives one by one).
-func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, cri bool) (rec *state.Record, err error) {
+// create is CreateWait; a criClass runs the supervisor in CRI mode (a
+// sandbox whose containers the kubelet adds and drives one by one) and
+// names the sandbox's QoS class, which a pod's own is computed from its
+// containers otherwise.
+func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, criClass corev1.PodQOSClass) (rec *state.Record, err error) {
+	cri := criClass != ""
 	var undo cleanup.Stack
 	var name *state.Held
 	defer func() {
@@ -131,7 +134,11 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	p.UID = types.UID(uid)
 	tr := newTracer(m.o.Trace, "run", p.Namespace+"/"+p.Name)
 	defer tr.done()
-	rec, name, err = m.reserve(p, &undo)
+	class := criClass
+	if !cri {
+		class = manifest.QOSClass(&p.Spec)
+	}
+	rec, name, err = m.reserve(p, m.podCgroup(uid, class), &undo)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +225,7 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 // locked, under the root's lock: two records of one name cannot exist, and
 // the name is held until the caller unlocks it (also when an error is
 // returned with it: the caller's rollback removes it first).
-func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, *state.Held, error) {
+func (m *Manager) reserve(p *corev1.Pod, cgroupParent string, undo *cleanup.Stack) (*state.Record, *state.Held, error) {
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to encode pod %s/%s: %w", p.Namespace, p.Name, err)
@@ -227,7 +234,7 @@ func (m *Manager) reserve(p *corev1.Pod, undo *cleanup.Stack) (*state.Record, *s
 	rec := &state.Record{
 		Version: state.Version, UID: uid, Name: p.Name, Namespace: p.Namespace,
 		Phase: state.PhaseCreating, Creator: state.Self(), CreatedAt: time.Now().UTC(),
-		Manifest: raw, CgroupParent: m.CgroupRoot() + "/" + uid, CgroupDriver: m.cg.Name(),
+		Manifest: raw, CgroupParent: cgroupParent, CgroupDriver: m.cg.Name(),
 	}
 	unlock, err := state.Lock(m.lockPath())
 	if err != nil {
@@ -475,6 +482,9 @@ func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.S
 	if err := m.cg.Set(rec.CgroupParent, podRes); err != nil {
 		return fmt.Errorf("failed to set pod resources: %w", err)
 	}
+	if err := m.setQoSParent(rec.CgroupParent); err != nil {
+		return err
+	}
 	for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {
 		rec.ContainerCgroups = append(rec.ContainerCgroups, c.Cgroup)
 		if err := m.createContainerCgroup(&c); err != nil {
@@ -526,6 +536,13 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 	}
 	if err := m.destroyCgroupTree(rec.CgroupParent); err != nil {
 		errs = append(errs, err)
+	}
+	if m.qosOfCgroup(rec.CgroupParent) == corev1.PodQOSBurstable {
+		// The class's weight no longer counts this pod (its record is
+		// Removing, or gone with a failed run's rollback).
+		if err := m.updateBurstableShares(rec.UID); err != nil {
+			fmt.Fprintf(m.o.Warn, "Warning: pod %s/%s: %v\n", rec.Namespace, rec.Name, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -235,12 +235,11 @@ func (m *Manager) gcOrphans(known map[string]bool, dryRun bool) ([]GCItem, error
 			errs = append(errs, namespaces.RemoveSandbox(namespaces.SandboxOptions{RunDir: filepath.Join(runPods, "gc-"+uid8), NetnsName: e.Name()}))
 		}
 	}
-	// Pod cgroups under this root's parent.
-	for _, uid := range m.cgroupChildren() {
-		if known[uid] {
+	// Pod cgroups under this root's parent and its QoS classes'.
+	for _, path := range m.podCgroups() {
+		if known[filepath.Base(path)] {
 			continue
 		}
-		path := m.CgroupRoot() + "/" + uid
 		items = append(items, GCItem{Kind: "cgroup", Name: path, Reason: "no pod record"})
 		if !dryRun {
 			errs = append(errs, m.destroyCgroupTree(path))
@@ -252,9 +251,25 @@ func (m *Manager) gcOrphans(known map[string]bool, dryRun bool) ([]GCItem, error
 	return items, errors.Join(errs...)
 }
 
-// cgroupChildren lists the pod uids with a cgroup under this root's parent.
-func (m *Manager) cgroupChildren() []string {
-	dir, err := m.cg.Dir("freezer", m.CgroupRoot())
+// podCgroups lists the pod cgroups of this root: those under its cgroup
+// (Guaranteed pods, and pods from before QoS classes) and those under each
+// class's.
+func (m *Manager) podCgroups() []string {
+	var out []string
+	for _, p := range m.cgroupChildren(m.CgroupRoot()) {
+		switch filepath.Base(p) {
+		case qosBurstable, qosBestEffort:
+			out = append(out, m.cgroupChildren(p)...)
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// cgroupChildren lists the child cgroups of parent, as paths.
+func (m *Manager) cgroupChildren(parent string) []string {
+	dir, err := m.cg.Dir("freezer", parent)
 	if err != nil {
 		return nil
 	}
@@ -265,7 +280,7 @@ func (m *Manager) cgroupChildren() []string {
 	var out []string
 	for _, e := range entries {
 		if e.IsDir() {
-			out = append(out, e.Name())
+			out = append(out, parent+"/"+e.Name())
 		}
 	}
 	return out

@@ -144,7 +144,7 @@ func (m *Manager) purge(rec *state.Record, name *state.Held, tr *tracer) error {
 func (m *Manager) salvage(uid, ns, name string) *state.Record {
 	rec := &state.Record{
 		Version: state.Version, UID: uid, Namespace: ns, Name: name,
-		CgroupParent: m.CgroupRoot() + "/" + uid, CgroupDriver: m.cg.Name(), NetnsName: m.netnsName(uid),
+		CgroupParent: m.findPodCgroup(uid), CgroupDriver: m.cg.Name(), NetnsName: m.netnsName(uid),
 	}
 	if sp, err := spec.Load(layout.Run(m.runDir(uid)).Spec()); err == nil {
 		for _, c := range append(append([]spec.Container{}, sp.InitContainers...), sp.Containers...) {

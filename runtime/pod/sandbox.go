@@ -18,13 +18,14 @@ import (
 
 // CreateSandbox creates p (which may have no containers) and maps ports
 // on the pod's IP. Port mappings are given apart from p because a sandbox
-// has no container whose ports[] could carry them. On error nothing of
-// the pod remains.
-func (m *Manager) CreateSandbox(p *corev1.Pod, ports []cni.PortMapping) (*View, error) {
+// has no container whose ports[] could carry them, and so is the QoS class
+// that places its cgroup (a sandbox has no containers to compute it from).
+// On error nothing of the pod remains.
+func (m *Manager) CreateSandbox(p *corev1.Pod, ports []cni.PortMapping, class corev1.PodQOSClass) (*View, error) {
 	if len(ports) > 0 && !p.Spec.HostNetwork && m.o.Chain != nil {
 		return nil, fmt.Errorf("pod %s/%s: port mappings need the built-in network; this root uses CNI chain %q", p.Namespace, p.Name, m.o.Chain.Name())
 	}
-	rec, err := m.create(p, nil, StartWait{}, true)
+	rec, err := m.create(p, nil, StartWait{}, class)
 	if err != nil {
 		var se *StartError
 		if errors.As(err, &se) && rec != nil {
