@@ -344,5 +344,10 @@ func (m *Manager) sweepAfterReboot() error {
 		fmt.Fprintf(m.o.Warn, "peapod: sweeping pod %s/%s left from before a reboot\n", rec.Namespace, rec.Name)
 		m.releaseResources(rec, newTracer(m.o.Trace, "gc", rec.Namespace+"/"+rec.Name))
 	}
+	// The QoS lock is made with the run root, not at its first use, so
+	// that a root's files do not change as its pods come and go.
+	if err := os.WriteFile(m.dirs().QoSLock(), nil, 0o600); err != nil {
+		return fmt.Errorf("failed to create the QoS lock: %w", err)
+	}
 	return os.WriteFile(marker, bootID, 0o600)
 }
