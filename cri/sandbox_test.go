@@ -415,3 +415,42 @@ func TestImageFsInfo(t *testing.T) {
 		t.Errorf("container filesystem = %v, want the pods dir with the sandbox's entries", c)
 	}
 }
+
+// TestSandboxQoSFromCgroupParent: the kubelet's cgroup parent names the
+// sandbox's QoS class, with either cgroup driver's naming; the sandbox's
+// cgroup goes under peapod's cgroup of that class, and the class's cgroup
+// goes with its last sandbox.
+func TestSandboxQoSFromCgroupParent(t *testing.T) {
+	e := newEnv(t)
+	// The freezer hierarchy on v1, the unified one on a pure v2 host.
+	base := "/sys/fs/cgroup/freezer"
+	if _, err := os.Stat(base); err != nil {
+		base = "/sys/fs/cgroup"
+	}
+	for _, tt := range []struct{ parent, dir string }{
+		{"/kubepods/burstable/pod0a1b", "burstable"},
+		{"kubepods-besteffort-pod0a1b.slice", "besteffort"},
+	} {
+		cfg := config("qos-"+tt.dir, 0)
+		cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{CgroupParent: tt.parent}
+		id := e.run(cfg)
+		dir := filepath.Join(base, e.m.CgroupRoot(), tt.dir)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("sandbox with cgroup parent %q: %v", tt.parent, err)
+		}
+		var pods []string
+		for _, d := range entries {
+			if d.IsDir() {
+				pods = append(pods, d.Name())
+			}
+		}
+		if len(pods) != 1 {
+			t.Errorf("sandbox with cgroup parent %q: %s holds pod cgroups %v, want exactly one", tt.parent, dir, pods)
+		}
+		e.remove(id)
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s outlives its only sandbox (stat: %v)", dir, err)
+		}
+	}
+}
