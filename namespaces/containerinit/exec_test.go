@@ -292,9 +292,13 @@ func TestExecForwardsSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
-	// A stdin that never delivers: the shell blocks in read until the
-	// signal interrupts it and runs the trap. No background child that
-	// could outlive the shell and hold stdout open.
+	// A stdin that never delivers. The shell waits in a loop of short
+	// foreground sleeps, not in one `read`: a shell checks for trapped
+	// signals between commands, and a SIGTERM landing after that check but
+	// before read(2) blocks is never seen by a read that waits for ever
+	// (the test once hung until the target died, under load). A sleep
+	// ends, the trap runs; no background child outlives the shell to hold
+	// stdout open.
 	// An *os.File, so exec.Cmd starts no copying goroutine that Wait would
 	// wait for.
 	stdinR, stdinW, err := os.Pipe()
@@ -305,7 +309,7 @@ func TestExecForwardsSignals(t *testing.T) {
 	cmd := namespaces.ExecCommand(namespaces.ExecOptions{
 		Helper: helper, Target: target.pid, Stdin: stdinR, Stdout: pw,
 		Process: specs.Process{
-			Args: []string{"sh", "-c", `trap 'exit 3' TERM; echo ready; read line`},
+			Args: []string{"sh", "-c", `trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done`},
 			Env:  []string{"PATH=/usr/bin:/bin"}, Cwd: "/",
 		},
 	})
