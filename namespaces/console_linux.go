@@ -19,6 +19,12 @@ import (
 // does with its console socket. The caller owns master and copies through
 // it; nothing of the caller's terminal ever reaches the container.
 func StartTerminalContainer(helper string, p *spec.Pod, c *spec.Container, beforeRun func(pid int) error) (pid int, master *os.File, err error) {
+	return StartTerminalContainerIn(helper, p, c, nil, beforeRun)
+}
+
+// StartTerminalContainerIn is StartTerminalContainer with the child born in
+// cgroupDir when it is not nil (see StartContainerIn).
+func StartTerminalContainerIn(helper string, p *spec.Pod, c *spec.Container, cgroupDir *os.File, beforeRun func(pid int) error) (pid int, master *os.File, err error) {
 	if c.OCI.Process == nil || !c.OCI.Process.Terminal {
 		return 0, nil, fmt.Errorf("failed to start container %q: it has no terminal", c.Name)
 	}
@@ -27,7 +33,7 @@ func StartTerminalContainer(helper string, p *spec.Pod, c *spec.Container, befor
 		return 0, nil, fmt.Errorf("failed to start container %q: %w", c.Name, err)
 	}
 	defer ours.Close()
-	pid, err = startWithConsole(helper, p, c, theirs, beforeRun)
+	pid, err = startWithConsole(helper, p, c, theirs, cgroupDir, beforeRun)
 	theirs.Close()
 	if err != nil {
 		return 0, nil, err
@@ -40,14 +46,14 @@ func StartTerminalContainer(helper string, p *spec.Pod, c *spec.Container, befor
 	return pid, master, nil
 }
 
-// startWithConsole is StartContainer with console as the init stage's
+// startWithConsole is StartContainerIn with console as the init stage's
 // InitConsoleFd.
-func startWithConsole(helper string, p *spec.Pod, c *spec.Container, console *os.File, beforeRun func(pid int) error) (int, error) {
+func startWithConsole(helper string, p *spec.Pod, c *spec.Container, console, cgroupDir *os.File, beforeRun func(pid int) error) (int, error) {
 	cfg, err := encodeInitConfig(p, c)
 	if err != nil {
 		return 0, err
 	}
-	child, err := startInitProcess(helper, c, [3]*os.File{}, console)
+	child, err := startInitProcess(helper, c, [3]*os.File{}, console, cgroupDir)
 	if err != nil {
 		return 0, fmt.Errorf("failed to start init of container %q: %w", c.Name, err)
 	}

@@ -62,6 +62,16 @@ var namespaceCloneFlags = map[specs.LinuxNamespaceType]uintptr{
 // (ECHILD is tolerated in case the caller's wait4(-1) loop got there
 // first) and returns pid 0.
 func StartContainer(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(pid int) error) (pid int, err error) {
+	return StartContainerIn(helper, p, c, stdio, nil, beforeRun)
+}
+
+// StartContainerIn is StartContainer with the child born in the cgroup
+// cgroupDir (an O_PATH fd of a cgroup2 directory, cgroups.CloneTarget)
+// when it is not nil, through clone3's CLONE_INTO_CGROUP: no migration,
+// so no wait for the kernel's threadgroup rwsem (beforeRun's join then
+// finds the child in place). A kernel without clone3 (before 5.7) gets the
+// plain fork and beforeRun's join.
+func StartContainerIn(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.File, cgroupDir *os.File, beforeRun func(pid int) error) (pid int, err error) {
 	if c.OCI.Process == nil || len(c.OCI.Process.Args) == 0 {
 		return 0, fmt.Errorf("failed to start container %q: no process args", c.Name)
 	}
@@ -69,7 +79,7 @@ func StartContainer(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.
 	if err != nil {
 		return 0, fmt.Errorf("failed to encode config of container %q: %w", c.Name, err)
 	}
-	child, err := startInitProcess(helper, c, stdio, nil)
+	child, err := startInitProcess(helper, c, stdio, nil, cgroupDir)
 	if err != nil {
 		return 0, fmt.Errorf("failed to start init of container %q: %w", c.Name, err)
 	}
@@ -112,8 +122,9 @@ func (ch *initChild) closeParentEnds() {
 }
 
 // startInitProcess forks `helper init` into the container's namespaces.
-// console, when not nil, becomes the child's InitConsoleFd.
-func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File, console *os.File) (*initChild, error) {
+// console, when not nil, becomes the child's InitConsoleFd; cgroupDir, when
+// not nil, is the cgroup the child is cloned into.
+func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File, console, cgroupDir *os.File) (*initChild, error) {
 	files, closeFiles, err := stdioFiles(stdio)
 	if err != nil {
 		return nil, err
@@ -142,7 +153,7 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File, conso
 	// After the console: the trace fd's number travels in the env.
 	attr.Env, attr.Files = ktrace.PassFiles(attr.Env, attr.Files) // --debug: init traces to the CLI's stderr
 	// helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
-	pid, err := forkInNamespaces(helper, []string{helper, HelperInitArg}, attr, c.OCI.Linux)
+	pid, err := forkInNamespaces(helper, []string{helper, HelperInitArg}, attr, c.OCI.Linux, cgroupDir)
 	if err != nil {
 		cfgW.Close()
 		errR.Close()
@@ -183,7 +194,7 @@ func stdioFiles(stdio [3]*os.File) ([]*os.File, func(), error) {
 // Go runtime discards the thread, so no other goroutine ever runs in the
 // pod's namespaces. There is no Pdeathsig for the same reason: it fires
 // when the forking thread exits, which is right after this returns.
-func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Linux) (int, error) {
+func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Linux, cgroupDir *os.File) (int, error) {
 	flags := uintptr(unix.CLONE_NEWNS)
 	var join []specs.LinuxNamespace
 	if l != nil {
@@ -205,6 +216,9 @@ func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Li
 		}
 	}
 	attr.Sys = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	if cgroupDir != nil {
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, int(cgroupDir.Fd())
+	}
 	type result struct {
 		pid int
 		err error
@@ -223,6 +237,11 @@ func forkInNamespaces(path string, argv []string, attr *os.ProcAttr, l *specs.Li
 			return
 		}
 		proc, err := ktrace.StartProcess(path, argv, attr)
+		if errors.Is(err, unix.ENOSYS) && attr.Sys.UseCgroupFD {
+			// No clone3 (kernel < 5.7): fork, and let the join move it.
+			attr.Sys.UseCgroupFD = false
+			proc, err = ktrace.StartProcess(path, argv, attr)
+		}
 		if err != nil {
 			done <- result{err: fmt.Errorf("failed to fork %q: %w", path, kfeature.Unshare(int(flags), err))}
 			return

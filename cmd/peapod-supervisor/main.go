@@ -144,12 +144,28 @@ type kernel struct {
 	cg cgroups.Driver
 }
 
+// StartContainer clones c's init stage into its cgroup where the driver
+// can (the unified hierarchy), so that beforeRun's join has nothing to move.
 func (k kernel) StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(int) error) (int, error) {
-	return namespaces.StartContainer(k.helper, p, c, stdio, beforeRun)
+	dir, err := cgroups.CloneTarget(k.cg, c.Cgroup)
+	if err != nil {
+		return 0, err
+	}
+	if dir != nil {
+		defer dir.Close()
+	}
+	return namespaces.StartContainerIn(k.helper, p, c, stdio, dir, beforeRun)
 }
 
 func (k kernel) StartTerminalContainer(p *spec.Pod, c *spec.Container, beforeRun func(int) error) (int, *os.File, error) {
-	return namespaces.StartTerminalContainer(k.helper, p, c, beforeRun)
+	dir, err := cgroups.CloneTarget(k.cg, c.Cgroup)
+	if err != nil {
+		return 0, nil, err
+	}
+	if dir != nil {
+		defer dir.Close()
+	}
+	return namespaces.StartTerminalContainerIn(k.helper, p, c, dir, beforeRun)
 }
 
 func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.self) }
