@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,8 +88,27 @@ type kubelet struct {
 	cgroupRoot string
 	cmd        *exec.Cmd
 	exited     chan error
-	log        *bytes.Buffer
+	log        *syncBuffer
 	healthz    string
+}
+
+// syncBuffer is a buffer the kubelet's output is copied into (by exec's
+// goroutine) while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // freePort returns a TCP port on 127.0.0.1 nobody listens on now.
@@ -179,7 +200,7 @@ evictionHard:
 	// No iptables on its PATH either: makeIPTablesUtilChains is off, and
 	// nothing else of the kubelet's should reach for it.
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	k.log = &bytes.Buffer{}
+	k.log = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = k.log, k.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("failed to start the kubelet: %v", err)
@@ -187,9 +208,12 @@ evictionHard:
 	k.cmd, k.exited = cmd, make(chan error, 1)
 	go func() { k.exited <- cmd.Wait() }()
 	t.Cleanup(k.stop)
+	// The kubelet's whole log goes to $PEAPOD_KUBELET_LOG when set (to see
+	// what it asked of peapod in a passing run), its tail into the test's
+	// log on failure.
 	t.Cleanup(func() {
 		if p := os.Getenv("PEAPOD_KUBELET_LOG"); p != "" {
-			_ = os.WriteFile(p, k.log.Bytes(), 0o644)
+			_ = os.WriteFile(p, []byte(k.log.String()), 0o644)
 		}
 		if t.Failed() {
 			t.Logf("kubelet log (last 8 KiB):\n%s", tail(k.log.String(), 8<<10))
@@ -510,6 +534,18 @@ metadata:
 spec:
   restartPolicy: Always
   terminationGracePeriodSeconds: 2
+  volumes:
+  - name: work
+    emptyDir: {}
+  # Run to completion before the app starts; what it writes in the shared
+  # emptyDir the app prints, into its log.
+  initContainers:
+  - name: init
+    image: busybox:latest
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo made by init > /work/init"]
+    volumeMounts:
+    - {name: work, mountPath: /work}
   containers:
   - name: app
     image: busybox:latest
@@ -517,7 +553,9 @@ spec:
     # Healthy for 3 s, then the probe's file goes. The trap ends the shell
     # on SIGTERM at once (sleep runs in the background so wait is
     # interruptible), rather than after the grace period.
-    command: ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/healthy; sleep 3; rm -f /tmp/healthy; sleep 600 & wait"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; cat /work/init; touch /tmp/healthy; sleep 3; rm -f /tmp/healthy; sleep 600 & wait"]
+    volumeMounts:
+    - {name: work, mountPath: /work}
     # Burstable: the kubelet puts the pod under its burstable QoS cgroup
     # and sends the limit with the container's config.
     resources:
@@ -531,7 +569,7 @@ spec:
       failureThreshold: 1
 `)
 	podName := "liveness-" + kubeletNode
-	var sandboxID, firstID string
+	var sandboxID, podUID, firstID string
 	k.await("the static pod's sandbox to be ready", 60*time.Second, func() (bool, string) {
 		var ps criPods
 		out := d.run("crictl", "pods", "--name", podName, "-o", "json")
@@ -540,7 +578,7 @@ spec:
 		}
 		for _, p := range ps.Items {
 			if p.State == "SANDBOX_READY" && p.Metadata.Namespace == "default" {
-				sandboxID = p.ID
+				sandboxID, podUID = p.ID, p.Metadata.UID
 				return true, ""
 			}
 		}
@@ -565,6 +603,18 @@ spec:
 		return false, fmt.Sprintf("%+v", cs)
 	})
 	t.Logf("pod running after %v", time.Since(start).Round(time.Millisecond))
+	// The init container ran first, to completion; the app's output is in
+	// the log file the kubelet named, in the CRI format.
+	for _, c := range containers().Containers {
+		if c.Metadata.Name == "init" && c.State != "CONTAINER_EXITED" {
+			t.Errorf("init container %s is %s, want CONTAINER_EXITED", c.ID, c.State)
+		}
+	}
+	logFile := filepath.Join(k.dir, "pod-logs", fmt.Sprintf("default_%s_%s", podName, podUID), "app", "0.log")
+	k.await("the app's output in "+logFile, 30*time.Second, func() (bool, string) {
+		b, err := os.ReadFile(logFile)
+		return err == nil && regexp.MustCompile(`(?m)^\S+ stdout F made by init$`).Match(b), fmt.Sprintf("%q %v", b, err)
+	})
 	// peapod took the class from the kubelet's cgroup parent, and the limit
 	// from the container's resources.
 	cg, limit := memoryLimit(t, d.inspect(firstID).Info.PID)
