@@ -450,6 +450,16 @@ func memoryLimit(t *testing.T, pid int) (cgroup, limit string) {
 	return cgroup, strings.TrimSpace(string(v))
 }
 
+// readLink reads a symlink, failing the test on error.
+func readLink(t *testing.T, p string) string {
+	t.Helper()
+	l, err := os.Readlink(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // hostState is what a kubelet would change on the host if the test let
 // it: the kernel tunables it sets, and whether the fixed paths it writes
 // exist.
@@ -568,6 +578,25 @@ spec:
       timeoutSeconds: 2
       failureThreshold: 1
 `)
+	// A second pod beside it, as a standalone kubelet's control-plane pods
+	// are: on the host's network, Guaranteed (its cgroup directly under the
+	// class root, with a CPU quota).
+	hostPod := k.writeStaticPod("hostnet.yaml", `apiVersion: v1
+kind: Pod
+metadata:
+  name: hostnet
+  namespace: kube-system
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: busybox:latest
+    imagePullPolicy: Never
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
+    resources:
+      limits: {cpu: 100m, memory: 32Mi}
+`)
 	podName := "liveness-" + kubeletNode
 	var sandboxID, podUID, firstID string
 	k.await("the static pod's sandbox to be ready", 60*time.Second, func() (bool, string) {
@@ -640,10 +669,32 @@ spec:
 		t.Errorf("the kubelet's log does not say the liveness probe failed")
 	}
 
-	// Gone from the manifests, the pod is killed at once and its sandbox
-	// removed by the kubelet's container GC (every minute).
-	if err := os.Remove(pod); err != nil {
-		t.Fatal(err)
+	hostID := ""
+	k.await("the host-network pod's container to run", 60*time.Second, func() (bool, string) {
+		var cs criContainers
+		out := d.run("crictl", "ps", "--name", "main", "--state", "running", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			t.Fatalf("crictl ps: %v\n%s", err, out)
+		}
+		if len(cs.Containers) == 1 {
+			hostID = cs.Containers[0].ID
+		}
+		return hostID != "", out
+	})
+	pid := d.inspect(hostID).Info.PID
+	if ns, host := readLink(t, fmt.Sprintf("/proc/%d/ns/net", pid)), readLink(t, "/proc/self/ns/net"); ns != host {
+		t.Errorf("the host-network container's network namespace is %s, the host's %s", ns, host)
+	}
+	if cg, limit := memoryLimit(t, pid); strings.Contains(cg, "/burstable/") || strings.Contains(cg, "/besteffort/") || limit != "33554432" {
+		t.Errorf("the Guaranteed container's memory cgroup is %s with limit %s, want one under no class parent, 33554432 (32Mi)", cg, limit)
+	}
+
+	// Gone from the manifests, the pods are killed at once and their
+	// sandboxes removed by the kubelet's container GC (every minute).
+	for _, p := range []string{pod, hostPod} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	k.await("the kubelet to remove the sandbox", 90*time.Second, func() (bool, string) {
 		out := d.run("crictl", "pods", "-q")
