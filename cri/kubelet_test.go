@@ -86,10 +86,12 @@ type kubelet struct {
 	// cgroupRoot is the cgroup its QoS hierarchy lives under, made by the
 	// test in every hierarchy and removed after it.
 	cgroupRoot string
-	cmd        *exec.Cmd
-	exited     chan error
-	log        *syncBuffer
-	healthz    string
+	// args are unshare's: the wrapper and the kubelet's command line.
+	args    []string
+	cmd     *exec.Cmd
+	exited  chan error
+	log     *syncBuffer
+	healthz string
 }
 
 // syncBuffer is a buffer the kubelet's output is copied into (by exec's
@@ -193,20 +195,11 @@ evictionHard:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", kubeletWrapper, "sh",
+	k.args = []string{"--mount", "--propagation", "private", "sh", "-c", kubeletWrapper, "sh",
 		filepath.Join(dir, "sysctl"),
 		bin, "--config", cfgPath, "--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "certs"),
-		"--hostname-override", kubeletNode, "--v", "2")
-	// No iptables on its PATH either: makeIPTablesUtilChains is off, and
-	// nothing else of the kubelet's should reach for it.
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+		"--hostname-override", kubeletNode, "--v", "2"}
 	k.log = &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = k.log, k.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("failed to start the kubelet: %v", err)
-	}
-	k.cmd, k.exited = cmd, make(chan error, 1)
-	go func() { k.exited <- cmd.Wait() }()
 	t.Cleanup(k.stop)
 	// The kubelet's whole log goes to $PEAPOD_KUBELET_LOG when set (to see
 	// what it asked of peapod in a passing run), its tail into the test's
@@ -219,10 +212,30 @@ evictionHard:
 			t.Logf("kubelet log (last 8 KiB):\n%s", tail(k.log.String(), 8<<10))
 		}
 	})
+	k.launch()
+	return k
+}
+
+// launch starts the kubelet (again) and waits until its healthz answers
+// ok.
+func (k *kubelet) launch() {
+	t := k.t
+	t.Helper()
+	cmd := exec.Command("unshare", k.args...)
+	// No iptables on its PATH either: makeIPTablesUtilChains is off, and
+	// nothing else of the kubelet's should reach for it.
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + k.dir}
+	cmd.Stdout, cmd.Stderr = k.log, k.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("failed to start the kubelet: %v", err)
+	}
+	exited := make(chan error, 1)
+	k.cmd, k.exited = cmd, exited
+	go func() { exited <- cmd.Wait() }()
 	k.await("the kubelet's healthz to answer ok", 60*time.Second, func() (bool, string) {
 		select {
-		case err := <-k.exited:
-			k.exited <- err
+		case err := <-exited:
+			exited <- err
 			t.Fatalf("the kubelet exited before it was healthy: %v\n%s", err, tail(k.log.String(), 8<<10))
 		default:
 		}
@@ -233,7 +246,6 @@ evictionHard:
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-	return k
 }
 
 // tail is the last n bytes of s.
@@ -366,13 +378,15 @@ func (k *kubelet) writeStaticPod(name, manifest string) string {
 
 // criPods is what `crictl pods -o json` prints, in the parts read here.
 type criPods struct {
-	Items []struct {
-		ID       string `json:"id"`
-		State    string `json:"state"`
-		Metadata struct {
-			Name, Namespace, UID string
-		} `json:"metadata"`
-	} `json:"items"`
+	Items []criPod `json:"items"`
+}
+
+type criPod struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Metadata struct {
+		Name, Namespace, UID string
+	} `json:"metadata"`
 }
 
 // criContainers is what `crictl ps -o json` prints, in the parts read here.
@@ -574,6 +588,7 @@ spec:
     livenessProbe:
       exec:
         command: ["cat", "/tmp/healthy"]
+      initialDelaySeconds: 1
       periodSeconds: 1
       timeoutSeconds: 2
       failureThreshold: 1
@@ -687,6 +702,34 @@ spec:
 	}
 	if cg, limit := memoryLimit(t, pid); strings.Contains(cg, "/burstable/") || strings.Contains(cg, "/besteffort/") || limit != "33554432" {
 		t.Errorf("the Guaranteed container's memory cgroup is %s with limit %s, want one under no class parent, 33554432 (32Mi)", cg, limit)
+	}
+
+	// A kubelet restarted adopts the pods from what peapod lists (their
+	// labels and annotations carry the kubelet's own bookkeeping): it
+	// keeps the sandboxes and the healthy container, and counts on from
+	// the restart count peapod gives back when the probe fails again.
+	k.stop()
+	k.launch()
+	t.Logf("kubelet restarted after %v", time.Since(start).Round(time.Millisecond))
+	k.await("the restarted kubelet to restart the unhealthy container as attempt 2", 60*time.Second, func() (bool, string) {
+		cs := containers()
+		for _, c := range cs.Containers {
+			if c.Metadata.Name == "app" && c.State == "CONTAINER_RUNNING" && c.Metadata.Attempt >= 2 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", cs)
+	})
+	t.Logf("container restarted by the new kubelet after %v", time.Since(start).Round(time.Millisecond))
+	var ps criPods
+	if err := json.Unmarshal([]byte(d.run("crictl", "pods", "-o", "json")), &ps); err != nil {
+		t.Fatalf("crictl pods: %v", err)
+	}
+	if len(ps.Items) != 2 || !slices.ContainsFunc(ps.Items, func(p criPod) bool { return p.ID == sandboxID }) {
+		t.Errorf("after the kubelet's restart: sandboxes %+v, want 2 with %s", ps.Items, sandboxID)
+	}
+	if out := strings.TrimSpace(d.run("crictl", "ps", "-q", "--name", "main", "--state", "running")); out != hostID {
+		t.Errorf("after the kubelet's restart the host-network pod's container is %q, want %s kept", out, hostID)
 	}
 
 	// Gone from the manifests, the pods are killed at once and their
