@@ -2,9 +2,11 @@ package cri_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -87,11 +89,13 @@ type kubelet struct {
 	// test in every hierarchy and removed after it.
 	cgroupRoot string
 	// args are unshare's: the wrapper and the kubelet's command line.
-	args    []string
-	cmd     *exec.Cmd
-	exited  chan error
-	log     *syncBuffer
-	healthz string
+	args   []string
+	cmd    *exec.Cmd
+	exited chan error
+	log    *syncBuffer
+	// healthz is its health URL; api its server's (HTTPS, a self-signed
+	// certificate, anonymous requests allowed).
+	healthz, api string
 }
 
 // syncBuffer is a buffer the kubelet's output is copied into (by exec's
@@ -157,6 +161,8 @@ func startKubelet(t *testing.T, d *daemon, bin string) *kubelet {
 
 	port := freePort(t)
 	k.healthz = fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	apiPort := freePort(t)
+	k.api = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 staticPodPath: %[1]s/manifests
@@ -170,7 +176,9 @@ failSwapOn: false
 failCgroupV1: false
 podLogsDir: %[1]s/pod-logs
 volumePluginDir: %[1]s/volume-plugins
-enableServer: false
+enableServer: true
+address: 127.0.0.1
+port: %[5]d
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: %[4]d
@@ -190,7 +198,7 @@ evictionHard:
   nodefs.available: 1%%
   nodefs.inodesFree: 1%%
   imagefs.available: 1%%
-`, dir, d.sock, k.cgroupRoot, port)
+`, dir, d.sock, k.cgroupRoot, port, apiPort)
 	cfgPath := filepath.Join(dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -246,6 +254,28 @@ func (k *kubelet) launch() {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
+}
+
+// call makes a request of the kubelet's server (as `kubectl logs` and
+// `kubectl exec` reach it through the API server) and returns the status
+// and body.
+func (k *kubelet) call(method, path string) (int, string, error) {
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		// The kubelet's own self-signed certificate, on loopback.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequest(method, k.api+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // tail is the last n bytes of s.
@@ -658,6 +688,16 @@ spec:
 	k.await("the app's output in "+logFile, 30*time.Second, func() (bool, string) {
 		b, err := os.ReadFile(logFile)
 		return err == nil && regexp.MustCompile(`(?m)^\S+ stdout F made by init$`).Match(b), fmt.Sprintf("%q %v", b, err)
+	})
+	// The kubelet's server reads that log (kubectl logs) and runs a
+	// command in the container through peapod's ExecSync.
+	k.await("the kubelet's containerLogs to show the app's output", 30*time.Second, func() (bool, string) {
+		code, body, err := k.call(http.MethodGet, "/containerLogs/default/"+podName+"/app")
+		return err == nil && code == http.StatusOK && body == "made by init\n", fmt.Sprintf("%d %q %v", code, body, err)
+	})
+	k.await("the kubelet's run to cat the init container's file", 30*time.Second, func() (bool, string) {
+		code, body, err := k.call(http.MethodPost, "/run/default/"+podName+"/app?cmd=cat+/work/init")
+		return err == nil && code == http.StatusOK && body == "made by init\n", fmt.Sprintf("%d %q %v", code, body, err)
 	})
 	// peapod took the class from the kubelet's cgroup parent, and the limit
 	// from the container's resources.
