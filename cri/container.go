@@ -244,9 +244,10 @@ func containerFromConfig(cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodS
 	// The kubelet expanded $(VAR) references already; the builder must
 	// not expand them again.
 	c.Command, c.Args = escapeAll(c.Command), escapeAll(c.Args)
-	if cfg.Tty || cfg.Stdin {
-		return nil, invalid("config.tty", "peapod gives CRI containers no terminal or stdin yet (attach is not implemented)")
-	}
+	// The supervisor holds the pty master or the stdin pipe for the
+	// container's life; Attach reaches them. stdin_once without stdin
+	// means nothing (the builder drops it, as the kubelet's API does).
+	c.TTY, c.Stdin, c.StdinOnce = cfg.Tty, cfg.Stdin, cfg.StdinOnce
 	if len(cfg.CDIDevices) > 0 {
 		return nil, invalid("config.CDI_devices", "peapod has no CDI support")
 	}

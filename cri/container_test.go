@@ -37,8 +37,6 @@ func TestContainerConfigRefused(t *testing.T) {
 		name, field string
 		mod         func(*runtimeapi.ContainerConfig)
 	}{
-		{"tty", "config.tty", func(c *runtimeapi.ContainerConfig) { c.Tty = true }},
-		{"stdin", "config.tty", func(c *runtimeapi.ContainerConfig) { c.Stdin = true }},
 		{"devices unprivileged", "config.devices", func(c *runtimeapi.ContainerConfig) {
 			c.Devices = []*runtimeapi.Device{{HostPath: "/dev/sda", ContainerPath: "/dev/sda", Permissions: "rwm"}}
 		}},
@@ -78,6 +76,30 @@ func TestContainerConfigRefused(t *testing.T) {
 				t.Errorf("got %v, want InvalidArgument naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// TestContainerConfigTerminal: tty, stdin and stdin_once reach the
+// container the builder makes the spec of (the supervisor then holds the
+// pty or the stdin pipe for Attach).
+func TestContainerConfigTerminal(t *testing.T) {
+	sbCfg := &runtimeapi.PodSandboxConfig{LogDirectory: "/var/log/pods/x"}
+	for _, tc := range []struct {
+		tty, stdin, once bool
+	}{
+		{false, false, false}, {true, false, false}, {false, true, false}, {false, true, true}, {true, true, true}, {false, false, true},
+	} {
+		cfg := baseConfig()
+		cfg.Tty, cfg.Stdin, cfg.StdinOnce = tc.tty, tc.stdin, tc.once
+		c, err := containerFromConfig(cfg, sbCfg, &corev1.Pod{}, strings.Repeat("a", 64))
+		if err != nil {
+			t.Errorf("tty %v stdin %v stdin_once %v: %v", tc.tty, tc.stdin, tc.once, err)
+			continue
+		}
+		if c.TTY != tc.tty || c.Stdin != tc.stdin || c.StdinOnce != tc.once {
+			t.Errorf("tty %v stdin %v stdin_once %v made a container with tty %v stdin %v stdinOnce %v",
+				tc.tty, tc.stdin, tc.once, c.TTY, c.Stdin, c.StdinOnce)
+		}
 	}
 }
 

@@ -37,7 +37,7 @@ func (d *daemon) crictlCmd(ctx context.Context, args ...string) *exec.Cmd {
 // with a piped payload (checksummed inside), exit codes, exec -it on a
 // real pty (its size and TERM, input typed, exit code), port-forward to
 // busybox httpd with parallel connections, and the errors of an unknown
-// or stopped container, an unknown sandbox and attach; leaving nothing.
+// or stopped container and an unknown sandbox; leaving nothing.
 func TestCrictlStreaming(t *testing.T) {
 	d := startDaemon(t)
 	d.run("peapod", "image", "import", busyboxTar, "--name", "busybox:latest")
@@ -255,7 +255,7 @@ func TestCrictlStreaming(t *testing.T) {
 			{[]string{"exec", "-it", stopped, "true"}, "FailedPrecondition"},
 			{[]string{"port-forward", "0123456789abcdef", "8080"}, "NotFound"},
 			{[]string{"port-forward", pod, "0:70000"}, ""},
-			{[]string{"attach", id}, "Unimplemented"},
+			{[]string{"attach", stopped}, "FailedPrecondition"},
 		} {
 			out, err := d.try(c.args...)
 			if err == nil || !strings.Contains(out, c.want) {

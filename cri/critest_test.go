@@ -212,10 +212,9 @@ const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence
 // PID and IPC namespaces, seccomp; and Security Context specs whose
 // images the test does not build yet (nginx for the PID specs, the
 // nonewprivs image, ipcs, a real /bin/ls to mask: Debian's busybox is one
-// binary and its applets symlinks, so masking /bin/ls masks busybox);
-// attach (containers with stdin or a tty are refused) and the
-// port-forward specs, whose nginx images the test does not build yet.
-const critestSkip = `metrics|sysctls|'rshared'|HostPID|HostIpc|PodPID|ContainerPID|MaskedPaths|SeccompProfilePath|NoNewPrivs|support attach|support portforward`
+// binary and its applets symlinks, so masking /bin/ls masks busybox); and
+// the port-forward specs, whose nginx images the test does not build yet.
+const critestSkip = `metrics|sysctls|'rshared'|HostPID|HostIpc|PodPID|ContainerPID|MaskedPaths|SeccompProfilePath|NoNewPrivs|support portforward`
 
 // critestReport is the part of ginkgo's JSON report the test reads.
 type critestReport []struct {

@@ -96,6 +96,17 @@ func netConfig(t testing.TB, root string) cni.Config {
 // newEnv starts a CRI server in this process and connects to it.
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, false)
+}
+
+// newStreamingEnv is newEnv whose server runs a streaming server too.
+func newStreamingEnv(t testing.TB) *env {
+	t.Helper()
+	return newEnvWith(t, true)
+}
+
+func newEnvWith(t testing.TB, streaming bool) *env {
+	t.Helper()
 	testutil.RequireRoot(t)
 	e := &env{t: t, dir: shortTempDir(t)}
 	e.root, e.runRoot, e.sock = filepath.Join(e.dir, "root"), filepath.Join(e.dir, "run"), filepath.Join(e.dir, "cri.sock")
@@ -120,7 +131,15 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatalf("failed to listen: %v", err)
 	}
-	g := cri.NewGRPCServer(cri.New(m, "test"))
+	srv := cri.New(m, "test")
+	if streaming {
+		_, stop, err := srv.StartStreaming(cri.DefaultStreamingAddress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stop() })
+	}
+	g := cri.NewGRPCServer(srv)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ln) }()
 	conn, err := grpc.NewClient("unix://"+e.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,15 +75,19 @@ func (s *Server) StartStreaming(addr string) (string, func() error, error) {
 var errNoStreamingServer = status.Error(codes.Unavailable, "peapod-cri runs no streaming server")
 
 // runningContainer resolves a container id that must name a running
-// container: NotFound or FailedPrecondition otherwise, before a URL is
-// handed out for it.
+// container: NotFound, or FailedPrecondition with containerd's words
+// ("is in CONTAINER_EXITED state"), before a URL is handed out for it.
 func (s *Server) runningContainer(id string) (*ctr, error) {
 	c, err := s.findContainer(id)
 	if err != nil {
 		return nil, err
 	}
 	if c.st == nil || c.st.State != state.StateRunning || !c.st.Proc.Alive() {
-		return nil, status.Errorf(codes.FailedPrecondition, "container %s is not running", c.id())
+		st, _, _, _ := c.criState()
+		if st == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			st = runtimeapi.ContainerState_CONTAINER_UNKNOWN // its process is gone
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "container %s is not running: it is in %s state", c.id(), st)
 	}
 	return c, nil
 }
@@ -101,13 +106,15 @@ func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimea
 	return s.stream.GetExec(req)
 }
 
-// Attach is not served: CreateContainer refuses tty and stdin, and a
-// CRI-mode container's output goes to its log file only.
+// Attach checks the container runs and returns the URL of the attach.
 func (s *Server) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if _, err := s.findContainer(req.ContainerId); err != nil {
+	if _, err := s.runningContainer(req.ContainerId); err != nil {
 		return nil, err
 	}
-	return nil, status.Error(codes.Unimplemented, "attach is not supported yet: CRI containers have no stdin or tty (CreateContainer refuses them) and their output goes to the log (crictl logs -f)")
+	if s.stream == nil {
+		return nil, errNoStreamingServer
+	}
+	return s.stream.GetAttach(req)
 }
 
 // PortForward checks the sandbox has its network and returns the URL of
@@ -267,9 +274,130 @@ func setWinsize(master *os.File, size remotecommand.TerminalSize) {
 	}
 }
 
-// Attach is not served (see Server.Attach).
-func (r streamRuntime) Attach(context.Context, string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan remotecommand.TerminalSize) error {
-	return status.Error(codes.Unimplemented, "attach is not supported yet")
+// Attach connects the client's streams to the running main process of
+// the container through its supervisor (pod.Manager.CRIAttach, the same
+// operation as `peapod attach`), and returns when the process's output
+// ends (it exited) or the client goes. As containerd's:
+//   - the client's input reaches the container only if it was created
+//     with stdin (otherwise it is read and dropped);
+//   - without stdin_once, the end of the client's input ends the attach
+//     and the container keeps its stdin open for the next one; with
+//     stdin_once it closes the container's stdin (EOF on a pipe, hang-up
+//     on a terminal) and the output flows on until the process exits;
+//   - a tty container's one stream goes to stdout; resizes reach its pty.
+//
+// The request's context is not cancelled when the client disconnects
+// (the connection was hijacked), so a client is taken to be gone when
+// its input or resize stream ends or a write to it fails: the attach
+// ends, the supervisor drops its end, the container runs on.
+func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	c, err := r.s.findContainer(id)
+	if err != nil {
+		return err
+	}
+	ended := make(chan struct{})
+	defer close(ended)
+	gone := make(chan struct{})
+	var goneOnce sync.Once
+	leave := func() { goneOnce.Do(func() { close(gone) }) }
+	go func() {
+		select {
+		case <-ctx.Done():
+			leave()
+		case <-ended:
+		}
+	}()
+	streams := supervisor.AttachStreams{Done: gone}
+	if out != nil {
+		streams.Stdout = clientWriter{out, leave}
+	}
+	if errw != nil {
+		streams.Stderr = clientWriter{errw, leave}
+	}
+	if in != nil {
+		if c.spec.Stdin {
+			streams.Stdin = &clientInput{r: in, once: c.spec.StdinOnce, leave: leave}
+		} else {
+			go func() {
+				io.Copy(io.Discard, in)
+				leave()
+			}()
+		}
+	}
+	if resize != nil {
+		ws := make(chan supervisor.Winsize, 1)
+		streams.Resize = ws
+		// A client with a terminal sends its size as the streams open:
+		// taken before the attach starts, it goes to the supervisor ahead
+		// of any input, so the first line typed already runs at that
+		// size. A client that sends none costs this bounded wait only.
+		if tty {
+			select {
+			case size, ok := <-resize:
+				if ok {
+					ws <- supervisor.Winsize{Rows: size.Height, Cols: size.Width}
+				}
+			case <-time.After(firstSizeWait):
+			}
+		}
+		go func() {
+			// The resize stream ends with the client's connection.
+			defer leave()
+			for size := range resize {
+				select {
+				case ws <- supervisor.Winsize{Rows: size.Height, Cols: size.Width}:
+				case <-ended:
+					return
+				}
+			}
+		}()
+	}
+	err = r.s.m.CRIAttach(c.sb.id(), c.id(), streams)
+	switch {
+	case err == nil, errors.Is(err, supervisor.ErrDetached):
+		return nil
+	case errors.Is(err, pod.ErrContainerNotFound):
+		return status.Errorf(codes.NotFound, "%v", err)
+	case strings.Contains(err.Error(), "is not running"), errors.Is(err, supervisor.ErrNoSupervisor):
+		return status.Errorf(codes.FailedPrecondition, "container %s is not running: %v", c.id(), err)
+	}
+	return fmt.Errorf("failed to attach to container %s: %w", c.id(), err)
+}
+
+// firstSizeWait bounds the wait for an attach client's terminal size.
+const firstSizeWait = 200 * time.Millisecond
+
+// clientWriter is an output stream of an attach client: a failed write
+// means the client is gone.
+type clientWriter struct {
+	w     io.Writer
+	leave func()
+}
+
+func (w clientWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.leave()
+	}
+	return n, err
+}
+
+// clientInput is an attach client's input. Its end ends the attach,
+// unless the container has stdin_once: then it is the container's EOF
+// (the supervisor closes its stdin) and the output flows on.
+type clientInput struct {
+	r     io.Reader
+	once  bool
+	leave func()
+}
+
+func (c *clientInput) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && !c.once {
+		c.leave()
+		return n, supervisor.ErrDetached
+	}
+	return n, err
 }
 
 // PortForward copies stream to and from port on the sandbox's loopback,

@@ -80,10 +80,10 @@ func TestStreamingBadInput(t *testing.T) {
 			_, err := e.rt.Attach(e.ctx(), &runtimeapi.AttachRequest{ContainerId: "0123456789abcdef", Stdout: true})
 			return err
 		}, codes.NotFound},
-		{"attach", func() error {
+		{"attach to a container not started", func() error {
 			_, err := e.rt.Attach(e.ctx(), &runtimeapi.AttachRequest{ContainerId: created, Stdout: true})
 			return err
-		}, codes.Unimplemented},
+		}, codes.FailedPrecondition},
 		{"port-forward to port 0", func() error {
 			_, err := e.rt.PortForward(e.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: sb, Port: []int32{0}})
 			return err

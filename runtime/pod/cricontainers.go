@@ -377,3 +377,21 @@ func (m *Manager) UpdateContainerResources(uid, id string, r *specs.LinuxResourc
 
 // ErrResourceBelowUsage: a new limit is below what the container uses.
 var ErrResourceBelowUsage = errors.New("limit below current usage")
+
+// CRIAttach is Attach for the CRI container id of pod uid: the streaming
+// server's attach, through the same supervisor operation as `peapod
+// attach` (the supervisor holds the pty master or the stdin pipe for the
+// container's life). ErrContainerNotFound when the pod has no such
+// container.
+func (m *Manager) CRIAttach(uid, id string, streams supervisor.AttachStreams) error {
+	sp, err := m.PodSpec(uid)
+	if err != nil {
+		return err
+	}
+	for i := range sp.Containers {
+		if c := &sp.Containers[i]; c.ID == id {
+			return supervisor.Attach(m.runDir(uid), c.Name, streams, nil)
+		}
+	}
+	return fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
+}

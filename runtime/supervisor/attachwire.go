@@ -114,6 +114,9 @@ type AttachStreams struct {
 	// Resize, when not nil, carries the caller's terminal size: the first
 	// value at once, then each change.
 	Resize <-chan Winsize
+	// Done, when not nil, detaches once closed (the caller's client went
+	// away: Attach returns ErrDetached and the process runs on).
+	Done <-chan struct{}
 }
 
 // AttachInfo is what the supervisor said about the container attached to.
@@ -233,6 +236,8 @@ func pumpAttach(conn net.Conn, br *bufio.Reader, streams AttachStreams) error {
 	case err := <-out:
 		return err
 	case <-detached:
+		return ErrDetached
+	case <-streams.Done:
 		return ErrDetached
 	}
 }

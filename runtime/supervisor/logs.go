@@ -98,7 +98,12 @@ func openCRILog(path string) (*criLog, error) {
 
 // copyStream reads r until EOF and writes each line as a CRI entry.
 // A nil log (one that could not be opened) only drains r.
-func (l *criLog) copyStream(stream string, r io.Reader) {
+func (l *criLog) copyStream(stream string, r io.Reader) { l.copyLines(stream, r, false) }
+
+// copyLines is copyStream; with crlf (a terminal's output, whose line
+// discipline turns each \n into \r\n) a full line's \r goes as well, as
+// containerd's CRI logger drops it (its bufio.ReadLine does).
+func (l *criLog) copyLines(stream string, r io.Reader, crlf bool) {
 	if l == nil {
 		io.Copy(io.Discard, r)
 		return
@@ -111,6 +116,9 @@ func (l *criLog) copyStream(stream string, r io.Reader) {
 			if line[len(line)-1] == '\n' {
 				tag = "F"
 				line = line[:len(line)-1]
+				if crlf && len(line) > 0 && line[len(line)-1] == '\r' {
+					line = line[:len(line)-1]
+				}
 			}
 			l.write(stream, tag, line)
 		}

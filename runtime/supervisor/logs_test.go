@@ -79,3 +79,51 @@ func TestLogLossIsRecorded(t *testing.T) {
 		t.Errorf("marker %q does not give the figures", want[1])
 	}
 }
+
+// TestTerminalLogLines: a terminal's \r\n ends a log entry without its
+// \r (containerd's CRI logger's), other carriage returns stay, and a
+// pipe's output is logged byte for byte.
+func TestTerminalLogLines(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   string
+		crlf bool
+		want []string
+	}{
+		{"terminal lines", "one\r\ntwo\r\n", true, []string{"F one", "F two"}},
+		{"terminal empty line", "\r\n", true, []string{"F "}},
+		{"terminal progress bar", "10%\r20%\r\n", true, []string{"F 10%\r20%"}},
+		{"terminal partial line", "prompt$ \r", true, []string{"P prompt$ \r"}},
+		{"terminal bare newline", "a\nb\r\n", true, []string{"F a", "F b"}},
+		{"pipe keeps its \\r", "one\r\ntwo\n", false, []string{"F one\r", "F two"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "0.log")
+			l, err := openCRILog(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.copyLines("stdout", strings.NewReader(c.in), c.crlf)
+			l.close()
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, line := range strings.SplitAfter(string(b), "\n") {
+				if line == "" {
+					continue
+				}
+				// <time> stdout <tag> <text>\n
+				f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 3)
+				if len(f) != 3 || f[1] != "stdout" {
+					t.Fatalf("log line %q is not a CRI entry of stdout", line)
+				}
+				got = append(got, f[2])
+			}
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.want) {
+				t.Errorf("copyLines(%q, crlf %v) logged %q, want %q", c.in, c.crlf, got, c.want)
+			}
+		})
+	}
+}

@@ -36,6 +36,8 @@ type stdio struct {
 	paths [2]string
 	// copied is done when both readers reached EOF.
 	copied sync.WaitGroup
+	// tty marks a tty instance: stdoutR is its pty master.
+	tty bool
 	// hub is the instance's attach point (nil for an adopted instance
 	// whose streams are gone).
 	hub *attachHub

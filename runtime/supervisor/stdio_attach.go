@@ -15,7 +15,7 @@ import (
 func newInstanceStdio(c *spec.Container, paths [2]string) (*stdio, error) {
 	hub := newAttachHub(c)
 	if c.TTY() {
-		return &stdio{hub: hub}, nil
+		return &stdio{hub: hub, tty: true}, nil
 	}
 	p, err := newStdio(paths)
 	if err != nil {
@@ -61,7 +61,9 @@ func (s *Supervisor) startTerminal(c *container, pipes *stdio, beforeRun func(in
 
 // copyOutput starts the copiers of an instance's output into lg and the
 // attach hub: stdout and stderr, or the pty's one stream, logged as stdout
-// as containerd logs a tty container.
+// as containerd logs a tty container, each
+// line without the carriage return the terminal put before its newline.
+// Attached clients get the pty's bytes as they are.
 func (p *stdio) copyOutput(lg *criLog) {
 	tee := func(r io.Reader, kind byte) io.Reader {
 		if p.hub == nil {
@@ -71,7 +73,7 @@ func (p *stdio) copyOutput(lg *criLog) {
 	}
 	if p.stdoutR != nil {
 		p.copied.Add(1)
-		go func() { defer p.copied.Done(); lg.copyStream("stdout", tee(p.stdoutR, frameStdout)) }()
+		go func() { defer p.copied.Done(); lg.copyLines("stdout", tee(p.stdoutR, frameStdout), p.tty) }()
 	}
 	if p.stderrR != nil {
 		p.copied.Add(1)
