@@ -50,8 +50,8 @@ func (d *daemon) awaitContainerState(id, state string) {
 
 // TestCrictlAttach drives `crictl attach` against `peapod cri`: -it on a
 // real pty to a tty container (its size, a resize, input), a crictl
-// killed mid-attach (the container runs on, the supervisor holds no
-// descriptor of it), -i with piped input, a
+// killed mid-attach (the container runs on, neither the supervisor nor
+// the daemon holds a descriptor of it), -i with piped input, a
 // stdin_once container ended by its input's end, and the errors of what
 // cannot be attached to; leaving nothing.
 func TestCrictlAttach(t *testing.T) {
@@ -87,7 +87,7 @@ func TestCrictlAttach(t *testing.T) {
 		return id
 	}
 	ttyID, echoID := start(tty), start(echo)
-	fds := fdCount(t, sup)
+	fds, daemonFDs := fdCount(t, sup), fdCount(t, d.cmd.Process.Pid)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*streamTimeout)
 	defer cancel()
 
@@ -119,6 +119,13 @@ func TestCrictlAttach(t *testing.T) {
 		for fdCount(t, sup) > fds {
 			if time.Now().After(deadline) {
 				t.Fatalf("the supervisor has %d descriptors after crictl was killed, %d before", fdCount(t, sup), fds)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// The daemon let go of the client's connection and the attach.
+		for fdCount(t, d.cmd.Process.Pid) > daemonFDs {
+			if time.Now().After(deadline) {
+				t.Fatalf("peapod cri has %d descriptors after crictl was killed, %d before", fdCount(t, d.cmd.Process.Pid), daemonFDs)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -286,10 +286,10 @@ func setWinsize(master *os.File, size remotecommand.TerminalSize) {
 //     on a terminal) and the output flows on until the process exits;
 //   - a tty container's one stream goes to stdout; resizes reach its pty.
 //
-// The request's context is not cancelled when the client disconnects
-// (the connection was hijacked), so a client is taken to be gone when
-// its input or resize stream ends or a write to it fails: the attach
-// ends, the supervisor drops its end, the container runs on.
+// A client is taken to be gone when the request's context ends, its
+// input or resize stream ends or a write to it fails (the connection was
+// hijacked for the streams: the context alone is no sure sign): the
+// attach ends, the supervisor drops its end, the container runs on.
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	c, err := r.s.findContainer(id)
 	if err != nil {
