@@ -376,11 +376,15 @@ func TestAttach(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(`(?m)^\S+ stdout F resized-to-40x120$`).Match(b) {
-			t.Errorf("the tty container's log has no entry of its output line:\n%s", b)
+		// (A line the shell's editor wrapped may keep a \r of its own,
+		// as with containerd, which drops the one before the \n only.)
+		for _, line := range []string{"33 101", "term=xterm", `/dev/pts/\d+`, "resized-to-40x120"} {
+			if !regexp.MustCompile(`(?m)^\S+ stdout F ` + line + `$`).Match(b) {
+				t.Errorf("the tty container's log has no entry %q (without \\r):\n%q", line, b)
+			}
 		}
-		if bytes.Contains(b, []byte("\r\n")) || bytes.Contains(b, []byte(" stderr ")) {
-			t.Errorf("the tty container's log has a \\r\\n or a stderr entry:\n%q", b)
+		if bytes.Contains(b, []byte(" stderr ")) {
+			t.Errorf("the tty container's log has a stderr entry:\n%q", b)
 		}
 		// The client goes away: the shell runs on for the next attach.
 		a.cancel()

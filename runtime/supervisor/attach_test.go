@@ -226,6 +226,48 @@ func TestAttachDetach(t *testing.T) {
 	<-done
 }
 
+// TestAttachDone: closing Done (the CRI server's client went away)
+// detaches an attach that has no input to end it: Attach returns
+// ErrDetached, the supervisor drops the client, and a stdinOnce stdin
+// stays open (the client never used it).
+func TestAttachDone(t *testing.T) {
+	f := newAttachFixture(t, spec.Container{Name: "c", ID: "c", Stdin: true, StdinOnce: true})
+	out := newSyncBuffer()
+	gone := make(chan struct{})
+	done := f.attachAsync(t, "c", AttachStreams{Stdout: out, Done: gone})
+	f.hub.output(frameStdout).Write([]byte("before"))
+	out.await(t, "before")
+	close(gone)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDetached) {
+			t.Fatalf("attach after Done closed: %v, want ErrDetached", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("attach did not end when Done closed")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.hub.mu.Lock()
+		n := len(f.hub.clients)
+		f.hub.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub still has %d clients after the attach detached", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	in := f.attachAsync(t, "c", AttachStreams{Stdin: strings.NewReader("still"), Stdout: io.Discard})
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(f.stdin, got); err != nil || string(got) != "still" {
+		t.Fatalf("container read %q, %v; want the input of an attach after the detached one", got, err)
+	}
+	f.hub.end()
+	<-in
+}
+
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
