@@ -235,7 +235,7 @@ func (s *Server) containersUsing(id string) []string {
 	out := s.m.PodsUsingImage(id)
 	all, _ := s.allContainers()
 	for _, c := range all {
-		if c.spec.ImageID == id {
+		if c.imageID() == id {
 			out = append(out, "container "+c.id())
 		}
 	}
