@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +34,9 @@ const (
 	containerConfigAnnotation = "cri.peapod.io/container-config"
 	// createdAtAnnotation is when it was created (RFC 3339, nanoseconds).
 	createdAtAnnotation = "cri.peapod.io/created-at"
+	// imageIDAnnotation is its image's ID ("sha256:…", PullImage's
+	// image_ref); the spec's ImageID is the repo digest of a pulled image.
+	imageIDAnnotation = "cri.peapod.io/image-id"
 )
 
 // maxExecOutput caps each stream of ExecSync, as the kubelet's
@@ -206,10 +210,19 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "failed to encode container config: %v", err)
 	}
+	// The ImageID BuildContainer resolved (a repo digest, or the ID of an
+	// image never pulled) names the one image it read.
+	imageID := sc.ImageID
+	if st, err := s.m.Images(); err == nil {
+		if img, err := st.Get(sc.ImageID); err == nil {
+			imageID = img.ID
+		}
+	}
 	sc.Image = cfg.Image.Image
 	sc.Annotations = map[string]string{
 		containerConfigAnnotation: string(raw),
 		createdAtAnnotation:       time.Now().UTC().Format(time.RFC3339Nano),
+		imageIDAnnotation:         imageID,
 	}
 	if err := s.m.AddContainer(rec.UID, sc); err != nil {
 		return nil, grpcError(err, "failed to create container %q in pod sandbox %s", cfg.Metadata.Name, rec.UID)
@@ -571,8 +584,16 @@ func (c *ctr) criState() (runtimeapi.ContainerState, int32, string, string) {
 	return runtimeapi.ContainerState_CONTAINER_CREATED, 0, "", ""
 }
 
-// imageRef is the image id the container runs.
+// imageRef is the digested reference of the container's image: its repo
+// digest when it was pulled, its ID otherwise.
 func (c *ctr) imageRef() string { return c.spec.ImageID }
+
+// imageID is the ID of the container's image, which the CRI demands
+// image_id match PullImageResponse.image_ref with (the spec's ImageID, a
+// container created before the annotation had it).
+func (c *ctr) imageID() string {
+	return cmp.Or(c.spec.Annotations[imageIDAnnotation], c.spec.ImageID)
+}
 
 // ContainerStatus reports a container's state, exit, times, image, mounts
 // and log path.
@@ -585,7 +606,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	out := &runtimeapi.ContainerStatus{
 		Id: c.id(), Metadata: c.cfg.Metadata, State: stt, CreatedAt: c.createdAt.UnixNano(),
 		ExitCode: code, Reason: reason, Message: msg,
-		Image: c.cfg.Image, ImageRef: c.imageRef(), ImageId: c.imageRef(),
+		Image: c.cfg.Image, ImageRef: c.imageRef(), ImageId: c.imageID(),
 		Labels: c.cfg.Labels, Annotations: c.cfg.Annotations, Mounts: c.cfg.Mounts, LogPath: c.spec.LogPath,
 	}
 	if st := c.st; st != nil {
@@ -667,7 +688,7 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 		}
 		resp.Containers = append(resp.Containers, &runtimeapi.Container{
 			Id: c.id(), PodSandboxId: c.sb.id(), Metadata: c.cfg.Metadata, Image: c.cfg.Image,
-			ImageRef: c.imageRef(), ImageId: c.imageRef(), State: st, CreatedAt: c.createdAt.UnixNano(),
+			ImageRef: c.imageRef(), ImageId: c.imageID(), State: st, CreatedAt: c.createdAt.UnixNano(),
 			Labels: c.cfg.Labels, Annotations: c.cfg.Annotations,
 		})
 	}

@@ -61,16 +61,29 @@ type daemon struct {
 	cmd    *exec.Cmd
 	exited chan error
 	log    *bytes.Buffer
+	// opts are the daemon's extra flags and environment.
+	opts daemonOptions
+}
+
+// daemonOptions add to the daemon's command line and environment.
+type daemonOptions struct {
+	args, env []string
 }
 
 // startDaemon starts `peapod cri` on a fresh root.
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
+	return startDaemonWith(t, daemonOptions{})
+}
+
+// startDaemonWith starts `peapod cri` on a fresh root with opts.
+func startDaemonWith(t *testing.T, opts daemonOptions) *daemon {
+	t.Helper()
 	testutil.RequireRoot(t)
 	dir := shortTempDir(t)
 	d := &daemon{
 		t: t, root: filepath.Join(dir, "root"), runRoot: filepath.Join(dir, "run"), sock: filepath.Join(dir, "cri.sock"),
-		bridge: "pc" + testutil.RandHex(t, 4), subnet: subnets.Pick(t).String(), crictl: crictl(t),
+		bridge: "pc" + testutil.RandHex(t, 4), subnet: subnets.Pick(t).String(), crictl: crictl(t), opts: opts,
 	}
 	// Runs after the flows' own cleanup and the daemon's stop (registered
 	// later, run earlier).
@@ -83,8 +96,9 @@ func startDaemon(t *testing.T) *daemon {
 func (d *daemon) start() {
 	t := d.t
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "peapod"), "--root", d.root, "--run-root", d.runRoot,
-		"--bridge", d.bridge, "--subnet", d.subnet, "cri", "--listen", d.sock)
+	cmd := exec.Command(filepath.Join(binDir, "peapod"), append([]string{"--root", d.root, "--run-root", d.runRoot,
+		"--bridge", d.bridge, "--subnet", d.subnet, "cri", "--listen", d.sock}, d.opts.args...)...)
+	cmd.Env = append(os.Environ(), d.opts.env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

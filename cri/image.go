@@ -180,8 +180,14 @@ func authOf(a *runtimeapi.AuthConfig) authn.Authenticator {
 	})
 }
 
-// PullImage pulls an image with the credentials the kubelet passes and
-// returns its id.
+// SetRegistries makes pulls use cfg's mirrors, servers and TLS settings
+// (peapod-cri's --registry-config); nil is none. Call it before serving.
+func (s *Server) SetRegistries(cfg *image.RegistryConfig) {
+	s.registries = cfg
+}
+
+// PullImage pulls an image with the credentials the kubelet passes, through
+// the registries' mirrors, and returns its id.
 func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
 	ref := req.GetImage().GetImage()
 	if ref == "" {
@@ -191,7 +197,7 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "failed to open the image store: %v", err)
 	}
-	img, err := st.Pull(ctx, ref, image.PullOptions{Auth: authOf(req.Auth)})
+	img, err := st.Pull(ctx, ref, image.PullOptions{Auth: authOf(req.Auth), Registries: s.registries})
 	if err != nil {
 		if strings.Contains(err.Error(), "invalid image name") {
 			return nil, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -229,7 +235,7 @@ func (s *Server) containersUsing(id string) []string {
 	out := s.m.PodsUsingImage(id)
 	all, _ := s.allContainers()
 	for _, c := range all {
-		if c.spec.ImageID == id {
+		if c.imageID() == id {
 			out = append(out, "container "+c.id())
 		}
 	}

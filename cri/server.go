@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/runtime/pod"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,6 +52,8 @@ type Server struct {
 	stream streaming.Server
 	// cpu keeps the last CPU readings, for the rates the stats report.
 	cpu cpuSamples
+	// registries holds the mirrors and TLS settings of pulls; nil is none.
+	registries *image.RegistryConfig
 }
 
 // New returns a server for the pods of m.

@@ -147,6 +147,17 @@ func TestPullFromRegistry(t *testing.T) {
 	if len(img.Manifest) == 0 || len(img.ConfigJSON) == 0 {
 		t.Errorf("manifest or config not kept")
 	}
+	// The repo digest names the image (the CRI's ImageStatus looks images
+	// up by what it reported); the digest in another repository, another
+	// digest, or a malformed one does not.
+	if got, err := s.Get(img.RepoDigests[0]); err != nil || got.ID != img.ID {
+		t.Errorf("Get(%s) = %v, %v; want image %s", img.RepoDigests[0], got, err, img.ID)
+	}
+	for _, ref := range []string{reg.Host + "/test/other@" + wantDigest.String(), reg.Host + "/test/multi@sha256:" + strings.Repeat("0", 64), reg.Host + "/test/multi@sha256:zz"} {
+		if got, err := s.Get(ref); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%s) = %v, %v; want ErrNotFound", ref, got, err)
+		}
+	}
 	checkOverlayMarkers(t, img.Layers[1].Dir)
 	if got, err := os.ReadFile(img.Layers[2].Dir + "/z/zstd"); err != nil || string(got) != "zstd" {
 		t.Errorf("zstd layer file = %q, %v", got, err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -209,10 +210,34 @@ func (s *Store) find(ref string, names map[string]string) (*record, error) {
 			return s.readRecord(strings.TrimPrefix(id, "sha256:"))
 		}
 	}
+	if strings.Contains(ref, "@") {
+		// REPO@sha256:… names the image whose manifest a pull of a tag
+		// found there (its RepoDigests, which the CRI reports and the
+		// kubelet and critest look images up by).
+		return s.findRepoDigest(ref)
+	}
 	if hex == "" || strings.Trim(hex, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
 	}
 	return s.findPrefix(ref, hex)
+}
+
+// findRepoDigest resolves REPO@sha256:… to the image pulled from there.
+func (s *Store) findRepoDigest(ref string) (*record, error) {
+	full, err := FullName(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
+	}
+	recs, err := s.readRecords()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if slices.Contains(r.RepoDigests, full) {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
 }
 
 // findPrefix resolves a unique ID prefix.

@@ -19,6 +19,7 @@ import (
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/cni/chain"
 	"github.com/peapod/peapod/cri"
+	"github.com/peapod/peapod/image"
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/pod"
 )
@@ -37,6 +38,7 @@ type config struct {
 	cniConflist, cniConfDir, cniBinDirs string
 	supervisor, init                    string
 	backoffInitial, backoffMax          float64
+	registryConfig                      string
 }
 
 func main() {
@@ -56,6 +58,7 @@ func main() {
 	fs.StringVar(&c.init, "init", "", "path of peapod-init (required)")
 	fs.Float64Var(&c.backoffInitial, "backoff-initial", 10, "crash-loop backoff after the second exit, in seconds")
 	fs.Float64Var(&c.backoffMax, "backoff-max", 300, "maximum crash-loop backoff, in seconds")
+	fs.StringVar(&c.registryConfig, "registry-config", "", "registry config of pulls: mirrors, TLS, insecure registries (default "+image.DefaultRegistryConfig+", if it exists)")
 	fs.Parse(os.Args[1:])
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "peapod-cri:", err)
@@ -67,10 +70,19 @@ func run(c config) error {
 	if c.supervisor == "" || c.init == "" {
 		return errors.New("--supervisor and --init are required (peapod cri passes them)")
 	}
+	// The registry config is read first: a mistake in it fails the start,
+	// not the kubelet's first pull.
+	cfgPath, missingOK := c.registryConfig, false
+	if cfgPath == "" {
+		cfgPath, missingOK = image.DefaultRegistryConfig, true
+	}
+	registries, err := image.LoadRegistryConfig(cfgPath, missingOK)
+	if err != nil {
+		return err
+	}
 	var netc cni.Config
 	var ch *chain.Chain
 	if c.cniConflist != "" {
-		var err error
 		ch, err = chain.Load(c.cniConfDir, c.cniConflist, strings.Split(c.cniBinDirs, ":"), chain.WithCacheDir(layout.Root{Root: c.root, RunRoot: c.runRoot}.CNICacheDir()))
 		if err != nil {
 			return err
@@ -97,6 +109,7 @@ func run(c config) error {
 		return err
 	}
 	srv := cri.New(m, version)
+	srv.SetRegistries(registries)
 	streamAddr, stopStreaming, err := srv.StartStreaming(c.streamingAddress)
 	if err != nil {
 		ln.Close()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/peapod/peapod/image"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +23,7 @@ const (
 )
 
 func newCriCommand(g *globals) *cobra.Command {
-	var listen, streamingAddress string
+	var listen, streamingAddress, registryConfig string
 	cmd := &cobra.Command{
 		Use:   "cri",
 		Short: "Serve the Kubernetes CRI (runtime v1) on a unix socket for a kubelet",
@@ -38,7 +39,10 @@ go through its streaming server on loopback (--streaming-address).
 
 Point a kubelet at it with:
   --container-runtime-endpoint=unix://` + criSocket + `
-  --cgroup-driver=cgroupfs   (the sandbox's cgroup_parent is not applied yet)`,
+  --cgroup-driver=cgroupfs   (the sandbox's cgroup_parent is not applied yet)
+
+Pulls go through the mirrors of the registry config (` + image.DefaultRegistryConfig + `
+or --registry-config), as peapod image pull's do.`,
 		Example: "  sudo peapod cri\n  sudo crictl --runtime-endpoint unix://" + criSocket + " pods",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,9 +59,21 @@ Point a kubelet at it with:
 			if !pf.Changed("run-root") {
 				g.runRoot = criRunRoot
 			}
+			// A mistake in the registry config fails here, before the
+			// root's network is fixed; peapod-cri reads it again.
+			cfgPath, missingOK := registryConfig, false
+			if cfgPath == "" {
+				cfgPath, missingOK = image.DefaultRegistryConfig, true
+			}
+			if _, err := image.LoadRegistryConfig(cfgPath, missingOK); err != nil {
+				return err
+			}
 			argv, err := g.criArgs(listen, streamingAddress)
 			if err != nil {
 				return err
+			}
+			if registryConfig != "" {
+				argv = append(argv, "--registry-config", registryConfig)
 			}
 			bin, err := helperPath("PEAPOD_CRI", "peapod-cri")
 			if err != nil {
@@ -70,6 +86,7 @@ Point a kubelet at it with:
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", criSocket, "unix socket to serve the CRI on")
+	cmd.Flags().StringVar(&registryConfig, "registry-config", "", "registry config of the kubelet's pulls: mirrors, TLS, insecure registries (default "+image.DefaultRegistryConfig+", if it exists)")
 	cmd.Flags().StringVar(&streamingAddress, "streaming-address", "127.0.0.1:0", "loopback host:port of the streaming server of exec and port-forward (port 0: any free port)")
 	return cmd
 }
