@@ -35,11 +35,12 @@ their own network (bridge ` + criBridge + `, ` + criSubnet + ` by default);
 
 The server is the peapod-cri binary beside peapod (or $PEAPOD_CRI), so gRPC
 stays out of every other command's start-up. Exec and port-forward streams
-go through its streaming server on loopback (--streaming-address).
+go through its streaming server on loopback (--streaming-address), attach too.
 
 Point a kubelet at it with:
   --container-runtime-endpoint=unix://` + criSocket + `
-  --cgroup-driver=cgroupfs   (the sandbox's cgroup_parent is not applied yet)
+  --cgroup-driver=cgroupfs   (the sandbox's cgroup_parent gives its QoS class; the pod
+                             cgroup goes under peapod's cgroup of that class)
 
 Pulls go through the mirrors of the registry config (` + image.DefaultRegistryConfig + `
 or --registry-config), as peapod image pull's do.`,
