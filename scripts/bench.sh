@@ -3,13 +3,14 @@
 # plugins (issue 5). Every figure is measured in the same run, A/B
 # interleaved, so ratios hold on a noisy shared VM where absolutes drift.
 #
-#   sudo bash scripts/bench.sh [SCENARIO...]     (default: 1 2 3 4 5 6 7 8)
+#   sudo bash scripts/bench.sh [SCENARIO...]     (default: 1 2 3 4 5 6 7 8 9)
 #
 # Scenarios: 1 pod cycle, 2 N pods one after another, 3 memory per pod,
 # 4 exec, 5 pod network setup + teardown, 6 probe load (CPU of HTTP, TCP and
 # exec probes at 1 s; exec probe latency vs crun exec), 7 the kernel floor,
 # 8 a 150 MiB image pull from a local docker-registry (vs podman pull and
-# skopeo copy):
+# skopeo copy), 9 the CRI: a crictl pod cycle and the daemons' memory,
+# `peapod cri` vs containerd's CRI plugin with runc:
 # one file each under scripts/bench/. It installs what it needs, builds and
 # installs peapod (scripts/provision.sh), runs, prints a markdown table and
 # writes it to bench-results/<date>.md, then removes everything it created
@@ -23,6 +24,7 @@
 #   BENCH_PROBE_N=100      pods per run in scenario 6
 #   BENCH_PROBE_SECONDS=60 scenario 6's CPU window per run
 #   BENCH_PULL_RUNS=5      counted pulls per variant in scenario 8
+#   BENCH_CRI_N=10         running pods per daemon for scenario 9's memory
 #   BENCH_NO_BUILD=1       use the installed peapod as it is
 #   BENCH_OUT=DIR          where results go (default REPO/bench-results)
 set -euo pipefail
@@ -54,6 +56,8 @@ source "$REPO/scripts/bench/s6-probes.sh"
 source "$REPO/scripts/bench/s7-floor.sh"
 # shellcheck source=scripts/bench/s8-pull.sh
 source "$REPO/scripts/bench/s8-pull.sh"
+# shellcheck source=scripts/bench/s9-cri.sh
+source "$REPO/scripts/bench/s9-cri.sh"
 export PATH="/usr/local/go/bin:/usr/local/bin:$PATH" GOTOOLCHAIN=local
 
 readonly RUNS=${BENCH_RUNS:-20} WARMUP=${BENCH_WARMUP:-3}
@@ -63,7 +67,8 @@ readonly PROBE_N=${BENCH_PROBE_N:-100} PROBE_SECONDS=${BENCH_PROBE_SECONDS:-60}
 
 # Everything the harness creates lives under these names, apart from the
 # host's: the bench roots, bridges ppb*/ppbench0, subnets 10.230-236/16,
-# the netns ppbench-hand, cgroups ppbench-*, and podman's own root.
+# the netns ppbench-hand, cgroups ppbench-*, and podman's own root;
+# scenario 9 adds bridges ppbcri0 and ppbctrd0 on 10.237-238/16.
 readonly B=/var/lib/peapod-bench R=/run/peapod-bench
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 readonly STAMP
@@ -75,7 +80,7 @@ readonly CGU=/sys/fs/cgroup/unified
 readonly IMAGE=localhost/ppbench-busybox:latest HAND_NS=ppbench-hand
 readonly P=(peapod --root "$B/peapod" --run-root "$R/peapod" --bridge ppbench0 --subnet 10.230.0.0/16)
 readonly PM=(podman --root "$B/podman/root" --runroot "$R/podman" --tmpdir "$R/podman-tmp")
-readonly OUR_LINKS=(ppbench0 ppbpod0 ppbcni0 ppbnet0 ppbcni1 ppbcni2 ppbcni3)
+readonly OUR_LINKS=(ppbench0 ppbpod0 ppbcni0 ppbnet0 ppbcni1 ppbcni2 ppbcni3 ppbcri0 ppbctrd0)
 readonly PACKAGES=(runc crun podman catatonit containernetworking-plugins busybox-static jq iproute2 util-linux nftables docker-registry skopeo curl python3)
 export CONTAINERS_CONF="$B/containers.conf"
 
@@ -99,9 +104,9 @@ header() {
 
 main() {
 	local sc scenarios=("$@")
-	((${#scenarios[@]})) || scenarios=(1 2 3 4 5 6 7 8)
+	((${#scenarios[@]})) || scenarios=(1 2 3 4 5 6 7 8 9)
 	for sc in "${scenarios[@]}"; do
-		[[ "$sc" =~ ^[1-8]$ ]] || die "unknown scenario $sc (1-8)"
+		[[ "$sc" =~ ^[1-9]$ ]] || die "unknown scenario $sc (1-9)"
 	done
 	[[ $(id -u) -eq 0 ]] || die "must run as root"
 	[[ ! -e "$B" && ! -e "$R" ]] || die "$B or $R exists: a previous run did not clean up; remove it first"

@@ -119,6 +119,8 @@ cleanup() {
 	cd /
 	cg_leave
 	log "cleaning up"
+	# Scenario 9's CRI daemons first: they remove their own pods.
+	s9_cleanup
 	if [[ -f "$OUT/peapod-names" ]]; then
 		# shellcheck disable=SC2046 # one name per word
 		sort -u "$OUT/peapod-names" | xargs -r -n 50 "${P[@]}" rm -f >/dev/null 2>&1 || true
@@ -205,6 +207,7 @@ check_clean() {
 	# and remove their own bridges, netns and cgroups while we run.
 	local ours='ppb|ppbench|libpod_parent|peapod-bench'
 	if [[ -s "$OUT/rootid" ]]; then ours+="|peapod-$(cat "$OUT/rootid")"; fi
+	if [[ -s "$OUT/rootid-cri" ]]; then ours+="|peapod-$(cat "$OUT/rootid-cri")"; fi
 	diff=$(diff <(grep -v '^## ' "$OUT/before") <(grep -v '^## ' "$OUT/after") | grep '^>' | grep -E "$ours" || true)
 	if [[ -n "$diff" ]]; then
 		log "cleanup check FAILED; left behind:"

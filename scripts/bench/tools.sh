@@ -25,6 +25,10 @@ cpu_dirs() {
 	podman*) echo "$CGU/libpod_parent" ;;
 	crun*) echo "$CGU/ppbench-rt-crun" ;;
 	runc*) echo "$CGU/ppbench-rt-runc" ;;
+	# Scenario 9: the daemon's cgroup (where its supervisors or shims start)
+	# and where its pods' cgroups go.
+	peapod-cri*) printf '%s\n' "$CGU/ppbench-crid-peapod-cri" "$CGU/peapod-$(cat "$OUT/rootid-cri")" ;;
+	containerd*) printf '%s\n' "$CGU/ppbench-crid-containerd" "$CGU/ppbench-s9pods" ;;
 	esac
 }
 
