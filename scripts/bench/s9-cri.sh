@@ -279,6 +279,8 @@ scenario9() {
 	read -r -a pp < <(s9_mem peapod-cri)
 	read -r -a ct < <(s9_mem containerd)
 	{
+		printf '\n- scenario 9: %s; %s; crictl %s; pause stand-in: a busybox sleep (static)\n' \
+			"$(containerd --version | awk '{ print $1, $3 }')" "$(runc --version | head -1)" "$CRICTL_VERSION"
 		table s9 "Scenario 9: crictl runp + create + start + stopp + rmp of a one-container busybox pod (the whole cycle)" \
 			peapod-cri containerd
 		table s9 "Scenario 9, runp (RunPodSandbox)" peapod-cri-runp containerd-runp
