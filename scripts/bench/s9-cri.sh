@@ -258,6 +258,7 @@ s9_trace() {
 
 scenario9() {
 	local i v pp ct
+	[[ "$CRI_N" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CRI_N must be a positive number of pods, got '$CRI_N'"
 	s9_vars
 	log "scenario 9: crictl cycle against peapod cri and containerd's CRI, $RUNS runs (+$WARMUP warm-up) per variant; memory at N=$CRI_N"
 	ensure_packages containerd
@@ -330,7 +331,8 @@ s9_cleanup() {
 		pgrep -P "$p" | xargs -r kill -9 2>/dev/null
 		kill -9 "$p" 2>/dev/null || true
 	done
-	# Shims' sockets are under /run/containerd/s whatever the state dir.
+	# Shims' sockets are under /run/containerd/s whatever the state dir:
+	# that directory goes if this scenario made it and left it empty.
 	if [[ -n "${S9_RUN_CONTAINERD_NEW:-}" ]]; then
 		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
 	fi
