@@ -331,9 +331,11 @@ s9_cleanup() {
 		pgrep -P "$p" | xargs -r kill -9 2>/dev/null
 		kill -9 "$p" 2>/dev/null || true
 	done
-	# Shims' sockets are under /run/containerd/s whatever the state dir:
-	# that directory goes if this scenario made it and left it empty.
+	# Shims' sockets are under /run/containerd/s whatever the state dir, and
+	# runc's state of the pods' containers (not of their sandboxes) lands in
+	# /run/containerd/runc/k8s.io despite the runc options' Root: those
+	# directories go if this scenario made them and left them empty.
 	if [[ -n "${S9_RUN_CONTAINERD_NEW:-}" ]]; then
-		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+		rmdir /run/containerd/s /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd 2>/dev/null || true
 	fi
 }
