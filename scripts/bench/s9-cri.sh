@@ -102,6 +102,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # runc's state, by default under /run/containerd/runc.
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$C9R/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$C9/containerd-cni"
@@ -331,11 +334,9 @@ s9_cleanup() {
 		pgrep -P "$p" | xargs -r kill -9 2>/dev/null
 		kill -9 "$p" 2>/dev/null || true
 	done
-	# Shims' sockets are under /run/containerd/s whatever the state dir, and
-	# runc's state of the pods' containers (not of their sandboxes) lands in
-	# /run/containerd/runc/k8s.io despite the runc options' Root: those
-	# directories go if this scenario made them and left them empty.
+	# Shims' sockets are under /run/containerd/s whatever the state dir:
+	# that directory goes if this scenario made it and left it empty.
 	if [[ -n "${S9_RUN_CONTAINERD_NEW:-}" ]]; then
-		rmdir /run/containerd/s /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd 2>/dev/null || true
+		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
 	fi
 }
