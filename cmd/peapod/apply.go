@@ -85,7 +85,6 @@ func executeApply(g *globals, o *applyOptions, nsFlag bool, out, errw io.Writer)
 	if err != nil {
 		return err
 	}
-	g.fixNetwork = true
 	m, err := g.manager()
 	if err != nil {
 		return err

@@ -95,7 +95,6 @@ or --registry-config), as peapod image pull's do.`,
 // criArgs resolves the root's network (fixing it on first use, as run
 // does) and the helpers' paths into peapod-cri's command line.
 func (g *globals) criArgs(listen, streamingAddress string) ([]string, error) {
-	g.fixNetwork = true
 	netc, nc, err := g.loadNetwork()
 	if err != nil {
 		return nil, err

@@ -32,12 +32,6 @@ type globals struct {
 	cgroupDriver string
 	// bridge and subnet configure the root's network on first use.
 	bridge, subnet string
-	// fixNetwork is set by the commands that put pods on the network (run,
-	// apply, cri): they write the root's network config when it has none.
-	// The others use the flags or the defaults without writing them, so an
-	// `image import` or a `ps` on a fresh root leaves --bridge and --subnet
-	// open for its first run.
-	fixNetwork bool
 	// netMode is "" (the built-in bridge) or "cni:<conflist name>".
 	netMode string
 	// backoffInitial and backoffMax tune crash-loop backoff (seconds).
@@ -127,8 +121,8 @@ type networkConfig struct {
 }
 
 // loadNetwork loads the root's network config, writing it on first use from
-// the flags (or defaults) when g.fixNetwork is set; later flags that differ
-// are an error, since pods already live on that network.
+// the flags (or defaults); later flags that differ are an error, since pods
+// already live on that network.
 func (g *globals) loadNetwork() (cni.Config, *networkConfig, error) {
 	path := g.dirs().NetworkConfig()
 	c := cni.DefaultConfig(g.root)
@@ -150,9 +144,6 @@ func (g *globals) loadNetwork() (cni.Config, *networkConfig, error) {
 		}
 		if _, err := netip.ParsePrefix(nc.Subnet); err != nil {
 			return c, nil, fmt.Errorf("invalid --subnet %q: %w", nc.Subnet, err)
-		}
-		if !g.fixNetwork {
-			break
 		}
 		if err := os.MkdirAll(g.root, 0o700); err != nil {
 			return c, nil, fmt.Errorf("failed to create root %q: %w", g.root, err)

@@ -118,7 +118,6 @@ func executeRun(g *globals, o *runOptions, nsFlag bool, out, errw io.Writer) err
 	if o.pods.PidsLimit == 0 || o.pods.PidsLimit < -1 {
 		return fmt.Errorf("invalid --pod-pids-limit %d: a positive number, or -1 for no limit", o.pods.PidsLimit)
 	}
-	g.fixNetwork = true
 	m, err := g.manager()
 	if err != nil {
 		return err
