@@ -148,12 +148,7 @@ func (m *Manager) RemoveContainer(uid, id string) error {
 	if err != nil {
 		return err
 	}
-	var c *spec.Container
-	for i := range sp.Containers {
-		if sp.Containers[i].ID == id {
-			c = &sp.Containers[i]
-		}
-	}
+	c := criContainerByID(sp, id)
 	if c == nil {
 		return nil
 	}
@@ -276,13 +271,8 @@ func (m *Manager) criExecOptions(uid, id string, argv []string) (namespaces.Exec
 	if err != nil {
 		return namespaces.ExecOptions{}, nil, err
 	}
-	var c *spec.Container
+	c := criContainerByID(sp, id)
 	var st *state.ContainerStatus
-	for i := range sp.Containers {
-		if sp.Containers[i].ID == id {
-			c = &sp.Containers[i]
-		}
-	}
 	if v.Status != nil {
 		for i := range v.Status.Containers {
 			if v.Status.Containers[i].ID == id {
@@ -338,12 +328,7 @@ func (m *Manager) UpdateContainerResources(uid, id string, r *specs.LinuxResourc
 	if err != nil {
 		return err
 	}
-	var c *spec.Container
-	for i := range sp.Containers {
-		if sp.Containers[i].ID == id {
-			c = &sp.Containers[i]
-		}
-	}
+	c := criContainerByID(sp, id)
 	if c == nil {
 		return fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
 	}
@@ -394,4 +379,14 @@ func (m *Manager) CRIAttach(uid, id string, streams supervisor.AttachStreams) er
 		}
 	}
 	return fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
+}
+
+// criContainerByID is the CRI container with that id in sp, or nil.
+func criContainerByID(sp *spec.Pod, id string) *spec.Container {
+	for i := range sp.Containers {
+		if sp.Containers[i].ID == id {
+			return &sp.Containers[i]
+		}
+	}
+	return nil
 }
