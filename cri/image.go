@@ -101,9 +101,9 @@ func criImage(img *image.Image) *runtimeapi.Image {
 
 // ListImages lists the stored images (only the one filter.image names).
 func (s *Server) ListImages(ctx context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
-	st, err := s.m.Images()
+	st, err := s.images()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "failed to open the image store: %v", err)
+		return nil, err
 	}
 	resp := &runtimeapi.ListImagesResponse{}
 	if ref := req.GetFilter().GetImage().GetImage(); ref != "" {
@@ -150,9 +150,9 @@ func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusReq
 	if ref == "" {
 		return nil, invalid("image.image", "missing")
 	}
-	st, err := s.m.Images()
+	st, err := s.images()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "failed to open the image store: %v", err)
+		return nil, err
 	}
 	img, err := st.Get(ref)
 	if errors.Is(err, image.ErrNotFound) {
@@ -193,9 +193,9 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if ref == "" {
 		return nil, invalid("image.image", "missing")
 	}
-	st, err := s.m.Images()
+	st, err := s.images()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "failed to open the image store: %v", err)
+		return nil, err
 	}
 	img, err := st.Pull(ctx, ref, image.PullOptions{Auth: authOf(req.Auth), Registries: s.registries})
 	if err != nil {
@@ -214,9 +214,9 @@ func (s *Server) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageReq
 	if ref == "" {
 		return nil, invalid("image.image", "missing")
 	}
-	st, err := s.m.Images()
+	st, err := s.images()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "failed to open the image store: %v", err)
+		return nil, err
 	}
 	err = st.Remove(ref, s.containersUsing)
 	if errors.Is(err, image.ErrNotFound) {
@@ -240,4 +240,14 @@ func (s *Server) containersUsing(id string) []string {
 		}
 	}
 	return out
+}
+
+// images opens the manager's image store; failing is Internal, as the
+// kubelet can do nothing about it.
+func (s *Server) images() (*image.Store, error) {
+	st, err := s.m.Images()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "failed to open the image store: %v", err)
+	}
+	return st, nil
 }
