@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,29 +91,10 @@ type kubelet struct {
 	args   []string
 	cmd    *exec.Cmd
 	exited chan error
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	// healthz is its health URL; api its server's (HTTPS, a self-signed
 	// certificate, anonymous requests allowed).
 	healthz, api string
-}
-
-// syncBuffer is a buffer the kubelet's output is copied into (by exec's
-// goroutine) while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // freePort returns a TCP port on 127.0.0.1 nobody listens on now.
@@ -207,7 +187,7 @@ evictionHard:
 		filepath.Join(dir, "sysctl"),
 		bin, "--config", cfgPath, "--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "certs"),
 		"--hostname-override", kubeletNode, "--v", "2"}
-	k.log = &syncBuffer{}
+	k.log = &testutil.SyncBuffer{}
 	t.Cleanup(k.stop)
 	// The kubelet's whole log goes to $PEAPOD_KUBELET_LOG when set (to see
 	// what it asked of peapod in a passing run), its tail into the test's

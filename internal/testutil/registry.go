@@ -24,7 +24,7 @@ type Registry struct {
 	// Host is "127.0.0.1:PORT", the registry part of a reference.
 	Host string
 	// log collects the registry's output (its access log among it).
-	log *syncBuffer
+	log *SyncBuffer
 }
 
 // Log returns what the registry has written so far (its access log).
@@ -96,7 +96,7 @@ http:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatalf("write registry config: %v", err)
 	}
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd := exec.Command(registryBinary, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = out, out
 	// docker-registry reads REGISTRY_* variables as config overrides: a
@@ -138,19 +138,20 @@ http:
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the registry's writers and a reader.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a process's
+// output copied by exec's goroutines) and a reader.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
