@@ -67,13 +67,21 @@ func (k killer) run(deadline time.Time) error {
 // round freezes, kills what is listed and thaws; it returns how many
 // processes it signalled.
 func (k killer) round() (n int, err error) {
+	// An empty cgroup has nothing to freeze: nothing in it can fork, and on
+	// v1 a freeze is polled until FROZEN, which can take milliseconds (the
+	// common case: a pod's cgroup after stop, its processes already gone).
+	pids, err := k.list()
+	if err != nil || len(pids) == 0 {
+		return 0, err
+	}
 	if k.freeze != nil {
 		if err := k.freeze(); err != nil {
 			return 0, errors.Join(err, k.thaw())
 		}
 		defer func() { err = errors.Join(err, k.thaw()) }()
 	}
-	pids, err := k.list()
+	// Listed again once frozen: what forked before the freeze took hold.
+	pids, err = k.list()
 	if err != nil {
 		return 0, err
 	}

@@ -131,6 +131,13 @@ func antispoofRules(mac net.HardwareAddr, ip netip.Addr) [][]expr.Any {
 // is success. Deleting the veth does not remove it (see addAntispoof).
 func deleteAntispoof(c Config, hostVeth string) error {
 	conn := &nftables.Conn{}
+	// Looked up first: a delete is a transaction, and its commit waits for
+	// an RCU grace period (~6 ms here) even when the table is already gone,
+	// which is the common case of a second teardown (rm after stop, gc).
+	// A lookup that fails for another reason falls through to the delete.
+	if _, err := conn.ListTableOfFamily(antispoofTable(c, hostVeth).Name, nftables.TableFamilyNetdev); errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	conn.DelTable(antispoofTable(c, hostVeth))
 	if err := ktrace.Do("nft delete table", "netdev "+antispoofTable(c, hostVeth).Name, conn.Flush); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("failed to delete anti-spoofing table %s: %w", antispoofTable(c, hostVeth).Name, err)

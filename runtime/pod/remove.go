@@ -38,23 +38,44 @@ func (m *Manager) Stop(ns, name string, grace *int64) error {
 		return fmt.Errorf("pod %s/%s is %s: %s", ns, name, m.view(rec).Reason, m.view(rec).Message)
 	}
 	defer m.holdAdoption(rec)() // no replacement supervisor meanwhile
+	// Without a grace period nothing of the pod gets to use the network
+	// again, so it goes while the processes are being killed: the veth's
+	// delete waits for an RCU grace period (15–30 ms here), the kill for
+	// the processes to exit, and neither needs the other. With one, the
+	// containers keep their network until they have exited.
+	netErr := make(chan error, 1)
+	if grace != nil && *grace == 0 {
+		go func() { netErr <- m.releaseNetwork(rec) }()
+	}
 	v := m.view(rec)
 	if v.SupervisorAlive {
 		err := supervisor.Call(m.runDir(rec.UID), supervisor.Request{Op: supervisor.OpStop, GracePeriodSeconds: grace})
 		if err != nil && !errors.Is(err, supervisor.ErrNoSupervisor) {
-			return fmt.Errorf("failed to stop pod %s/%s: %w", ns, name, err)
+			return errors.Join(fmt.Errorf("failed to stop pod %s/%s: %w", ns, name, err), waitNetwork(netErr, grace))
 		}
 	}
 	// Whatever the supervisor did (or if it is gone), nothing of the pod
 	// may run after stop.
 	if err := m.killAll(rec); err != nil {
-		return err
+		return errors.Join(err, waitNetwork(netErr, grace))
 	}
-	if err := m.releaseNetwork(rec); err != nil {
+	if grace == nil || *grace != 0 {
+		go func() { netErr <- m.releaseNetwork(rec) }()
+	}
+	if err := <-netErr; err != nil {
 		return err
 	}
 	rec.Phase = state.PhaseStopped
 	return state.WriteJSON(m.recordPath(rec.UID), rec)
+}
+
+// waitNetwork waits for the network release Stop started early (grace 0)
+// before an error return, so none outlives the call; nil otherwise.
+func waitNetwork(netErr chan error, grace *int64) error {
+	if grace != nil && *grace == 0 {
+		return <-netErr
+	}
+	return nil
 }
 
 // killNowWait bounds how long rm -f waits for a live supervisor to kill
@@ -309,17 +330,19 @@ func (m *Manager) releaseNetwork(rec *state.Record) error {
 func (m *Manager) releaseResources(rec *state.Record, tr *tracer) error {
 	rec = m.withDerivedNames(rec)
 	var errs []error
+	// The network goes while the processes are killed and their cgroups
+	// removed: all of it mostly waits on the kernel — the killed processes
+	// to leave their cgroups, the synchronous veth delete (15–30 ms here)
+	// — and neither needs the other, so they wait side by side. A pod
+	// that is going has no use for its network any more.
+	netErr := make(chan error, 1)
+	go func() { netErr <- m.releaseNetwork(rec) }()
 	if err := m.killAll(rec); err != nil {
 		errs = append(errs, err)
 	}
 	if err := tr.step("kill"); err != nil {
-		return err
+		return errors.Join(err, <-netErr)
 	}
-	// Both of these mostly wait on the kernel — the killed processes to
-	// leave their cgroups, the synchronous veth delete (~25 ms here) — and
-	// neither needs the other, so they wait side by side.
-	netErr := make(chan error, 1)
-	go func() { netErr <- m.releaseNetwork(rec) }()
 	if err := m.destroyCgroups(rec); err != nil {
 		errs = append(errs, err)
 	}
