@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peapod/peapod/cgroups"
 	"github.com/peapod/peapod/cgroups/devices"
 	"github.com/peapod/peapod/cni"
 	"github.com/peapod/peapod/internal/cleanup"
@@ -129,6 +130,10 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err := m.Admit(p); err != nil {
 		return nil, err
 	}
+	// The supervisor moves the first container's process into its v1
+	// cgroups some 5–10 ms from now; the kernel's wait that move would
+	// start with runs meanwhile (see cgroups.PrimeMigration).
+	cgroups.PrimeMigration(m.cg)
 	uid := newUID()
 	p = p.DeepCopy()
 	p.UID = types.UID(uid)

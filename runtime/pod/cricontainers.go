@@ -68,6 +68,10 @@ func (m *Manager) BuildContainer(uid string, p *corev1.Pod, c *corev1.Container,
 // then the supervisor's record of it (created, not started). On error
 // nothing of it remains.
 func (m *Manager) AddContainer(uid string, c *spec.Container) (err error) {
+	// A kubelet starts a container right after creating it: the kernel's
+	// wait that the start's cgroup migration would begin with runs now
+	// (see cgroups.PrimeMigration).
+	cgroups.PrimeMigration(m.cg)
 	var undo cleanup.Stack
 	defer func() {
 		if err != nil {
