@@ -182,6 +182,7 @@ func (d *daemon) roots() testutil.Roots {
 		Root: d.root, RunRoot: d.runRoot,
 		CgroupPrefixes: []string{"peapod-" + hex.EncodeToString(sum[:])[:6]},
 		NftTablePrefix: "peapod-" + d.bridge,
+		Mine:           []string{" " + d.bridge + " "},
 	}
 }
 

@@ -185,6 +185,7 @@ func (e *env) roots() testutil.Roots {
 		Root: e.root, RunRoot: e.runRoot,
 		CgroupPrefixes: []string{e.m.CgroupRoot()},
 		NftTablePrefix: "peapod-" + e.bridge,
+		Mine:           []string{" " + e.bridge + " "},
 	}
 }
 

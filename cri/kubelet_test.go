@@ -412,36 +412,6 @@ type criContainers struct {
 	} `json:"containers"`
 }
 
-// assertNoLeak is testutil.AssertNoLeak; with PEAPOD_E2E_SHARED_HOST set
-// (a development machine where other tests run beside this one, never CI)
-// only the differences naming this test's own state count: its roots, its
-// cgroups, its bridge.
-func assertNoLeak(t *testing.T, before *testutil.Snapshot, r testutil.Roots, bridge string) {
-	t.Helper()
-	if os.Getenv("PEAPOD_E2E_SHARED_HOST") == "" {
-		testutil.AssertNoLeak(t, before, r)
-		return
-	}
-	mine := append([]string{r.Root, r.RunRoot, "root:/", "run-root:/", " " + bridge + " ", r.NftTablePrefix}, r.CgroupPrefixes...)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var ours []string
-		for _, l := range before.Diff(testutil.TakeSnapshot(t, r)) {
-			if slices.ContainsFunc(mine, func(s string) bool { return strings.Contains(l, s) }) {
-				ours = append(ours, l)
-			}
-		}
-		if len(ours) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("leak (PEAPOD_E2E_SHARED_HOST: only this test's state compared):\n%s", strings.Join(ours, "\n"))
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // memoryLimit is the memory cgroup of pid and its limit: from the
 // legacy memory hierarchy where one is mounted (this hybrid host), else
 // from the unified one.
@@ -769,7 +739,7 @@ spec:
 	t.Logf("pod removed after %v", time.Since(start).Round(time.Millisecond))
 	k.stop()
 	k.removeCgroupRoot()
-	assertNoLeak(t, before, roots, d.bridge)
+	testutil.AssertNoLeak(t, before, roots)
 	if after := kubeChains(t); !slices.Equal(iptBefore, after) {
 		t.Errorf("iptables KUBE-* lines changed:\nbefore: %q\nafter:  %q", iptBefore, after)
 	}

@@ -485,52 +485,23 @@ func (e *env) checkCgroupPrefix(v *inspectView) {
 }
 
 // sharedHostEnv, when set, narrows leak diffs to this instance's own
-// state, for development machines where other peapods, podman or tests run
-// at the same time. CI never sets it: there the whole machine is compared.
-const sharedHostEnv = "PEAPOD_E2E_SHARED_HOST"
+// state (testutil.SharedHostEnv).
+const sharedHostEnv = testutil.SharedHostEnv
 
 // sharedHost tells whether sharedHostEnv is set.
 func sharedHost() bool { return os.Getenv(sharedHostEnv) != "" }
 
-// assertNoLeak compares the machine against before.
+// assertNoLeak compares the machine against before; with sharedHostEnv
+// set, only what names this instance's state: its roots, cgroups, bridge
+// and nftables tables, and the veths and processes its pods had.
 func (e *env) assertNoLeak(before *testutil.Snapshot) {
 	e.t.Helper()
-	if !sharedHost() {
-		testutil.AssertNoLeak(e.t, before, e.roots())
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var ours []string
-		for _, line := range before.Diff(testutil.TakeSnapshot(e.t, e.roots())) {
-			if e.isMine(line) {
-				ours = append(ours, line)
-			}
-		}
-		if len(ours) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Errorf("leak (%s: only this instance's state compared):\n%s", sharedHostEnv, strings.Join(ours, "\n"))
-			return
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
-// isMine tells whether a snapshot diff line names this instance's state.
-func (e *env) isMine(line string) bool {
-	for _, s := range []string{e.root, e.runRoot, "peapod-" + e.rootID(), " " + e.bridge + " ", "peapod-" + e.bridge, "root:/", "run-root:/"} {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
+	r := e.roots()
+	r.Mine = []string{" " + e.bridge + " "}
 	for s := range e.mine {
-		if strings.Contains(line, s) {
-			return true
-		}
+		r.Mine = append(r.Mine, s)
 	}
-	return false
+	testutil.AssertNoLeak(e.t, before, r)
 }
 
 // readHost reads a host file and fails the test on error.
