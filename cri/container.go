@@ -19,6 +19,7 @@ import (
 	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/runtime/state"
 	"github.com/peapod/peapod/runtime/supervisor"
+	"github.com/peapod/peapod/seccomp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -198,6 +199,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		if errors.Is(err, manifest.ErrContainerConfig) {
 			return nil, status.Errorf(codes.InvalidArgument, "container %q: %v", cfg.Metadata.Name, err)
 		}
+		if errors.Is(err, seccomp.ErrProfile) {
+			return nil, invalid("config.linux.security_context.seccomp.localhost_ref", "container %q: %v", cfg.Metadata.Name, err)
+		}
 		if strings.Contains(err.Error(), "failed to resolve image") {
 			return nil, status.Errorf(codes.NotFound, "container %q: %v", cfg.Metadata.Name, err)
 		}
@@ -277,13 +281,17 @@ func containerFromConfig(cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodS
 		if so := sc.SelinuxOptions; so != nil && (so.User != "" || so.Role != "" || so.Type != "" || so.Level != "") {
 			return nil, invalid("config.linux.security_context.selinux_options", "peapod does not apply SELinux labels")
 		}
-		if p := sc.Seccomp; p != nil && p.ProfileType != runtimeapi.SecurityProfile_Unconfined {
-			return nil, invalid("config.linux.security_context.seccomp", "profile %s: peapod does not apply seccomp profiles yet", p.ProfileType)
+		sp, err := seccompProfile(sc.Seccomp, "config.linux.security_context.seccomp")
+		if err != nil {
+			return nil, err
 		}
 		if p := sc.Apparmor; p != nil && p.ProfileType == runtimeapi.SecurityProfile_Localhost {
 			return nil, invalid("config.linux.security_context.apparmor", "peapod does not apply AppArmor profiles")
 		}
-		s := &corev1.SecurityContext{Privileged: &privileged}
+		// A privileged container runs unconfined whatever it names, as
+		// with containerd: the builder decides that, before reading a
+		// Localhost profile.
+		s := &corev1.SecurityContext{Privileged: &privileged, SeccompProfile: sp}
 		if caps := sc.Capabilities; caps != nil {
 			if len(caps.AddAmbientCapabilities) > 0 {
 				return nil, invalid("config.linux.security_context.capabilities.add_ambient_capabilities", "peapod grants no ambient capabilities")
@@ -427,7 +435,18 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 		return specs.Mount{}, invalid(field+".host_path", "%q is not an absolute path", m.HostPath)
 	}
 	if m.RecursiveReadOnly {
-		return specs.Mount{}, invalid(field+".recursive_read_only", "peapod does not make mounts recursively read-only yet")
+		// As containerd: only a read-only mount with private propagation
+		// (with another, a mount made later on the host could reach the
+		// container writable).
+		if !m.Readonly {
+			return specs.Mount{}, invalid(field+".recursive_read_only", "needs readonly")
+		}
+		if m.Propagation != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+			return specs.Mount{}, invalid(field+".recursive_read_only", "needs propagation PROPAGATION_PRIVATE, not %s", m.Propagation)
+		}
+		if !manifest.RecursiveReadOnlySupported() {
+			return specs.Mount{}, invalid(field+".recursive_read_only", "this kernel has no mount_setattr(2) (Linux 5.12)")
+		}
 	}
 	if len(m.UidMappings) > 0 || len(m.GidMappings) > 0 {
 		return specs.Mount{}, invalid(field+".uidMappings", "peapod has no id-mapped mounts")
@@ -455,6 +474,9 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 	}
 	if m.Readonly {
 		opts = append(opts, "ro")
+	}
+	if m.RecursiveReadOnly {
+		opts = append(opts, spec.RecursiveReadOnlyOption)
 	}
 	return specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: filepath.Clean(m.HostPath), Options: opts}, nil
 }

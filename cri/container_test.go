@@ -43,10 +43,6 @@ func TestContainerConfigRefused(t *testing.T) {
 		{"env name with =", "config.envs[0].key", func(c *runtimeapi.ContainerConfig) {
 			c.Envs = []*runtimeapi.KeyValue{{Key: "A=B", Value: []byte("x")}}
 		}},
-		{"seccomp runtime default", "config.linux.security_context.seccomp", func(c *runtimeapi.ContainerConfig) {
-			c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-				Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}}
-		}},
 		{"selinux", "config.linux.security_context.selinux_options", func(c *runtimeapi.ContainerConfig) {
 			c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 				SelinuxOptions: &runtimeapi.SELinuxOption{Type: "spc_t"}}}
@@ -121,8 +117,16 @@ func TestApplyConfigRefused(t *testing.T) {
 		{"relative host path", "config.mounts[0].host_path", sbCfg, func(c *runtimeapi.ContainerConfig) {
 			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "tmp"}}
 		}},
-		{"recursive read-only", "recursive_read_only", sbCfg, func(c *runtimeapi.ContainerConfig) {
-			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Readonly: true, RecursiveReadOnly: true}}
+		{"recursive read-only but writable", "config.mounts[0].recursive_read_only", sbCfg, func(c *runtimeapi.ContainerConfig) {
+			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", RecursiveReadOnly: true}}
+		}},
+		{"recursive read-only host-to-container", "config.mounts[0].recursive_read_only", sbCfg, func(c *runtimeapi.ContainerConfig) {
+			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Readonly: true, RecursiveReadOnly: true,
+				Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}}
+		}},
+		{"recursive read-only bidirectional", "config.mounts[0].recursive_read_only", sbCfg, func(c *runtimeapi.ContainerConfig) {
+			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Readonly: true, RecursiveReadOnly: true,
+				Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
 		}},
 		{"image volume", "config.mounts[0].image", sbCfg, func(c *runtimeapi.ContainerConfig) {
 			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}
@@ -164,6 +168,7 @@ func TestApplyConfig(t *testing.T) {
 	cfg.Mounts = []*runtimeapi.Mount{
 		{ContainerPath: "/a/", HostPath: "/tmp", Readonly: true},
 		{ContainerPath: "/b", HostPath: "/tmp", Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+		{ContainerPath: "/c", HostPath: "/tmp", Readonly: true, RecursiveReadOnly: true},
 	}
 	cfg.Linux = &runtimeapi.LinuxContainerConfig{
 		Resources: &runtimeapi.LinuxContainerResources{CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 1 << 26, MemorySwapLimitInBytes: 1 << 26, OomScoreAdj: -997,
@@ -177,7 +182,7 @@ func TestApplyConfig(t *testing.T) {
 	if sc.LogPath != "/var/log/pods/x/app/0.log" {
 		t.Errorf("log path %q", sc.LogPath)
 	}
-	want := []string{"/a [rbind rprivate ro]", "/b [rbind rslave]"}
+	want := []string{"/a [rbind rprivate ro]", "/b [rbind rslave]", "/c [rbind rprivate ro rro]"}
 	if len(sc.OCI.Mounts) != len(want) {
 		t.Fatalf("mounts %v, want %v", sc.OCI.Mounts, want)
 	}

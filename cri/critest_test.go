@@ -265,7 +265,7 @@ const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence
 // busybox here, has a standalone shell that runs its ls applet in-process
 // without executing /bin/ls, so no image built from it can show the mask
 // (the masks are tested in tests/e2e and namespaces/containerinit).
-const critestSkip = `metrics|sysctls|'rshared'|HostPID|HostIpc|SeccompProfilePath|MaskedPaths|image with digest`
+const critestSkip = `metrics|sysctls|'rshared'|HostPID|HostIpc|MaskedPaths|image with digest`
 
 // critestReport is the part of ginkgo's JSON report the test reads.
 type critestReport []struct {

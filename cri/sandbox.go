@@ -141,6 +141,9 @@ func podFromConfig(cfg *runtimeapi.PodSandboxConfig) (*corev1.Pod, []cni.PortMap
 	if err := applyNamespaceOptions(p, cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {
 		return nil, nil, err
 	}
+	if err := checkSandboxSeccomp(cfg.GetLinux().GetSecurityContext()); err != nil {
+		return nil, nil, err
+	}
 	if len(cfg.GetLinux().GetSysctls()) > 0 {
 		return nil, nil, status.Error(codes.Unimplemented, "config.linux.sysctls: peapod does not set sandbox sysctls yet")
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/image"
+	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/pod"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -121,11 +122,19 @@ func (s *Server) Version(context.Context, *runtimeapi.VersionRequest) (*runtimea
 
 // Status reports the runtime and its network ready: the built-in bridge
 // is created with the first pod, an external chain was loaded at start.
+// Its runtime handlers are the default one ("", a pod without a
+// runtimeClassName) and "peapod", which RunPodSandbox takes too; the
+// kubelet and critest read each one's features (recursive read-only
+// mounts when the kernel has mount_setattr).
 func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: manifest.RecursiveReadOnlySupported()}
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 		{Type: runtimeapi.RuntimeReady, Status: true},
 		{Type: runtimeapi.NetworkReady, Status: true},
-	}}}, nil
+	}}, RuntimeHandlers: []*runtimeapi.RuntimeHandler{
+		{Name: "", Features: features},
+		{Name: RuntimeName, Features: features},
+	}}, nil
 }
 
 // grpcError maps an error of runtime/pod to a gRPC status.

@@ -153,6 +153,9 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 		if vm.ReadOnly || b.isProjection(vm.Name) {
 			opts = append(opts, "ro")
 		}
+		if recursiveReadOnly(vm, RecursiveReadOnlySupported()) {
+			opts = append(opts, spec.RecursiveReadOnlyOption)
+		}
 		if vm.SubPath != "" {
 			opts = append(opts, spec.SubPathOption+filepath.Clean(vm.SubPath))
 		}

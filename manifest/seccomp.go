@@ -97,9 +97,12 @@ func (b *builder) seccompFilter(c *corev1.Container, proc *specs.Process) (compi
 	}
 	var prof *specs.LinuxSeccomp
 	var err error
-	if sp.Type == corev1.SeccompProfileTypeRuntimeDefault {
+	switch {
+	case sp.Type == corev1.SeccompProfileTypeRuntimeDefault:
 		prof, err = seccomp.RuntimeDefault(proc)
-	} else {
+	case b.hostProfiles:
+		prof, err = seccomp.LocalhostFile(*sp.LocalhostProfile, proc)
+	default:
 		prof, err = seccomp.Localhost(b.in.SeccompDir, *sp.LocalhostProfile, proc)
 	}
 	if err != nil {
@@ -108,6 +111,15 @@ func (b *builder) seccompFilter(c *corev1.Container, proc *specs.Process) (compi
 	f := compiledFilter{name: name}
 	if prof != nil {
 		if f.prog, err = seccomp.Compile(prof); err != nil {
+			if sp.Type == corev1.SeccompProfileTypeLocalhost {
+				// An unknown action or operator is the file's fault, as
+				// a parse error is: the same ErrProfile, naming the file.
+				path := *sp.LocalhostProfile
+				if !b.hostProfiles {
+					path = filepath.Join(b.in.SeccompDir, path)
+				}
+				return compiledFilter{}, fmt.Errorf("container %q: %w %q: %w", c.Name, seccomp.ErrProfile, path, err)
+			}
 			return compiledFilter{}, fmt.Errorf("container %q: failed to compile seccomp profile %s: %w", c.Name, name, err)
 		}
 	}

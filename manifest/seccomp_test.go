@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/peapod/peapod/runtime/spec"
 	"github.com/peapod/peapod/seccomp"
 )
 
@@ -81,5 +83,62 @@ func TestToSpecSeccompMissingProfile(t *testing.T) {
 	want := `container "app": cannot load seccomp profile "` + filepath.Join(in.SeccompDir, "gone.json") + `": open ` + filepath.Join(in.SeccompDir, "gone.json") + ": no such file or directory"
 	if err == nil || err.Error() != want || !errors.Is(err, seccomp.ErrProfile) {
 		t.Fatalf("ToSpec() error = %v\nwant %s", err, want)
+	}
+}
+
+// TestContainerSpecSeccompHostPath: through ContainerSpec (the CRI's
+// builder) a Localhost profile is an absolute host path, read there and
+// compiled; a privileged container runs unconfined without reading it. A
+// profile the compiler refuses (an unknown action) is an ErrProfile naming
+// the file, as a missing one is, on both paths.
+func TestContainerSpecSeccompHostPath(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "deny-mkdir.json")
+	bad := filepath.Join(dir, "bad-action.json")
+	for p, body := range map[string]string{
+		good: `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`,
+		bad:  `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_MAYBE"}]}`,
+	} {
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := func(ref string, privileged bool) (*spec.Container, error) {
+		pod := &corev1.Pod{}
+		pod.Name = "p"
+		c := &corev1.Container{Name: "app", Image: "busybox:1.36", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(privileged),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To(ref)}}}
+		sc, _, err := ContainerSpec(pod, c, "0123456789ab", testInput())
+		return sc, err
+	}
+	sc, err := build(good, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.SeccompProfile != "Localhost/"+good || len(sc.Seccomp) == 0 {
+		t.Errorf("profile %q, filter of %d bytes", sc.SeccompProfile, len(sc.Seccomp))
+	}
+	if sc, err := build(filepath.Join(dir, "gone.json"), true); err != nil || sc.SeccompProfile != "Unconfined" || len(sc.Seccomp) != 0 {
+		t.Errorf("privileged: %v, %v", sc, err)
+	}
+	for _, ref := range []string{filepath.Join(dir, "gone.json"), bad} {
+		_, err := build(ref, false)
+		if err == nil || !errors.Is(err, seccomp.ErrProfile) || !strings.Contains(err.Error(), `"`+ref+`"`) {
+			t.Errorf("%s: %v, want an ErrProfile naming the file", ref, err)
+		}
+	}
+	// The same refusal through `peapod run`'s builder, relative to
+	// SeccompDir.
+	pod := &corev1.Pod{}
+	pod.Name = "p"
+	pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "busybox:1.36", SecurityContext: &corev1.SecurityContext{
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("bad-action.json")}}}}
+	SetDefaults(pod)
+	in := testInput()
+	in.SeccompDir = dir
+	_, _, err = ToSpec(pod, in)
+	want := `container "app": cannot load seccomp profile "` + bad + `": `
+	if err == nil || !errors.Is(err, seccomp.ErrProfile) || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), `unknown action "SCMP_ACT_MAYBE"`) {
+		t.Errorf("ToSpec() error = %v\nwant %s… unknown action", err, want)
 	}
 }

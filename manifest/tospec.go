@@ -168,6 +168,9 @@ type builder struct {
 	warnings []string
 	// filters caches compiled seccomp profiles by profile and capabilities.
 	filters map[string]compiledFilter
+	// hostProfiles says a Localhost seccomp profile is an absolute host
+	// path (the CRI's localhost_ref) rather than one under in.SeccompDir.
+	hostProfiles bool
 }
 
 // container converts one container.

@@ -254,10 +254,7 @@ func (ctx *podContext) validateVolumeMounts(mounts []corev1.VolumeMount, p *fiel
 			errs = append(errs, field.NotSupported(mp.Child("mountPropagation"), *mode,
 				[]corev1.MountPropagationMode{corev1.MountPropagationNone}))
 		}
-		if r := m.RecursiveReadOnly; r != nil && *r != corev1.RecursiveReadOnlyDisabled {
-			errs = append(errs, field.NotSupported(mp.Child("recursiveReadOnly"), *r,
-				[]corev1.RecursiveReadOnlyMode{corev1.RecursiveReadOnlyDisabled}))
-		}
+		errs = append(errs, validateRecursiveReadOnly(m, mp.Child("recursiveReadOnly"))...)
 	}
 	return errs
 }

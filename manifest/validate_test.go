@@ -141,6 +141,34 @@ func TestValidate(t *testing.T) {
 		{"mount propagation", func(p *corev1.Pod) {
 			p.Spec.Containers[0].VolumeMounts[0].MountPropagation = ptr.To(corev1.MountPropagationBidirectional)
 		}, []string{`spec.containers[0].volumeMounts[0].mountPropagation: Unsupported value: "Bidirectional": supported values: "None"`}},
+		// recursiveReadOnly follows the API server's rules: Enabled and
+		// IfPossible need readOnly and no propagation.
+		{"recursiveReadOnly enabled", func(p *corev1.Pod) {
+			m := &p.Spec.Containers[0].VolumeMounts[0]
+			m.ReadOnly, m.RecursiveReadOnly = true, ptr.To(corev1.RecursiveReadOnlyEnabled)
+		}, nil},
+		{"recursiveReadOnly if possible", func(p *corev1.Pod) {
+			m := &p.Spec.Containers[0].VolumeMounts[0]
+			m.ReadOnly, m.RecursiveReadOnly = true, ptr.To(corev1.RecursiveReadOnlyIfPossible)
+		}, nil},
+		{"recursiveReadOnly disabled on a writable mount", func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts[0].RecursiveReadOnly = ptr.To(corev1.RecursiveReadOnlyDisabled)
+		}, nil},
+		{"recursiveReadOnly on a writable mount", func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts[0].RecursiveReadOnly = ptr.To(corev1.RecursiveReadOnlyIfPossible)
+		}, []string{`spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: may only be specified when readOnly is true`}},
+		{"recursiveReadOnly with propagation", func(p *corev1.Pod) {
+			m := &p.Spec.Containers[0].VolumeMounts[0]
+			m.ReadOnly, m.RecursiveReadOnly = true, ptr.To(corev1.RecursiveReadOnlyEnabled)
+			m.MountPropagation = ptr.To(corev1.MountPropagationHostToContainer)
+		}, []string{
+			`spec.containers[0].volumeMounts[0].mountPropagation: Unsupported value: "HostToContainer": supported values: "None"`,
+			`spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: may only be specified when mountPropagation is None or not specified`,
+		}},
+		{"recursiveReadOnly unknown", func(p *corev1.Pod) {
+			m := &p.Spec.Containers[0].VolumeMounts[0]
+			m.ReadOnly, m.RecursiveReadOnly = true, ptr.To(corev1.RecursiveReadOnlyMode("Always"))
+		}, []string{`spec.containers[0].volumeMounts[0].recursiveReadOnly: Unsupported value: "Always": supported values: "Disabled", "Enabled", "IfPossible"`}},
 		{"unsupported volume type", func(p *corev1.Pod) {
 			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "s", Path: "/x"}}
 		}, []string{"spec.volumes[0].nfs: Forbidden: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported"}},

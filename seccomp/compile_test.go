@@ -2,6 +2,8 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -442,6 +444,63 @@ func TestCompileMatchesReference(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestLocalhostFile: a profile at an absolute host path (the CRI's
+// localhost_ref): symlinks are followed, as containerd follows them;
+// relative and unclean paths, /proc magic links, what is not a regular
+// file and what is too large are refused, naming the path.
+func TestLocalhostFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "deny-mkdir.json")
+	if err := os.WriteFile(good, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(good, filepath.Join(dir, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "huge.json"), make([]byte, maxProfileSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	magic := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	for _, path := range []string{good, filepath.Join(dir, "link.json")} {
+		p, err := LocalhostFile(path, procWith(defaultCaps...))
+		if err != nil {
+			t.Fatalf("LocalhostFile(%q): %v", path, err)
+		}
+		prog, err := Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := decide(t, vm(t, prog), mustNative(t), "mkdirat"); got != eacces {
+			t.Errorf("%s: mkdirat = %#x, want EACCES", path, got)
+		}
+	}
+	for path, want := range map[string]string{
+		"deny-mkdir.json":                  "not a clean absolute path",
+		"../../etc/shadow":                 "not a clean absolute path",
+		dir + "/../" + filepath.Base(dir):  "not a clean absolute path",
+		dir + "//deny-mkdir.json":          "not a clean absolute path",
+		"":                                 "not a clean absolute path",
+		filepath.Join(dir, "missing.json"): "no such file or directory",
+		dir:                                "not a regular file",
+		filepath.Join(dir, "fifo.json"):    "not a regular file",
+		filepath.Join(dir, "huge.json"):    "larger than",
+		magic:                              "too many levels of symbolic links",
+	} {
+		_, err := LocalhostFile(path, nil)
+		if err == nil || !errors.Is(err, ErrProfile) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fmt.Sprintf("%q", path)) {
+			t.Errorf("LocalhostFile(%q) = %v, want an ErrProfile naming it with %q", path, err, want)
 		}
 	}
 }

@@ -36,10 +36,31 @@ func RuntimeDefault(proc *specs.Process) (*specs.LinuxSeccomp, error) {
 // absolute path nor a symlink can lead out of it. A profile with no
 // default action and no rules means no filter: nil, nil.
 func Localhost(dir, rel string, proc *specs.Process) (*specs.LinuxSeccomp, error) {
-	path := filepath.Join(dir, rel)
 	body, err := readBeneath(dir, rel)
-	if err != nil {
-		return nil, fmt.Errorf("%w %q: %w", ErrProfile, path, err)
+	return load(filepath.Join(dir, rel), body, err, proc)
+}
+
+// LocalhostFile is Localhost for a profile named by an absolute host path,
+// as the CRI's localhost_ref (the kubelet joins its own seccomp directory
+// and the pod's localhostProfile; containerd reads that path as it is).
+// Only a clean absolute path is taken: a relative one would depend on the
+// daemon's working directory, and one with ".." or "//" is no path the
+// kubelet makes. Symlinks are followed, as containerd does (the caller is
+// the node's kubelet, root on this host); /proc magic links are not, and
+// the file must be a regular one (a FIFO or a device would block or never
+// end).
+func LocalhostFile(path string, proc *specs.Process) (*specs.LinuxSeccomp, error) {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return nil, fmt.Errorf("%w %q: not a clean absolute path", ErrProfile, path)
+	}
+	body, err := readFile(unix.AT_FDCWD, path, path, unix.RESOLVE_NO_MAGICLINKS)
+	return load(path, body, err, proc)
+}
+
+// load parses body, read from path (or the error reading it), for proc.
+func load(path string, body []byte, readErr error, proc *specs.Process) (*specs.LinuxSeccomp, error) {
+	if readErr != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrProfile, path, readErr)
 	}
 	p, err := moby.LoadProfile(string(body), &specs.Spec{Process: withCaps(proc)})
 	if err != nil {
@@ -57,17 +78,25 @@ func readBeneath(dir, rel string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(dfd)
-	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{
+	b, err := readFile(dfd, rel, filepath.Join(dir, rel), unix.RESOLVE_BENEATH|unix.RESOLVE_NO_MAGICLINKS)
+	if errors.Is(err, unix.EXDEV) {
+		return nil, errors.New("path leads outside the seccomp directory")
+	}
+	return b, err
+}
+
+// readFile reads a regular file of at most maxProfileSize bytes at path
+// relative to dfd with openat2's resolve flags; name is the path errors
+// show.
+func readFile(dfd int, path, name string, resolve uint64) ([]byte, error) {
+	fd, err := unix.Openat2(dfd, path, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+		Resolve: resolve,
 	})
 	if err != nil {
-		if errors.Is(err, unix.EXDEV) {
-			return nil, errors.New("path leads outside the seccomp directory")
-		}
-		return nil, &os.PathError{Op: "open", Path: filepath.Join(dir, rel), Err: err}
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(dir, rel))
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {

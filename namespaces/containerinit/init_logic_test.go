@@ -28,6 +28,9 @@ func TestParseMountOptions(t *testing.T) {
 		{[]string{"ro", "rw"}, parsedMount{}},
 		{[]string{"rbind", "rslave", spec.SubPathOption + "a/b"},
 			parsedMount{flags: unix.MS_BIND | unix.MS_REC, propagation: []uintptr{unix.MS_SLAVE | unix.MS_REC}, subPath: "a/b"}},
+		// rro is no mount(2) flag and must not reach the data string.
+		{[]string{"rbind", "rprivate", "ro", spec.RecursiveReadOnlyOption},
+			parsedMount{flags: unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY, propagation: []uintptr{unix.MS_PRIVATE | unix.MS_REC}, recursiveRO: true}},
 	}
 	for _, tt := range tests {
 		if got := parseMountOptions(tt.opts); !reflect.DeepEqual(got, tt.want) {

@@ -56,6 +56,9 @@ type parsedMount struct {
 	data string
 	// subPath is the spec.SubPathOption value ("" when absent).
 	subPath string
+	// recursiveRO is spec.RecursiveReadOnlyOption: the mount and every
+	// mount below it read-only.
+	recursiveRO bool
 }
 
 // parseMountOptions sorts OCI mount options into flags, propagation,
@@ -78,6 +81,10 @@ func parseMountOptions(opts []string) parsedMount {
 		}
 		if v, ok := strings.CutPrefix(o, spec.SubPathOption); ok {
 			pm.subPath = v
+			continue
+		}
+		if o == spec.RecursiveReadOnlyOption {
+			pm.recursiveRO = true
 			continue
 		}
 		data = append(data, o)
@@ -148,12 +155,43 @@ func doMountInRoot(rootDir *os.File, m specs.Mount, pm parsedMount) error {
 	}
 	defer dst.Close()
 	if pm.isBind(m.Type) {
-		return bindMount(rootDir, source, dst, m.Destination, pm)
+		if err := bindMount(rootDir, source, dst, m.Destination, pm); err != nil {
+			return err
+		}
+	} else {
+		if err := ktrace.Mount(source, fdPath(dst), m.Type, pm.flags, pm.data); err != nil {
+			return err
+		}
+		if err := applyPropagation(rootDir, m.Destination, pm.propagation); err != nil {
+			return err
+		}
 	}
-	if err := ktrace.Mount(source, fdPath(dst), m.Type, pm.flags, pm.data); err != nil {
-		return err
+	if pm.recursiveRO {
+		return recursiveReadonly(rootDir, m.Destination)
 	}
-	return applyPropagation(rootDir, m.Destination, pm.propagation)
+	return nil
+}
+
+// recursiveReadonly makes the mount at dest and every mount below it
+// read-only. mount_setattr(2) with AT_RECURSIVE is needed: a
+// MS_BIND|MS_REMOUNT|MS_RDONLY remount changes only the one mount it
+// names (MS_REC is ignored on a remount), so a bind with "ro" leaves
+// the submounts an rbind copied in (a tmpfs under a hostPath, say)
+// writable.
+func recursiveReadonly(rootDir *os.File, dest string) error {
+	mnt, err := pathrs.OpenatInRoot(rootDir, dest)
+	if err != nil {
+		return fmt.Errorf("failed to reopen mount: %w", err)
+	}
+	defer mnt.Close()
+	return ktrace.Do("mount_setattr", fdPath(mnt)+" MOUNT_ATTR_RDONLY AT_RECURSIVE", func() error {
+		err := unix.MountSetattr(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE,
+			&unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+		if err != nil {
+			return fmt.Errorf("failed to make it recursively read-only (mount_setattr): %w", err)
+		}
+		return nil
+	})
 }
 
 // bindMount binds source on dst, then remounts it with the requested flags:

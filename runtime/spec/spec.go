@@ -220,3 +220,9 @@ var ErrVersion = fmt.Errorf("version mismatch")
 // lead the bind out of it (CVE-2017-1002101). The option never reaches
 // mount(2).
 const SubPathOption = "peapod-subpath="
+
+// RecursiveReadOnlyOption among a bind mount's options makes it and every
+// mount below it read-only (runc's "rro", runtime-spec 1.1): the init stage
+// applies it with mount_setattr(2) after the bind, as "ro" alone reaches
+// only the top mount.
+const RecursiveReadOnlyOption = "rro"
