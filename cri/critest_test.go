@@ -259,7 +259,7 @@ const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence
 // critestSkip are specs of those groups that need what peapod does not
 // have yet: sandbox metrics, sandbox sysctls, bidirectional mount
 // propagation (refused with InvalidArgument), host PID and IPC
-// namespaces, seccomp profiles; the image pinned to an upstream digest,
+// namespaces; the image pinned to an upstream digest,
 // which no image built here can have; and MaskedPaths, which masks /bin/ls
 // and expects `sh -c ls` to fail: Debian's busybox-static, the only static
 // busybox here, has a standalone shell that runs its ls applet in-process
