@@ -3,7 +3,8 @@
 // default profile Docker and containerd ship (github.com/moby/profiles/seccomp,
 // with its conditional rules resolved for the container's capabilities, this
 // host's architecture and kernel), Localhost a Docker-format JSON profile
-// under <root>/seccomp.
+// under <root>/seccomp (Localhost) or, for the CRI's localhost_ref, at an
+// absolute host path (LocalhostFile).
 //
 // Why a pure-Go compiler, run once in the peapod CLI, and not libseccomp:
 // runc and crun compile the profile with libseccomp inside the container's
@@ -19,6 +20,6 @@
 // program (one section per architecture, x32 apart, ENOSYS for syscalls
 // newer than the profile) follows what libseccomp and runc's patchbpf emit.
 //
-// The package is linked by the peapod CLI only: the supervisor and
-// peapod-init never import it (see cmd/*/lean_test.go).
+// The package is linked by the peapod CLI (and peapod-cri) only: the
+// supervisor and peapod-init never import it (see cmd/*/lean_test.go).
 package seccomp
