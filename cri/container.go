@@ -14,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/spec"
@@ -322,14 +323,31 @@ func containerFromConfig(cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodS
 			s.AllowPrivilegeEscalation = &f
 		}
 		c.SecurityContext = s
-		if len(sc.SupplementalGroups) > 0 {
-			if p.Spec.SecurityContext == nil {
-				p.Spec.SecurityContext = &corev1.PodSecurityContext{}
-			}
-			p.Spec.SecurityContext.SupplementalGroups = sc.SupplementalGroups
+		policy, err := groupsPolicy(sc.SupplementalGroupsPolicy)
+		if err != nil {
+			return nil, err
 		}
+		if p.Spec.SecurityContext == nil {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{}
+		}
+		p.Spec.SecurityContext.SupplementalGroups = sc.SupplementalGroups
+		p.Spec.SecurityContext.SupplementalGroupsPolicy = &policy
 	}
 	return c, nil
+}
+
+// groupsPolicy maps the CRI's supplemental groups policy onto the API's,
+// which the builder turns into the init stage's: Merge (the default) adds
+// the groups the image's /etc/group lists the user in, Strict only the
+// listed ones (and the primary gid, both).
+func groupsPolicy(p runtimeapi.SupplementalGroupsPolicy) (corev1.SupplementalGroupsPolicy, error) {
+	switch p {
+	case runtimeapi.SupplementalGroupsPolicy_Merge:
+		return corev1.SupplementalGroupsPolicyMerge, nil
+	case runtimeapi.SupplementalGroupsPolicy_Strict:
+		return corev1.SupplementalGroupsPolicyStrict, nil
+	}
+	return "", invalid("config.linux.security_context.supplemental_groups_policy", "unknown policy %d (Merge is 0, Strict 1)", p)
 }
 
 // escapeRefs doubles each '$' so that the builder's $(VAR) expansion
@@ -643,13 +661,8 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		r := l.Resources
 		out.Resources = &runtimeapi.ContainerResources{Linux: criResources(r)}
 	}
-	if u := c.spec.OCI.Process; u != nil {
-		uid, gid := int64(u.User.UID), int64(u.User.GID)
-		groups := []int64{}
-		for _, g := range u.User.AdditionalGids {
-			groups = append(groups, int64(g))
-		}
-		out.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: uid, Gid: gid, SupplementalGroups: groups}}
+	if u := c.user(); u != nil {
+		out.User = &runtimeapi.ContainerUser{Linux: u}
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: out}
 	if req.Verbose {
@@ -661,6 +674,34 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		resp.Info = map[string]string{"info": string(b)}
 	}
 	return resp, nil
+}
+
+// user is the identity of the container's first process: read from
+// /proc/PID/status while it runs, as containerd reports it, since the init
+// stage completes the spec's user from the image's /etc/passwd and
+// /etc/group (spec.Identity). A container that does not run reports the
+// spec's user if nothing completes it, and none otherwise.
+func (c *ctr) user() *runtimeapi.LinuxContainerUser {
+	if c.st != nil && c.st.State == state.StateRunning && c.st.Proc.PID > 0 {
+		ids, err := procfs.ReadIDs(c.st.Proc.PID)
+		// The pid must still be the container's: read its start time after.
+		if err == nil && c.st.Proc.Alive() {
+			u := &runtimeapi.LinuxContainerUser{Uid: int64(ids.UID), Gid: int64(ids.GID), SupplementalGroups: []int64{}}
+			for _, g := range ids.Groups {
+				u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+			}
+			return u
+		}
+	}
+	p := c.spec.OCI.Process
+	if p == nil || c.spec.Identity != (spec.Identity{}) {
+		return nil
+	}
+	u := &runtimeapi.LinuxContainerUser{Uid: int64(p.User.UID), Gid: int64(p.User.GID), SupplementalGroups: []int64{}}
+	for _, g := range p.User.AdditionalGids {
+		u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+	}
+	return u
 }
 
 // criResources reports the cgroup values peapod set.

@@ -63,6 +63,10 @@ func TestContainerConfigRefused(t *testing.T) {
 			c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 				RunAsGroup: &runtimeapi.Int64Value{Value: 5}}}
 		}},
+		{"unknown supplemental groups policy", "config.linux.security_context.supplemental_groups_policy", func(c *runtimeapi.ContainerConfig) {
+			c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				SupplementalGroupsPolicy: runtimeapi.SupplementalGroupsPolicy(7)}}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig()
@@ -78,6 +82,47 @@ func TestContainerConfigRefused(t *testing.T) {
 // TestContainerConfigTerminal: tty, stdin and stdin_once reach the
 // container the builder makes the spec of (the supervisor then holds the
 // pty or the stdin pipe for Attach).
+// TestContainerConfigGroupsPolicy: the CRI's supplemental groups and their
+// policy reach the pod's security context, whose builder turns them into
+// the init stage's (manifest's TestToSpecIdentity); Merge is the default.
+func TestContainerConfigGroupsPolicy(t *testing.T) {
+	sbCfg := &runtimeapi.PodSandboxConfig{LogDirectory: "/var/log/pods/x"}
+	for _, tc := range []struct {
+		name   string
+		sc     *runtimeapi.LinuxContainerSecurityContext
+		groups []int64
+		want   corev1.SupplementalGroupsPolicy
+	}{
+		{"no security context", nil, nil, ""},
+		{"default", &runtimeapi.LinuxContainerSecurityContext{SupplementalGroups: []int64{1234}}, []int64{1234}, corev1.SupplementalGroupsPolicyMerge},
+		{"merge", &runtimeapi.LinuxContainerSecurityContext{SupplementalGroupsPolicy: runtimeapi.SupplementalGroupsPolicy_Merge}, nil, corev1.SupplementalGroupsPolicyMerge},
+		{"strict", &runtimeapi.LinuxContainerSecurityContext{SupplementalGroups: []int64{1234, 5678}, SupplementalGroupsPolicy: runtimeapi.SupplementalGroupsPolicy_Strict},
+			[]int64{1234, 5678}, corev1.SupplementalGroupsPolicyStrict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig()
+			if tc.sc != nil {
+				cfg.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: tc.sc}
+			}
+			p := &corev1.Pod{}
+			if _, err := containerFromConfig(cfg, sbCfg, p, strings.Repeat("a", 64)); err != nil {
+				t.Fatal(err)
+			}
+			var got corev1.SupplementalGroupsPolicy
+			var groups []int64
+			if sc := p.Spec.SecurityContext; sc != nil {
+				groups = sc.SupplementalGroups
+				if sc.SupplementalGroupsPolicy != nil {
+					got = *sc.SupplementalGroupsPolicy
+				}
+			}
+			if got != tc.want || fmt.Sprint(groups) != fmt.Sprint(tc.groups) {
+				t.Errorf("pod security context: policy %q groups %v, want %q %v", got, groups, tc.want, tc.groups)
+			}
+		})
+	}
+}
+
 func TestContainerConfigTerminal(t *testing.T) {
 	sbCfg := &runtimeapi.PodSandboxConfig{LogDirectory: "/var/log/pods/x"}
 	for _, tc := range []struct {

@@ -163,9 +163,11 @@ func TestCrictlContainerFlow(t *testing.T) {
 		t.Errorf("after start: %+v, want CONTAINER_RUNNING, log %s, an image id, a pid and the mount", in, logPath)
 	}
 
-	// exec -s: the container's own user, groups and env, the mount.
-	if out := d.run("crictl", "exec", "-s", id, "id"); !strings.Contains(out, "uid=1000") || !strings.Contains(out, "groups=5,6") {
-		t.Errorf("exec id = %q, want uid 1000 and groups 5,6", out)
+	// exec -s: the container's own user, groups and env, the mount. The
+	// image's /etc/passwd has no uid 1000, so its gid is 0, which joins
+	// the groups (as containerd makes them).
+	if out := d.run("crictl", "exec", "-s", id, "id"); !strings.Contains(out, "uid=1000 gid=0(root)") || !strings.Contains(out, "groups=0(root),5,6") {
+		t.Errorf("exec id = %q, want uid 1000, gid 0 and groups 0,5,6", out)
 	}
 	// (crictl adds a blank line for each stream.)
 	if out := d.run("crictl", "exec", "-s", id, "sh", "-c", "echo $FOO; cat /data/f"); strings.TrimSpace(out) != "bar$(NOT_EXPANDED)\nhi" {

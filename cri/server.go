@@ -125,7 +125,8 @@ func (s *Server) Version(context.Context, *runtimeapi.VersionRequest) (*runtimea
 // Its runtime handlers are the default one ("", a pod without a
 // runtimeClassName) and "peapod", which RunPodSandbox takes too; the
 // kubelet and critest read each one's features (recursive read-only
-// mounts when the kernel has mount_setattr).
+// mounts when the kernel has mount_setattr) and the runtime's (the
+// supplemental groups policy).
 func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	features := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: manifest.RecursiveReadOnlySupported()}
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
@@ -134,7 +135,7 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 	}}, RuntimeHandlers: []*runtimeapi.RuntimeHandler{
 		{Name: "", Features: features},
 		{Name: RuntimeName, Features: features},
-	}}, nil
+	}, Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}}, nil
 }
 
 // grpcError maps an error of runtime/pod to a gRPC status.

@@ -240,6 +240,7 @@ func (b *builder) containerWithID(c *corev1.Container, id string) (*spec.Contain
 		StartupProbe:   probe(c.StartupProbe, c.Env),
 		Stdin:          c.Stdin,
 		StdinOnce:      c.Stdin && c.StdinOnce,
+		Identity:       identityOf(b.pod.Spec.SecurityContext, c, img.Config),
 	}, nil
 }
 

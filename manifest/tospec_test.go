@@ -170,6 +170,45 @@ func TestToSpecUser(t *testing.T) {
 	}
 }
 
+// TestToSpecIdentity is what the init stage completes the user with: the
+// gid from /etc/passwd unless runAsGroup or the image's user (when
+// runAsUser does not replace it) names one, and the pod's supplemental
+// groups policy, Merge by default.
+func TestToSpecIdentity(t *testing.T) {
+	strict := ptr.To(corev1.SupplementalGroupsPolicyStrict)
+	tests := []struct {
+		name  string
+		image string
+		podSC *corev1.PodSecurityContext
+		sc    *corev1.SecurityContext
+		want  spec.Identity
+	}{
+		{"image root", "busybox:1.36", nil, nil, spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}},
+		{"image uid:gid", "numeric", nil, nil, spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}},
+		{"image name:group", "named-user", nil, nil, spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}},
+		{"runAsUser replaces the image's group", "numeric", nil, &corev1.SecurityContext{RunAsUser: ptr.To[int64](5)},
+			spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}},
+		{"runAsGroup", "busybox:1.36", &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](5), RunAsGroup: ptr.To[int64](0)}, nil,
+			spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}},
+		{"explicit merge", "busybox:1.36", &corev1.PodSecurityContext{SupplementalGroupsPolicy: ptr.To(corev1.SupplementalGroupsPolicyMerge)}, nil,
+			spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}},
+		{"strict", "busybox:1.36", &corev1.PodSecurityContext{SupplementalGroupsPolicy: strict}, &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000)},
+			spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsStrict}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := toSpecOne(t, func(p *corev1.Pod) {
+				p.Spec.SecurityContext = tt.podSC
+				p.Spec.Containers[0].Image = tt.image
+				p.Spec.Containers[0].SecurityContext = tt.sc
+			}).Identity
+			if got != tt.want {
+				t.Errorf("identity = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestToSpecCapabilities(t *testing.T) {
 	tests := []struct {
 		name string

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/runtime/spec"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -52,6 +53,27 @@ func processUser(podName, podNamespace, podUID string, podSC *corev1.PodSecurity
 		return u, configError(c, fmt.Sprintf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", pod, c.Name))
 	}
 	return u, nil
+}
+
+// identityOf is what the init stage completes processUser's user with
+// from the container's /etc/passwd and /etc/group, as containerd's CRI:
+// without runAsGroup or an image group, the gid is the uid's primary group
+// there, and the pod's supplementalGroupsPolicy (Merge by default) says
+// whether the groups /etc/group lists the user in are added. Both add the
+// primary gid to the supplementary groups.
+func identityOf(podSC *corev1.PodSecurityContext, c *corev1.Container, cfg ImageConfig) spec.Identity {
+	runAsUser, runAsGroup, _ := effectiveIDs(podSC, c.SecurityContext)
+	id := spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}
+	if podSC != nil && podSC.SupplementalGroupsPolicy != nil && *podSC.SupplementalGroupsPolicy == corev1.SupplementalGroupsPolicyStrict {
+		id.SupplementalGroupsPolicy = spec.GroupsStrict
+	}
+	if runAsGroup == nil {
+		// An image's "uid:gid" names the gid, unless runAsUser replaced
+		// the image's user (and with it its group).
+		_, group, _ := strings.Cut(cfg.User, ":")
+		id.GIDFromPasswd = runAsUser != nil || group == ""
+	}
+	return id
 }
 
 // effectiveIDs merges the pod and container security contexts as the API

@@ -158,9 +158,9 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) ([
 	for i, g := range sc.SupplementalGroups {
 		errs = append(errs, validateID(p.Child("supplementalGroups").Index(i), &g)...)
 	}
-	if sp := sc.SupplementalGroupsPolicy; sp != nil && *sp != corev1.SupplementalGroupsPolicyMerge {
+	if sp := sc.SupplementalGroupsPolicy; sp != nil && *sp != corev1.SupplementalGroupsPolicyMerge && *sp != corev1.SupplementalGroupsPolicyStrict {
 		errs = append(errs, field.NotSupported(p.Child("supplementalGroupsPolicy"), *sp,
-			[]corev1.SupplementalGroupsPolicy{corev1.SupplementalGroupsPolicyMerge}))
+			[]corev1.SupplementalGroupsPolicy{corev1.SupplementalGroupsPolicyMerge, corev1.SupplementalGroupsPolicyStrict}))
 	}
 	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
 		errs = append(errs, field.Invalid(p.Child("runAsUser"), *sc.RunAsUser, "must not be 0 when `runAsNonRoot` is true"))

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/runtime/spec"
 )
 
 // Exec joins every namespace of a running container, the mount namespace
@@ -49,6 +50,9 @@ type ExecOptions struct {
 	// Seccomp is the container's compiled seccomp filter (nil: none),
 	// loaded before the process's execve.
 	Seccomp []byte
+	// Identity is what completes Process.User from the container's
+	// /etc/passwd and /etc/group, as for its main process.
+	Identity spec.Identity
 	// Stdin is the process's standard input (nil: /dev/null).
 	Stdin io.Reader
 	// Stdout is the process's standard output (nil: /dev/null).
@@ -106,6 +110,10 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode exec process: %w", err)
 	}
+	identity, err := json.Marshal(o.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode exec identity: %w", err)
+	}
 	if len(o.Seccomp) > maxExecSeccomp {
 		return nil, fmt.Errorf("seccomp filter of %d bytes is too large", len(o.Seccomp))
 	}
@@ -114,6 +122,7 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 		nsenterJoinedEnv + "=0",
 		execProcessEnv + "=" + string(proc),
 		execSeccompEnv + "=" + base64.StdEncoding.EncodeToString(o.Seccomp),
+		execIdentityEnv + "=" + string(identity),
 		// The stage lives for one execve: with one P the Go runtime starts
 		// no second thread for it (thread creation and the TLB shoot-downs
 		// of its mappings were the largest kernel cost of an exec probe).

@@ -107,6 +107,8 @@ const (
 	// base64 ("" for none). The environment, not a file: the stage runs
 	// inside the container's mount namespace, where no host file is.
 	execSeccompEnv = "_PEAPOD_EXEC_SECCOMP"
+	// execIdentityEnv holds the JSON spec.Identity for ExecIdentityFromEnv.
+	execIdentityEnv = "_PEAPOD_EXEC_IDENTITY"
 )
 
 // maxExecSeccomp bounds the filter passed to an exec: the kernel's 4096
@@ -134,4 +136,17 @@ func ExecProcessFromEnv() (*specs.Process, []byte, error) {
 		return nil, nil, fmt.Errorf("failed to decode exec seccomp filter: %w", err)
 	}
 	return &proc, filter, nil
+}
+
+// ExecIdentityFromEnv is, in `helper exec`, what completes the process's
+// user from the container's /etc/passwd and /etc/group (ExecOptions.Identity;
+// unset is the zero Identity).
+func ExecIdentityFromEnv() (spec.Identity, error) {
+	var id spec.Identity
+	if v := os.Getenv(execIdentityEnv); v != "" {
+		if err := json.Unmarshal([]byte(v), &id); err != nil {
+			return id, fmt.Errorf("failed to decode exec identity: %w", err)
+		}
+	}
+	return id, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"reflect"
 	"testing"
 )
 
@@ -65,5 +66,45 @@ func TestReadStatSelf(t *testing.T) {
 	// Pid 0 never has a /proc entry.
 	if _, err := ReadStat(0); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadStat(0) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestParseIDs(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     IDs
+		wantErr  bool
+	}{
+		{"critest merge", "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t64\nGroups:\t1000 1234 50000 \n", IDs{1000, 1000, []uint32{1000, 1234, 50000}}, false},
+		{"no groups", "Uid:\t0\t0\t0\t0\nGid:\t5\t5\t5\t5\nGroups:\t\n", IDs{0, 5, []uint32{}}, false},
+		{"real ids", "Uid:\t7\t0\t0\t0\nGid:\t8\t0\t0\t0\nGroups:\n", IDs{7, 8, []uint32{}}, false},
+		{"no Groups line", "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n", IDs{}, true},
+		{"short Uid", "Uid:\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\n", IDs{}, true},
+		{"bad group", "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\tx\n", IDs{}, true},
+		{"empty", "", IDs{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseIDs([]byte(tt.in))
+			if tt.wantErr {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("ParseIDs = %+v, %v; want ErrMalformed", got, err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ParseIDs = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadIDsSelf(t *testing.T) {
+	ids, err := ReadIDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids.UID != uint32(os.Getuid()) || ids.GID != uint32(os.Getgid()) {
+		t.Errorf("ReadIDs(self) = %+v, want uid %d gid %d", ids, os.Getuid(), os.Getgid())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -13,6 +14,8 @@ import (
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/runtime/spec"
 )
 
 // execUser is the resolved identity the workload runs as.
@@ -176,36 +179,136 @@ func setThreadGroups(groups []int) error {
 }
 
 // lookupExecUser resolves the spec's user against the container's
-// /etc/passwd (the process is already inside the new root). A username
-// applies when the numeric uid is 0, as the manifest leaves it when only the
-// image names a user.
-func lookupExecUser(u specs.User) (execUser, error) {
+// /etc/passwd and /etc/group (the process is already inside the new root),
+// completed as identity says. A username applies when the numeric uid is 0,
+// as the manifest leaves it when only the image names a user.
+func lookupExecUser(u specs.User, identity spec.Identity) (execUser, error) {
+	entries, err := readPasswdFile("/etc/passwd")
+	if err != nil {
+		return execUser{}, err
+	}
+	return resolveExecUser(u, identity, entries, func() ([]groupEntry, error) { return readGroupFile("/etc/group") })
+}
+
+// resolveExecUser is lookupExecUser with the passwd entries read and
+// /etc/group to read when the groups it lists are needed.
+func resolveExecUser(u specs.User, identity spec.Identity, entries []passwdEntry, readGroups func() ([]groupEntry, error)) (execUser, error) {
 	eu := execUser{uid: int(u.UID), gid: int(u.GID)}
 	for _, g := range u.AdditionalGids {
 		eu.groups = append(eu.groups, int(g))
 	}
-	entries, err := readPasswdFile("/etc/passwd")
-	if err != nil {
-		return eu, err
-	}
+	name := ""
 	if u.Username != "" && u.UID == 0 {
 		e, err := findPasswdUser(entries, u.Username)
 		if err != nil {
 			return eu, err
 		}
-		eu.uid, eu.home = e.uid, e.home
+		eu.uid, eu.home, name = e.uid, e.home, e.name
 		if u.GID == 0 {
 			eu.gid = e.gid
 		}
-		return eu, nil
-	}
-	for _, e := range entries {
-		if e.uid == eu.uid {
-			eu.home = e.home
-			break
+	} else {
+		for _, e := range entries {
+			if e.uid == eu.uid {
+				eu.home, name = e.home, e.name
+				if identity.GIDFromPasswd {
+					eu.gid = e.gid
+				}
+				break
+			}
 		}
 	}
+	if identity.SupplementalGroupsPolicy == "" {
+		return eu, nil
+	}
+	var member []int
+	if identity.SupplementalGroupsPolicy == spec.GroupsMerge && name != "" {
+		groups, err := readGroups()
+		if err != nil {
+			return eu, err
+		}
+		member = groupsOf(groups, name)
+	}
+	eu.groups = supplementaryGroups(eu.gid, eu.groups, member)
 	return eu, nil
+}
+
+// supplementaryGroups is the process's supplementary groups, as
+// containerd's CRI makes them: the primary gid, the ones the spec lists,
+// then those /etc/group adds (member), each once.
+func supplementaryGroups(gid int, listed, member []int) []int {
+	out := []int{gid}
+	for _, g := range slices.Concat(listed, member) {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// groupEntry is one parsed /etc/group line.
+type groupEntry struct {
+	// name is the group's name and gid its number.
+	name string
+	gid  int
+	// members are the user names listed in it.
+	members []string
+}
+
+// groupsOf is the gids of the groups listing user as a member, but the
+// user's own group of the same name (containerd's rule).
+func groupsOf(groups []groupEntry, user string) []int {
+	var out []int
+	for _, g := range groups {
+		if g.name != user && slices.Contains(g.members, user) {
+			out = append(out, g.gid)
+		}
+	}
+	return out
+}
+
+// readGroupFile parses path; a missing file is an empty list.
+func readGroupFile(path string) ([]groupEntry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %q: %w", path, err)
+	}
+	defer f.Close()
+	return parseGroup(f)
+}
+
+// parseGroup parses group(5) lines, skipping malformed ones as libc does.
+func parseGroup(r io.Reader) ([]groupEntry, error) {
+	var out []groupEntry
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ":")
+		if len(f) < 4 {
+			continue
+		}
+		gid, err := strconv.Atoi(f[2])
+		if err != nil || gid < 0 || gid > 1<<32-2 {
+			continue
+		}
+		e := groupEntry{name: f[0], gid: gid}
+		for _, m := range strings.Split(f[3], ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				e.members = append(e.members, m)
+			}
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("failed to read group: %w", err)
+	}
+	return out, nil
 }
 
 // findPasswdUser finds a user by name, or by number for a numeric name.

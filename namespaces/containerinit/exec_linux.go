@@ -36,11 +36,15 @@ func runExec() error {
 	if err := detachTerminal(proc.Terminal); err != nil {
 		return err
 	}
+	identity, err := namespaces.ExecIdentityFromEnv()
+	if err != nil {
+		return err
+	}
 	caps, err := loadOwnCaps()
 	if err != nil {
 		return err
 	}
-	return becomeProcess(caps, proc, filter)
+	return becomeProcess(caps, proc, identity, filter)
 }
 
 // detachTerminal starts a session of our own, so the process has no

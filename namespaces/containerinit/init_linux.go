@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/runtime/spec"
 )
 
 // defaultPath is the PATH used to find the entrypoint when the container's
@@ -63,14 +64,14 @@ func runInit(cfg *namespaces.InitConfig) error {
 	if err := setupConsole(proc); err != nil {
 		return err
 	}
-	return becomeProcess(caps, proc, c.Seccomp)
+	return becomeProcess(caps, proc, c.Identity, c.Seccomp)
 }
 
-// becomeProcess applies proc's rlimits, no_new_privs, user, capabilities
-// and the seccomp filter (nil: none), in runc's order, then execs it. The
-// init stage and exec share it, so an exec runs with the main process's
-// privileges and filter.
-func becomeProcess(caps capability.Capabilities, proc *specs.Process, filter []byte) error {
+// becomeProcess applies proc's rlimits, no_new_privs, user (completed as
+// identity says), capabilities and the seccomp filter (nil: none), in runc's
+// order, then execs it. The init stage and exec share it, so an exec runs
+// with the main process's privileges, groups and filter.
+func becomeProcess(caps capability.Capabilities, proc *specs.Process, identity spec.Identity, filter []byte) error {
 	if err := applyRlimits(proc.Rlimits); err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func becomeProcess(caps capability.Capabilities, proc *specs.Process, filter []b
 			return fmt.Errorf("failed to set no_new_privs: %w", err)
 		}
 	}
-	user, err := lookupExecUser(proc.User)
+	user, err := lookupExecUser(proc.User, identity)
 	if err != nil {
 		return err
 	}

@@ -131,6 +131,35 @@ type Container struct {
 	// supervisor (the CRI server keeps the ContainerConfig it was made
 	// from here).
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Identity is what the init stage and every exec complete
+	// OCI.Process.User with from the container's own /etc/passwd and
+	// /etc/group.
+	Identity Identity `json:"identity,omitzero"`
+}
+
+// The supplemental groups policies of Identity, Kubernetes' words.
+const (
+	// GroupsMerge adds the primary gid and the groups the container's
+	// /etc/group lists the user's name in (Kubernetes' default).
+	GroupsMerge = "Merge"
+	// GroupsStrict adds the primary gid only.
+	GroupsStrict = "Strict"
+)
+
+// Identity says what the init stage adds to OCI.Process.User from the
+// container's /etc/passwd and /etc/group, as containerd's CRI does when it
+// creates a container: those files exist only inside the container's root,
+// which the init stage reads after pivot_root (no host path to escape to).
+// An exec applies the same, so it runs with the main process's groups. The
+// zero value adds nothing, as peapod did before.
+type Identity struct {
+	// GIDFromPasswd makes the gid the primary group of the uid's
+	// /etc/passwd entry (0 without one): neither runAsGroup nor the image
+	// named a group.
+	GIDFromPasswd bool `json:"gidFromPasswd,omitempty"`
+	// SupplementalGroupsPolicy is GroupsMerge, GroupsStrict, or "" (only
+	// User.AdditionalGids).
+	SupplementalGroupsPolicy string `json:"supplementalGroupsPolicy,omitempty"`
 }
 
 // TTY reports whether the container runs on a pty of its own.

@@ -17,7 +17,7 @@ import (
 
 // ExecOptions is the one rule for a process started beside container c's
 // workload (peapod exec, exec probes, hooks): c's own process — env,
-// working dir, user, capabilities, no_new_privs, seccomp filter — running argv without a
+// working dir, user and groups, capabilities, no_new_privs, seccomp filter — running argv without a
 // terminal, in the namespaces of target (c's main process) and the cgroup
 // whose cgroup.procs files are cgroupProcs. helper is the read-only mount
 // of peapod-init. The caller sets the stdio.
@@ -25,7 +25,7 @@ func ExecOptions(helper string, target int, cgroupProcs []string, c *spec.Contai
 	proc := *c.OCI.Process // a copy: argv must not replace the container's args
 	proc.Args = argv
 	proc.Terminal = false
-	return namespaces.ExecOptions{Helper: helper, Target: target, Cgroups: cgroupProcs, Process: proc, Seccomp: c.Seccomp}
+	return namespaces.ExecOptions{Helper: helper, Target: target, Cgroups: cgroupProcs, Process: proc, Seccomp: c.Seccomp, Identity: c.Identity}
 }
 
 // maxExecOutput caps each stream of a hook or exec probe, as the kubelet.

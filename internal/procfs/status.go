@@ -1,0 +1,77 @@
+package procfs
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// IDs is a process's identity as /proc/PID/status shows it
+// (proc_pid_status(5)): its real uid and gid and its supplementary groups,
+// in the kernel's (sorted) order.
+type IDs struct {
+	UID, GID uint32
+	Groups   []uint32
+}
+
+// ReadIDs reads the identity of pid from /proc/<pid>/status.
+func ReadIDs(pid int) (IDs, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return IDs{}, fmt.Errorf("failed to read status of pid %d: %w", pid, err)
+	}
+	ids, err := ParseIDs(b)
+	if err != nil {
+		return IDs{}, fmt.Errorf("failed to parse status of pid %d: %w", pid, err)
+	}
+	return ids, nil
+}
+
+// ParseIDs parses the Uid:, Gid: and Groups: lines of a /proc/PID/status;
+// each must be there (Groups: may be empty).
+func ParseIDs(b []byte) (IDs, error) {
+	var ids IDs
+	var seen int
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(val)
+		switch key {
+		case "Uid", "Gid":
+			if len(fields) != 4 {
+				return IDs{}, fmt.Errorf("%w: %s: %q", ErrMalformed, key, val)
+			}
+			v, err := strconv.ParseUint(fields[0], 10, 32)
+			if err != nil {
+				return IDs{}, fmt.Errorf("%w: %s: %q", ErrMalformed, key, val)
+			}
+			if key == "Uid" {
+				ids.UID = uint32(v)
+				seen |= 1
+			} else {
+				ids.GID = uint32(v)
+				seen |= 2
+			}
+		case "Groups":
+			ids.Groups = []uint32{}
+			for _, f := range fields {
+				v, err := strconv.ParseUint(f, 10, 32)
+				if err != nil {
+					return IDs{}, fmt.Errorf("%w: Groups: %q", ErrMalformed, val)
+				}
+				ids.Groups = append(ids.Groups, uint32(v))
+			}
+			seen |= 4
+		}
+	}
+	if seen != 7 {
+		return IDs{}, fmt.Errorf("%w: no Uid, Gid or Groups line", ErrMalformed)
+	}
+	return ids, nil
+}
