@@ -14,7 +14,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/spec"
@@ -682,10 +681,8 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 // /etc/group (spec.Identity). A container that does not run reports the
 // spec's user if nothing completes it, and none otherwise.
 func (c *ctr) user() *runtimeapi.LinuxContainerUser {
-	if c.st != nil && c.st.State == state.StateRunning && c.st.Proc.PID > 0 {
-		ids, err := procfs.ReadIDs(c.st.Proc.PID)
-		// The pid must still be the container's: read its start time after.
-		if err == nil && c.st.Proc.Alive() {
+	if c.st != nil && c.st.State == state.StateRunning {
+		if ids, ok := c.st.Proc.IDs(); ok {
 			u := &runtimeapi.LinuxContainerUser{Uid: int64(ids.UID), Gid: int64(ids.GID), SupplementalGroups: []int64{}}
 			for _, g := range ids.Groups {
 				u.SupplementalGroups = append(u.SupplementalGroups, int64(g))

@@ -123,6 +123,18 @@ func containerStatus(s *state.ContainerStatus, p *corev1.Pod, init bool) corev1.
 	if s.Last != nil {
 		cs.LastTerminationState.Terminated = terminatedState(s.Last, s.ID)
 	}
+	// The identity its process runs with (the init stage completes the
+	// spec's user from the image's /etc/passwd and /etc/group), as the
+	// kubelet reports it from the CRI, while it runs.
+	if s.State == state.StateRunning {
+		if ids, ok := s.Proc.IDs(); ok {
+			u := &corev1.LinuxContainerUser{UID: int64(ids.UID), GID: int64(ids.GID)}
+			for _, g := range ids.Groups {
+				u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+			}
+			cs.User = &corev1.ContainerUser{Linux: u}
+		}
+	}
 	return cs
 }
 

@@ -40,6 +40,17 @@ func (p Proc) Alive() bool {
 	return err == nil && !st.Gone() && st.StartTime == p.Start
 }
 
+// IDs is p's uid, gid and supplementary groups as /proc/PID/status shows
+// them, if p is still the process recorded (read before its start time is
+// checked, so a pid reused in between is not taken for it).
+func (p Proc) IDs() (procfs.IDs, bool) {
+	if p.PID <= 0 {
+		return procfs.IDs{}, false
+	}
+	ids, err := procfs.ReadIDs(p.PID)
+	return ids, err == nil && p.Alive()
+}
+
 // Signal sends sig to p only if p is still the process we recorded.
 func (p Proc) Signal(sig syscall.Signal) error {
 	if !p.Alive() {
