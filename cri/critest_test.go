@@ -135,10 +135,15 @@ var critestImages = []critestImage{
 	{ref: criToolsImages + "test-image-user-username:latest", user: "www-data"},
 	{ref: criToolsImages + "test-image-user-uid-group:latest", user: "1003:1004"},
 	{ref: criToolsImages + "test-image-user-username-group:latest", user: "www-data:1004"},
-	{ref: criToolsImages + "test-image-predefined-group:latest", user: "1000", files: map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndefault-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n",
-		"etc/group":  "root:x:0:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n",
-	}},
+	{ref: criToolsImages + "test-image-predefined-group:latest", user: "1000", files: predefinedGroupFiles},
+}
+
+// predefinedGroupFiles are test-image-predefined-group's /etc/passwd and
+// /etc/group: default-user (uid 1000) is a member of group-defined-in-image
+// (gid 50000).
+var predefinedGroupFiles = map[string]string{
+	"etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndefault-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n",
+	"etc/group":  "root:x:0:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n",
 }
 
 // mirrored are the registries the daemon's registry config sends to the

@@ -19,14 +19,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// groupsImageFiles are critest's test-image-predefined-group's
-// /etc/passwd and /etc/group: default-user (uid 1000) is a member of
-// group-defined-in-image (gid 50000).
-var groupsImageFiles = map[string]string{
-	"etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndefault-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n",
-	"etc/group":  "root:x:0:\ngroup-defined-in-image:x:50000:default-user\ndefault-user:x:1000:\n",
-}
-
 // statusGroups is the Uid:, Gid: and Groups: lines of a /proc/PID/status.
 func statusGroups(s string) string {
 	var out []string
@@ -58,7 +50,7 @@ func TestCriSupplementalGroupsPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := reg.Host + "/predefined-group:1"
-	if err := remote.Write(mustRef(t, ref), critestImageOf(t, layer, groupsImageFiles, nil, "1000", nil)); err != nil {
+	if err := remote.Write(mustRef(t, ref), critestImageOf(t, layer, predefinedGroupFiles, nil, "1000", nil)); err != nil {
 		t.Fatal(err)
 	}
 	d.run("crictl", "pull", ref)
