@@ -34,8 +34,27 @@ type Stats struct {
 	// OOMKills counts processes the OOM killer killed in the cgroup.
 	OOMKills int64
 	// Has records which groups of figures were read: StatCPU, StatMemory,
-	// StatPids, StatIO, StatOOM.
+	// StatPids, StatIO, StatOOM, and Detail's.
 	Has map[string]bool
+	// Detail are the finer figures the CRI's metrics report (cAdvisor's).
+	Detail Detail
+}
+
+// Detail are the figures of a cgroup beyond `peapod stats`', for the CRI's
+// metrics, each group present only where the hierarchy has it.
+type Detail struct {
+	// CPUUserUsec and CPUSystemUsec split the CPU time (StatCPUSplit).
+	CPUUserUsec, CPUSystemUsec int64
+	// CFSPeriods, CFSThrottledPeriods and CFSThrottledUsec are the CFS
+	// bandwidth control's counts (StatCFS).
+	CFSPeriods, CFSThrottledPeriods, CFSThrottledUsec int64
+	// MemoryCache, MemoryRSS, MemoryMappedFile and MemorySwap are memory.stat's
+	// page cache, anonymous memory, mapped files and swap; MemoryKernel the
+	// kernel's own allocations charged to the cgroup; MemoryMaxUsage its
+	// peak usage, MemoryFailcnt how often it hit its limit; PgFault and
+	// PgMajFault its page faults (StatMemoryDetail).
+	MemoryCache, MemoryRSS, MemoryMappedFile, MemorySwap, MemoryKernel int64
+	MemoryMaxUsage, MemoryFailcnt, PgFault, PgMajFault                 int64
 }
 
 // Keys of Stats.Has.
@@ -45,6 +64,10 @@ const (
 	StatPids   = "pids"
 	StatIO     = "io"
 	StatOOM    = "oom"
+	// StatCPUSplit, StatCFS and StatMemoryDetail are Detail's groups.
+	StatCPUSplit     = "cpu-split"
+	StatCFS          = "cfs"
+	StatMemoryDetail = "memory-detail"
 )
 
 // unlimitedV1 is the smallest memory.limit_in_bytes value that means "no
@@ -96,9 +119,38 @@ func (v *v1Driver) readStats(p string, s *Stats) {
 		if n, err := readKey(v.fs, filepath.Join(dir, "memory.oom_control"), "oom_kill"); err == nil {
 			s.OOMKills, s.Has[StatOOM] = n, true
 		}
+		// The total_ keys include the descendants', as usage_in_bytes.
+		st, serr := readKeys(v.fs, filepath.Join(dir, "memory.stat"))
+		kernel, kerr := readInt(v.fs, filepath.Join(dir, "memory.kmem.usage_in_bytes"))
+		peak, perr := readInt(v.fs, filepath.Join(dir, "memory.max_usage_in_bytes"))
+		failcnt, ferr := readInt(v.fs, filepath.Join(dir, "memory.failcnt"))
+		if serr == nil && kerr == nil && perr == nil && ferr == nil &&
+			hasKeys(st, "total_cache", "total_rss", "total_mapped_file", "total_pgfault", "total_pgmajfault") {
+			d := &s.Detail
+			// total_swap is there only with swap accounting: none is 0.
+			d.MemoryCache, d.MemoryRSS, d.MemoryMappedFile, d.MemorySwap = st["total_cache"], st["total_rss"], st["total_mapped_file"], st["total_swap"]
+			d.MemoryKernel, d.MemoryMaxUsage, d.MemoryFailcnt = kernel, peak, failcnt
+			d.PgFault, d.PgMajFault = st["total_pgfault"], st["total_pgmajfault"]
+			s.Has[StatMemoryDetail] = true
+		}
 	}
 	if dir, err := v.Dir("pids", p); err == nil {
 		readPids(v.fs, dir, s)
+	}
+	if dir, err := v.Dir("cpuacct", p); err == nil {
+		user, uerr := readInt(v.fs, filepath.Join(dir, "cpuacct.usage_user"))
+		sys, serr := readInt(v.fs, filepath.Join(dir, "cpuacct.usage_sys"))
+		if uerr == nil && serr == nil {
+			s.Detail.CPUUserUsec, s.Detail.CPUSystemUsec, s.Has[StatCPUSplit] = user/1000, sys/1000, true
+		}
+	}
+	if dir, err := v.Dir("cpu", p); err == nil {
+		st, err := readKeys(v.fs, filepath.Join(dir, "cpu.stat"))
+		if err == nil && hasKeys(st, "nr_periods", "nr_throttled", "throttled_time") {
+			d := &s.Detail
+			d.CFSPeriods, d.CFSThrottledPeriods, d.CFSThrottledUsec = st["nr_periods"], st["nr_throttled"], st["throttled_time"]/1000
+			s.Has[StatCFS] = true
+		}
 	}
 }
 
@@ -120,10 +172,77 @@ func (v *v2Driver) readStats(p string, s *Stats) {
 		s.OOMKills, s.Has[StatOOM] = n, true
 	}
 	readPids(v.fs, dir, s)
+	v.readDetail(dir, s)
 	if data, err := v.fs.ReadFile(filepath.Join(dir, "io.stat")); err == nil {
 		s.IOReadBytes, s.IOWriteBytes = parseIOStat(string(data))
 		s.Has[StatIO] = true
 	}
+}
+
+// readDetail reads the v2 figures of Detail: cpu.stat is there in every
+// cgroup (its nr_periods only where the cpu controller is enabled), the
+// memory files where the memory controller is.
+func (v *v2Driver) readDetail(dir string, s *Stats) {
+	d := &s.Detail
+	if st, err := readKeys(v.fs, filepath.Join(dir, "cpu.stat")); err == nil {
+		if hasKeys(st, "user_usec", "system_usec") {
+			d.CPUUserUsec, d.CPUSystemUsec, s.Has[StatCPUSplit] = st["user_usec"], st["system_usec"], true
+		}
+		if hasKeys(st, "nr_periods", "nr_throttled", "throttled_usec") {
+			d.CFSPeriods, d.CFSThrottledPeriods, d.CFSThrottledUsec = st["nr_periods"], st["nr_throttled"], st["throttled_usec"]
+			s.Has[StatCFS] = true
+		}
+	}
+	st, serr := readKeys(v.fs, filepath.Join(dir, "memory.stat"))
+	events, eerr := readKeys(v.fs, filepath.Join(dir, "memory.events"))
+	if serr != nil || eerr != nil || !hasKeys(st, "file", "anon", "file_mapped", "pgfault", "pgmajfault") {
+		return
+	}
+	kernel, ok := st["kernel"] // Linux 5.18 and later
+	if !ok {
+		kernel = st["kernel_stack"] + st["pagetables"] + st["percpu"] + st["sock"] + st["slab"]
+	}
+	// memory.swap.current is there only with swap accounting (none is
+	// 0); memory.peak from Linux 5.19 (before, usage stands in).
+	swap, _ := readInt(v.fs, filepath.Join(dir, "memory.swap.current"))
+	peak, err := readInt(v.fs, filepath.Join(dir, "memory.peak"))
+	if err != nil {
+		peak = s.MemoryUsage
+	}
+	d.MemoryCache, d.MemoryRSS, d.MemoryMappedFile, d.MemorySwap = st["file"], st["anon"], st["file_mapped"], swap
+	d.MemoryKernel, d.MemoryMaxUsage, d.MemoryFailcnt = kernel, peak, events["max"]
+	d.PgFault, d.PgMajFault = st["pgfault"], st["pgmajfault"]
+	s.Has[StatMemoryDetail] = true
+}
+
+// readKeys reads a flat-keyed file ("key value" per line) into a map,
+// skipping lines whose value is not an integer.
+func readKeys(fsys cgroupFS, file string) (map[string]int64, error) {
+	data, err := fsys.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %q: %w", file, err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64); err == nil {
+			out[k] = n
+		}
+	}
+	return out, nil
+}
+
+// hasKeys reports that m has every key.
+func hasKeys(m map[string]int64, keys ...string) bool {
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func readPids(fsys cgroupFS, dir string, s *Stats) {

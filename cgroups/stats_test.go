@@ -72,6 +72,66 @@ func TestReadStats(t *testing.T) {
 		// usage floors the working set at 0, as cAdvisor does.
 		checkStats(t, s, Stats{CPUUsageUsec: 2000000, MemoryUsage: 8388608, PidsCurrent: 3, PidsLimit: 4096}, StatCPU, StatMemory, StatPids, StatOOM)
 	})
+	t.Run("v2-detail", func(t *testing.T) {
+		fsys := newFakeFS(t, false)
+		fsys.initRoot(t, fsys.root, "cpu memory pids")
+		d := newV2(fsys.root, ModeUnified, fsys)
+		if err := d.Create("a"); err != nil {
+			t.Fatal(err)
+		}
+		for file, content := range map[string]string{
+			"cpu.stat":            "usage_usec 30\nuser_usec 20\nsystem_usec 10\nnr_periods 7\nnr_throttled 2\nthrottled_usec 500\n",
+			"memory.current":      "1000\n",
+			"memory.max":          "max\n",
+			"memory.stat":         "anon 300\nfile 600\nkernel_stack 8\nslab 16\nsock 0\nfile_mapped 40\ninactive_file 100\npgfault 11\npgmajfault 1\n",
+			"memory.events":       "low 0\nhigh 0\nmax 4\noom 0\noom_kill 0\n",
+			"memory.swap.current": "5\n",
+		} {
+			writeTestFile(t, filepath.Join(fsys.root, "a", file), content)
+		}
+		s, err := ReadStats(d, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No memory.peak (before Linux 5.19): usage stands in; no kernel
+		// key (before 5.18): the parts it sums.
+		want := Detail{CPUUserUsec: 20, CPUSystemUsec: 10, CFSPeriods: 7, CFSThrottledPeriods: 2, CFSThrottledUsec: 500,
+			MemoryCache: 600, MemoryRSS: 300, MemoryMappedFile: 40, MemorySwap: 5, MemoryKernel: 24, MemoryMaxUsage: 1000, MemoryFailcnt: 4, PgFault: 11, PgMajFault: 1}
+		if s.Detail != want || !s.Has[StatCPUSplit] || !s.Has[StatCFS] || !s.Has[StatMemoryDetail] {
+			t.Errorf("detail = %+v (has %v), want %+v", s.Detail, s.Has, want)
+		}
+	})
+	t.Run("v1-detail", func(t *testing.T) {
+		fsys := newFakeFS(t, true)
+		d := v1Fake(t, fsys)
+		if err := d.Create("a"); err != nil {
+			t.Fatal(err)
+		}
+		for file, content := range map[string]string{
+			"cpu,cpuacct/a/cpuacct.usage":              "3000\n",
+			"cpu,cpuacct/a/cpuacct.usage_user":         "2000\n",
+			"cpu,cpuacct/a/cpuacct.usage_sys":          "1000\n",
+			"cpu,cpuacct/a/cpu.stat":                   "nr_periods 9\nnr_throttled 3\nthrottled_time 4000\n",
+			"memory/a/memory.usage_in_bytes":           "1000\n",
+			"memory/a/memory.stat":                     "cache 1\ntotal_cache 600\ntotal_rss 300\ntotal_mapped_file 40\ntotal_inactive_file 100\ntotal_pgfault 11\ntotal_pgmajfault 1\n",
+			"memory/a/memory.kmem.usage_in_bytes":      "24\n",
+			"memory/a/memory.max_usage_in_bytes":       "2000\n",
+			"memory/a/memory.failcnt":                  "6\n",
+			"memory/a/memory.memsw.max_usage_in_bytes": "1\n",
+		} {
+			writeTestFile(t, filepath.Join(fsys.root, file), content)
+		}
+		s, err := ReadStats(d, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nanoseconds become µs; no total_swap (no swap accounting) is 0.
+		want := Detail{CPUUserUsec: 2, CPUSystemUsec: 1, CFSPeriods: 9, CFSThrottledPeriods: 3, CFSThrottledUsec: 4,
+			MemoryCache: 600, MemoryRSS: 300, MemoryMappedFile: 40, MemoryKernel: 24, MemoryMaxUsage: 2000, MemoryFailcnt: 6, PgFault: 11, PgMajFault: 1}
+		if s.Detail != want || !s.Has[StatCPUSplit] || !s.Has[StatCFS] || !s.Has[StatMemoryDetail] {
+			t.Errorf("detail = %+v (has %v), want %+v", s.Detail, s.Has, want)
+		}
+	})
 	t.Run("gone", func(t *testing.T) {
 		fsys := newFakeFS(t, false)
 		fsys.initRoot(t, fsys.root, "cpu")

@@ -154,6 +154,55 @@ func TestCrictlStatsAndUpdate(t *testing.T) {
 		t.Errorf("crictl statsp: %v, want the pod's cpu ≥ its container's, memory, eth0 and the container", l)
 	}
 
+	// crictl metricdescs and metricsp: the cAdvisor-style metrics, read
+	// from the same cgroups, the container's processes and writable layer,
+	// and eth0's counters.
+	var descs runtimeapi.ListMetricDescriptorsResponse
+	if err := protojson.Unmarshal([]byte(d.run("crictl", "metricdescs", "-o", "json")), &descs); err != nil || len(descs.Descriptors) < 40 {
+		t.Fatalf("crictl metricdescs: %d descriptors, %v", len(descs.Descriptors), err)
+	}
+	var pm runtimeapi.ListPodSandboxMetricsResponse
+	if err := protojson.Unmarshal([]byte(d.run("crictl", "metricsp", "-o", "json")), &pm); err != nil {
+		t.Fatalf("crictl metricsp -o json: %v", err)
+	}
+	if len(pm.PodMetrics) != 1 || pm.PodMetrics[0].PodSandboxId != pod || len(pm.PodMetrics[0].ContainerMetrics) != 1 ||
+		pm.PodMetrics[0].ContainerMetrics[0].ContainerId != id {
+		t.Fatalf("crictl metricsp: %v, want the pod and its container", pm.PodMetrics)
+	}
+	metric := map[string]uint64{}
+	for _, m := range append(pm.PodMetrics[0].Metrics, pm.PodMetrics[0].ContainerMetrics[0].Metrics...) {
+		if _, ok := metric[m.Name]; !ok {
+			metric[m.Name] = m.Value.GetValue()
+		}
+	}
+	pid := d.inspect(id).Info.PID
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint64{
+		"container_spec_memory_limit_bytes": 64 << 20, "container_spec_cpu_shares": 512, "container_spec_cpu_period": 100000,
+		"container_processes": 1, "container_threads": 1, "container_file_descriptors": uint64(len(fds)), "container_sockets": 0,
+	} {
+		if got, ok := metric[name]; !ok || got != want {
+			t.Errorf("metricsp %s = %d (%v), want %d", name, got, ok, want)
+		}
+	}
+	for _, name := range []string{"container_memory_usage_bytes", "container_memory_working_set_bytes", "container_fs_limit_bytes",
+		"container_fs_inodes_total", "container_start_time_seconds", "container_last_seen", "container_cpu_cfs_periods_total"} {
+		if metric[name] == 0 {
+			t.Errorf("metricsp %s = 0 or missing", name)
+		}
+	}
+	for _, name := range []string{"container_network_receive_packets_total", "container_threads_max", "container_memory_failcnt"} {
+		if _, ok := metric[name]; !ok {
+			t.Errorf("metricsp has no %s", name)
+		}
+	}
+	if used := metric["container_fs_usage_bytes"]; used < 4<<20 || used > 5<<20 {
+		t.Errorf("metricsp container_fs_usage_bytes = %d, want the 4 MiB written", used)
+	}
+
 	// crictl update: the cgroup files change, inspect reports the values.
 	d.run("crictl", "update", "--memory", strconv.Itoa(128<<20), "--cpu-quota", "200000", "--cpu-period", "100000", "--cpu-share", "1024", id)
 	if v1 {

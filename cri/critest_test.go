@@ -262,7 +262,7 @@ func fileLayer(t *testing.T, files map[string]string, exes []tarEntry) ggcrv1.La
 const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence|Streaming|Image Manager|Image Consistency|Image Identifier Consistency|Networking|Multiple Containers|Security Context) `
 
 // critestSkip are specs of those groups that need what peapod does not
-// have yet: sandbox metrics, sandbox sysctls, bidirectional mount
+// have yet: sandbox sysctls, bidirectional mount
 // propagation (refused with InvalidArgument), host PID and IPC
 // namespaces; the image pinned to an upstream digest,
 // which no image built here can have; and MaskedPaths, which masks /bin/ls
@@ -270,7 +270,7 @@ const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence
 // busybox here, has a standalone shell that runs its ls applet in-process
 // without executing /bin/ls, so no image built from it can show the mask
 // (the masks are tested in tests/e2e and namespaces/containerinit).
-const critestSkip = `metrics|sysctls|'rshared'|HostPID|HostIpc|MaskedPaths|image with digest`
+const critestSkip = `sysctls|'rshared'|HostPID|HostIpc|MaskedPaths|image with digest`
 
 // critestReport is the part of ginkgo's JSON report the test reads.
 type critestReport []struct {

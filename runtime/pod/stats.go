@@ -30,6 +30,10 @@ type PodStats struct {
 	// NetRxBytes and NetTxBytes are what the pod received and sent on its
 	// eth0, counted on the host end of the veth (where rx and tx swap).
 	NetRxBytes, NetTxBytes int64
+	// NetRxPackets, NetTxPackets, NetRxErrors, NetTxErrors, NetRxDropped
+	// and NetTxDropped are its packets, errors and drops, counted there
+	// too.
+	NetRxPackets, NetTxPackets, NetRxErrors, NetTxErrors, NetRxDropped, NetTxDropped int64
 	// HasNet is false for a hostNetwork pod, whose traffic is the host's.
 	HasNet bool
 }
@@ -87,13 +91,32 @@ func (m *Manager) StatsOf(v *View) (*PodStats, error) {
 	}
 	if rec.HostVeth != "" {
 		// The host end's tx is what the pod received.
-		rx, rerr := netCounter(rec.HostVeth, "tx_bytes")
-		tx, terr := netCounter(rec.HostVeth, "rx_bytes")
-		if rerr == nil && terr == nil {
-			out.NetRxBytes, out.NetTxBytes, out.HasNet = rx, tx, true
+		var errs []error
+		for _, c := range []struct {
+			to   *int64
+			file string
+		}{
+			{&out.NetRxBytes, "tx_bytes"}, {&out.NetTxBytes, "rx_bytes"},
+			{&out.NetRxPackets, "tx_packets"}, {&out.NetTxPackets, "rx_packets"},
+			{&out.NetRxErrors, "tx_errors"}, {&out.NetTxErrors, "rx_errors"},
+			{&out.NetRxDropped, "tx_dropped"}, {&out.NetTxDropped, "rx_dropped"},
+		} {
+			n, err := netCounter(rec.HostVeth, c.file)
+			*c.to, errs = n, append(errs, err)
 		}
+		out.HasNet = errors.Join(errs...) == nil
 	}
 	return out, nil
+}
+
+// CgroupPids lists the processes in cgroup (a container's spec.Cgroup) of
+// the pod of v, for the CRI's per-process metrics.
+func (m *Manager) CgroupPids(v *View, cgroup string) ([]int, error) {
+	cg, err := m.driverFor(v.Record)
+	if err != nil {
+		return nil, err
+	}
+	return cg.Pids(cgroup)
 }
 
 // ErrNotRunning is returned for figures of a pod that has no cgroups now.
