@@ -291,7 +291,14 @@ func TestAttach(t *testing.T) {
 			as = append(as, a)
 		}
 		attached(t, as)
+		// Each client's connection is a descriptor of the supervisor's: the
+		// count reaches the baseline plus one a client (polled: the count
+		// also sees the supervisor's own passing descriptors).
 		withClients := fdCount(t, supervisorPID)
+		for deadline := time.Now().Add(attachTimeout); withClients-fds < len(as) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			withClients = fdCount(t, supervisorPID)
+		}
 		// Gone without a word: the connection is dropped.
 		for _, a := range as {
 			a.cancel()
