@@ -189,7 +189,9 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err := tr.step("cgroups"); err != nil {
 		return nil, err
 	}
-	if err := state.WriteJSON(layout.Run(runDir).Spec(), sp); err != nil {
+	// The spec lives in the run dir, which does not outlive the boot: not
+	// synced. The record, which does, is.
+	if err := state.WriteJSONNoSync(layout.Run(runDir).Spec(), sp); err != nil {
 		return nil, err
 	}
 	if err := state.WriteJSON(m.recordPath(uid), rec); err != nil {

@@ -178,7 +178,8 @@ func (m *Manager) forgetContainer(uid string, sp *spec.Pod, id string) error {
 		}
 	}
 	sp.Containers = kept
-	if err := state.WriteJSON(run.Spec(), sp); err != nil {
+	// The run dir does not outlive the boot: its files are not synced.
+	if err := state.WriteJSONNoSync(run.Spec(), sp); err != nil {
 		return err
 	}
 	st, err := state.ReadStatus(run.Status())
@@ -195,7 +196,7 @@ func (m *Manager) forgetContainer(uid string, sp *spec.Pod, id string) error {
 		}
 	}
 	st.Containers = ks
-	return state.WriteJSON(run.Status(), st)
+	return state.WriteJSONNoSync(run.Status(), st)
 }
 
 // ErrExecTimeout: ExecSync's command did not finish in time (it was

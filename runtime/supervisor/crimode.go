@@ -272,7 +272,8 @@ func (s *Supervisor) saveSpecLocked() error {
 	for _, c := range s.apps {
 		p.Containers = append(p.Containers, *c.spec)
 	}
-	if err := state.WriteJSON(layout.Run(s.pod.RunDir).Spec(), &p); err != nil {
+	// The run dir does not outlive the boot: not synced (see saveLocked).
+	if err := state.WriteJSONNoSync(layout.Run(s.pod.RunDir).Spec(), &p); err != nil {
 		return fmt.Errorf("failed to save the spec of pod %s/%s: %w", s.pod.Namespace, s.pod.Name, err)
 	}
 	return nil
