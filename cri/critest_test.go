@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -293,7 +294,8 @@ type critestReport []struct {
 // beyond loopback. It fails on any spec that fails. PEAPOD_CRITEST_FOCUS
 // and PEAPOD_CRITEST_SKIP replace the regular expressions;
 // PEAPOD_CRITEST_TABLE names a file that gets the per-group table
-// (README's).
+// (README's); PEAPOD_CRITEST_RESULTS names a directory that gets the
+// counts as peapod-cri.json (scripts/bench/s10-critest.sh reads it).
 func TestCritest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("critest takes minutes")
@@ -301,10 +303,7 @@ func TestCritest(t *testing.T) {
 	// Before anything touches root's tool cache (the logic tier runs the
 	// tests as nobody: this one must skip there, not fail).
 	testutil.RequireRoot(t)
-	bin := critest(t)
-	helper := buildCritestHelper(t)
-	reg := testutil.StartRegistry(t)
-	pushCritestImages(t, reg.Host, helper)
+	e := setupCritest(t)
 	// The daemon pulls through a registry config that mirrors critest's
 	// registries to the local registry, so every image keeps its original
 	// name and tag; anything the mirror cannot serve falls back to the
@@ -312,41 +311,117 @@ func TestCritest(t *testing.T) {
 	regConfig := filepath.Join(t.TempDir(), "registries.toml")
 	var toml strings.Builder
 	for _, r := range mirrored {
-		fmt.Fprintf(&toml, "[registry.%q]\nmirrors = [%q]\n\n", r, reg.Host)
+		fmt.Fprintf(&toml, "[registry.%q]\nmirrors = [%q]\n\n", r, e.reg.Host)
 	}
 	if err := os.WriteFile(regConfig, []byte(toml.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	guard := startEgressGuard(t)
-	d := startDaemonWith(t, daemonOptions{args: []string{"--registry-config", regConfig}, env: guard.env()})
-	// The guard sees what escapes: a pull the mirror cannot serve goes on
-	// to registry.k8s.io itself, that is to the guard, which refuses it.
-	if out, err := d.try("pull", "registry.k8s.io/e2e-test-images/absent:1"); err == nil {
-		t.Fatalf("a pull of an image the mirror lacks succeeded:\n%s", out)
+	d := startDaemonWith(t, daemonOptions{args: []string{"--registry-config", regConfig}, env: e.guard.env()})
+	e.checkEgress(t, "peapod cri", d.try)
+	res := e.run(t, "unix://"+d.sock)
+	// What a failed spec left, so the daemon's root is empty at the end.
+	if ids := strings.Fields(d.run("crictl", "pods", "-q")); len(ids) > 0 {
+		d.run("crictl", append([]string{"rmp", "-f"}, ids...)...)
 	}
-	if got := guard.take(); len(got) != 1 || got[0] != "registry.k8s.io:443" {
-		t.Fatalf("the egress guard saw %q after a pull the mirror could not serve, want [registry.k8s.io:443]", got)
+	res.report(t, "peapod cri", "peapod-cri")
+	if p := os.Getenv("PEAPOD_CRITEST_TABLE"); p != "" {
+		os.WriteFile(p, []byte(res.table()), 0o644)
 	}
-	t.Cleanup(func() {
-		if got := guard.take(); len(got) > 0 {
-			t.Errorf("peapod cri reached beyond the local registry during critest: %q", got)
+	for _, f := range res.Failed {
+		t.Errorf("critest: %s", f)
+	}
+	if res.runErr != nil && len(res.Failed) == 0 {
+		t.Errorf("critest failed without a failed spec (%v):\n%s", res.runErr, res.out)
+	}
+	if t.Failed() {
+		t.Logf("critest output:\n%s", res.out)
+		if p := os.Getenv("PEAPOD_CRITEST_OUT"); p != "" {
+			os.WriteFile(p, []byte(res.out), 0o644)
 		}
-	})
+	}
+}
+
+// critestEnv is what a critest run needs whatever the runtime: critest
+// itself, the local registry holding the test images, the egress guard
+// the runtime's HTTP(S) goes through, and the shared mount critest's
+// temp dirs go in.
+type critestEnv struct {
+	bin, helper, shared string
+	reg                 *testutil.Registry
+	guard               *egressGuard
+}
+
+// setupCritest builds critest and the helper, starts the registry with
+// the test images pushed under their original names and the egress
+// guard, and makes the shared mount; all undone after the test.
+func setupCritest(t *testing.T) *critestEnv {
+	t.Helper()
+	e := &critestEnv{bin: critest(t), helper: buildCritestHelper(t), reg: testutil.StartRegistry(t)}
+	pushCritestImages(t, e.reg.Host, e.helper)
+	e.guard = startEgressGuard(t)
 	// Bidirectional propagation needs a shared mount under the host path;
 	// / is private here, so critest's temp dirs go in a shared mount of
 	// the test's own.
-	shared := t.TempDir()
-	if err := unix.Mount(shared, shared, "", unix.MS_BIND, ""); err != nil {
+	e.shared = t.TempDir()
+	if err := unix.Mount(e.shared, e.shared, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := unix.Unmount(shared, unix.MNT_DETACH); err != nil {
-			t.Errorf("failed to unmount %s: %v", shared, err)
+		if err := unix.Unmount(e.shared, unix.MNT_DETACH); err != nil {
+			t.Errorf("failed to unmount %s: %v", e.shared, err)
 		}
 	})
-	if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+	if err := unix.Mount("", e.shared, "", unix.MS_SHARED, ""); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// checkEgress checks, with crictl (try) against the runtime, that a pull
+// the mirror cannot serve goes on to registry.k8s.io itself, that is to
+// the guard, which refuses it; and, after the test, that nothing else
+// reached the guard.
+func (e *critestEnv) checkEgress(t *testing.T, runtime string, try func(args ...string) (string, error)) {
+	t.Helper()
+	if out, err := try("pull", "registry.k8s.io/e2e-test-images/absent:1"); err == nil {
+		t.Fatalf("%s: a pull of an image the mirror lacks succeeded:\n%s", runtime, out)
+	}
+	if got := e.guard.take(); len(got) != 1 || got[0] != "registry.k8s.io:443" {
+		t.Fatalf("the egress guard saw %q after a pull by %s the mirror could not serve, want [registry.k8s.io:443]", got, runtime)
+	}
+	t.Cleanup(func() {
+		if got := e.guard.take(); len(got) > 0 {
+			t.Errorf("%s reached beyond the local registry during critest: %q", runtime, got)
+		}
+	})
+}
+
+// critestCounts are one spec group's outcomes.
+type critestCounts struct {
+	Group                   string
+	Passed, Failed, Skipped int
+}
+
+// critestResult is one critest run's outcome, per group.
+type critestResult struct {
+	Runtime string
+	// Seconds is critest's wall time.
+	Seconds float64
+	// Groups are the focused groups, sorted; Failed names each failed
+	// spec with the first line of its message; Flaky the specs that
+	// passed at a second attempt.
+	Groups                 []critestCounts
+	Failed, Skipped, Flaky []string
+	runErr                 error
+	out                    string
+}
+
+// run runs critest against the CRI endpoint ep (runtime and image
+// service) with the focus and skip expressions (critestFocus,
+// critestSkip, or PEAPOD_CRITEST_FOCUS and PEAPOD_CRITEST_SKIP) and reads
+// its report.
+func (e *critestEnv) run(t *testing.T, ep string) *critestResult {
+	t.Helper()
 	focus, skip := critestFocus, critestSkip
 	if f := os.Getenv("PEAPOD_CRITEST_FOCUS"); f != "" {
 		focus = f
@@ -355,7 +430,6 @@ func TestCritest(t *testing.T) {
 		skip = s
 	}
 	report := filepath.Join(t.TempDir(), "report.json")
-	ep := "unix://" + d.sock
 	args := []string{"--runtime-endpoint", ep, "--image-endpoint", ep,
 		"--ginkgo.focus", focus, "--ginkgo.json-report", report, "--ginkgo.no-color", "--ginkgo.timeout", "15m",
 		// A stop right after a start can find busybox's top, the
@@ -368,98 +442,131 @@ func TestCritest(t *testing.T) {
 	if skip != "" {
 		args = append(args, "--ginkgo.skip", skip)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(e.bin, args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "TMPDIR="+shared)
+	cmd.Env = append(os.Environ(), "TMPDIR="+e.shared)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	runErr := cmd.Run()
-	took := time.Since(start)
-	// What a failed spec left, so the daemon's root is empty at the end.
-	if ids := strings.Fields(d.run("crictl", "pods", "-q")); len(ids) > 0 {
-		d.run("crictl", append([]string{"rmp", "-f"}, ids...)...)
-	}
+	res := &critestResult{Seconds: time.Since(start).Seconds(), runErr: runErr, out: out.String()}
 	b, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatalf("critest wrote no report (%v):\n%s", runErr, out.String())
 	}
-	var rep critestReport
-	if err := json.Unmarshal(b, &rep); err != nil {
+	if err := res.parse(b, focus); err != nil {
 		t.Fatalf("critest's report: %v", err)
 	}
-	type counts struct{ passed, failed, skipped int }
-	groups := map[string]*counts{}
-	var failed, skipped []string
+	return res
+}
+
+// parse reads ginkgo's JSON report b into r: per spec group (the first
+// container's text without "[k8s.io] "), the passed, failed and skipped
+// specs (skipped by the skip expression, by critest itself, or not
+// focused), for the groups with a spec matching focus.
+func (r *critestResult) parse(b []byte, focus string) error {
+	var rep critestReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	focused, err := regexp.Compile(focus)
+	if err != nil {
+		return fmt.Errorf("focus %q: %w", focus, err)
+	}
+	groups := map[string]*critestCounts{}
+	// A group is in the table when a spec of it matches the focus, even
+	// if the runtime ran none (critest skips some by what the runtime
+	// answers): the tables of two runtimes have the same rows.
+	inFocus := map[string]bool{}
 	for _, suite := range rep {
 		for _, s := range suite.SpecReports {
 			if len(s.ContainerHierarchyTexts) == 0 {
 				continue // a suite node
 			}
+			spec := strings.Join(s.ContainerHierarchyTexts, " ") + " " + s.LeafNodeText
 			g := strings.TrimPrefix(s.ContainerHierarchyTexts[0], "[k8s.io] ")
 			c := groups[g]
 			if c == nil {
-				c = &counts{}
+				c = &critestCounts{Group: g}
 				groups[g] = c
+			}
+			if focused.MatchString(spec) {
+				inFocus[g] = true
 			}
 			switch s.State {
 			case "passed":
-				c.passed++
+				c.Passed++
 				if s.NumAttempts > 1 {
-					t.Logf("critest: passed at attempt %d: %s %s", s.NumAttempts, strings.Join(s.ContainerHierarchyTexts, " "), s.LeafNodeText)
+					r.Flaky = append(r.Flaky, fmt.Sprintf("passed at attempt %d: %s", s.NumAttempts, spec))
 				}
 			case "skipped", "pending":
-				c.skipped++
-				if c := s.ContainerHierarchyTexts; len(c) > 0 && strings.HasPrefix(c[0], "[k8s.io] ") {
-					skipped = append(skipped, strings.Join(c, " ")+" "+s.LeafNodeText)
+				c.Skipped++
+				if strings.HasPrefix(s.ContainerHierarchyTexts[0], "[k8s.io] ") {
+					r.Skipped = append(r.Skipped, spec)
 				}
 			default:
-				c.failed++
+				c.Failed++
 				msg := ""
 				if s.Failure != nil {
 					msg = s.Failure.Message
 				}
-				failed = append(failed, fmt.Sprintf("%s %s: %s: %s", strings.Join(s.ContainerHierarchyTexts, " "), s.LeafNodeText, s.State, msg))
+				r.Failed = append(r.Failed, fmt.Sprintf("%s: %s: %s", spec, s.State, msg))
 			}
 		}
 	}
-	var names []string
-	for g := range groups {
-		names = append(names, g)
-	}
-	sort.Strings(names)
-	var table strings.Builder
-	table.WriteString("| group | passed | failed | skipped |\n| --- | --- | --- | --- |\n")
-	var total counts
-	for _, g := range names {
-		c := groups[g]
-		if c.passed+c.failed == 0 {
-			continue // not focused
+	for g, c := range groups {
+		if inFocus[g] {
+			r.Groups = append(r.Groups, *c)
 		}
-		total.passed, total.failed, total.skipped = total.passed+c.passed, total.failed+c.failed, total.skipped+c.skipped
-		fmt.Fprintf(&table, "| %s | %d | %d | %d |\n", g, c.passed, c.failed, c.skipped)
 	}
-	fmt.Fprintf(&table, "| all (%s) | %d | %d | %d |\n", took.Round(time.Second), total.passed, total.failed, total.skipped)
-	t.Logf("critest %s against peapod cri:\n%s", crictlVersion, table.String())
-	sort.Strings(skipped)
-	t.Logf("skipped:\n%s", strings.Join(skipped, "\n"))
-	if p := os.Getenv("PEAPOD_CRITEST_TABLE"); p != "" {
-		os.WriteFile(p, []byte(table.String()), 0o644)
+	slices.SortFunc(r.Groups, func(a, b critestCounts) int { return strings.Compare(a.Group, b.Group) })
+	sort.Strings(r.Skipped)
+	return nil
+}
+
+// total is the sum over the groups.
+func (r *critestResult) total() critestCounts {
+	all := critestCounts{Group: "all"}
+	for _, c := range r.Groups {
+		all.Passed, all.Failed, all.Skipped = all.Passed+c.Passed, all.Failed+c.Failed, all.Skipped+c.Skipped
 	}
-	for _, f := range failed {
-		t.Errorf("critest: %s", f)
+	return all
+}
+
+// table is the per-group table, README's.
+func (r *critestResult) table() string {
+	var b strings.Builder
+	b.WriteString("| group | passed | failed | skipped |\n| --- | --- | --- | --- |\n")
+	for _, c := range r.Groups {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d |\n", c.Group, c.Passed, c.Failed, c.Skipped)
 	}
-	if runErr != nil && len(failed) == 0 {
-		t.Errorf("critest failed without a failed spec (%v):\n%s", runErr, out.String())
+	all := r.total()
+	fmt.Fprintf(&b, "| all (%s) | %d | %d | %d |\n", time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), all.Passed, all.Failed, all.Skipped)
+	return b.String()
+}
+
+// report logs r's table, skipped and flaky specs, and writes r as
+// FILE.json into PEAPOD_CRITEST_RESULTS if set. It fails the test when
+// no spec passed (a runtime that was never reached).
+func (r *critestResult) report(t *testing.T, runtime, file string) {
+	t.Helper()
+	r.Runtime = runtime
+	t.Logf("critest %s against %s:\n%s", crictlVersion, runtime, r.table())
+	t.Logf("skipped:\n%s", strings.Join(r.Skipped, "\n"))
+	for _, f := range r.Flaky {
+		t.Logf("critest: %s", f)
 	}
-	if total.passed == 0 {
-		t.Errorf("critest passed no spec:\n%s", out.String())
-	}
-	if t.Failed() {
-		t.Logf("critest output:\n%s", out.String())
-		if p := os.Getenv("PEAPOD_CRITEST_OUT"); p != "" {
-			os.WriteFile(p, out.Bytes(), 0o644)
+	if dir := os.Getenv("PEAPOD_CRITEST_RESULTS"); dir != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			t.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(dir, file+".json"), b, 0o644); err != nil {
+			t.Errorf("failed to write critest's results: %v", err)
+		}
+	}
+	if r.total().Passed == 0 {
+		t.Errorf("critest passed no spec against %s:\n%s", runtime, r.out)
 	}
 }
 
