@@ -25,10 +25,10 @@ import (
 )
 
 // sandboxImage is containerd's sandbox ("pause") image, pushed to the
-// registry for TestCritestContainerd only: busybox sleeping as PID 1.
-// It has a name of its own, not critest's registry.k8s.io/pause:3.9,
-// which critest pulls and removes in its image specs (and which is a
-// busybox without a long-running command here).
+// registry for TestCritestContainerd only: busybox with the critest
+// helper as /pause. It has a name of its own, not critest's
+// registry.k8s.io/pause:3.9, which critest pulls and removes in its image
+// specs (and which is a busybox without a long-running command here).
 const sandboxImage = "registry.k8s.io/peapod-critest/pause:1"
 
 // critestCgroupParent is where critest puts its sandboxes when the
@@ -86,7 +86,11 @@ func pushSandboxImage(t *testing.T, e *critestEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := critestImageOf(t, layer, nil, nil, "", []string{"sleep", "2147483647"})
+	helper, err := os.ReadFile(e.helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := critestImageOf(t, layer, nil, []tarEntry{{name: "pause", body: string(helper), mode: 0o755}}, "", []string{"/pause"})
 	if err := remote.Write(mustRef(t, e.reg.Host+"/"+localPath(t, sandboxImage)), img); err != nil {
 		t.Fatalf("failed to push %s: %v", sandboxImage, err)
 	}
@@ -376,6 +380,12 @@ func (c *containerdDaemon) cleanup() {
 	}
 	if t.Failed() {
 		t.Logf("containerd's log:\n%s", c.log.String())
+	}
+	// Its shims' messages are in it too: why a spec failed.
+	if dir := os.Getenv("PEAPOD_CRITEST_RESULTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "containerd.log"), []byte(c.log.String()), 0o644); err != nil {
+			t.Errorf("failed to write containerd's log: %v", err)
+		}
 	}
 }
 

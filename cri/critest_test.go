@@ -405,6 +405,8 @@ type critestCounts struct {
 // critestResult is one critest run's outcome, per group.
 type critestResult struct {
 	Runtime string
+	// Focus and Skip are the expressions critest ran with.
+	Focus, Skip string
 	// Seconds is critest's wall time.
 	Seconds float64
 	// Groups are the focused groups, sorted; Failed names each failed
@@ -449,7 +451,7 @@ func (e *critestEnv) run(t *testing.T, ep string) *critestResult {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	runErr := cmd.Run()
-	res := &critestResult{Seconds: time.Since(start).Seconds(), runErr: runErr, out: out.String()}
+	res := &critestResult{Focus: focus, Skip: skip, Seconds: time.Since(start).Seconds(), runErr: runErr, out: out.String()}
 	b, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatalf("critest wrote no report (%v):\n%s", runErr, out.String())

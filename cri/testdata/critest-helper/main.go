@@ -8,6 +8,12 @@
 //   - nonewprivs: prints "Effective uid: N"; installed setuid root, it
 //     shows whether the kernel let the setuid bit raise the uid (the
 //     no_new_privs spec).
+//   - pause: the sandbox ("pause") image's command for a runtime that runs
+//     one (containerd): as the real pause, it reaps the children it
+//     inherits as PID 1 and exits on SIGINT or SIGTERM; its command name
+//     is "pause", which no spec looks for (a `sleep` stand-in showed up in
+//     the exec timeout spec's `pgrep sleep` where the pod shares its PID
+//     namespace).
 package main
 
 import (
@@ -15,10 +21,29 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 )
+
+// pause waits for SIGINT or SIGTERM, reaping every child that exits
+// meanwhile.
+func pause() {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
 
 const masterTitle = "nginx: master process nginx"
 
@@ -26,6 +51,8 @@ func main() {
 	switch filepath.Base(os.Args[0]) {
 	case "nonewprivs":
 		fmt.Printf("Effective uid: %d\n", os.Geteuid())
+	case "pause":
+		pause()
 	default:
 		if strings.HasPrefix(os.Args[0], "nginx") {
 			nginx()
