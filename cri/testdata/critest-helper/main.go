@@ -28,13 +28,20 @@ import (
 )
 
 // pause waits for SIGINT or SIGTERM, reaping every child that exits
-// meanwhile.
+// meanwhile. Every other signal is caught and dropped, as the kernel
+// drops a default-action signal sent to a namespace's init: left to Go's
+// runtime, a SIGHUP, SIGUSR1 or the like would have it re-raise the signal,
+// find itself still alive (as init) and exit with 2.
 func pause() {
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	signal.Notify(sigs)
 	for sig := range sigs {
-		if sig != syscall.SIGCHLD {
+		switch sig {
+		case syscall.SIGINT, syscall.SIGTERM:
 			os.Exit(0)
+		case syscall.SIGCHLD:
+		default:
+			continue
 		}
 		for {
 			pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
