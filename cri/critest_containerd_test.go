@@ -49,8 +49,9 @@ const critestCgroupParent = "test.slice"
 // passes no spec, reaches beyond loopback or leaves something behind.
 //
 // It runs only with PEAPOD_CRITEST_CONTAINERD=1, as scenario 10 of
-// scripts/bench.sh sets it (with PEAPOD_CRITEST_RESULTS, for the table
-// beside TestCritest's): containerd is a comparison, not a property of
+// scripts/bench.sh sets it (with PEAPOD_CRITEST_RESULTS, which gets the
+// counts as containerd.json, for the table beside TestCritest's, and
+// containerd's log): containerd is a comparison, not a property of
 // peapod; provision.sh does not install it, and CI's budget (15 minutes
 // on 2 cores) has no room for another minute and a half of critest on
 // every run.
