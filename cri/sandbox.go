@@ -7,11 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/peapod/peapod/cni"
+	"github.com/peapod/peapod/manifest"
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/state"
 	"google.golang.org/grpc/codes"
@@ -20,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -144,8 +149,8 @@ func podFromConfig(cfg *runtimeapi.PodSandboxConfig) (*corev1.Pod, []cni.PortMap
 	if err := checkSandboxSeccomp(cfg.GetLinux().GetSecurityContext()); err != nil {
 		return nil, nil, err
 	}
-	if len(cfg.GetLinux().GetSysctls()) > 0 {
-		return nil, nil, status.Error(codes.Unimplemented, "config.linux.sysctls: peapod does not set sandbox sysctls yet")
+	if err := applySysctls(p, cfg.GetLinux().GetSysctls()); err != nil {
+		return nil, nil, err
 	}
 	if d := cfg.DnsConfig; d != nil {
 		// The kubelet has resolved the pod's dnsPolicy into this config
@@ -192,19 +197,67 @@ func applyNamespaceOptions(p *corev1.Pod, o *runtimeapi.NamespaceOption) error {
 		p.Spec.ShareProcessNamespace = &share
 	case runtimeapi.NamespaceMode_CONTAINER:
 	case runtimeapi.NamespaceMode_NODE:
-		return status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.pid: peapod has no host PID namespace mode yet")
+		p.Spec.HostPID = true
 	default:
 		return invalid("config.linux.security_context.namespace_options.pid", "mode %s is a container's, not a sandbox's", o.Pid)
 	}
 	switch o.Ipc {
 	case runtimeapi.NamespaceMode_POD:
 	case runtimeapi.NamespaceMode_NODE:
-		return status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.ipc: peapod has no host IPC namespace mode yet")
+		p.Spec.HostIPC = true
 	default:
 		return invalid("config.linux.security_context.namespace_options.ipc", "mode %s is not a sandbox's IPC mode (POD or NODE)", o.Ipc)
 	}
 	if u := o.UsernsOptions; u != nil && u.Mode != runtimeapi.NamespaceMode_NODE {
 		return status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.userns_options: peapod has no user namespaces yet")
+	}
+	return nil
+}
+
+// sysctlsField names one sandbox sysctl in an error.
+func sysctlsField(name string) string { return fmt.Sprintf("config.linux.sysctls[%q]", name) }
+
+// applySysctls makes the sandbox's sysctls the pod's, which the runtime
+// sets in the sandbox's namespaces as it does for a pod of `peapod run`.
+// The names are checked as the API server checks a pod's (syntax, none of
+// a namespace the sandbox shares with the host) and must be namespaced
+// ones: a sandbox never changes the host. Which of those are allowed is
+// the kubelet's admission (its --allowed-unsafe-sysctls), not the
+// runtime's. Called after applyNamespaceOptions.
+func applySysctls(p *corev1.Pod, sysctls map[string]string) error {
+	if len(sysctls) == 0 {
+		return nil
+	}
+	sc := &corev1.PodSecurityContext{}
+	for _, name := range slices.Sorted(maps.Keys(sysctls)) {
+		value := sysctls[name]
+		f := sysctlsField(name)
+		if err := manifest.ValidateSysctlName(name, &p.Spec, field.NewPath(f)); err != nil {
+			return status.Errorf(codes.InvalidArgument, "%v", err)
+		}
+		if manifest.SysctlNamespaceOf(manifest.NormalizeSysctl(name)) == "" {
+			return invalid(f, "%q is not a namespaced sysctl (a sandbox's must be its network or IPC namespace's)", name)
+		}
+		if strings.ContainsAny(value, "\x00\n") {
+			return invalid(f, "value %q holds a NUL or a newline", value)
+		}
+		sc.Sysctls = append(sc.Sysctls, corev1.Sysctl{Name: name, Value: value})
+	}
+	p.Spec.SecurityContext = sc
+	return nil
+}
+
+// sysctlError turns a sysctl the kernel did not take (no such parameter, a
+// value it refuses) into InvalidArgument naming the sandbox's field.
+func sysctlError(err error, sysctls map[string]string) error {
+	var se *namespaces.SysctlError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	for name := range sysctls {
+		if manifest.NormalizeSysctl(name) == se.Name {
+			return invalid(sysctlsField(name), "the kernel refused %q: %v", se.Value, se.Err)
+		}
 	}
 	return nil
 }
@@ -358,6 +411,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		// and attempt the same way; the kubelet bumps the attempt.
 		return nil, status.Errorf(codes.AlreadyExists, "pod sandbox of name %q, namespace %q, uid %q, attempt %d already exists (peapod pod %s/%s)",
 			req.Config.Metadata.Name, req.Config.Metadata.Namespace, req.Config.Metadata.Uid, req.Config.Metadata.Attempt, p.Namespace, p.Name)
+	}
+	if serr := sysctlError(err, req.Config.GetLinux().GetSysctls()); serr != nil {
+		return nil, serr
 	}
 	if err != nil {
 		return nil, grpcError(err, "failed to run pod sandbox %s/%s", p.Namespace, req.Config.Metadata.Name)

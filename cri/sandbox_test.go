@@ -189,6 +189,71 @@ func TestHostNetworkSandbox(t *testing.T) {
 	e.remove(id)
 }
 
+// TestSandboxHostNamespacesAndSysctls runs sandboxes on the host's PID and
+// IPC namespaces and with sysctls: a host-IPC sandbox pins no IPC
+// namespace, the status says NODE, and each sysctl is set in the
+// sandbox's own namespace and not on the host.
+func TestSandboxHostNamespacesAndSysctls(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	read := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	hostSomaxconn, hostRmid := read("cat", "/proc/sys/net/core/somaxconn"), read("cat", "/proc/sys/kernel/shm_rmid_forced")
+	somaxconn := "1234"
+	if hostSomaxconn == somaxconn {
+		somaxconn = "1235"
+	}
+	rmid := "1"
+	if hostRmid == rmid {
+		rmid = "0"
+	}
+
+	cfg := config("hostns", 0)
+	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{
+		SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{
+			Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE}},
+		Sysctls: map[string]string{"net.core.somaxconn": somaxconn},
+	}
+	id := e.run(cfg)
+	st := e.status(id)
+	if st.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("state = %v, want READY", st.State)
+	}
+	if o := st.Linux.GetNamespaces().GetOptions(); o.GetPid() != runtimeapi.NamespaceMode_NODE || o.GetIpc() != runtimeapi.NamespaceMode_NODE || o.GetNetwork() != runtimeapi.NamespaceMode_POD {
+		t.Errorf("namespace options = %v, want network POD, pid NODE, ipc NODE", o)
+	}
+	if _, err := os.Lstat(layout.Run(st.RunDir).NSPin("ipc")); !os.IsNotExist(err) {
+		t.Errorf("a host-IPC sandbox has an IPC pin: %v", err)
+	}
+	if got := read("ip", "netns", "exec", st.Netns, "cat", "/proc/sys/net/core/somaxconn"); got != somaxconn {
+		t.Errorf("net.core.somaxconn in the sandbox = %s, want %s", got, somaxconn)
+	}
+	e.remove(id)
+
+	cfg = config("ipcsysctl", 0)
+	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.shm_rmid_forced": rmid}}
+	id = e.run(cfg)
+	st = e.status(id)
+	if got := read("nsenter", "--ipc="+layout.Run(st.RunDir).NSPin("ipc"), "cat", "/proc/sys/kernel/shm_rmid_forced"); got != rmid {
+		t.Errorf("kernel.shm_rmid_forced in the sandbox = %s, want %s", got, rmid)
+	}
+	e.remove(id)
+
+	if got := read("cat", "/proc/sys/net/core/somaxconn"); got != hostSomaxconn {
+		t.Errorf("the host's net.core.somaxconn changed: %s, was %s", got, hostSomaxconn)
+	}
+	if got := read("cat", "/proc/sys/kernel/shm_rmid_forced"); got != hostRmid {
+		t.Errorf("the host's kernel.shm_rmid_forced changed: %s, was %s", got, hostRmid)
+	}
+	testutil.AssertNoLeak(t, before, e.roots())
+}
+
 // TestSandboxBadInput sends what a kubelet never should and checks each
 // answer's code and that nothing was created.
 func TestSandboxBadInput(t *testing.T) {
@@ -233,11 +298,21 @@ func TestSandboxBadInput(t *testing.T) {
 		})}, codes.InvalidArgument, "config.port_mappings[0].host_ip"},
 		{"network CONTAINER", &runtimeapi.RunPodSandboxRequest{Config: withNS(&runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_CONTAINER})}, codes.InvalidArgument, "namespace_options.network"},
 		{"pid TARGET", &runtimeapi.RunPodSandboxRequest{Config: withNS(&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET})}, codes.InvalidArgument, "namespace_options.pid"},
-		{"host pid", &runtimeapi.RunPodSandboxRequest{Config: withNS(&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE})}, codes.Unimplemented, "namespace_options.pid"},
-		{"host ipc", &runtimeapi.RunPodSandboxRequest{Config: withNS(&runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE})}, codes.Unimplemented, "namespace_options.ipc"},
-		{"sysctls", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) {
-			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}}
-		})}, codes.Unimplemented, "sysctls"},
+		{"host's sysctl", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"vm.swappiness": "1"}}
+		})}, codes.InvalidArgument, `config.linux.sysctls["vm.swappiness"]`},
+		// Past validation: the sandbox is made, the kernel refuses the
+		// value, and everything made is rolled back.
+		{"sysctl value the kernel refuses", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.shm_rmid_forced": "1", "net.core.somaxconn": "many"}}
+		})}, codes.InvalidArgument, `config.linux.sysctls["net.core.somaxconn"]`},
+		{"sysctl the kernel lacks", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"net.ipv4.no_such_knob": "1"}}
+		})}, codes.InvalidArgument, `config.linux.sysctls["net.ipv4.no_such_knob"]`},
+		{"ipc sysctl on host ipc", &runtimeapi.RunPodSandboxRequest{Config: edit(func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.msgmax": "1"},
+				SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}}
+		})}, codes.InvalidArgument, `config.linux.sysctls["kernel.msgmax"]`},
 		{"unknown handler", &runtimeapi.RunPodSandboxRequest{Config: config("h", 0), RuntimeHandler: "kata"}, codes.InvalidArgument, "runtime_handler"},
 	} {
 		_, err := e.rt.RunPodSandbox(e.ctx(), c.req)

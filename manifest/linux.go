@@ -87,17 +87,22 @@ func deviceRules(privileged bool) []specs.LinuxDeviceCgroup {
 }
 
 // namespaces lists what a container gets: its own mount namespace, the
-// pod's net/uts/ipc (host net/uts for hostNetwork), and either the pod's
-// PID namespace or one of its own.
+// pod's net/uts/ipc (host net/uts for hostNetwork, the host's ipc for
+// hostIPC), and the pod's PID namespace, one of its own, or the host's
+// (hostPID). A namespace left out is the host's: the supervisor, which
+// starts the container, runs in the host's.
 func (b *builder) namespaces() ([]specs.LinuxNamespace, error) {
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
-	if b.shared {
+	switch {
+	case b.pod.Spec.HostPID:
+		// Validation refuses hostPID with shareProcessNamespace.
+	case b.shared:
 		path := b.in.Namespaces[spec.NSPID]
 		if path == "" {
 			return nil, fmt.Errorf("pod shares its PID namespace but no pinned %s namespace was given", spec.NSPID)
 		}
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: path})
-	} else {
+	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
 	for _, want := range []struct {
@@ -107,7 +112,7 @@ func (b *builder) namespaces() ([]specs.LinuxNamespace, error) {
 	}{
 		{spec.NSNet, specs.NetworkNamespace, b.pod.Spec.HostNetwork},
 		{spec.NSUTS, specs.UTSNamespace, b.pod.Spec.HostNetwork},
-		{spec.NSIPC, specs.IPCNamespace, false},
+		{spec.NSIPC, specs.IPCNamespace, b.pod.Spec.HostIPC},
 	} {
 		path := b.in.Namespaces[want.key]
 		switch {
@@ -119,6 +124,20 @@ func (b *builder) namespaces() ([]specs.LinuxNamespace, error) {
 		// Omitted: the container stays in the host's namespace.
 	}
 	return ns, nil
+}
+
+// HostShm is the host's POSIX shared memory, a hostIPC pod's /dev/shm.
+const HostShm = "/dev/shm"
+
+// shmSource is what the container's /dev/shm binds: the pod's tmpfs, or
+// for hostIPC the host's /dev/shm, as the kubelet and containerd give a
+// pod on the host's IPC namespace (POSIX and SysV shared memory then both
+// are the host's).
+func (b *builder) shmSource() string {
+	if b.pod.Spec.HostIPC {
+		return HostShm
+	}
+	return layout.Run(b.in.RunDir).Shm()
 }
 
 // mounts lists the container's mounts in the order the init stage performs
@@ -135,7 +154,7 @@ func (b *builder) mounts(c *corev1.Container) []specs.Mount {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		// One /dev/shm for the whole pod: POSIX shared memory between its
 		// containers works as it does in Kubernetes.
-		{Destination: "/dev/shm", Type: "bind", Source: layout.Run(run).Shm(), Options: []string{"bind", "nosuid", "nodev", "noexec"}},
+		{Destination: "/dev/shm", Type: "bind", Source: b.shmSource(), Options: []string{"bind", "nosuid", "nodev", "noexec"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		// A host-network pod gets a read-only sysfs too: it cannot mount
 		// one of its own netns, but the host's must not be writable.

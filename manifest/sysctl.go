@@ -104,25 +104,61 @@ func SysctlNamespaceOf(name string) SysctlNamespace {
 }
 
 // validateSysctls is the API server's check of spec.securityContext.sysctls.
-func validateSysctls(sysctls []corev1.Sysctl, hostNetwork bool, p *field.Path) field.ErrorList {
+func validateSysctls(sysctls []corev1.Sysctl, spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	names := map[string]bool{}
 	for i, s := range sysctls {
 		np := p.Index(i).Child("name")
-		switch {
-		case s.Name == "":
-			errs = append(errs, field.Required(np, ""))
-		case len(s.Name) > sysctlMaxLength || !sysctlNameRegexp.MatchString(s.Name):
-			errs = append(errs, field.Invalid(np, s.Name, fmt.Sprintf("must have at most %d characters and match regex %s", sysctlMaxLength, sysctlNameRegexp)))
-		case names[s.Name]:
+		if err := sysctlNameError(s.Name, np); err != nil {
+			errs = append(errs, err)
+		} else if names[s.Name] {
 			errs = append(errs, field.Duplicate(np, s.Name))
 		}
-		if hostNetwork && SysctlNamespaceOf(NormalizeSysctl(s.Name)) == SysctlNet {
-			errs = append(errs, field.Invalid(np, s.Name, "may not be specified when 'hostNetwork' is true"))
+		if err := hostSysctlError(s.Name, spec, np); err != nil {
+			errs = append(errs, err)
 		}
 		names[s.Name] = true
 	}
 	return errs
+}
+
+// ValidateSysctlName is the API server's check of one sysctl name of a pod
+// (its syntax, and no sysctl of a namespace the pod shares with the host),
+// the error naming the field p. The CRI server checks a sandbox's sysctls
+// with it.
+func ValidateSysctlName(name string, spec *corev1.PodSpec, p *field.Path) *field.Error {
+	if err := sysctlNameError(name, p); err != nil {
+		return err
+	}
+	return hostSysctlError(name, spec, p)
+}
+
+// sysctlNameError checks a sysctl name's syntax.
+func sysctlNameError(name string, p *field.Path) *field.Error {
+	switch {
+	case name == "":
+		return field.Required(p, "")
+	case len(name) > sysctlMaxLength || !sysctlNameRegexp.MatchString(name):
+		return field.Invalid(p, name, fmt.Sprintf("must have at most %d characters and match regex %s", sysctlMaxLength, sysctlNameRegexp))
+	}
+	return nil
+}
+
+// hostSysctlError is the API server's ValidateHostSysctl: a pod on the
+// host's network or IPC namespace must not set that namespace's sysctls,
+// which would be the host's.
+func hostSysctlError(name string, spec *corev1.PodSpec, p *field.Path) *field.Error {
+	switch SysctlNamespaceOf(NormalizeSysctl(name)) {
+	case SysctlNet:
+		if spec.HostNetwork {
+			return field.Invalid(p, name, "may not be specified when 'hostNetwork' is true")
+		}
+	case SysctlIPC:
+		if spec.HostIPC {
+			return field.Invalid(p, name, "may not be specified when 'hostIPC' is true")
+		}
+	}
+	return nil
 }
 
 // SysctlAllowlist is the kubelet's sysctl admission: the safe set plus the
@@ -169,7 +205,7 @@ func (w *SysctlAllowlist) Admit(pod *corev1.Pod) error {
 		return nil
 	}
 	for _, s := range sc.Sysctls {
-		if err := w.allow(NormalizeSysctl(s.Name), pod.Spec.HostNetwork); err != nil {
+		if err := w.allow(NormalizeSysctl(s.Name), pod.Spec.HostNetwork, pod.Spec.HostIPC); err != nil {
 			return fmt.Errorf("pod %q: %w: forbidden sysctl: %v", pod.Name, ErrSysctlForbidden, err)
 		}
 	}
@@ -177,7 +213,7 @@ func (w *SysctlAllowlist) Admit(pod *corev1.Pod) error {
 }
 
 // allow is the kubelet's validateSysctl.
-func (w *SysctlAllowlist) allow(name string, hostNet bool) error {
+func (w *SysctlAllowlist) allow(name string, hostNet, hostIPC bool) error {
 	ns, ok := w.names[name]
 	if !ok {
 		for p, pns := range w.prefixes {
@@ -190,7 +226,7 @@ func (w *SysctlAllowlist) allow(name string, hostNet bool) error {
 	if !ok {
 		return fmt.Errorf("%q %s", name, sysctlNotAllowed)
 	}
-	if ns == SysctlNet && hostNet {
+	if (ns == SysctlNet && hostNet) || (ns == SysctlIPC && hostIPC) {
 		return fmt.Errorf("%q not allowed with host %s enabled", name, ns)
 	}
 	return nil

@@ -30,25 +30,38 @@ func TestValidateSysctls(t *testing.T) {
 		name    string
 		sysctls []corev1.Sysctl
 		hostNet bool
+		hostIPC bool
 		want    []string
 	}{
-		{"good", []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}, {Name: "kernel/shm_rmid_forced", Value: "1"}}, false, nil},
-		{"empty name", []corev1.Sysctl{{Value: "1"}}, false, []string{"spec.securityContext.sysctls[0].name: Required value"}},
-		{"malformed", []corev1.Sysctl{{Name: "net..core", Value: "1"}}, false,
+		{"good", []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}, {Name: "kernel/shm_rmid_forced", Value: "1"}}, false, false, nil},
+		{"empty name", []corev1.Sysctl{{Value: "1"}}, false, false, []string{"spec.securityContext.sysctls[0].name: Required value"}},
+		{"malformed", []corev1.Sysctl{{Name: "net..core", Value: "1"}}, false, false,
 			[]string{`spec.securityContext.sysctls[0].name: Invalid value: "net..core": must have at most 253 characters and match regex ` + re}},
-		{"upper case", []corev1.Sysctl{{Name: "Net.core.x", Value: "1"}}, false,
+		{"upper case", []corev1.Sysctl{{Name: "Net.core.x", Value: "1"}}, false, false,
 			[]string{`spec.securityContext.sysctls[0].name: Invalid value: "Net.core.x": must have at most 253 characters and match regex ` + re}},
-		{"escape", []corev1.Sysctl{{Name: "../../etc/passwd", Value: "1"}}, false,
+		{"escape", []corev1.Sysctl{{Name: "../../etc/passwd", Value: "1"}}, false, false,
 			[]string{`spec.securityContext.sysctls[0].name: Invalid value: "../../etc/passwd": must have at most 253 characters and match regex ` + re}},
-		{"duplicate", []corev1.Sysctl{{Name: "kernel.sem", Value: "1"}, {Name: "kernel.sem", Value: "2"}}, false,
+		{"duplicate", []corev1.Sysctl{{Name: "kernel.sem", Value: "1"}, {Name: "kernel.sem", Value: "2"}}, false, false,
 			[]string{`spec.securityContext.sysctls[1].name: Duplicate value: "kernel.sem"`}},
-		{"net on host network", []corev1.Sysctl{{Name: "net.ipv4.tcp_syncookies", Value: "1"}, {Name: "kernel.shm_rmid_forced", Value: "1"}}, true,
+		{"net on host network", []corev1.Sysctl{{Name: "net.ipv4.tcp_syncookies", Value: "1"}, {Name: "kernel.shm_rmid_forced", Value: "1"}}, true, false,
 			[]string{`spec.securityContext.sysctls[0].name: Invalid value: "net.ipv4.tcp_syncookies": may not be specified when 'hostNetwork' is true`}},
+		{"ipc on host ipc", []corev1.Sysctl{{Name: "net.ipv4.tcp_syncookies", Value: "1"}, {Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "fs/mqueue/msg_max", Value: "10"}, {Name: "kernel.sem", Value: "1"}}, false, true,
+			[]string{
+				`spec.securityContext.sysctls[1].name: Invalid value: "kernel.shm_rmid_forced": may not be specified when 'hostIPC' is true`,
+				`spec.securityContext.sysctls[2].name: Invalid value: "fs/mqueue/msg_max": may not be specified when 'hostIPC' is true`,
+				`spec.securityContext.sysctls[3].name: Invalid value: "kernel.sem": may not be specified when 'hostIPC' is true`,
+			}},
+		{"duplicate on host network", []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1"}, {Name: "net.core.somaxconn", Value: "2"}}, true, false,
+			[]string{
+				`spec.securityContext.sysctls[0].name: Invalid value: "net.core.somaxconn": may not be specified when 'hostNetwork' is true`,
+				`spec.securityContext.sysctls[1].name: Duplicate value: "net.core.somaxconn"`,
+				`spec.securityContext.sysctls[1].name: Invalid value: "net.core.somaxconn": may not be specified when 'hostNetwork' is true`,
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, e := range validateSysctls(tt.sysctls, tt.hostNet, field.NewPath("spec", "securityContext", "sysctls")) {
+			for _, e := range validateSysctls(tt.sysctls, &corev1.PodSpec{HostNetwork: tt.hostNet, HostIPC: tt.hostIPC}, field.NewPath("spec", "securityContext", "sysctls")) {
 				got = append(got, e.Error())
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
@@ -68,6 +81,11 @@ func TestSysctlAllowlist(t *testing.T) {
 		for _, n := range names {
 			p.Spec.SecurityContext.Sysctls = append(p.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: n, Value: "1"})
 		}
+		return p
+	}
+	hostIPCPod := func(names ...string) *corev1.Pod {
+		p := podWith(false, names...)
+		p.Spec.HostIPC = true
 		return p
 	}
 	safeOnly, err := NewSysctlAllowlist(nil)
@@ -91,6 +109,9 @@ func TestSysctlAllowlist(t *testing.T) {
 		{"not namespaced", unsafe, podWith(false, "vm.swappiness"), `forbidden sysctl: "vm.swappiness" not allowlisted`},
 		{"net on the host network", unsafe, podWith(true, "net.core.somaxconn"), `forbidden sysctl: "net.core.somaxconn" not allowed with host Net enabled`},
 		{"ipc on the host network", unsafe, podWith(true, "kernel.msgmax"), ""},
+		{"ipc on host ipc", unsafe, hostIPCPod("kernel.msgmax"), `forbidden sysctl: "kernel.msgmax" not allowed with host IPC enabled`},
+		{"safe ipc on host ipc", safeOnly, hostIPCPod("kernel.shm_rmid_forced"), `forbidden sysctl: "kernel.shm_rmid_forced" not allowed with host IPC enabled`},
+		{"net on host ipc", unsafe, hostIPCPod("net.core.somaxconn"), ""},
 		{"no security context", safeOnly, &corev1.Pod{}, ""},
 	}
 	for _, tt := range tests {

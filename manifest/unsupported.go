@@ -169,7 +169,7 @@ var podRule = obj(map[string]*rule{
 		})),
 		"initContainers": listOf(containerRule), "containers": listOf(appContainerRule),
 		"restartPolicy": allow, "terminationGracePeriodSeconds": allow, "dnsPolicy": allow,
-		"hostNetwork": allow, "shareProcessNamespace": allow, "hostname": allow,
+		"hostNetwork": allow, "hostPID": allow, "hostIPC": allow, "shareProcessNamespace": allow, "hostname": allow,
 		"hostAliases": allow, "dnsConfig": allow, "os": allow, "hostUsers": allow,
 		"securityContext": obj(map[string]*rule{
 			"runAsUser": allow, "runAsGroup": allow, "runAsNonRoot": allow, "supplementalGroups": allow,

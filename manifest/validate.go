@@ -58,7 +58,7 @@ func validateSpec(s *corev1.PodSpec, p *field.Path) ([]string, field.ErrorList) 
 	warnings, e := validatePodSecurityContext(s.SecurityContext, p.Child("securityContext"))
 	errs = append(errs, e...)
 	if sc := s.SecurityContext; sc != nil {
-		errs = append(errs, validateSysctls(sc.Sysctls, s.HostNetwork, p.Child("securityContext", "sysctls"))...)
+		errs = append(errs, validateSysctls(sc.Sysctls, s, p.Child("securityContext", "sysctls"))...)
 	}
 	w, e := validateContainers(s, volumes, p)
 	return append(warnings, w...), append(errs, e...)
@@ -80,6 +80,10 @@ func validatePodOptions(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	}
 	if s.Hostname != "" {
 		errs = append(errs, dns1123Label(p.Child("hostname"), s.Hostname)...)
+	}
+	if s.HostPID && s.ShareProcessNamespace != nil && *s.ShareProcessNamespace {
+		// The API server's words (validateShareProcessNamespace).
+		errs = append(errs, field.Invalid(p.Child("shareProcessNamespace"), true, "ShareProcessNamespace and HostPID cannot both be enabled"))
 	}
 	if s.HostUsers != nil && !*s.HostUsers {
 		errs = append(errs, field.Forbidden(p.Child("hostUsers"), "user namespaces are not supported by peapod"))

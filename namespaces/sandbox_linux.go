@@ -38,6 +38,8 @@ type SandboxOptions struct {
 	Hostname string
 	// HostNetwork shares the host's net and uts namespaces: only ipc is pinned.
 	HostNetwork bool
+	// HostIPC shares the host's ipc namespace: it is not pinned.
+	HostIPC bool
 }
 
 // Sandbox is a pod's set of pinned namespaces.
@@ -61,14 +63,16 @@ type sandboxPin struct {
 // pins lists the namespaces o asks for, in the order they are pinned.
 func (o SandboxOptions) pins() []sandboxPin {
 	run := layout.Run(o.RunDir)
-	if o.HostNetwork {
-		return []sandboxPin{{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, run.NSPin("ipc")}}
+	var pins []sandboxPin
+	if !o.HostNetwork {
+		pins = append(pins,
+			sandboxPin{spec.NSNet, "net", unix.CLONE_NEWNET, layout.NetnsPath(o.NetnsName)},
+			sandboxPin{spec.NSUTS, "uts", unix.CLONE_NEWUTS, run.NSPin("uts")})
 	}
-	return []sandboxPin{
-		{spec.NSNet, "net", unix.CLONE_NEWNET, layout.NetnsPath(o.NetnsName)},
-		{spec.NSUTS, "uts", unix.CLONE_NEWUTS, run.NSPin("uts")},
-		{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, run.NSPin("ipc")},
+	if !o.HostIPC {
+		pins = append(pins, sandboxPin{spec.NSIPC, "ipc", unix.CLONE_NEWIPC, run.NSPin("ipc")})
 	}
+	return pins
 }
 
 // validate checks what CreateSandbox needs before it touches anything.
@@ -88,9 +92,9 @@ func (o SandboxOptions) validate() error {
 	return nil
 }
 
-// CreateSandbox creates and pins the pod's net, uts and ipc namespaces (only
-// ipc for a host-network pod). It is all-or-nothing: on failure no pin file
-// and no mount is left.
+// CreateSandbox creates and pins the pod's net, uts and ipc namespaces (no
+// net and uts for a host-network pod, no ipc for a host-IPC one). It is
+// all-or-nothing: on failure no pin file and no mount is left.
 func CreateSandbox(o SandboxOptions) (*Sandbox, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -139,6 +143,9 @@ func pinOnThisThread(o SandboxOptions) (err error) {
 	flags := 0
 	for _, p := range pins {
 		flags |= p.flag
+	}
+	if flags == 0 {
+		return nil // every namespace is the host's
 	}
 	if err := ktrace.Unshare(flags); err != nil {
 		return fmt.Errorf("failed to unshare namespaces: %w", kfeature.Unshare(flags, err))

@@ -157,6 +157,51 @@ func TestCreateSandboxHostNetwork(t *testing.T) {
 	}
 }
 
+// TestCreateSandboxHostIPC: a host-IPC sandbox pins net and uts of its
+// own and no ipc; with host network too it pins nothing, and removing it
+// leaves nothing.
+func TestCreateSandboxHostIPC(t *testing.T) {
+	testutil.RequireRoot(t)
+	o := testSandboxOptions(t)
+	o.HostIPC = true
+	t.Cleanup(func() { RemoveSandbox(o) })
+	sb, err := CreateSandbox(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.Paths) != 2 || sb.Paths[spec.NSNet] == "" || sb.Paths[spec.NSUTS] == "" {
+		t.Fatalf("host-IPC sandbox pins %v, want net and uts", sb.Paths)
+	}
+	if _, err := os.Lstat(layout.Run(o.RunDir).NSPin("ipc")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("host-IPC sandbox created an ipc pin: %v", err)
+	}
+	for key, proc := range map[string]string{spec.NSNet: "net", spec.NSUTS: "uts"} {
+		if ino, err := PinInode(sb.Paths[key]); err != nil || ino == hostNSInode(t, proc) {
+			t.Errorf("%s pin inode %d (%v), host's is %d", key, ino, err, hostNSInode(t, proc))
+		}
+	}
+	if err := RemoveSandbox(o); err != nil {
+		t.Fatal(err)
+	}
+
+	h := testSandboxOptions(t)
+	h.HostNetwork, h.HostIPC = true, true
+	t.Cleanup(func() { RemoveSandbox(h) })
+	sb, err = CreateSandbox(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.Paths) != 0 {
+		t.Fatalf("host-network, host-IPC sandbox pins %v, want none", sb.Paths)
+	}
+	if err := RemoveSandbox(h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(layout.Run(h.RunDir).NSDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("namespace dir left: %v", err)
+	}
+}
+
 // A pin that already exists makes CreateSandbox fail after it pinned net and
 // uts; those must be rolled back and the foreign file left alone.
 func TestCreateSandboxRollsBack(t *testing.T) {

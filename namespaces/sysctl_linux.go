@@ -35,6 +35,21 @@ func SetSysctls(nsPath string, nstype int, sysctls []Sysctl) error {
 	})
 }
 
+// SysctlError is a sysctl the kernel did not take: no such parameter
+// (ENOENT) or a value it refuses (EINVAL and the like).
+type SysctlError struct {
+	// Sysctl is the parameter and value (Name in the dotted form).
+	Sysctl
+	// Err is the open's or the write's error.
+	Err error
+}
+
+func (e *SysctlError) Error() string {
+	return fmt.Sprintf("failed to set sysctl %q to %q: %v", e.Name, e.Value, e.Err)
+}
+
+func (e *SysctlError) Unwrap() error { return e.Err }
+
 // writeSysctl writes one parameter under /proc/sys.
 func writeSysctl(s Sysctl) error {
 	// Callers pass validated names: segments of [-_a-z0-9], never "..".
@@ -42,14 +57,14 @@ func writeSysctl(s Sysctl) error {
 	return ktrace.Do("sysctl write", file+" = "+s.Value, func() error {
 		f, err := os.OpenFile(file, os.O_WRONLY, 0)
 		if err != nil {
-			return fmt.Errorf("failed to set sysctl %q: %w", s.Name, err)
+			return &SysctlError{Sysctl: s, Err: err}
 		}
 		_, err = f.WriteString(s.Value)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("failed to set sysctl %q to %q: %w", s.Name, s.Value, err)
+			return &SysctlError{Sysctl: s, Err: err}
 		}
 		return nil
 	})

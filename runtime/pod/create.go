@@ -127,8 +127,13 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 			name.Unlock()
 		}
 	}()
-	if err := m.Admit(p); err != nil {
-		return nil, err
+	// A CRI sandbox's sysctls were admitted by the kubelet, against its
+	// own --allowed-unsafe-sysctls (applySysctls still refuses any that is
+	// not namespaced: a pod never changes the host).
+	if !cri {
+		if err := m.Admit(p); err != nil {
+			return nil, err
+		}
 	}
 	// The supervisor moves the first container's process into its v1
 	// cgroups some 5–10 ms from now; the kernel's wait that move would
@@ -276,7 +281,7 @@ func (m *Manager) reserve(p *corev1.Pod, cgroupParent string, undo *cleanup.Stac
 }
 
 func (m *Manager) sandboxOptions(rec *state.Record, p *corev1.Pod) namespaces.SandboxOptions {
-	o := namespaces.SandboxOptions{RunDir: m.runDir(rec.UID), HostNetwork: p.Spec.HostNetwork}
+	o := namespaces.SandboxOptions{RunDir: m.runDir(rec.UID), HostNetwork: p.Spec.HostNetwork, HostIPC: p.Spec.HostIPC}
 	if !p.Spec.HostNetwork {
 		o.NetnsName = m.netnsName(rec.UID)
 		o.Hostname = manifest.Hostname(p)
@@ -416,8 +421,11 @@ func (m *Manager) buildSpec(p *corev1.Pod, rec *state.Record, sb *namespaces.San
 	}
 	// /dev/shm is one tmpfs bound into every container, so POSIX shared
 	// memory is shared pod-wide like the IPC namespace; 64 MiB as runc's.
-	if err := namespaces.MountTmpfs(layout.Run(runDir).Shm(), 64<<20, 0o1777); err != nil {
-		return nil, err
+	// A host-IPC pod's containers bind the host's (manifest.HostShm).
+	if !p.Spec.HostIPC {
+		if err := namespaces.MountTmpfs(layout.Run(runDir).Shm(), 64<<20, 0o1777); err != nil {
+			return nil, err
+		}
 	}
 	for _, v := range p.Spec.Volumes {
 		if v.EmptyDir == nil {
