@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -357,6 +358,68 @@ func TestToSpecOwnPIDAndHostNetwork(t *testing.T) {
 	want := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: "/run/u/ns/ipc"}}
 	if diff := cmp.Diff(want, out.Containers[0].OCI.Linux.Namespaces); diff != "" {
 		t.Errorf("namespaces mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestToSpecHostPIDAndHostIPC: a namespace the pod shares with the host is
+// left out of the container's list (the supervisor's, the host's, is
+// inherited); a host-IPC pod's /dev/shm is the host's, and a pod without
+// host IPC that is given no IPC pin is refused.
+func TestToSpecHostPIDAndHostIPC(t *testing.T) {
+	all := map[string]string{spec.NSNet: "/run/netns/n", spec.NSUTS: "/run/u/ns/uts", spec.NSIPC: "/run/u/ns/ipc"}
+	noIPC := map[string]string{spec.NSNet: "/run/netns/n", spec.NSUTS: "/run/u/ns/uts"}
+	mnt, pid := specs.LinuxNamespace{Type: specs.MountNamespace}, specs.LinuxNamespace{Type: specs.PIDNamespace}
+	net := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/run/netns/n"}
+	uts := specs.LinuxNamespace{Type: specs.UTSNamespace, Path: "/run/u/ns/uts"}
+	ipc := specs.LinuxNamespace{Type: specs.IPCNamespace, Path: "/run/u/ns/ipc"}
+	for _, tt := range []struct {
+		name             string
+		hostPID, hostIPC bool
+		hostNet          bool
+		ns               map[string]string
+		want             []specs.LinuxNamespace
+		shm              string
+	}{
+		{"hostPID", true, false, false, all, []specs.LinuxNamespace{mnt, net, uts, ipc}, "/run/peapod/pods/u/shm"},
+		{"hostIPC", false, true, false, noIPC, []specs.LinuxNamespace{mnt, pid, net, uts}, "/dev/shm"},
+		{"both", true, true, false, noIPC, []specs.LinuxNamespace{mnt, net, uts}, "/dev/shm"},
+		{"all the host's", true, true, true, map[string]string{}, []specs.LinuxNamespace{mnt}, "/dev/shm"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{}
+			pod.Name = "h"
+			pod.Spec.HostPID, pod.Spec.HostIPC, pod.Spec.HostNetwork = tt.hostPID, tt.hostIPC, tt.hostNet
+			pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "busybox:1.36"}}
+			SetDefaults(pod)
+			in := testInput()
+			in.Namespaces = tt.ns
+			out, _, err := ToSpec(pod, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := out.Containers[0]
+			if diff := cmp.Diff(tt.want, c.OCI.Linux.Namespaces); diff != "" {
+				t.Errorf("namespaces mismatch (-want +got):\n%s", diff)
+			}
+			var shm string
+			for _, m := range c.OCI.Mounts {
+				if m.Destination == "/dev/shm" {
+					shm = m.Source
+				}
+			}
+			if shm != tt.shm {
+				t.Errorf("/dev/shm binds %q, want %q", shm, tt.shm)
+			}
+		})
+	}
+	pod := &corev1.Pod{}
+	pod.Name = "h"
+	pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "busybox:1.36"}}
+	SetDefaults(pod)
+	in := testInput()
+	in.Namespaces = noIPC
+	if _, _, err := ToSpec(pod, in); err == nil || !strings.Contains(err.Error(), "no pinned ipc namespace") {
+		t.Errorf("ToSpec of a pod without host IPC and without an IPC pin = %v, want an error", err)
 	}
 }
 

@@ -350,8 +350,27 @@ func TestValidate(t *testing.T) {
 		}, []string{"spec.initContainers[0].stdin: Forbidden: not supported by peapod",
 			"spec.initContainers[0].stdinOnce: Forbidden: not supported by peapod",
 			"spec.initContainers[0].tty: Forbidden: not supported by peapod"}},
-		{"unsupported pod field", func(p *corev1.Pod) { p.Spec.HostPID = true },
-			[]string{"spec.hostPID: Forbidden: not supported by peapod"}},
+		{"unsupported pod field", func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) },
+			[]string{"spec.activeDeadlineSeconds: Forbidden: not supported by peapod"}},
+		{"hostPID", func(p *corev1.Pod) { p.Spec.HostPID = true }, nil},
+		{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }, nil},
+		{"hostPID, hostIPC and hostNetwork", func(p *corev1.Pod) {
+			p.Spec.HostPID, p.Spec.HostIPC, p.Spec.HostNetwork = true, true, true
+			SetDefaults(p)
+		}, nil},
+		{"hostPID with shareProcessNamespace", func(p *corev1.Pod) {
+			p.Spec.HostPID, p.Spec.ShareProcessNamespace = true, ptr.To(true)
+		}, []string{"spec.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"}},
+		{"hostPID with shareProcessNamespace false", func(p *corev1.Pod) {
+			p.Spec.HostPID, p.Spec.ShareProcessNamespace = true, ptr.To(false)
+		}, nil},
+		{"hostIPC with an IPC sysctl", func(p *corev1.Pod) {
+			p.Spec.HostIPC = true
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}, {Name: "kernel.msgmax", Value: "1"}}}
+		}, []string{`spec.securityContext.sysctls[1].name: Invalid value: "kernel.msgmax": may not be specified when 'hostIPC' is true`}},
+		{"hostPID with hostUsers false", func(p *corev1.Pod) {
+			p.Spec.HostPID, p.Spec.HostUsers = true, ptr.To(false)
+		}, []string{"spec.hostUsers: Forbidden: user namespaces are not supported by peapod"}},
 		{"sidecar init container", func(p *corev1.Pod) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox:1.36", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}
 			SetDefaults(p)
