@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/pod"
@@ -401,6 +402,11 @@ func applyConfig(sc *spec.Container, cfg *runtimeapi.ContainerConfig, sbCfg *run
 			return err
 		}
 		sc.OCI.Mounts = append(sc.OCI.Mounts, om)
+		if m.Propagation == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL {
+			// The init stage keeps the host's shared mounts shared, and
+			// the rootfs private (runc's rshared rootfsPropagation).
+			sc.OCI.Linux.RootfsPropagation = "rshared"
+		}
 	}
 	l := cfg.Linux
 	sec := l.GetSecurityContext()
@@ -481,11 +487,14 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 		opts = append(opts, "rslave")
 	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-		// The init stage makes the container's / a slave of the host's
-		// mounts before it mounts anything (shared, the container's
-		// mounts would reach the host and pivot_root would fail), so a
-		// mount made inside could not propagate back.
-		return specs.Mount{}, invalid(field+".propagation", "peapod does not support bidirectional propagation yet (host-to-container and private are)")
+		// A bind of a shared mount joins its peer group, so the host path
+		// must be on one (containerd refuses it otherwise too);
+		// applyConfig makes the container's rootfs propagation shared
+		// for it.
+		if err := ensureShared(m.HostPath); err != nil {
+			return specs.Mount{}, invalid(field+".propagation", "bidirectional: %v", err)
+		}
+		opts = append(opts, "rshared")
 	default:
 		return specs.Mount{}, invalid(field+".propagation", "unknown propagation %d", m.Propagation)
 	}
@@ -496,6 +505,34 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 		opts = append(opts, spec.RecursiveReadOnlyOption)
 	}
 	return specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: filepath.Clean(m.HostPath), Options: opts}, nil
+}
+
+// ensureShared checks that path is on a shared mount (of the daemon's
+// mount namespace, where the containers' are copied from).
+func ensureShared(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(real))
+	if err != nil {
+		return fmt.Errorf("failed to read mountinfo: %w", err)
+	}
+	var on *mountinfo.Info
+	for _, m := range mounts {
+		if on == nil || len(m.Mountpoint) >= len(on.Mountpoint) {
+			on = m // the last of equal mount points is the one on top
+		}
+	}
+	if on == nil {
+		return fmt.Errorf("no mount holds %q", path)
+	}
+	for _, opt := range strings.Fields(on.Optional) {
+		if strings.HasPrefix(opt, "shared:") {
+			return nil
+		}
+	}
+	return fmt.Errorf("path %q is mounted on %q but it is not a shared mount", path, on.Mountpoint)
 }
 
 // applyResources writes the kubelet's cgroup values into the spec; f

@@ -176,9 +176,6 @@ func TestApplyConfigRefused(t *testing.T) {
 		{"image volume", "config.mounts[0].image", sbCfg, func(c *runtimeapi.ContainerConfig) {
 			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}
 		}},
-		{"bidirectional propagation", "config.mounts[0].propagation", sbCfg, func(c *runtimeapi.ContainerConfig) {
-			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
-		}},
 		{"unknown propagation", "propagation", sbCfg, func(c *runtimeapi.ContainerConfig) {
 			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Propagation: 9}}
 		}},

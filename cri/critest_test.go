@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -212,6 +213,19 @@ done
 exit $found
 `
 
+// ipcsScript stands in for `ipcs -m` (util-linux's; busybox-static has
+// no ipcs), which critest's host IPC specs run: the SysV shared memory
+// segments of the caller's IPC namespace, which /proc/sysvipc/shm lists
+// for whoever reads it. The header holds no digit, so a namespace without
+// segments shows no id.
+const ipcsScript = `#!/bin/sh
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch     status"
+tail -n +2 /proc/sysvipc/shm | while read -r key shmid perms size cpid lpid nattch uid rest; do
+	printf '0x%08x %-10s %-10s %-10s %-10s %-10s\n' "$((key & 0xffffffff))" "$shmid" "$uid" "$perms" "$size" "$nattch"
+done
+`
+
 // critestImageOf is busybox with files, exes and bin/pgrep in a second
 // layer, running cmd (default sh) as user, as cri-tools' images are.
 func critestImageOf(t *testing.T, base ggcrv1.Layer, files map[string]string, exes []tarEntry, user string, cmd []string) ggcrv1.Image {
@@ -236,11 +250,11 @@ func critestImageOf(t *testing.T, base ggcrv1.Layer, files map[string]string, ex
 	return img
 }
 
-// fileLayer is a layer holding files (path → content, mode 0644), exes
-// and bin/pgrep.
+// fileLayer is a layer holding files (path → content, mode 0644), exes,
+// bin/pgrep and bin/ipcs.
 func fileLayer(t *testing.T, files map[string]string, exes []tarEntry) ggcrv1.Layer {
 	t.Helper()
-	entries := append([]tarEntry{{name: "bin/pgrep", body: pgrepScript, mode: 0o755}}, exes...)
+	entries := append([]tarEntry{{name: "bin/pgrep", body: pgrepScript, mode: 0o755}, {name: "bin/ipcs", body: ipcsScript, mode: 0o755}}, exes...)
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -263,15 +277,16 @@ func fileLayer(t *testing.T, files map[string]string, exes []tarEntry) ggcrv1.La
 const critestFocus = `\[k8s\.io\] (Runtime info|PodSandbox|Container|Idempotence|Streaming|Image Manager|Image Consistency|Image Identifier Consistency|Networking|Multiple Containers|Security Context) `
 
 // critestSkip are specs of those groups that need what peapod does not
-// have yet: sandbox sysctls, bidirectional mount
-// propagation (refused with InvalidArgument), host PID and IPC
-// namespaces; the image pinned to an upstream digest,
-// which no image built here can have; and MaskedPaths, which masks /bin/ls
-// and expects `sh -c ls` to fail: Debian's busybox-static, the only static
-// busybox here, has a standalone shell that runs its ls applet in-process
-// without executing /bin/ls, so no image built from it can show the mask
-// (the masks are tested in tests/e2e and namespaces/containerinit).
-const critestSkip = `sysctls|'rshared'|HostPID|HostIpc|MaskedPaths|image with digest`
+// have yet: the image pinned to an upstream digest, which no image built
+// here can have; and MaskedPaths, which masks /bin/ls and expects `sh -c
+// ls` to fail: Debian's busybox-static, the only static busybox here, has
+// a standalone shell that runs its ls applet in-process without executing
+// /bin/ls, so no image built from it can show the mask (the masks are
+// tested in tests/e2e and namespaces/containerinit). The host PID and IPC
+// specs, the sysctls ones and bidirectional ('rshared') propagation run:
+// the test gives critest and the daemon a mount and IPC namespace of their
+// own (privateHost).
+const critestSkip = `MaskedPaths|image with digest`
 
 // critestReport is the part of ginkgo's JSON report the test reads.
 type critestReport []struct {
@@ -359,21 +374,14 @@ func setupCritest(t *testing.T) *critestEnv {
 	e := &critestEnv{bin: critest(t), helper: buildCritestHelper(t), reg: testutil.StartRegistry(t)}
 	pushCritestImages(t, e.reg.Host, e.helper)
 	e.guard = startEgressGuard(t)
-	// Bidirectional propagation needs a shared mount under the host path;
-	// / is private here, so critest's temp dirs go in a shared mount of
-	// the test's own.
+	// critest's temp dirs (host paths it mounts on and makes shared): the
+	// runtime and critest run in a mount and IPC namespace of the test's
+	// own, with / rshared (bidirectional propagation needs a shared mount
+	// under the host path; the host's / is private here), and the test
+	// checks afterwards that none of their mounts reached the host. The
+	// caller starts the runtime and critest from this goroutine.
 	e.shared = t.TempDir()
-	if err := unix.Mount(e.shared, e.shared, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(e.shared, unix.MNT_DETACH); err != nil {
-			t.Errorf("failed to unmount %s: %v", e.shared, err)
-		}
-	})
-	if err := unix.Mount("", e.shared, "", unix.MS_SHARED, ""); err != nil {
-		t.Fatal(err)
-	}
+	privateHost(t, e.shared)
 	return e
 }
 
@@ -570,6 +578,81 @@ func (r *critestResult) report(t *testing.T, runtime, file string) {
 	if r.total().Passed == 0 {
 		t.Errorf("critest passed no spec against %s:\n%s", runtime, r.out)
 	}
+}
+
+// privateHost moves the rest of the test (its goroutine, locked to its OS
+// thread for good, and every process it starts: the daemon, its
+// supervisors and containers, critest) into a mount and an IPC namespace
+// of its own, which stand in for the host's and go when the test ends:
+//   - / and every mount below it are made shared (rshared, as on a systemd
+//     host; / is private on this one), so the bidirectional propagation
+//     spec can see a container's mount reach "the host" without a mount
+//     of it ever reaching the real host;
+//   - critest makes SysV shared memory segments on "the host" (ipcmk) for
+//     the host IPC specs and never removes them: they go with the IPC
+//     namespace;
+//   - /dev/shm, which a host-IPC sandbox binds, is a tmpfs of its own.
+//
+// Cleanups registered after it run on the same thread, so in the same
+// namespaces. One registered here checks that the real host's / kept its
+// propagation and that no mount under tmp (critest's host paths) is in the
+// host's mount table.
+func privateHost(t *testing.T, tmp string) {
+	t.Helper()
+	hostMounts := fmt.Sprintf("/proc/%d/task/%d/mountinfo", os.Getpid(), os.Getpid()) // the main thread's: the host's
+	rootBefore := rootPropagation(t, hostMounts)
+	t.Cleanup(func() {
+		if got := rootPropagation(t, hostMounts); got != rootBefore {
+			t.Errorf("the host's / changed its propagation from %q to %q", rootBefore, got)
+		}
+		b, err := os.ReadFile(hostMounts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && (f[4] == tmp || strings.HasPrefix(f[4], tmp+"/")) {
+				t.Errorf("a mount of the test reached the host: %s", line)
+			}
+		}
+	})
+	// Never unlocked: the thread ends with the test's goroutine, and no
+	// other goroutine ever runs in these namespaces.
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_NEWIPC); err != nil {
+		t.Fatalf("failed to unshare the mount and IPC namespaces: %v", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		t.Fatalf("failed to make / rshared in the test's mount namespace: %v", err)
+	}
+	if err := unix.Mount("peapod-critest", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		t.Fatalf("failed to mount a tmpfs on /dev/shm: %v", err)
+	}
+}
+
+// rootPropagation is the optional fields (shared:N, master:N) of / in a
+// mountinfo file, "" for a private /.
+func rootPropagation(t *testing.T, mountinfo string) string {
+	t.Helper()
+	b, err := os.ReadFile(mountinfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := "missing"
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || f[4] != "/" {
+			continue
+		}
+		var opt []string
+		for _, o := range f[6:] {
+			if o == "-" {
+				break
+			}
+			opt = append(opt, o)
+		}
+		root = strings.Join(opt, " ") // the last line of / is the one on top
+	}
+	return root
 }
 
 // tarEntry is a regular file of a test layer (mode 0644 unless set).

@@ -1,8 +1,13 @@
 package cri
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/peapod/peapod/internal/testutil"
+	"golang.org/x/sys/unix"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -135,5 +140,43 @@ func TestSandboxSysctls(t *testing.T) {
 	}
 	if _, _, err := podFromConfig(sandboxConfigWith(hostIPC, map[string]string{"net.core.somaxconn": "1"})); err != nil {
 		t.Errorf("a net sysctl on host IPC: %v", err)
+	}
+}
+
+// TestBidirectionalMount: a bidirectional mount of a host path on a mount
+// that is not shared is refused naming the field (as containerd refuses
+// it); on a shared one it binds rshared and makes the container's rootfs
+// propagation shared.
+func TestBidirectionalMount(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("failed to unmount %s: %v", dir, err)
+		}
+	})
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(dir, "vol")
+	cfg := baseConfig()
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
+	sbCfg := &runtimeapi.PodSandboxConfig{LogDirectory: "/var/log/pods/x"}
+	err := applyConfig(builtSpec(), cfg, sbCfg, "/pods", "uid")
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "config.mounts[0].propagation") || !strings.Contains(err.Error(), "not a shared mount") {
+		t.Errorf("a bidirectional mount on a private mount: %v, want InvalidArgument naming config.mounts[0].propagation", err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	sc := builtSpec()
+	if err := applyConfig(sc, cfg, sbCfg, "/pods", "uid"); err != nil {
+		t.Fatalf("a bidirectional mount on a shared mount: %v", err)
+	}
+	if got := fmt.Sprint(sc.OCI.Mounts[len(sc.OCI.Mounts)-1].Options); got != "[rbind rshared]" || sc.OCI.Linux.RootfsPropagation != "rshared" {
+		t.Errorf("mount options %s, rootfs propagation %q; want [rbind rshared] and rshared", got, sc.OCI.Linux.RootfsPropagation)
 	}
 }

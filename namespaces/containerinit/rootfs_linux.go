@@ -20,10 +20,10 @@ import (
 // namespace and pivots into it. Nothing here is visible on the host, so
 // nothing needs unmounting there when the container ends.
 func setupRootfs(c *spec.Container) error {
-	if err := makeRootSlave(c.OCI.Linux); err != nil {
+	root := c.OCI.Root.Path
+	if err := makeRootSlave(c.OCI.Linux, root); err != nil {
 		return err
 	}
-	root := c.OCI.Root.Path
 	if err := mountOverlay(root, c.Rootfs); err != nil {
 		return err
 	}
@@ -46,16 +46,22 @@ func setupRootfs(c *spec.Container) error {
 }
 
 // makeRootSlave stops every mount made from here on from propagating to the
-// host, honouring a private rootfsPropagation. Shared propagation would leak
-// the container's mounts to the host and make pivot_root fail, so it is
-// refused.
-func makeRootSlave(l *specs.Linux) error {
+// host, honouring a private rootfsPropagation. A shared one (the CRI's
+// bidirectional mounts ask for it, as containerd does) keeps the mounts
+// that are shared with the host's peers, so that a bind of one joins its
+// peer group and mounts made in it inside reach the host; the mount that
+// holds root is then made private, as runc does, so that the rootfs and
+// everything mounted into it stay the container's (and pivot_root, which
+// refuses a shared parent, works).
+func makeRootSlave(l *specs.Linux, root string) error {
 	flag := unix.MS_SLAVE | unix.MS_REC
 	if l != nil {
 		switch l.RootfsPropagation {
 		case "", "slave", "rslave":
 		case "private", "rprivate":
 			flag = unix.MS_PRIVATE | unix.MS_REC
+		case "shared", "rshared":
+			flag = unix.MS_SHARED | unix.MS_REC
 		default:
 			return fmt.Errorf("unsupported rootfsPropagation %q", l.RootfsPropagation)
 		}
@@ -63,13 +69,36 @@ func makeRootSlave(l *specs.Linux) error {
 	if err := ktrace.Mount("", "/", "", uintptr(flag), ""); err != nil {
 		return fmt.Errorf("failed to make / %s: %w", propagationName(flag), err)
 	}
+	if flag&unix.MS_SHARED != 0 {
+		return parentMountPrivate(root)
+	}
 	return nil
+}
+
+// parentMountPrivate makes the mount that holds path private (runc's
+// rootfsParentMountPrivate): EINVAL says path is no mount point, so the
+// walk goes up until it finds the one it is on.
+func parentMountPrivate(path string) error {
+	path = filepath.Clean(path)
+	for {
+		err := ktrace.Mount("", path, "", unix.MS_PRIVATE, "")
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) || path == "/" {
+			return fmt.Errorf("failed to make the mount holding %q private: %w", path, err)
+		}
+		path = filepath.Dir(path)
+	}
 }
 
 // propagationName names a propagation flag for error messages.
 func propagationName(flag int) string {
-	if flag&unix.MS_PRIVATE != 0 {
+	switch {
+	case flag&unix.MS_PRIVATE != 0:
 		return "rprivate"
+	case flag&unix.MS_SHARED != 0:
+		return "rshared"
 	}
 	return "rslave"
 }
