@@ -76,8 +76,9 @@ func makeRootSlave(l *specs.Linux, root string) error {
 }
 
 // parentMountPrivate makes the mount that holds path private (runc's
-// rootfsParentMountPrivate): EINVAL says path is no mount point, so the
-// walk goes up until it finds the one it is on.
+// rootfsParentMountPrivate): EINVAL says path is no mount point (ENOENT
+// that it is not made yet), so the walk goes up until it finds the one it
+// is on.
 func parentMountPrivate(path string) error {
 	path = filepath.Clean(path)
 	for {
@@ -85,7 +86,7 @@ func parentMountPrivate(path string) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, unix.EINVAL) || path == "/" {
+		if !(errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)) || path == "/" {
 			return fmt.Errorf("failed to make the mount holding %q private: %w", path, err)
 		}
 		path = filepath.Dir(path)
