@@ -510,11 +510,11 @@ func mountOf(m *runtimeapi.Mount, field string) (specs.Mount, error) {
 // ensureShared checks that path is on a shared mount (of the daemon's
 // mount namespace, where the containers' are copied from).
 func ensureShared(path string) error {
-	real, err := filepath.EvalSymlinks(path)
+	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return err
 	}
-	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(real))
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(resolved))
 	if err != nil {
 		return fmt.Errorf("failed to read mountinfo: %w", err)
 	}
