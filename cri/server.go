@@ -55,6 +55,8 @@ type Server struct {
 	cpu cpuSamples
 	// registries holds the mirrors and TLS settings of pulls; nil is none.
 	registries *image.RegistryConfig
+	// events fans container events out to GetContainerEvents (events.go).
+	events eventHub
 }
 
 // New returns a server for the pods of m.

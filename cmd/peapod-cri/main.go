@@ -123,7 +123,9 @@ func run(c config) error {
 	defer stop()
 	go func() {
 		<-ctx.Done()
-		// Pods outlive the daemon: only the socket goes.
+		// Pods outlive the daemon: only the socket goes. The event
+		// streams never end by themselves: they end first, cleanly.
+		srv.StopEvents()
 		g.GracefulStop()
 	}()
 	fmt.Fprintf(os.Stderr, "peapod-cri: streaming on http://%s\n", streamAddr)

@@ -156,6 +156,10 @@ func (m *Manager) CgroupRoot() string { return "peapod-" + m.id }
 // dirs is the on-disk layout of the manager's root.
 func (m *Manager) dirs() layout.Root { return layout.Root{Root: m.o.Root, RunRoot: m.o.RunRoot} }
 
+// Dirs is the manager's root and run root (a watcher of its pods' state
+// files watches them).
+func (m *Manager) Dirs() layout.Root { return m.dirs() }
+
 // Paths of a pod.
 func (m *Manager) podDir(uid string) string     { return m.dirs().PodDir(uid) }
 func (m *Manager) runDir(uid string) string     { return m.dirs().RunDir(uid) }
