@@ -229,7 +229,7 @@ func (s *Server) watchEvents(gen uint64) (func(), error) {
 			if err != nil {
 				continue // the next change scans again
 			}
-			cur.carryUnknown(prev)
+			cur.carryOver(prev)
 			trs := transitions(prev, cur)
 			prev = cur
 			for _, ev := range s.eventsOf(trs) {
@@ -302,19 +302,24 @@ func (s *Server) eventSnapshot() (snapshot, error) {
 	return snap, nil
 }
 
-// carryUnknown gives what is unknown now the state it had before (or
-// created, for what was not seen before).
-func (cur snapshot) carryUnknown(prev snapshot) {
+// carryOver makes a scan follow from the one before: what is unknown now
+// (a container whose supervisor is gone) keeps the state it had, or is
+// created when first seen so; what went back in its life (a sandbox being
+// removed is not ready, as one being created is) has stopped; and what
+// ran once keeps having run.
+func (cur snapshot) carryOver(prev snapshot) {
 	for id, o := range cur {
-		if o.life != lifeUnknown {
-			continue
-		}
-		if p, ok := prev[id]; ok {
-			cur[id] = p
-		} else {
+		p, had := prev[id]
+		switch {
+		case o.life == lifeUnknown && had:
+			o = p
+		case o.life == lifeUnknown:
 			o.life = lifeCreated
-			cur[id] = o
+		case had && o.life < p.life:
+			o.life = lifeExited
 		}
+		o.started = o.started || had && p.started
+		cur[id] = o
 	}
 }
 

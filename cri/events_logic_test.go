@@ -397,13 +397,38 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-// TestCarryUnknown: a container whose supervisor is gone keeps its last
-// known state (no event), or is created when first seen so.
-func TestCarryUnknown(t *testing.T) {
-	prev := snapshot{"a": {sandbox: "s", life: lifeRunning, started: true}}
-	cur := snapshot{"a": {sandbox: "s", life: lifeUnknown}, "b": {sandbox: "s", life: lifeUnknown}}
-	cur.carryUnknown(prev)
-	if cur["a"] != prev["a"] || cur["b"].life != lifeCreated {
-		t.Errorf("carryUnknown = %+v, want a as before and b created", cur)
+// TestCarryOver: a container whose supervisor is gone keeps its last
+// known state (no event), or is created when first seen so; a sandbox
+// that is not ready after it was (being removed) has stopped, and stays
+// so; what ran keeps having run.
+func TestCarryOver(t *testing.T) {
+	prev := snapshot{
+		"a": {sandbox: "s", life: lifeRunning, started: true},
+		"s": {sandbox: "s", isSandbox: true, life: lifeRunning, started: true},
+		"t": {sandbox: "t", isSandbox: true, life: lifeExited, started: true},
+		"c": {sandbox: "s", life: lifeRunning, started: true},
+	}
+	cur := snapshot{
+		"a": {sandbox: "s", life: lifeUnknown},
+		"b": {sandbox: "s", life: lifeUnknown},
+		"s": {sandbox: "s", isSandbox: true, life: lifeCreated},
+		"t": {sandbox: "t", isSandbox: true, life: lifeRunning, started: true},
+		"c": {sandbox: "s", life: lifeExited},
+	}
+	cur.carryOver(prev)
+	want := snapshot{
+		"a": prev["a"],
+		"b": {sandbox: "s", life: lifeCreated},
+		"s": {sandbox: "s", isSandbox: true, life: lifeExited, started: true},
+		"t": {sandbox: "t", isSandbox: true, life: lifeExited, started: true},
+		"c": {sandbox: "s", life: lifeExited, started: true},
+	}
+	if !reflect.DeepEqual(cur, want) {
+		t.Errorf("carryOver =\n%+v\nwant\n%+v", cur, want)
+	}
+	const created, stopped = runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT
+	wantTrs := []transition{{"b", "s", created}, {"c", "s", stopped}, {"s", "s", stopped}}
+	if trs := transitions(prev, cur); !reflect.DeepEqual(trs, wantTrs) {
+		t.Errorf("transitions after carryOver = %v, want %v", trs, wantTrs)
 	}
 }
