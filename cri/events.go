@@ -231,8 +231,9 @@ func (s *Server) watchEvents(gen uint64) (func(), error) {
 			}
 			cur.carryOver(prev)
 			trs := transitions(prev, cur)
+			evs := s.eventsOf(trs, prev)
 			prev = cur
-			for _, ev := range s.eventsOf(trs) {
+			for _, ev := range evs {
 				s.events.publish(gen, ev)
 			}
 		}
@@ -261,6 +262,9 @@ type objState struct {
 	// started says it ran (a container's start time, a sandbox's
 	// readiness), so an exit seen without the start still has one.
 	started bool
+	// md is a sandbox's metadata, for the status of its events once it
+	// is gone.
+	md *runtimeapi.PodSandboxMetadata
 }
 
 // snapshot is a scan: every sandbox and container by id.
@@ -274,7 +278,7 @@ func (s *Server) eventSnapshot() (snapshot, error) {
 	}
 	snap := snapshot{}
 	for _, sb := range sbs {
-		o := objState{sandbox: sb.id(), isSandbox: true, life: lifeCreated}
+		o := objState{sandbox: sb.id(), isSandbox: true, life: lifeCreated, md: sb.cfg.Metadata}
 		v := sb.view
 		switch {
 		case sb.state() == runtimeapi.PodSandboxState_SANDBOX_READY:
@@ -438,8 +442,10 @@ func transitions(prev, cur snapshot) []transition {
 // eventsOf makes the responses of a scan's transitions: each carries the
 // status of its sandbox and of the sandbox's containers as they are now
 // (as containerd's, whose statuses are read when the event is sent), read
-// once per sandbox; a removed sandbox has none.
-func (s *Server) eventsOf(trs []transition) []*runtimeapi.ContainerEventResponse {
+// once per sandbox. A sandbox removed meanwhile is reported not ready with
+// the id and metadata the previous scan saw: the kubelet ignores an event
+// without a sandbox status.
+func (s *Server) eventsOf(trs []transition, prev snapshot) []*runtimeapi.ContainerEventResponse {
 	type statuses struct {
 		sb   *runtimeapi.PodSandboxStatus
 		ctrs []*runtimeapi.ContainerStatus
@@ -453,6 +459,8 @@ func (s *Server) eventsOf(trs []transition) []*runtimeapi.ContainerEventResponse
 			st = &statuses{}
 			if r, err := s.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: t.sandbox}); err == nil {
 				st.sb = r.Status
+			} else if o, ok := prev[t.sandbox]; ok && o.md != nil {
+				st.sb = &runtimeapi.PodSandboxStatus{Id: t.sandbox, Metadata: o.md, State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY, RuntimeHandler: RuntimeName}
 			}
 			if l, err := s.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: t.sandbox}}); err == nil {
 				for _, c := range l.Containers {

@@ -164,8 +164,11 @@ func TestContainerEvents(t *testing.T) {
 	}
 	e.remove(sb)
 	for name, s := range map[string]*eventStream{"a": a, "b": b} {
-		if ev := s.expect(t, sb, stopped, deleted)[1]; ev.PodSandboxStatus != nil {
-			t.Errorf("client %s: removed sandbox's DELETED event has a status %v", name, ev.PodSandboxStatus)
+		// The kubelet ignores an event without the sandbox's status and
+		// metadata: a removed sandbox's is its last, not ready.
+		ev := s.expect(t, sb, stopped, deleted)[1]
+		if st := ev.PodSandboxStatus; st == nil || st.Id != sb || st.Metadata.GetUid() != "uid-events" || st.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+			t.Errorf("client %s: removed sandbox's DELETED event's status = %v, want sandbox %s of uid-events, not ready", name, st, sb)
 		}
 	}
 	cancelA()
