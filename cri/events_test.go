@@ -3,7 +3,10 @@ package cri_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,13 +114,30 @@ func TestContainerEvents(t *testing.T) {
 	ctxB, cancelB := context.WithCancel(context.Background())
 	defer cancelB()
 	a, b := e.openEvents(ctxA), e.openEvents(ctxB)
-	// A third client that leaves at once must not disturb the others.
-	ctxC, cancelC := context.WithCancel(context.Background())
-	c := e.openEvents(ctxC)
-	cancelC()
-	if err := <-c.end; status.Code(err) != codes.Canceled {
-		t.Errorf("cancelled client's stream ended with %v, want Canceled", err)
+	// Eight more clients that come and leave at once, concurrently, must
+	// not disturb the others.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctxC, cancelC := context.WithCancel(context.Background())
+			defer cancelC()
+			c, err := e.rt.GetContainerEvents(ctxC, &runtimeapi.GetEventsRequest{})
+			if err == nil {
+				_, err = c.Header()
+			}
+			if err != nil {
+				t.Errorf("GetContainerEvents: %v", err)
+				return
+			}
+			cancelC()
+			if _, err := c.Recv(); status.Code(err) != codes.Canceled {
+				t.Errorf("cancelled client's stream ended with %v, want Canceled", err)
+			}
+		}()
 	}
+	wg.Wait()
 
 	sbCfg := config("events", 0)
 	sb := e.run(sbCfg)
@@ -183,5 +203,32 @@ func TestContainerEvents(t *testing.T) {
 			t.Errorf("client %s's stream did not end after its cancel", name)
 		}
 	}
+	// The watch lives while a client listens: with the last gone, the
+	// server (this process) holds no inotify instance.
+	awaitNoInotify(t, os.Getpid())
 	testutil.AssertNoLeak(t, before, e.roots())
+}
+
+// awaitNoInotify waits until process pid holds no inotify instance (the
+// server drops its watch after the stream's end, which the client cannot
+// see: /proc is polled).
+func awaitNoInotify(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(eventTimeout)
+	for {
+		held := 0
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, e := range ents {
+			if link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); link == "anon_inode:inotify" {
+				held++
+			}
+		}
+		if held == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still holds %d inotify instances %v after its last events client left", pid, held, eventTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
