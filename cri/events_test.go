@@ -168,6 +168,8 @@ func TestContainerEvents(t *testing.T) {
 		st := statusOf(evs[2], id)
 		if st == nil || st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 3 || st.FinishedAt == 0 {
 			t.Errorf("client %s: STOPPED event's status of %s = %v, want EXITED with exit code 3 and a finish time", name, id, st)
+		} else {
+			t.Logf("client %s: STOPPED sent %v after the exit", name, time.Duration(evs[2].CreatedAt-st.FinishedAt))
 		}
 	}
 	if _, err := e.rt.RemoveContainer(e.ctx(), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
