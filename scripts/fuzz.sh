@@ -40,7 +40,27 @@ while read -r dir name; do
 	[[ "$name" =~ $MATCH ]] || continue
 	printf -- '--- %s (./%s, %s)\n' "$name" "$dir" "$DURATION"
 	start=$SECONDS
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$DURATION" "${parallel[@]}" "./$dir"
+	corpus="$dir/testdata/fuzz/$name"
+	before=$(find "$corpus" -type f 2>/dev/null | sort)
+	log=$(mktemp)
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$DURATION" "${parallel[@]}" "./$dir" 2>&1 | tee "$log"; then
+		after=$(find "$corpus" -type f 2>/dev/null | sort)
+		# Go's fuzz coordinator (before Go 1.27, go.dev/issue/75804) can fail a
+		# target with a bare "context deadline exceeded" when -fuzztime ends
+		# while a worker is mid-input: nothing was found and no input written.
+		# A real finding writes its input (a hung input too: the coordinator
+		# kills the worker and saves it), so only that failure is forgiven,
+		# and only once the corpus replays clean.
+		if [[ "$before" == "$after" ]] && grep -qx '    context deadline exceeded' "$log" &&
+			! grep -q 'Failing input written to' "$log" &&
+			go test -count=1 -run "^${name}\$" "./$dir"; then
+			printf -- '--- %s: the fuzz coordinator'"'"'s deadline race (go.dev/issue/75804), no input found; the corpus replays clean\n' "$name"
+		else
+			rm -f "$log"
+			exit 1
+		fi
+	fi
+	rm -f "$log"
 	printf -- '--- %s: ok (%ss with its build)\n' "$name" "$((SECONDS - start))"
 	n=$((n + 1))
 done < <(targets)
