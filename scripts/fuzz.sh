@@ -41,10 +41,10 @@ while read -r dir name; do
 	printf -- '--- %s (./%s, %s)\n' "$name" "$dir" "$DURATION"
 	start=$SECONDS
 	corpus="$dir/testdata/fuzz/$name"
-	before=$(find "$corpus" -type f 2>/dev/null | sort)
+	before=$(find "$corpus" -type f 2>/dev/null | sort || true)
 	log=$(mktemp)
 	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$DURATION" "${parallel[@]}" "./$dir" 2>&1 | tee "$log"; then
-		after=$(find "$corpus" -type f 2>/dev/null | sort)
+		after=$(find "$corpus" -type f 2>/dev/null | sort || true)
 		# Go's fuzz coordinator (before Go 1.27, go.dev/issue/75804) can fail a
 		# target with a bare "context deadline exceeded" when -fuzztime ends
 		# while a worker is mid-input: nothing was found and no input written.
