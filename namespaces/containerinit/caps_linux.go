@@ -183,11 +183,11 @@ func setThreadGroups(groups []int) error {
 // completed as identity says. A username applies when the numeric uid is 0,
 // as the manifest leaves it when only the image names a user.
 func lookupExecUser(u specs.User, identity spec.Identity) (execUser, error) {
-	entries, err := readPasswdFile("/etc/passwd")
+	entries, err := readDatabase("/etc/passwd", parsePasswd)
 	if err != nil {
 		return execUser{}, err
 	}
-	return resolveExecUser(u, identity, entries, func() ([]groupEntry, error) { return readGroupFile("/etc/group") })
+	return resolveExecUser(u, identity, entries, func() ([]groupEntry, error) { return readDatabase("/etc/group", parseGroup) })
 }
 
 // resolveExecUser is lookupExecUser with the passwd entries read and
@@ -267,35 +267,13 @@ func groupsOf(groups []groupEntry, user string) []int {
 	return out
 }
 
-// readGroupFile parses path; a missing file is an empty list.
-func readGroupFile(path string) ([]groupEntry, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to open %q: %w", path, err)
-	}
-	defer f.Close()
-	return parseGroup(f)
-}
-
 // parseGroup parses group(5) lines, skipping malformed ones as libc does.
 func parseGroup(r io.Reader) ([]groupEntry, error) {
 	var out []groupEntry
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ":")
-		if len(f) < 4 {
-			continue
-		}
+	err := scanDatabase(r, 4, "group", func(f []string) {
 		gid, err := strconv.Atoi(f[2])
 		if err != nil || gid < 0 || gid > 1<<32-2 {
-			continue
+			return
 		}
 		e := groupEntry{name: f[0], gid: gid}
 		for _, m := range strings.Split(f[3], ",") {
@@ -304,11 +282,8 @@ func parseGroup(r io.Reader) ([]groupEntry, error) {
 			}
 		}
 		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("failed to read group: %w", err)
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // findPasswdUser finds a user by name, or by number for a numeric name.
@@ -324,8 +299,9 @@ func findPasswdUser(entries []passwdEntry, name string) (passwdEntry, error) {
 	return passwdEntry{}, fmt.Errorf("user %q not found in the container's /etc/passwd", name)
 }
 
-// readPasswdFile parses path; a missing file is an empty list.
-func readPasswdFile(path string) ([]passwdEntry, error) {
+// readDatabase parses the file at path with parse; a missing file is an
+// empty list (an image may have no /etc/passwd or /etc/group).
+func readDatabase[T any](path string, parse func(io.Reader) ([]T, error)) ([]T, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -334,33 +310,41 @@ func readPasswdFile(path string) ([]passwdEntry, error) {
 		return nil, fmt.Errorf("failed to open %q: %w", path, err)
 	}
 	defer f.Close()
-	return parsePasswd(f)
+	return parse(f)
 }
 
-// parsePasswd parses passwd(5) lines, skipping malformed ones as libc does.
-func parsePasswd(r io.Reader) ([]passwdEntry, error) {
-	var out []passwdEntry
+// scanDatabase calls each with the colon-separated fields of every line of
+// r that has at least minFields, skipping blank, comment and short lines as
+// libc does; name ("passwd", "group") is for the read error.
+func scanDatabase(r io.Reader, minFields int, name string, each func(f []string)) error {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		f := strings.Split(line, ":")
-		if len(f) < 7 {
-			continue
+		if f := strings.Split(line, ":"); len(f) >= minFields {
+			each(f)
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("failed to read %s: %w", name, err)
+	}
+	return nil
+}
+
+// parsePasswd parses passwd(5) lines, skipping malformed ones as libc does.
+func parsePasswd(r io.Reader) ([]passwdEntry, error) {
+	var out []passwdEntry
+	err := scanDatabase(r, 7, "passwd", func(f []string) {
 		uid, err1 := strconv.Atoi(f[2])
 		gid, err2 := strconv.Atoi(f[3])
 		if err1 != nil || err2 != nil || uid < 0 || gid < 0 {
-			continue
+			return
 		}
 		out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid, home: f[5]})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("failed to read passwd: %w", err)
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // rlimitsByName maps OCI rlimit names to resources.
