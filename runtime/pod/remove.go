@@ -43,39 +43,34 @@ func (m *Manager) Stop(ns, name string, grace *int64) error {
 	// delete waits for an RCU grace period (15–30 ms here), the kill for
 	// the processes to exit, and neither needs the other. With one, the
 	// containers keep their network until they have exited.
-	netErr := make(chan error, 1)
+	// release releases the network after the kill; settle is what an
+	// error return before it must wait for (the early release, which must
+	// not outlive the call).
+	release := func() error { return m.releaseNetwork(rec) }
+	settle := func() error { return nil }
 	if grace != nil && *grace == 0 {
+		netErr := make(chan error, 1)
 		go func() { netErr <- m.releaseNetwork(rec) }()
+		release = func() error { return <-netErr }
+		settle = release
 	}
 	v := m.view(rec)
 	if v.SupervisorAlive {
 		err := supervisor.Call(m.runDir(rec.UID), supervisor.Request{Op: supervisor.OpStop, GracePeriodSeconds: grace})
 		if err != nil && !errors.Is(err, supervisor.ErrNoSupervisor) {
-			return errors.Join(fmt.Errorf("failed to stop pod %s/%s: %w", ns, name, err), waitNetwork(netErr, grace))
+			return errors.Join(fmt.Errorf("failed to stop pod %s/%s: %w", ns, name, err), settle())
 		}
 	}
 	// Whatever the supervisor did (or if it is gone), nothing of the pod
 	// may run after stop.
 	if err := m.killAll(rec); err != nil {
-		return errors.Join(err, waitNetwork(netErr, grace))
+		return errors.Join(err, settle())
 	}
-	if grace == nil || *grace != 0 {
-		go func() { netErr <- m.releaseNetwork(rec) }()
-	}
-	if err := <-netErr; err != nil {
+	if err := release(); err != nil {
 		return err
 	}
 	rec.Phase = state.PhaseStopped
 	return state.WriteJSON(m.recordPath(rec.UID), rec)
-}
-
-// waitNetwork waits for the network release Stop started early (grace 0)
-// before an error return, so none outlives the call; nil otherwise.
-func waitNetwork(netErr chan error, grace *int64) error {
-	if grace != nil && *grace == 0 {
-		return <-netErr
-	}
-	return nil
 }
 
 // killNowWait bounds how long rm -f waits for a live supervisor to kill
