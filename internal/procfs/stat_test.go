@@ -108,3 +108,51 @@ func TestReadIDsSelf(t *testing.T) {
 		t.Errorf("ReadIDs(self) = %+v, want uid %d gid %d", ids, os.Getuid(), os.Getgid())
 	}
 }
+
+func TestParseSignals(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Signals
+		wantErr  bool
+	}{
+		// busybox top as a container's PID 1 before and after it installs
+		// its SIGTERM (15) handler: bit 14.
+		{"init without handler", "NSpid:\t4242\t1\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n", Signals{NSInit: true}, false},
+		{"init with handler", "NSpid:\t4242\t1\nSigCgt:\t0000000000004000\n", Signals{NSInit: true, Caught: 0x4000}, false},
+		{"host process", "NSpid:\t1\nSigCgt:\tfffffffe7ffbfeff\n", Signals{NSInit: true, Caught: 0xfffffffe7ffbfeff}, false},
+		{"not an init", "NSpid:\t4242\t7\nSigCgt:\t0000000000000000\n", Signals{}, false},
+		{"no NSpid", "SigCgt:\t0000000000000000\n", Signals{}, true},
+		{"no SigCgt", "NSpid:\t1\n", Signals{}, true},
+		{"bad mask", "NSpid:\t1\nSigCgt:\tzz\n", Signals{}, true},
+		{"empty NSpid", "NSpid:\nSigCgt:\t0\n", Signals{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseSignals([]byte(tt.in))
+			if tt.wantErr {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("ParseSignals = %+v, %v; want ErrMalformed", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ParseSignals = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+	if s := (Signals{Caught: 0x4000}); !s.Catches(15) || s.Catches(9) || s.Catches(0) || s.Catches(65) {
+		t.Errorf("Catches of mask %#x wrong", s.Caught)
+	}
+}
+
+func TestReadSignalsSelf(t *testing.T) {
+	// The Go runtime installs handlers for every signal it can, SIGTERM
+	// among them (os/signal only decides what the handler does).
+	s, err := ReadSignals(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Catches(15) {
+		t.Errorf("ReadSignals(self) = %+v, want SIGTERM caught by the Go runtime", s)
+	}
+}

@@ -75,3 +75,68 @@ func ParseIDs(b []byte) (IDs, error) {
 	}
 	return ids, nil
 }
+
+// Signals is what /proc/PID/status tells of how a process takes signals.
+type Signals struct {
+	// NSInit: the process is PID 1 of its innermost PID namespace (the last
+	// field of NSpid:), whose default-action signals the kernel discards.
+	NSInit bool
+	// Caught is the SigCgt: mask: bit sig-1 is set while a handler is
+	// installed for sig.
+	Caught uint64
+}
+
+// Catches reports whether a handler for sig was installed.
+func (s Signals) Catches(sig int) bool {
+	return sig >= 1 && sig <= 64 && s.Caught&(1<<(sig-1)) != 0
+}
+
+// ReadSignals reads the signal dispositions of pid from /proc/<pid>/status.
+func ReadSignals(pid int) (Signals, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return Signals{}, fmt.Errorf("failed to read status of pid %d: %w", pid, err)
+	}
+	s, err := ParseSignals(b)
+	if err != nil {
+		return Signals{}, fmt.Errorf("failed to parse status of pid %d: %w", pid, err)
+	}
+	return s, nil
+}
+
+// ParseSignals parses the NSpid: and SigCgt: lines of a /proc/PID/status;
+// both must be there.
+func ParseSignals(b []byte) (Signals, error) {
+	var s Signals
+	var seen int
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(val)
+		switch key {
+		case "NSpid":
+			if len(fields) == 0 {
+				return Signals{}, fmt.Errorf("%w: NSpid: %q", ErrMalformed, val)
+			}
+			s.NSInit = fields[len(fields)-1] == "1"
+			seen |= 1
+		case "SigCgt":
+			if len(fields) != 1 {
+				return Signals{}, fmt.Errorf("%w: SigCgt: %q", ErrMalformed, val)
+			}
+			v, err := strconv.ParseUint(fields[0], 16, 64)
+			if err != nil {
+				return Signals{}, fmt.Errorf("%w: SigCgt: %q", ErrMalformed, val)
+			}
+			s.Caught = v
+			seen |= 2
+		}
+	}
+	if seen != 3 {
+		return Signals{}, fmt.Errorf("%w: no NSpid or SigCgt line", ErrMalformed)
+	}
+	return s, nil
+}

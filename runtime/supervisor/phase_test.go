@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -220,5 +221,37 @@ func TestExecOptions(t *testing.T) {
 	}
 	if got := c.OCI.Process; !got.Terminal || len(got.Args) != 1 || got.Args[0] != "nginx" {
 		t.Errorf("the container's own process changed to %+v", got)
+	}
+}
+
+// TestLogCompleteAtExit: a container's output is in its log before its exit
+// is recorded, so whoever saw it terminated (peapod logs once the pod
+// Succeeded, a kubelet after ContainerStatus) reads all of it. The shell
+// writes thousands of short lines at once and exits: they sit in the pipe,
+// each a log entry of its own still to write.
+func TestLogCompleteAtExit(t *testing.T) {
+	const lines = 4000
+	c := spec.Container{Name: "a", ID: "u1-a", LogPath: filepath.Join(t.TempDir(), "a", "0.log"),
+		OCI: specs.Spec{Process: &specs.Process{Args: []string{fmt.Sprintf(`s=$(seq -f line%%.0f 0 %d); echo "$s"`, lines-1)}}}}
+	p := spec.Pod{UID: "u1", Name: "p", Namespace: "ns", RestartPolicy: spec.RestartNever, Containers: []spec.Container{c}}
+	s := newTestSupervisor(t, p, probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+	s.now = time.Now
+	s.rt, s.cg, s.reap = shRuntime{}, fakeCgroups{}, testReaper()
+	if err := s.Run(func(error) {}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	st, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Containers[0].State; got != state.StateTerminated {
+		t.Fatalf("container state %s, want terminated", got)
+	}
+	b, err := os.ReadFile(c.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(b, []byte("\n")); n != lines || !bytes.Contains(b, []byte(fmt.Sprintf(" stdout F line%d\n", lines-1))) {
+		t.Errorf("the log holds %d lines when the exit is recorded, want %d ending with line%d", n, lines, lines-1)
 	}
 }

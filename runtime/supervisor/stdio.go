@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -149,6 +150,20 @@ func (p *stdio) remove() {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintln(os.Stderr, "peapod-supervisor:", err)
 		}
+	}
+}
+
+// waitOutput waits until both streams reached EOF, at most max: a
+// process that escaped the container's cgroup with its stdout must not
+// hold the exit back.
+func (p *stdio) waitOutput(max time.Duration) {
+	done := make(chan struct{})
+	go func() { p.copied.Wait(); close(done) }()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
 

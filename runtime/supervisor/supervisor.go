@@ -470,12 +470,22 @@ func terminatedOf(st state.ContainerStatus) *state.Terminated {
 		Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt}
 }
 
+// outputDrainMax bounds how long an exit waits for the instance's output
+// to reach its log.
+const outputDrainMax = 2 * time.Second
+
 // watch waits for an instance to exit, records it and applies the policy.
 func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited chan struct{}, pipes *stdio) {
 	ws := <-wait
 	// Leftovers (a daemon that double-forked, siblings in a shared PID
 	// namespace) die with the instance: the cgroup is the container.
 	s.cg.Kill(c.spec.Cgroup)
+	if pipes != nil {
+		// The output is in the log before the exit is recorded: whoever
+		// saw the container terminated (peapod logs after the pod
+		// Succeeded, a kubelet after ContainerStatus) reads all of it.
+		pipes.waitOutput(outputDrainMax)
+	}
 	var restart bool
 	var lg *criLog
 	s.update(func() {
@@ -597,15 +607,8 @@ func (s *Supervisor) kill(c *container, grace time.Duration, floor bool) {
 	if c.spec.StopSignal > 0 {
 		sig = syscall.Signal(c.spec.StopSignal)
 	}
-	if wait > 0 {
-		proc.Signal(sig)
-		t := time.NewTimer(wait)
-		select {
-		case <-exited:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	if wait > 0 && signalUntilCaught(proc, sig, exited, wait) {
+		return
 	}
 	// The grace period is over (or there was none): SIGKILL the whole
 	// cgroup, so processes that left the main process's tree die too.
