@@ -337,13 +337,25 @@ func (m *Manager) sweepAfterReboot() error {
 	if old, err := os.ReadFile(marker); err == nil && string(old) == string(bootID) {
 		return nil
 	}
-	recs, err := m.records()
+	es, err := m.entries()
 	if err != nil {
 		return err
 	}
-	for _, rec := range recs {
-		if _, err := os.Stat(m.runDir(rec.UID)); err == nil {
+	for _, e := range es {
+		if _, err := os.Stat(m.podDir(e.UID)); err != nil {
+			continue // a name whose pod dir is gone holds nothing
+		}
+		if _, err := os.Stat(m.runDir(e.UID)); err == nil {
 			continue // same boot, older peapod without a marker: leave it
+		}
+		rec := e.Rec
+		if rec == nil {
+			// Only the record written when the pod was reserved is
+			// synced; a later rewrite that a power cut caught half-done
+			// (empty, on a file system that does not order a rename
+			// after the data) still names the pod by its dir and its
+			// name, and every resource is derived from its uid.
+			rec = &state.Record{UID: e.UID, Namespace: e.Namespace, Name: e.Name}
 		}
 		fmt.Fprintf(m.o.Warn, "peapod: sweeping pod %s/%s left from before a reboot\n", rec.Namespace, rec.Name)
 		m.releaseResources(rec, newTracer(m.o.Trace, "gc", rec.Namespace+"/"+rec.Name))

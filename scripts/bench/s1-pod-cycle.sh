@@ -7,7 +7,16 @@ s1_one() {
 	case "$v" in
 	peapod)
 		name="s1-$i"
-		timed s1 peapod-run "$counted" pp_run "$name"
+		timed s1 peapod-run "$counted" pp_run_traced "$name"
+		if ((counted)); then
+			# Goal 2 of issue 16: the stage that starts the supervisor and
+			# the container against crun's create + start below; with the
+			# cgroups stage too, as crun creates its cgroups itself.
+			trace_ms "supervisor and containers" >>"$OUT/samples/s1/peapod-containers" ||
+				die "scenario 1: no supervisor stage in run's trace"
+			trace_ms cgroups "supervisor and containers" >>"$OUT/samples/s1/peapod-cgroups+containers" ||
+				die "scenario 1: no cgroups stage in run's trace"
+		fi
 		facts=$(pp_facts "$name")
 		timed s1 peapod-rm "$counted" pp_rm "$name"
 		# shellcheck disable=SC2086 # facts are words
@@ -28,6 +37,7 @@ s1_one() {
 		;;
 	crun+cni | runc+cni)
 		timed s1 "${v}-start" "$counted" hand_start "${v%+cni}" "ppbench-${v%+cni}"
+		if ((counted)); then record s1 "${v%+cni}-create+start" "$HAND_T0" "$HAND_T1"; fi
 		timed s1 "${v}-rm" "$counted" hand_rm "${v%+cni}" "ppbench-${v%+cni}"
 		wait_until 5 no_ports || die "$v: veth outlived CNI DEL"
 		;;
@@ -61,5 +71,9 @@ scenario1() {
 			peapod peapod+limits podman crun+cni runc+cni floor
 		table s1 "Scenario 1, start half" peapod-run peapod+limits-run podman-start crun+cni-start runc+cni-start
 		table s1 "Scenario 1, removal half" peapod-rm peapod+limits-rm podman-rm crun+cni-rm runc+cni-rm
+		table s1 "Scenario 1, containers stage: run's \"supervisor and containers\" (PEAPOD_TRACE) against create + start by hand" \
+			peapod-containers crun-create+start runc-create+start
+		table s1 "Scenario 1, containers stage with run's \"cgroups\" stage (crun and runc create their cgroups in create)" \
+			peapod-cgroups+containers crun-create+start runc-create+start
 	} >>"$OUT/table.md"
 }

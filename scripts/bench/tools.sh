@@ -111,6 +111,22 @@ pp_run() {
 }
 pp_rm() { "${P[@]}" rm -f "$1" >/dev/null; }
 
+# pp_run_traced NAME [MANIFEST_FN]: pp_run with PEAPOD_TRACE=1, its stage
+# times in $R/trace (a few lines on stderr: no measurable cost).
+pp_run_traced() {
+	PEAPOD_TRACE=1 pp_run "$@" 2>"$R/trace"
+}
+
+# trace_ms STAGE... prints the sum of the named stages' ms in $R/trace.
+trace_ms() {
+	local stages
+	stages=$(printf '%s\n' "$@")
+	awk -v stages="$stages" 'BEGIN { n = split(stages, s, "\n"); for (i = 1; i <= n; i++) want[s[i]] = 1 }
+		/^trace: run / { sub(/^trace: run [^:]*: /, ""); ms = $(NF - 1); $NF = ""; $(NF - 1) = ""; sub(/ +$/, "");
+			if ($0 in want) { sum += ms; found++ } }
+		END { if (found != n) exit 1; printf "%.3f\n", sum }' "$R/trace"
+}
+
 # pp_facts NAME prints "uid supervisorPid hostVeth containerPid... " for the
 # removal check.
 pp_facts() {
@@ -185,11 +201,18 @@ cni_hand() {
 
 # hand_start RT ID / hand_rm RT ID: the same pod by hand with an OCI runtime
 # and the CNI reference plugins.
+# hand_start RUNTIME ID: netns, CNI ADD, then the container; HAND_T0 and
+# HAND_T1 bracket the container's create + start (scenario 1's containers
+# stage).
 hand_start() {
 	ip netns add "$HAND_NS"
 	cni_hand ADD "$2"
+	# shellcheck disable=SC2034 # read by s1_one
+	HAND_T0=$(now_us)
 	"$1" create --bundle "$B/bundle-$1" "$2" </dev/null >/dev/null 2>&1
 	"$1" start "$2"
+	# shellcheck disable=SC2034 # read by s1_one
+	HAND_T1=$(now_us)
 }
 hand_rm() {
 	"$1" delete -f "$2"

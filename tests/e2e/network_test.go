@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -282,4 +283,91 @@ func TestHostPort_3_6(t *testing.T) {
 		t.Errorf("host-port table of %s left after the pod:\n%s", e.bridge, ruleset)
 	}
 	e.assertNoLeak(before)
+}
+
+// TestSweepAfterReboot: after a reboot the run root is empty and the
+// pods' processes and kernel objects died with the old kernel, while
+// --root still holds their records and leases; the first command sweeps
+// them. Only the record written when a pod is reserved is synced, so a
+// power cut can leave a later rewrite of it empty: that pod is swept by
+// its dir and its name too.
+func TestSweepAfterReboot(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		emptyRecord bool
+	}{{"record", false}, {"empty-record", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			before := e.snapshot()
+			e.runPod(podJSON(newPod("swept", ctr("c", "sleep", "1000"))))
+			v := e.inspect("swept")
+			if len(e.leaseFiles()) != 1 {
+				t.Fatalf("leases %v, want the pod's one", e.leaseFiles())
+			}
+			e.simulateReboot(v)
+			if tt.emptyRecord {
+				if err := os.Truncate(layout.Pod(e.dirs().PodDir(v.UID)).Record(), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, stderr, code := e.run("", "ps", "-A")
+			if code != 0 || !strings.Contains(stderr, "sweeping pod default/swept left from before a reboot") {
+				t.Errorf("ps after the reboot: exit %d, stderr %q; want the sweep named", code, stderr)
+			}
+			if leases := e.leaseFiles(); len(leases) != 0 {
+				t.Errorf("leases left after the sweep: %v", leases)
+			}
+			if _, stderr, code := e.run("", "ps", "-A"); strings.Contains(stderr, "sweeping") || code != 0 {
+				t.Errorf("second ps: exit %d, stderr %q; want no second sweep", code, stderr)
+			}
+			e.mustRun("rm", "-f", "swept")
+			// The instance works after the reboot: the name and the
+			// address are free again (and what run makes in the run
+			// root is made again).
+			e.runPod(podJSON(newPod("swept", ctr("c", "sleep", "1000"))))
+			e.ipOf("swept")
+			e.mustRun("rm", "-f", "swept")
+			e.assertNoLeak(before)
+		})
+	}
+}
+
+// simulateReboot does to a running pod what a reboot does: its processes
+// die and the run root (a tmpfs) is empty again, pins and all. What else
+// the kernel held (cgroups, the veth, the netns pin in /run/netns) is left
+// for the sweep, which must remove it all the same (idempotent).
+func (e *env) simulateReboot(v *inspectView) {
+	e.t.Helper()
+	pids := []int{v.SupervisorPID}
+	for _, c := range v.Containers {
+		pids = append(pids, c.PID)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			e.t.Fatalf("failed to kill pid %d: %v", pid, err)
+		}
+	}
+	for _, pid := range pids {
+		waitGone(e.t, pid)
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var under []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], e.runRoot+"/") {
+			under = append(under, f[4])
+		}
+	}
+	// Deepest first.
+	sort.Sort(sort.Reverse(sort.StringSlice(under)))
+	for _, m := range under {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			e.t.Fatalf("failed to unmount %s: %v", m, err)
+		}
+	}
+	if err := os.RemoveAll(e.runRoot); err != nil {
+		e.t.Fatal(err)
+	}
 }
