@@ -135,10 +135,6 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 			return nil, err
 		}
 	}
-	// The supervisor moves the first container's process into its v1
-	// cgroups some 5–10 ms from now; the kernel's wait that move would
-	// start with runs meanwhile (see cgroups.PrimeMigration).
-	cgroups.PrimeMigration(m.cg)
 	uid := newUID()
 	p = p.DeepCopy()
 	p.UID = types.UID(uid)
@@ -153,6 +149,18 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 		return nil, err
 	}
 	if err := tr.step("reserve"); err != nil {
+		return nil, err
+	}
+	if err := m.makeCgroupDirs(p, rec, &undo); err != nil {
+		return nil, err
+	}
+	// The supervisor moves the first container's process into its v1
+	// cgroups some 10 ms from now; the kernel's wait that move would start
+	// with runs meanwhile (see cgroups.PrimeMigration). After the mkdirs:
+	// the priming write holds cgroup_mutex through its wait, and a mkdir
+	// in any hierarchy needs that mutex too.
+	cgroups.PrimeMigration(m.cg)
+	if err := tr.step("cgroup dirs"); err != nil {
 		return nil, err
 	}
 	runDir := m.runDir(uid)
@@ -188,7 +196,7 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err := tr.step("spec"); err != nil {
 		return nil, err
 	}
-	if err := m.createCgroups(sp, rec, &undo); err != nil {
+	if err := m.createCgroups(sp, rec); err != nil {
 		return nil, err
 	}
 	if err := tr.step("cgroups"); err != nil {
@@ -487,12 +495,29 @@ func mkdirMode(dir string, mode os.FileMode) error {
 }
 
 // createCgroups makes each container's cgroup with the device allow-list.
-func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record, undo *cleanup.Stack) error {
+// makeCgroupDirs creates the pod's cgroup and its containers' (the paths
+// buildSpec gives them), nothing set in them yet: createCgroups does that
+// once the spec exists. Its rollback removes them, and whatever
+// createCgroups adds.
+func (m *Manager) makeCgroupDirs(p *corev1.Pod, rec *state.Record, undo *cleanup.Stack) error {
 	undo.Add(func() error { return m.destroyCgroups(rec) })
 	// The pod cgroup bounds the pod as a whole, as the kubelet's does.
 	if err := m.cg.Create(rec.CgroupParent); err != nil {
 		return fmt.Errorf("failed to create pod cgroup: %w", err)
 	}
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			if err := m.cg.Create(rec.CgroupParent + "/" + manifest.ContainerID(rec.UID, c.Name)); err != nil {
+				return fmt.Errorf("failed to create cgroup of container %q: %w", c.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// createCgroups sets the pod's and its containers' cgroups up from the
+// spec (makeCgroupDirs made them and registered their rollback).
+func (m *Manager) createCgroups(sp *spec.Pod, rec *state.Record) error {
 	podRes := cgroupResources(sp.Resources)
 	// The default limit is not worth refusing a pod on a host whose
 	// hierarchy lacks the pids controller (the controller-less cgroup2 tree
