@@ -22,6 +22,11 @@ import (
 // follows (the supervisor moving a container's first process) finds the
 // rwsem switched already. On v2 containers are born in their cgroups
 // (clone3 CLONE_INTO_CGROUP) and nothing needs priming.
+//
+// Call it after creating the cgroups the migration needs: the priming
+// write holds cgroup_mutex (cgroup_kn_lock_live) while it waits, and
+// cgroup_mkdir takes that mutex too, so a mkdir made meanwhile in any
+// hierarchy waits out the grace period as well.
 func PrimeMigration(d Driver) {
 	v, ok := d.(*v1Driver)
 	if !ok || len(v.hierarchies) == 0 {

@@ -68,10 +68,6 @@ func (m *Manager) BuildContainer(uid string, p *corev1.Pod, c *corev1.Container,
 // then the supervisor's record of it (created, not started). On error
 // nothing of it remains.
 func (m *Manager) AddContainer(uid string, c *spec.Container) (err error) {
-	// A kubelet starts a container right after creating it: the kernel's
-	// wait that the start's cgroup migration would begin with runs now
-	// (see cgroups.PrimeMigration).
-	cgroups.PrimeMigration(m.cg)
 	var undo cleanup.Stack
 	defer func() {
 		if err != nil {
@@ -88,6 +84,11 @@ func (m *Manager) AddContainer(uid string, c *spec.Container) (err error) {
 	if err := m.createContainerCgroup(c); err != nil {
 		return err
 	}
+	// A kubelet starts a container right after creating it: the kernel's
+	// wait that the start's cgroup migration would begin with runs now
+	// (see cgroups.PrimeMigration). After the mkdir, which the priming
+	// write would hold up (it keeps cgroup_mutex through its wait).
+	cgroups.PrimeMigration(m.cg)
 	if err := supervisor.Call(m.runDir(uid), supervisor.Request{Op: supervisor.OpCRICreate, CRIContainer: c}); err != nil {
 		return fmt.Errorf("failed to create container %q: %w", c.Name, err)
 	}
