@@ -1,7 +1,6 @@
 package namespaces
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,7 +32,7 @@ func StartTerminalContainerIn(helper string, p *spec.Pod, c *spec.Container, cgr
 		return 0, nil, fmt.Errorf("failed to start container %q: %w", c.Name, err)
 	}
 	defer ours.Close()
-	pid, err = startWithConsole(helper, p, c, theirs, cgroupDir, beforeRun)
+	pid, err = startInit(helper, p, c, [3]*os.File{}, theirs, cgroupDir, beforeRun)
 	theirs.Close()
 	if err != nil {
 		return 0, nil, err
@@ -44,25 +43,6 @@ func StartTerminalContainerIn(helper string, p *spec.Pod, c *spec.Container, cgr
 		return 0, nil, fmt.Errorf("failed to start container %q: %w", c.Name, err)
 	}
 	return pid, master, nil
-}
-
-// startWithConsole is StartContainerIn with console as the init stage's
-// InitConsoleFd.
-func startWithConsole(helper string, p *spec.Pod, c *spec.Container, console, cgroupDir *os.File, beforeRun func(pid int) error) (int, error) {
-	cfg, err := encodeInitConfig(p, c)
-	if err != nil {
-		return 0, err
-	}
-	child, err := startInitProcess(helper, c, [3]*os.File{}, console, cgroupDir)
-	if err != nil {
-		return 0, fmt.Errorf("failed to start init of container %q: %w", c.Name, err)
-	}
-	defer child.closeParentEnds()
-	if err := child.run(cfg, beforeRun); err != nil {
-		killAndReap(child.pid)
-		return 0, fmt.Errorf("failed to start container %q: %w", c.Name, err)
-	}
-	return child.pid, nil
 }
 
 // consolePair is the socket pair the master travels over.
@@ -146,16 +126,4 @@ func checkPtyMaster(fd int) error {
 		return fmt.Errorf("the init stage sent a descriptor that is not a pty master: %w", err)
 	}
 	return nil
-}
-
-// encodeInitConfig is the config StartContainer sends.
-func encodeInitConfig(p *spec.Pod, c *spec.Container) ([]byte, error) {
-	if c.OCI.Process == nil || len(c.OCI.Process.Args) == 0 {
-		return nil, fmt.Errorf("failed to start container %q: no process args", c.Name)
-	}
-	cfg, err := json.Marshal(InitConfig{PodName: p.Name, Container: c})
-	if err != nil {
-		return nil, fmt.Errorf("failed to encode config of container %q: %w", c.Name, err)
-	}
-	return cfg, nil
 }

@@ -72,19 +72,30 @@ func StartContainer(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.
 // finds the child in place). A kernel without clone3 (before 5.7) gets the
 // plain fork and beforeRun's join.
 func StartContainerIn(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.File, cgroupDir *os.File, beforeRun func(pid int) error) (pid int, err error) {
+	return startInit(helper, p, c, stdio, nil, cgroupDir, beforeRun)
+}
+
+// startInit forks the init stage of c (console, when not nil, as its
+// InitConsoleFd), runs beforeRun, sends the config and waits for the exec.
+func startInit(helper string, p *spec.Pod, c *spec.Container, stdio [3]*os.File, console, cgroupDir *os.File, beforeRun func(pid int) error) (int, error) {
 	if c.OCI.Process == nil || len(c.OCI.Process.Args) == 0 {
 		return 0, fmt.Errorf("failed to start container %q: no process args", c.Name)
 	}
-	cfg, err := json.Marshal(InitConfig{PodName: p.Name, Container: c})
-	if err != nil {
-		return 0, fmt.Errorf("failed to encode config of container %q: %w", c.Name, err)
-	}
-	child, err := startInitProcess(helper, c, stdio, nil, cgroupDir)
+	child, err := startInitProcess(helper, c, stdio, console, cgroupDir)
 	if err != nil {
 		return 0, fmt.Errorf("failed to start init of container %q: %w", c.Name, err)
 	}
 	defer child.closeParentEnds()
-	if err := child.run(cfg, beforeRun); err != nil {
+	// Encoded after the fork, while the child's Go runtime starts (it
+	// reads the config only then): the first encoding of the spec's types
+	// costs 0.3–0.5 ms of reflection.
+	cfg, err := json.Marshal(InitConfig{PodName: p.Name, Container: c})
+	if err != nil {
+		err = fmt.Errorf("failed to encode its config: %w", err)
+	} else {
+		err = child.run(cfg, beforeRun)
+	}
+	if err != nil {
 		killAndReap(child.pid)
 		return 0, fmt.Errorf("failed to start container %q: %w", c.Name, err)
 	}

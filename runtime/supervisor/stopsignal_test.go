@@ -1,11 +1,13 @@
 package supervisor
 
 import (
-	"errors"
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/internal/testutil"
@@ -24,24 +26,34 @@ func TestStopSignalBeforeHandler(t *testing.T) {
 		t.Fatalf("no sh: %v", err)
 	}
 	// PID 1 of a new PID namespace that installs its TERM handler only
-	// when the test says so (a line on stdin).
-	cmd := exec.Command(sh, "-c", `read go; trap 'exit 7' TERM; echo trapped; while :; do sleep 0.05; done`)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
-	release, err := cmd.StdinPipe()
+	// when the test says so (a line on stdin). Started through the
+	// package's one reaper, which reaps every child of the test process.
+	stdin, release, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer release.Close()
+	pid, wait, err := testReaper().start(func() (int, error) {
+		defer stdin.Close()
+		p, err := os.StartProcess(sh, []string{"sh", "-c", `read go; trap 'exit 7' TERM; echo trapped; while :; do sleep 0.05; done`},
+			&os.ProcAttr{Files: []*os.File{stdin, nil, nil}, Sys: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}})
+		if err != nil {
+			return 0, err
+		}
+		pid := p.Pid
+		return pid, p.Release()
+	})
+	if err != nil {
 		t.Fatalf("failed to start %s in a new PID namespace: %v", sh, err)
 	}
 	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
+	var ws unix.WaitStatus
+	go func() { ws = <-wait; close(exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(pid, syscall.SIGKILL)
 		<-exited
 	})
-	proc := state.ProcOf(cmd.Process.Pid)
+	proc := state.ProcOf(pid)
 
 	sent := make(chan struct{})
 	stopSignalSent = func() { close(sent) }
@@ -66,9 +78,8 @@ func TestStopSignalBeforeHandler(t *testing.T) {
 	if !<-result {
 		t.Fatalf("the process did not exit within the %v grace period after installing its handler", grace)
 	}
-	var ee *exec.ExitError
-	if !errors.As(waitErr, &ee) || ee.ExitCode() != 7 {
-		t.Fatalf("exit = %v, want exit code 7 from the TERM trap", waitErr)
+	if !ws.Exited() || ws.ExitStatus() != 7 {
+		t.Fatalf("wait status %#x, want exit code 7 from the TERM trap", ws)
 	}
 	t.Logf("stopped by its handler %v after the first signal", time.Since(start).Round(time.Millisecond))
 }
