@@ -480,6 +480,7 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	// Leftovers (a daemon that double-forked, siblings in a shared PID
 	// namespace) die with the instance: the cgroup is the container.
 	s.cg.Kill(c.spec.Cgroup)
+	finished := s.now()
 	if pipes != nil {
 		// The output is in the log before the exit is recorded: whoever
 		// saw the container terminated (peapod logs after the pod
@@ -489,7 +490,7 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	var restart bool
 	var lg *criLog
 	s.update(func() {
-		restart = s.recordExitLocked(c, ws)
+		restart = s.recordExitLocked(c, ws, finished)
 		lg = c.log
 	})
 	// The pipes reach EOF once every writer is gone; the log closes after.
@@ -508,9 +509,10 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 	s.maybeFinish()
 }
 
-// recordExitLocked records the exit of c's instance (an adopted one's
-// status is unknowable) and reports whether the restart policy restarts it.
-func (s *Supervisor) recordExitLocked(c *container, ws unix.WaitStatus) bool {
+// recordExitLocked records the exit of c's instance at finished (an
+// adopted one's status is unknowable) and reports whether the restart
+// policy restarts it.
+func (s *Supervisor) recordExitLocked(c *container, ws unix.WaitStatus, finished time.Time) bool {
 	code, sig := exitCode(ws)
 	st := c.st()
 	st.State, st.ExitCode, st.Signal = state.StateTerminated, code, sig
@@ -526,7 +528,7 @@ func (s *Supervisor) recordExitLocked(c *container, ws unix.WaitStatus) bool {
 		code = lostExitCode
 		st.ExitCode, st.Signal, st.Reason, st.Message = code, 0, reasonLost, messageLost
 	}
-	st.FinishedAt = s.now()
+	st.FinishedAt = finished
 	st.Proc = state.Proc{}
 	c.proc = state.Proc{}
 	// In CRI mode the kubelet decides what runs again.
