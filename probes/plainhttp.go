@@ -492,7 +492,8 @@ func (f *framing) check(atLeast11 bool) (chunked bool, length int64, err error) 
 
 // readMIMEHeader reads header lines up to the empty line with
 // textproto.Reader.ReadMIMEHeader's rules: no leading white space on the
-// first line, a line starting with white space continues the one before,
+// first line, a colon on each field's first line, a line starting with
+// white space continues the one before,
 // a name of token characters (a space makes it a name nobody matches), a
 // value of visible characters, spaces and tabs. It calls fn with each name
 // and value; both are valid until the next read.
@@ -511,6 +512,12 @@ func (h *PlainHTTPHandler) readMIMEHeader(budget *int, fn func(key, value []byte
 		}
 		if len(line) == 0 {
 			return nil
+		}
+		// The colon must be on the field's first line: textproto checks
+		// it before joining continuation lines, so "a" + " :" is
+		// refused, not read as a field named "a ".
+		if bytes.IndexByte(line, ':') < 0 {
+			return fmt.Errorf("malformed MIME header: missing colon: %q", line)
 		}
 		h.hdr = append(h.hdr[:0], trimOWS(line)...)
 		for {

@@ -50,6 +50,8 @@ var rawResponses = map[string]string{
 	"/raw/noloc":      "HTTP/1.1 302 Found\r\nContent-Length: 4\r\n\r\nnope",
 	"/raw/badloc":     "HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n\r\n",
 	"/raw/noredirect": "HTTP/1.1 304 Not Modified\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n",
+	// The colon of a continued field on its second line (found by the fuzzer).
+	"/raw/foldcolon": "HTTP/1.1 200 OK\r\nX-Name\r\n : v\r\nContent-Length: 0\r\n\r\n",
 }
 
 // diffServer answers every path the differential test probes.
