@@ -41,16 +41,21 @@ func (s Stat) Gone() bool {
 // ReadStat reads and parses /proc/<pid>/stat. A process that does not
 // exist is an error that errors.Is fs.ErrNotExist (or ESRCH, when it exits
 // during the read).
-func ReadStat(pid int) (Stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+func ReadStat(pid int) (Stat, error) { return readParsed(pid, "stat", ParseStat) }
+
+// readParsed reads /proc/<pid>/<file> and parses it; errors name the file
+// and the pid.
+func readParsed[T any](pid int, file string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
-		return Stat{}, fmt.Errorf("failed to read stat of pid %d: %w", pid, err)
+		return zero, fmt.Errorf("failed to read %s of pid %d: %w", file, pid, err)
 	}
-	s, err := ParseStat(b)
+	v, err := parse(b)
 	if err != nil {
-		return Stat{}, fmt.Errorf("failed to parse stat of pid %d: %w", pid, err)
+		return zero, fmt.Errorf("failed to parse %s of pid %d: %w", file, pid, err)
 	}
-	return s, nil
+	return v, nil
 }
 
 // ParseStat parses one /proc/PID/stat line. The command name may contain

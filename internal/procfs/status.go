@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -18,16 +17,22 @@ type IDs struct {
 }
 
 // ReadIDs reads the identity of pid from /proc/<pid>/status.
-func ReadIDs(pid int) (IDs, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return IDs{}, fmt.Errorf("failed to read status of pid %d: %w", pid, err)
+func ReadIDs(pid int) (IDs, error) { return readParsed(pid, "status", ParseIDs) }
+
+// scanStatus calls fn with the key, the value and the value's fields of
+// each "Key:\tvalue" line of a /proc/PID/status, until fn fails.
+func scanStatus(b []byte, fn func(key, val string, fields []string) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		if err := fn(key, val, strings.Fields(val)); err != nil {
+			return err
+		}
 	}
-	ids, err := ParseIDs(b)
-	if err != nil {
-		return IDs{}, fmt.Errorf("failed to parse status of pid %d: %w", pid, err)
-	}
-	return ids, nil
+	return nil
 }
 
 // ParseIDs parses the Uid:, Gid: and Groups: lines of a /proc/PID/status;
@@ -35,21 +40,15 @@ func ReadIDs(pid int) (IDs, error) {
 func ParseIDs(b []byte) (IDs, error) {
 	var ids IDs
 	var seen int
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(val)
+	err := scanStatus(b, func(key, val string, fields []string) error {
 		switch key {
 		case "Uid", "Gid":
 			if len(fields) != 4 {
-				return IDs{}, fmt.Errorf("%w: %s: %q", ErrMalformed, key, val)
+				return fmt.Errorf("%w: %s: %q", ErrMalformed, key, val)
 			}
 			v, err := strconv.ParseUint(fields[0], 10, 32)
 			if err != nil {
-				return IDs{}, fmt.Errorf("%w: %s: %q", ErrMalformed, key, val)
+				return fmt.Errorf("%w: %s: %q", ErrMalformed, key, val)
 			}
 			if key == "Uid" {
 				ids.UID = uint32(v)
@@ -63,12 +62,16 @@ func ParseIDs(b []byte) (IDs, error) {
 			for _, f := range fields {
 				v, err := strconv.ParseUint(f, 10, 32)
 				if err != nil {
-					return IDs{}, fmt.Errorf("%w: Groups: %q", ErrMalformed, val)
+					return fmt.Errorf("%w: Groups: %q", ErrMalformed, val)
 				}
 				ids.Groups = append(ids.Groups, uint32(v))
 			}
 			seen |= 4
 		}
+		return nil
+	})
+	if err != nil {
+		return IDs{}, err
 	}
 	if seen != 7 {
 		return IDs{}, fmt.Errorf("%w: no Uid, Gid or Groups line", ErrMalformed)
@@ -92,48 +95,36 @@ func (s Signals) Catches(sig int) bool {
 }
 
 // ReadSignals reads the signal dispositions of pid from /proc/<pid>/status.
-func ReadSignals(pid int) (Signals, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return Signals{}, fmt.Errorf("failed to read status of pid %d: %w", pid, err)
-	}
-	s, err := ParseSignals(b)
-	if err != nil {
-		return Signals{}, fmt.Errorf("failed to parse status of pid %d: %w", pid, err)
-	}
-	return s, nil
-}
+func ReadSignals(pid int) (Signals, error) { return readParsed(pid, "status", ParseSignals) }
 
 // ParseSignals parses the NSpid: and SigCgt: lines of a /proc/PID/status;
 // both must be there.
 func ParseSignals(b []byte) (Signals, error) {
 	var s Signals
 	var seen int
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(val)
+	err := scanStatus(b, func(key, val string, fields []string) error {
 		switch key {
 		case "NSpid":
 			if len(fields) == 0 {
-				return Signals{}, fmt.Errorf("%w: NSpid: %q", ErrMalformed, val)
+				return fmt.Errorf("%w: NSpid: %q", ErrMalformed, val)
 			}
 			s.NSInit = fields[len(fields)-1] == "1"
 			seen |= 1
 		case "SigCgt":
 			if len(fields) != 1 {
-				return Signals{}, fmt.Errorf("%w: SigCgt: %q", ErrMalformed, val)
+				return fmt.Errorf("%w: SigCgt: %q", ErrMalformed, val)
 			}
 			v, err := strconv.ParseUint(fields[0], 16, 64)
 			if err != nil {
-				return Signals{}, fmt.Errorf("%w: SigCgt: %q", ErrMalformed, val)
+				return fmt.Errorf("%w: SigCgt: %q", ErrMalformed, val)
 			}
 			s.Caught = v
 			seen |= 2
 		}
+		return nil
+	})
+	if err != nil {
+		return Signals{}, err
 	}
 	if seen != 3 {
 		return Signals{}, fmt.Errorf("%w: no NSpid or SigCgt line", ErrMalformed)
