@@ -143,16 +143,7 @@ func TestPhaseThroughLifecycle(t *testing.T) {
 					cs[i].LogPath = filepath.Join(logs, cs[i].Name, "0.log")
 				}
 			}
-			s := newTestSupervisor(t, p, probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
-			s.now = time.Now
-			s.rt, s.cg, s.reap = shRuntime{}, fakeCgroups{}, testReaper()
-			if err := s.Run(func(error) {}); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			st, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := runShellPod(t, p)
 			if st.Phase != tt.want || !st.Final {
 				t.Errorf("phase %s, final %v; want %s, final", st.Phase, st.Final, tt.want)
 			}
@@ -163,6 +154,23 @@ func TestPhaseThroughLifecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runShellPod runs p with shRuntime to its end and returns the status the
+// supervisor wrote last.
+func runShellPod(t *testing.T, p spec.Pod) *state.Status {
+	t.Helper()
+	s := newTestSupervisor(t, p, probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+	s.now = time.Now
+	s.rt, s.cg, s.reap = shRuntime{}, fakeCgroups{}, testReaper()
+	if err := s.Run(func(error) {}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	st, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // testReaper is the one reaper of the test process: each reaps every
@@ -234,16 +242,7 @@ func TestLogCompleteAtExit(t *testing.T) {
 	c := spec.Container{Name: "a", ID: "u1-a", LogPath: filepath.Join(t.TempDir(), "a", "0.log"),
 		OCI: specs.Spec{Process: &specs.Process{Args: []string{fmt.Sprintf(`s=$(seq -f line%%.0f 0 %d); echo "$s"`, lines-1)}}}}
 	p := spec.Pod{UID: "u1", Name: "p", Namespace: "ns", RestartPolicy: spec.RestartNever, Containers: []spec.Container{c}}
-	s := newTestSupervisor(t, p, probes.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
-	s.now = time.Now
-	s.rt, s.cg, s.reap = shRuntime{}, fakeCgroups{}, testReaper()
-	if err := s.Run(func(error) {}); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	st, err := state.ReadStatus(layout.Run(s.pod.RunDir).Status())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := runShellPod(t, p)
 	if got := st.Containers[0].State; got != state.StateTerminated {
 		t.Fatalf("container state %s, want terminated", got)
 	}
