@@ -494,7 +494,6 @@ func mkdirMode(dir string, mode os.FileMode) error {
 	return nil
 }
 
-// createCgroups makes each container's cgroup with the device allow-list.
 // makeCgroupDirs creates the pod's cgroup and its containers' (the paths
 // buildSpec gives them), nothing set in them yet: createCgroups does that
 // once the spec exists. Its rollback removes them, and whatever
