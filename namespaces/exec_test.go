@@ -1,13 +1,14 @@
 package namespaces
 
 import (
+	"os"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestExecCommandRejectsBadOptions(t *testing.T) {
-	good := ExecOptions{Helper: "/bin/helper", Target: 1, Process: specs.Process{Args: []string{"true"}}}
+	good := ExecOptions{Helper: "/bin/helper", Target: os.Getpid(), Process: specs.Process{Args: []string{"true"}}}
 	tests := []struct {
 		name   string
 		mutate func(*ExecOptions)

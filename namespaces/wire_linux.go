@@ -1,14 +1,13 @@
 package namespaces
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/runtime/spec"
 )
@@ -97,56 +96,74 @@ func readInitReport(r io.Reader) error {
 
 // The environment of `helper exec`, shared with namespaces/nsenter/nsenter.c.
 const (
-	// nsenterConfigEnv holds the "pid=N" and "cgroup=PATH" lines for the constructor.
+	// nsenterConfigEnv holds the constructor's "key=value" lines (see
+	// ExecOptions.helperEnv for the keys).
 	nsenterConfigEnv = "_PEAPOD_NSENTER"
-	// nsenterJoinedEnv is "0" from ExecCommand; the constructor makes it "1".
-	nsenterJoinedEnv = "_PEAPOD_NSENTER_JOINED"
-	// execProcessEnv holds the JSON specs.Process for ExecProcessFromEnv.
-	execProcessEnv = "_PEAPOD_EXEC_PROCESS"
-	// execSeccompEnv holds the container's compiled seccomp filter,
-	// base64 ("" for none). The environment, not a file: the stage runs
+	// execSeccompEnv holds the container's compiled seccomp filter, in
+	// hex ("" for none). The environment, not a file: the stage runs
 	// inside the container's mount namespace, where no host file is.
 	execSeccompEnv = "_PEAPOD_EXEC_SECCOMP"
-	// execIdentityEnv holds the JSON spec.Identity for ExecIdentityFromEnv.
-	execIdentityEnv = "_PEAPOD_EXEC_IDENTITY"
 )
 
 // maxExecSeccomp bounds the filter passed to an exec: the kernel's 4096
-// instructions of 8 bytes, well within one environment string's 128 KiB
-// (MAX_ARG_STRLEN) once base64-encoded.
+// instructions of 8 bytes, within one environment string's 128 KiB
+// (MAX_ARG_STRLEN) once hex-encoded.
 const maxExecSeccomp = 4096 * 8
 
-// ExecProcessFromEnv is, in `helper exec` after the nsenter constructor ran,
-// the process ExecCommand asked for and the container's seccomp filter (nil:
-// none). It refuses to go on when the constructor did not join the target:
-// the process would run in the host's namespaces.
-func ExecProcessFromEnv() (*specs.Process, []byte, error) {
-	if os.Getenv(nsenterJoinedEnv) != "1" {
-		return nil, nil, errors.New("namespaces were not joined: the helper binary does not link namespaces/nsenter")
-	}
-	var proc specs.Process
-	if err := json.Unmarshal([]byte(os.Getenv(execProcessEnv)), &proc); err != nil {
-		return nil, nil, fmt.Errorf("failed to decode exec process: %w", err)
-	}
-	if len(proc.Args) == 0 {
-		return nil, nil, errors.New("exec process has no args")
-	}
-	filter, err := base64.StdEncoding.DecodeString(os.Getenv(execSeccompEnv))
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to decode exec seccomp filter: %w", err)
-	}
-	return &proc, filter, nil
+// DefaultUmask is a process's umask when its spec sets none.
+const DefaultUmask = 0o022
+
+// RlimitResources maps OCI rlimit names to resources.
+var RlimitResources = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
-// ExecIdentityFromEnv is, in `helper exec`, what completes the process's
-// user from the container's /etc/passwd and /etc/group (ExecOptions.Identity;
-// unset is the zero Identity).
-func ExecIdentityFromEnv() (spec.Identity, error) {
-	var id spec.Identity
-	if v := os.Getenv(execIdentityEnv); v != "" {
-		if err := json.Unmarshal([]byte(v), &id); err != nil {
-			return id, fmt.Errorf("failed to decode exec identity: %w", err)
+// capabilityNames are the kernel's capabilities by number (linux/capability.h),
+// without the "CAP_" prefix: a table of our own rather than a capability
+// library, which the lean supervisor must not link.
+var capabilityNames = [...]string{
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+	"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+	"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+	"MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+	"CHECKPOINT_RESTORE",
+}
+
+// CapabilityBit is the number of a capability named "CAP_CHOWN" style
+// (case-insensitive, as the init stage takes them).
+func CapabilityBit(name string) (uint, bool) {
+	n, ok := strings.CutPrefix(strings.ToUpper(name), "CAP_")
+	if !ok {
+		return 0, false
+	}
+	for i, c := range capabilityNames {
+		if c == n {
+			return uint(i), true
 		}
 	}
-	return id, nil
+	return 0, false
+}
+
+// EnvLookup returns the value of key in env, or def.
+func EnvLookup(env []string, key, def string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return def
+}
+
+// WithHome adds HOME from the user's passwd entry when env has none.
+func WithHome(env []string, home string) []string {
+	if EnvLookup(env, "HOME", "") != "" || home == "" {
+		return env
+	}
+	return append(env[:len(env):len(env)], "HOME="+home)
 }

@@ -2,11 +2,15 @@ package namespaces
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestReadInitReport(t *testing.T) {
@@ -26,36 +30,52 @@ func TestReadInitReport(t *testing.T) {
 	}
 }
 
-func TestExecProcessFromEnv(t *testing.T) {
-	tests := []struct {
-		name, joined, proc, filter string
-		wantErr                    string
-	}{
-		{"not joined", "0", `{"args":["true"]}`, "", "not joined"},
-		{"no constructor at all", "", `{"args":["true"]}`, "", "not joined"},
-		{"undecodable", "1", `{"args":`, "", "decode"},
-		{"no args", "1", `{"cwd":"/"}`, "", "no args"},
-		{"bad filter", "1", `{"args":["true"]}`, "%%%", "decode exec seccomp filter"},
-		{"good", "1", `{"args":["true"],"cwd":"/"}`, "", ""},
-		{"good with filter", "1", `{"args":["true"],"cwd":"/"}`, "AAECAwQFBgc=", ""},
+// TestExecHelperEnv is what ExecCommand hands the constructor: the user
+// resolved from the target's /etc/passwd (here this process's, so root),
+// names turned into numbers, and values that would end a line escaped.
+func TestExecHelperEnv(t *testing.T) {
+	umask := uint32(0o077)
+	o := ExecOptions{
+		Helper: "/bin/helper", Target: os.Getpid(), Cgroups: []string{"/sys/fs/cgroup/x/cgroup.procs"},
+		Process: specs.Process{
+			Args: []string{"sh", "-c", "echo 100%\nls"}, Env: []string{"PATH=/bin"}, Cwd: "/tmp",
+			User:            specs.User{UID: 0, AdditionalGids: []uint32{7}, Umask: &umask},
+			Capabilities:    &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN", "cap_kill"}, Ambient: []string{"CAP_CHECKPOINT_RESTORE"}},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 20}},
+			NoNewPrivileges: true,
+		},
+		Seccomp: []byte{1, 2, 3, 4, 5, 6, 7, 8},
 	}
-	for _, tt := range tests {
+	env, err := o.helperEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		nsenterConfigEnv + "=pid=" + strconv.Itoa(os.Getpid()) + "\ncgroup=/sys/fs/cgroup/x/cgroup.procs\nuid=0\ngid=0\ngroup=7\n" +
+			"arg=sh\narg=-c\narg=echo 100%25%0als\nenv=PATH=/bin\nenv=HOME=/root\ncwd=/tmp\numask=63\nnnp=1\n" +
+			"rlimit=7:10:20\ncaps=21:0:0:0:10000000000\ntimerslack=50000\n",
+		execSeccompEnv + "=0102030405060708",
+	}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("helperEnv =\n%q\nwant\n%q", env, want)
+	}
+	for _, tt := range []struct {
+		name    string
+		mutate  func(*ExecOptions)
+		wantErr string
+	}{
+		{"unknown capability", func(o *ExecOptions) { o.Process.Capabilities.Effective = []string{"CAP_BOGUS"} }, `unknown capability "CAP_BOGUS"`},
+		{"unknown rlimit", func(o *ExecOptions) { o.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} }, `unknown rlimit "RLIMIT_BOGUS"`},
+		{"unknown user", func(o *ExecOptions) { o.Process.User = specs.User{Username: "no-such-user-peapod"} }, `user "no-such-user-peapod" not found`},
+		{"odd filter", func(o *ExecOptions) { o.Seccomp = []byte{1, 2, 3} }, "invalid seccomp filter"},
+		{"gone target", func(o *ExecOptions) { o.Target = 1 << 30 }, "container root"},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(nsenterJoinedEnv, tt.joined)
-			t.Setenv(execProcessEnv, tt.proc)
-			t.Setenv(execSeccompEnv, tt.filter)
-			proc, filter, err := ExecProcessFromEnv()
-			if tt.wantErr == "" {
-				if err != nil || len(proc.Args) != 1 || proc.Args[0] != "true" {
-					t.Fatalf("ExecProcessFromEnv = %+v, %v; want args [true]", proc, err)
-				}
-				if want, _ := base64.StdEncoding.DecodeString(tt.filter); !bytes.Equal(filter, want) {
-					t.Fatalf("filter = %v, want %v", filter, want)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("ExecProcessFromEnv = %v, want an error containing %q", err, tt.wantErr)
+			o := o
+			o.Process.Capabilities = &specs.LinuxCapabilities{}
+			tt.mutate(&o)
+			if _, err := o.helperEnv(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("helperEnv = %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
 	}

@@ -6,7 +6,8 @@
 // and the workload's execve. Modes, by argv[1]:
 //
 //	init   the container init stage: mounts, pivot_root, credentials, execve
-//	exec   enter a running container (the constructor joins it first)
+//	exec   enter a running container and exec a process there (all of it
+//	       in the constructor, before Go starts)
 //
 // It is started by peapod-supervisor and peapod, never by hand.
 package main
@@ -28,7 +29,10 @@ func main() {
 		case namespaces.HelperInitArg:
 			containerinit.InitMain()
 		case "exec":
-			containerinit.ExecMain()
+			// The constructor never returns in this mode: reaching Go means
+			// it was not linked, and nothing may run in the host's namespaces.
+			fmt.Fprintln(os.Stderr, "peapod-init: exec: the nsenter constructor did not run")
+			os.Exit(namespaces.ExitCannotExec)
 		}
 	}
 	fmt.Fprintln(os.Stderr, "peapod-init: internal helper of peapod (modes: init, exec); not for use by hand")

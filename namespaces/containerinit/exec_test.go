@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,13 +24,6 @@ import (
 	// The constructor that joins the namespaces; the test binary is the helper.
 	_ "github.com/peapod/peapod/namespaces/nsenter"
 )
-
-// init makes the test binary a helper for `exec`, independent of TestMain.
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == "exec" {
-		ExecMain()
-	}
-}
 
 // execNamespaces are the namespaces exec must join.
 var execNamespaces = []string{"cgroup", "ipc", "uts", "net", "pid", "mnt"}
@@ -260,6 +255,52 @@ func TestExecAsUser(t *testing.T) {
 	}
 }
 
+// TestExecProcessSettings is the rest of the process spec as the
+// constructor applies it: escaped arguments arrive intact, the umask,
+// rlimits (the hard one clamped, never raised), ambient capabilities for a
+// non-root user, HOME from the target's /etc/passwd, and a session of the
+// process's own (no controlling terminal of the caller's).
+func TestExecProcessSettings(t *testing.T) {
+	testutil.RequireRoot(t)
+	target := startExecTarget(t)
+	var hard unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &hard); err != nil {
+		t.Fatal(err)
+	}
+	umask := uint32(0o027)
+	proc := specs.Process{
+		Args: []string{"sh", "-c", `printf '%s|' "$1"; umask; ulimit -n; ulimit -Hn; echo "home=$HOME"
+sed -n 's/^\(CapAmb\|CapEff\|Uid\):\s*/\1 /p' /proc/self/status; echo "sid $(cut -d' ' -f6 /proc/self/stat) $$"`, "sh", "100%\nline two %0a"},
+		Env:  []string{"PATH=/usr/bin:/bin"},
+		Cwd:  "/",
+		User: specs.User{UID: 1234, GID: 1234, Umask: &umask},
+		Capabilities: &specs.LinuxCapabilities{
+			Bounding: twoCaps, Effective: twoCaps, Permitted: twoCaps, Inheritable: twoCaps, Ambient: []string{"CAP_KILL"},
+		},
+		Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 64, Hard: hard.Max + 1}},
+	}
+	res := execInTarget(t, target, nil, proc)
+	if res.code != 0 {
+		t.Fatalf("exec exited %d: %s", res.code, res.stderr)
+	}
+	lines := strings.Split(res.stdout, "\n")
+	want := []string{
+		"100%", "line two %0a|0027", "64", strconv.FormatUint(hard.Max, 10), "home=",
+		"Uid 1234\t1234\t1234\t1234", "CapEff 0000000000000020", "CapAmb 0000000000000020",
+	}
+	if len(lines) < len(want)+1 || !reflect.DeepEqual(lines[:len(want)], want) {
+		t.Fatalf("exec printed %q, want it to start with %q", lines, want)
+	}
+	if f := strings.Fields(lines[len(want)]); len(f) != 3 || f[1] != f[2] {
+		t.Errorf("session line %q: the process does not lead a session of its own", lines[len(want)])
+	}
+	// Root's entry in the target's /etc/passwd (the host's, for this target).
+	proc.User, proc.Args = specs.User{}, []string{"sh", "-c", `echo "$HOME"`}
+	if res := execInTarget(t, target, nil, proc); strings.TrimSpace(res.stdout) != "/root" {
+		t.Errorf("HOME of root = %q (stderr %q), want /root from /etc/passwd", res.stdout, res.stderr)
+	}
+}
+
 func TestExecExitCodes(t *testing.T) {
 	testutil.RequireRoot(t)
 	target := startExecTarget(t)
@@ -335,20 +376,42 @@ func TestExecForwardsSignals(t *testing.T) {
 	}
 }
 
-// Without the constructor's joins, ExecMain must refuse rather than run the
-// process in the host's namespaces.
-func TestExecMainRefusesUnjoined(t *testing.T) {
-	testutil.RequireRoot(t)
+// Without its config the constructor must refuse rather than let the
+// helper run on in the host's namespaces; a config the caller did not
+// write (unknown key, no uid) is refused the same way, before any join.
+func TestExecRefusesBadConfig(t *testing.T) {
 	helper, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(helper, "exec")
-	// No _PEAPOD_NSENTER: the constructor leaves the helper where it is.
-	cmd.Env = []string{}
-	out, err := cmd.CombinedOutput()
-	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != namespaces.ExitCannotExec || !strings.Contains(string(out), "not joined") {
-		t.Fatalf("unjoined exec: %v, %q; want exit %d and a 'not joined' error", err, out, namespaces.ExitCannotExec)
+	self := strconv.Itoa(os.Getpid())
+	full := "pid=" + self + "\narg=true\nuid=0\ngid=0\ncwd=/\numask=18\ncaps=0:0:0:0:0\n"
+	for _, tt := range []struct {
+		name, config, want string
+	}{
+		{"no config", "", "failed to find _PEAPOD_NSENTER"},
+		{"unknown key", full + "privileged=1\n", "invalid _PEAPOD_NSENTER key"},
+		{"no uid", strings.Replace(full, "uid=0\n", "", 1), "missing"},
+		{"bad escape", full + "arg=%zz\n", "invalid _PEAPOD_NSENTER escape"},
+		{"escaped NUL", full + "env=A=%00\n", "invalid _PEAPOD_NSENTER escape"},
+		{"negative id", strings.Replace(full, "uid=0", "uid=-1", 1), "invalid _PEAPOD_NSENTER number"},
+		{"short caps", strings.Replace(full, "caps=0:0:0:0:0", "caps=0:0", 1), "invalid _PEAPOD_NSENTER caps"},
+		{"filter of 3 bytes", full, "seccomp filter length"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(helper, "exec")
+			cmd.Env = []string{}
+			if tt.config != "" {
+				cmd.Env = []string{"_PEAPOD_NSENTER=" + tt.config}
+			}
+			if tt.name == "filter of 3 bytes" {
+				cmd.Env = append(cmd.Env, "_PEAPOD_EXEC_SECCOMP=010203")
+			}
+			out, err := cmd.CombinedOutput()
+			if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != namespaces.ExitCannotExec || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("exec with config %q: %v, %q; want exit %d and %q", tt.config, err, out, namespaces.ExitCannotExec, tt.want)
+			}
+		})
 	}
 }
 

@@ -12,15 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/namespaces"
+	"github.com/peapod/peapod/namespaces/userdb"
 	"github.com/peapod/peapod/runtime/spec"
 )
 
 // defaultPath is the PATH used to find the entrypoint when the container's
 // environment has none (the same default runc and the kubelet use).
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// defaultUmask applies when the spec sets none.
-const defaultUmask = 0o022
 
 // InitMain is the whole in-namespace init stage, run as `peapod-init init`
 // by namespaces.StartContainer. It never returns: it execve's the workload, or reports
@@ -80,7 +78,8 @@ func becomeProcess(caps capability.Capabilities, proc *specs.Process, identity s
 			return fmt.Errorf("failed to set no_new_privs: %w", err)
 		}
 	}
-	user, err := lookupExecUser(proc.User, identity)
+	// Inside the new root already: "/" is the container's.
+	user, err := userdb.Lookup("/", proc.User, identity)
 	if err != nil {
 		return err
 	}
@@ -107,12 +106,12 @@ func becomeProcess(caps capability.Capabilities, proc *specs.Process, identity s
 
 // execWorkload enters the working directory, finds the entrypoint, closes
 // every inherited descriptor, loads filter (when not loaded yet) and execs.
-func execWorkload(proc *specs.Process, user execUser, filter []byte) error {
+func execWorkload(proc *specs.Process, user userdb.User, filter []byte) error {
 	if err := enterCwd(proc.Cwd); err != nil {
 		return err
 	}
-	env := withHome(proc.Env, user.home)
-	path, err := findExecutable(proc.Args[0], envLookup(env, "PATH", defaultPath))
+	env := namespaces.WithHome(proc.Env, user.Home)
+	path, err := findExecutable(proc.Args[0], namespaces.EnvLookup(env, "PATH", defaultPath))
 	if err != nil {
 		return err
 	}
@@ -187,25 +186,7 @@ func umaskOf(u specs.User) int {
 	if u.Umask != nil {
 		return int(*u.Umask)
 	}
-	return defaultUmask
-}
-
-// envLookup returns the value of key in env, or def.
-func envLookup(env []string, key, def string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
-			return v
-		}
-	}
-	return def
-}
-
-// withHome adds HOME from the user's passwd entry when env has none.
-func withHome(env []string, home string) []string {
-	if envLookup(env, "HOME", "") != "" || home == "" {
-		return env
-	}
-	return append(env[:len(env):len(env)], "HOME="+home)
+	return namespaces.DefaultUmask
 }
 
 // findExecutable resolves name as execve would after a PATH search; a miss

@@ -139,26 +139,6 @@ func TestParseKernelVersion(t *testing.T) {
 	}
 }
 
-func TestParsePasswdAndFindUser(t *testing.T) {
-	entries, err := parsePasswd(strings.NewReader("# comment\nroot:x:0:0:root:/root:/bin/sh\nbad:line\nweird:x:a:0::/:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []passwdEntry{{"root", 0, 0, "/root"}, {"app", 1000, 1001, "/home/app"}}
-	if !reflect.DeepEqual(entries, want) {
-		t.Fatalf("parsePasswd = %+v, want %+v", entries, want)
-	}
-	if e, err := findPasswdUser(entries, "app"); err != nil || e.uid != 1000 || e.gid != 1001 {
-		t.Errorf("findPasswdUser(app) = %+v, %v", e, err)
-	}
-	if e, err := findPasswdUser(entries, "4242"); err != nil || e.uid != 4242 {
-		t.Errorf("findPasswdUser(4242) = %+v, %v", e, err)
-	}
-	if _, err := findPasswdUser(entries, "ghost"); err == nil {
-		t.Error("findPasswdUser(ghost) found a user")
-	}
-}
-
 func TestResolveCapSetsClampsToHeld(t *testing.T) {
 	held := func(c capability.Cap) bool { return c != capability.CAP_SYS_RESOURCE }
 	req := &specs.LinuxCapabilities{
@@ -238,86 +218,31 @@ func TestMergeDevices(t *testing.T) {
 
 func TestEnvHelpers(t *testing.T) {
 	env := []string{"PATH=/a", "X=1", "PATH=/b"}
-	if got := envLookup(env, "PATH", "def"); got != "/b" {
-		t.Errorf("envLookup(PATH) = %q, want the last one", got)
+	if got := namespaces.EnvLookup(env, "PATH", "def"); got != "/b" {
+		t.Errorf("namespaces.EnvLookup(PATH) = %q, want the last one", got)
 	}
-	if got := envLookup(env, "HOME", "def"); got != "def" {
-		t.Errorf("envLookup(HOME) = %q, want default", got)
+	if got := namespaces.EnvLookup(env, "HOME", "def"); got != "def" {
+		t.Errorf("namespaces.EnvLookup(HOME) = %q, want default", got)
 	}
-	if got := withHome(env, "/home/u"); got[len(got)-1] != "HOME=/home/u" || len(env) != 3 {
+	if got := namespaces.WithHome(env, "/home/u"); got[len(got)-1] != "HOME=/home/u" || len(env) != 3 {
 		t.Errorf("withHome = %v (input %v)", got, env)
 	}
-	if got := withHome([]string{"HOME=/x"}, "/home/u"); len(got) != 1 {
+	if got := namespaces.WithHome([]string{"HOME=/x"}, "/home/u"); len(got) != 1 {
 		t.Errorf("withHome overrode HOME: %v", got)
 	}
 }
 
-func TestParseGroup(t *testing.T) {
-	got, err := parseGroup(strings.NewReader("# comment\nroot:x:0:\nbad:line\nweird:x:a:app\nwheel:x:10:root, app ,\napp:x:1000:app\n"))
-	if err != nil {
-		t.Fatal(err)
+// The exec constructor gets capabilities as numbers from namespaces'
+// own table (the supervisor must not link the capability library): it
+// must agree with the library the init stage uses.
+func TestCapabilityTableAgrees(t *testing.T) {
+	for _, c := range capability.ListKnown() {
+		name := "CAP_" + strings.ToUpper(c.String())
+		if bit, ok := namespaces.CapabilityBit(name); !ok || bit != uint(c) {
+			t.Errorf("namespaces.CapabilityBit(%s) = %d, %v; want %d", name, bit, ok, c)
+		}
 	}
-	want := []groupEntry{{"root", 0, nil}, {"wheel", 10, []string{"root", "app"}}, {"app", 1000, []string{"app"}}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("parseGroup = %+v, want %+v", got, want)
-	}
-}
-
-// TestResolveExecUser is the supplemental groups policy: Merge adds the
-// primary gid and the groups /etc/group lists the user's name in (not its
-// own group of that name), Strict the gid only, "" (specs before) nothing;
-// GIDFromPasswd takes the gid from the uid's entry.
-func TestResolveExecUser(t *testing.T) {
-	passwd := []passwdEntry{{"root", 0, 0, "/root"}, {"default-user", 1000, 1000, "/home/default-user"}, {"app", 2000, 2001, "/app"}}
-	group := []groupEntry{
-		{"root", 0, nil}, {"default-user", 1000, []string{"default-user"}},
-		{"group-defined-in-image", 50000, []string{"default-user"}}, {"wheel", 10, []string{"root", "app"}},
-	}
-	groupErr := errors.New("unreadable /etc/group")
-	tests := []struct {
-		name     string
-		user     specs.User
-		identity spec.Identity
-		groupErr bool
-		want     execUser
-		wantErr  string
-	}{
-		{"critest merge", specs.User{UID: 1000, AdditionalGids: []uint32{1234}}, spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}, false,
-			execUser{uid: 1000, gid: 1000, groups: []int{1000, 1234, 50000}, home: "/home/default-user"}, ""},
-		{"critest strict", specs.User{UID: 1000, AdditionalGids: []uint32{1234}}, spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsStrict}, true,
-			execUser{uid: 1000, gid: 1000, groups: []int{1000, 1234}, home: "/home/default-user"}, ""},
-		{"explicit gid kept", specs.User{UID: 1000, GID: 7}, spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}, false,
-			execUser{uid: 1000, gid: 7, groups: []int{7, 50000}, home: "/home/default-user"}, ""},
-		{"explicit gid 0 kept", specs.User{UID: 2000}, spec.Identity{SupplementalGroupsPolicy: spec.GroupsStrict}, false,
-			execUser{uid: 2000, gid: 0, groups: []int{0}, home: "/app"}, ""},
-		{"uid without an entry", specs.User{UID: 3000, AdditionalGids: []uint32{5, 5}}, spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}, false,
-			execUser{uid: 3000, gid: 0, groups: []int{0, 5}}, ""},
-		{"username", specs.User{Username: "app"}, spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}, false,
-			execUser{uid: 2000, gid: 2001, groups: []int{2001, 10}, home: "/app"}, ""},
-		{"root merge", specs.User{}, spec.Identity{GIDFromPasswd: true, SupplementalGroupsPolicy: spec.GroupsMerge}, false,
-			execUser{uid: 0, gid: 0, groups: []int{0, 10}, home: "/root"}, ""},
-		{"spec before identity", specs.User{UID: 1000, AdditionalGids: []uint32{1234}}, spec.Identity{}, true,
-			execUser{uid: 1000, gid: 0, groups: []int{1234}, home: "/home/default-user"}, ""},
-		{"unknown username", specs.User{Username: "ghost"}, spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}, false, execUser{}, `user "ghost" not found`},
-		{"unreadable group file", specs.User{UID: 1000}, spec.Identity{SupplementalGroupsPolicy: spec.GroupsMerge}, true, execUser{}, "unreadable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := resolveExecUser(tt.user, tt.identity, passwd, func() ([]groupEntry, error) {
-				if tt.groupErr {
-					return nil, groupErr
-				}
-				return group, nil
-			})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("resolveExecUser = %+v, %v; want an error containing %q", got, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("resolveExecUser = %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
+	if _, ok := namespaces.CapabilityBit("CHOWN"); ok {
+		t.Error(`CapabilityBit("CHOWN") accepted a name without CAP_`)
 	}
 }

@@ -11,17 +11,22 @@
 // to util-linux nsenter would also work, but it adds an external dependency
 // and one more fork+exec to every `exec` and every exec probe.
 //
-// Importing this package (for its side effect only) makes the importing
-// binary cgo-linked. The constructor does nothing unless argv[1] is "exec"
-// and _PEAPOD_NSENTER is set, except that it marks the process non-dumpable
-// when argv[1] is "init", "exec" or "reaper" (CVE-2016-9962, CVE-2019-5736).
+// For `exec` the constructor also does the rest, in C, up to the
+// workload's execve: rlimits, no_new_privs, groups and ids, capabilities,
+// umask, cwd, the seccomp filter, the PATH search. It never returns into Go
+// in that mode, so the helper's Go runtime does not start for an exec (its
+// start-up was a third of an exec's time, and an exec probe's CPU).
 //
-// The protocol (written by namespaces.ExecCommand, checked by
-// namespaces.ExecProcessFromEnv for containerinit.ExecMain): _PEAPOD_NSENTER
-// holds "pid=N" and "cgroup=PATH" lines; _PEAPOD_NSENTER_JOINED is "0", and
-// the constructor flips it to "1" in the child it returns into Go, so
-// ExecMain can refuse to run in the host's namespaces when this package was
-// not linked.
+// Importing this package (for its side effect only) makes the importing
+// binary cgo-linked. The constructor does nothing unless argv[1] is "exec",
+// except that it marks the process non-dumpable when argv[1] is "init",
+// "exec" or "reaper" (CVE-2016-9962, CVE-2019-5736).
+//
+// The protocol (written by namespaces.ExecCommand): _PEAPOD_NSENTER holds
+// "key=value" lines — pid, cgroup, arg, env, cwd, uid, gid, group, umask,
+// nnp, terminal, rlimit, caps, timerslack — and _PEAPOD_EXEC_SECCOMP the
+// compiled filter in hex. An unknown key, or a missing pid, arg, uid, gid,
+// caps, umask or cwd, is refused before anything is joined.
 package nsenter
 
 /*
