@@ -32,9 +32,11 @@ type User struct {
 	Home string
 }
 
-// maxDatabase bounds what is read of /etc/passwd or /etc/group: the files
-// belong to the container, which could make them as large as it likes.
-const maxDatabase = 16 << 20
+// maxDatabase bounds /etc/passwd and /etc/group. The files belong to the
+// container, which could make them as large as it likes, and an exec
+// probe's caller (the supervisor, outside the container's cgroup) reads
+// them on every probe; real ones are a few KiB.
+const maxDatabase = 1 << 20
 
 // Lookup resolves the spec's user against root's etc/passwd and etc/group,
 // completed as identity says. A username applies when the numeric uid is
@@ -78,6 +80,9 @@ func readDatabase[T any](root *os.File, path string, parse func(io.Reader) ([]T,
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("the container's /%s is not a regular file", path)
+	}
+	if fi.Size() > maxDatabase {
+		return nil, fmt.Errorf("the container's /%s is larger than %d bytes", path, maxDatabase)
 	}
 	return parse(io.LimitReader(f, maxDatabase))
 }

@@ -93,12 +93,12 @@ func TestResolve(t *testing.T) {
 			})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("resolveExecUser = %+v, %v; want an error containing %q", got, err, tt.wantErr)
+					t.Fatalf("resolve = %+v, %v; want an error containing %q", got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("resolveExecUser = %+v, %v; want %+v", got, err, tt.want)
+				t.Errorf("resolve = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
 	}
@@ -107,7 +107,8 @@ func TestResolve(t *testing.T) {
 // TestLookupStaysInRoot is Lookup against a root the container controls:
 // an absolute or dot-dot symlink for /etc/passwd resolves inside the root,
 // never to the host's file beside it, a FIFO is refused instead of
-// blocking, and a missing file means no entries.
+// blocking, so is a file over maxDatabase, and a missing file means no
+// entries.
 func TestLookupStaysInRoot(t *testing.T) {
 	outer := t.TempDir()
 	root := filepath.Join(outer, "root")
@@ -126,7 +127,7 @@ func TestLookupStaysInRoot(t *testing.T) {
 	user := specs.User{Username: "app"}
 	tests := []struct {
 		name    string
-		link    string // etc/passwd's symlink target ("" = a FIFO; "-" = none)
+		link    string // etc/passwd's symlink target ("" = a FIFO, "-" = none, "+" = too large)
 		want    User
 		wantErr string
 	}{
@@ -136,6 +137,7 @@ func TestLookupStaysInRoot(t *testing.T) {
 		{"symlink to the host's", "../../etc/passwd", User{}, "too many levels of symbolic links"},
 		{"fifo", "", User{}, "not a regular file"},
 		{"missing", "-", User{}, `user "app" not found`},
+		{"too large", "+", User{}, "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +149,10 @@ func TestLookupStaysInRoot(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "-":
+			case "+":
+				if err := os.WriteFile(p, make([]byte, maxDatabase+1), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			default:
 				if err := os.Symlink(tt.link, p); err != nil {
 					t.Fatal(err)
