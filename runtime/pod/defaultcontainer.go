@@ -37,7 +37,7 @@ func DefaultContainer(p *corev1.Pod) (name, note string) {
 
 // DefaultContainer applies DefaultContainer to the view's stored pod.
 func (v *View) DefaultContainer() (name, note string, err error) {
-	p, err := v.KubePod()
+	p, err := v.containerNames()
 	if err != nil {
 		return "", "", err
 	}
@@ -46,6 +46,50 @@ func (v *View) DefaultContainer() (name, note string, err error) {
 		return "", "", fmt.Errorf("pod %s/%s has no containers", v.Record.Namespace, v.Record.Name)
 	}
 	return name, note, nil
+}
+
+// containerNames is the stored pod cut down to what DefaultContainer
+// reads: its name, annotations and container names. Decoding the whole
+// corev1.Pod and building its status (KubePod) for that was a third of
+// `peapod exec`'s CPU, nearly all of it first-use JSON reflection over the
+// Kubernetes types.
+func (v *View) containerNames() (*corev1.Pod, error) {
+	p := &corev1.Pod{}
+	p.Name = v.Record.Name
+	if len(v.Record.Manifest) == 0 {
+		return p, nil // an unreadable record: no containers known
+	}
+	type named []struct {
+		Name string `json:"name"`
+	}
+	var m struct {
+		Metadata struct {
+			Name        string            `json:"name"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+		Spec struct {
+			Containers          named `json:"containers"`
+			InitContainers      named `json:"initContainers"`
+			EphemeralContainers named `json:"ephemeralContainers"`
+		} `json:"spec"`
+	}
+	if err := manifestOf(v.Record, &m); err != nil {
+		return nil, err
+	}
+	if m.Metadata.Name != "" {
+		p.Name = m.Metadata.Name
+	}
+	p.Annotations = m.Metadata.Annotations
+	for _, c := range m.Spec.Containers {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c.Name})
+	}
+	for _, c := range m.Spec.InitContainers {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: c.Name})
+	}
+	for _, c := range m.Spec.EphemeralContainers {
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name}})
+	}
+	return p, nil
 }
 
 // hasContainer reports whether the pod has a container (of any kind) by that name.

@@ -1,10 +1,13 @@
 package pod
 
 import (
+	"encoding/json"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/peapod/peapod/runtime/state"
 )
 
 func TestDefaultContainer(t *testing.T) {
@@ -43,6 +46,26 @@ func TestDefaultContainer(t *testing.T) {
 			name, note := DefaultContainer(p)
 			if name != tc.want || note != tc.note {
 				t.Errorf("DefaultContainer = %q, %q; want %q, %q", name, note, tc.want, tc.note)
+			}
+			// The view decodes only the names from the stored manifest
+			// (with the ephemeral containers a debug session adds): it
+			// must choose as the whole pod does.
+			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug"}}}
+			full, fullNote := DefaultContainer(p)
+			manifest, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &View{Record: &state.Record{Namespace: "default", Name: "web", Manifest: manifest}}
+			name, note, err = v.DefaultContainer()
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("View.DefaultContainer of a pod without containers = %q, want an error", name)
+				}
+				return
+			}
+			if err != nil || name != full || note != fullNote {
+				t.Errorf("View.DefaultContainer = %q, %q, %v; want %q, %q", name, note, err, full, fullNote)
 			}
 		})
 	}
