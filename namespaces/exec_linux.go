@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/namespaces/userdb"
 	"github.com/peapod/peapod/runtime/spec"
 )
@@ -75,47 +78,123 @@ type ExecOptions struct {
 //
 // o.Helper must be a read-only mount of peapod-init: see BindHelperReadOnly.
 func ExecCommand(o ExecOptions) *exec.Cmd {
-	cmd := &exec.Cmd{
-		Path:   o.Helper,
-		Args:   []string{o.Helper, "exec"},
-		Stdin:  o.Stdin,
-		Stdout: o.Stdout,
-		Stderr: o.Stderr,
-	}
-	env, err := o.helperEnv()
+	p, err := NewExecProfile(o)
 	if err != nil {
-		cmd.Err = err
+		return &exec.Cmd{Path: o.Helper, Args: []string{o.Helper, "exec"}, Err: err}
+	}
+	if o.Helper == "" {
+		return &exec.Cmd{Err: errors.New("exec needs a helper binary")}
+	}
+	return p.Command(ExecRequest{
+		Helper: o.Helper, Args: o.Process.Args, Terminal: o.Process.Terminal,
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+	})
+}
+
+// ExecProfile is what every exec into one running container instance
+// shares: its target, cgroups and process — the user resolved in the
+// container, names turned into numbers — encoded for the constructor,
+// without the command. The supervisor makes it once when the instance
+// starts and writes it to the pod's run dir (WriteExecProfile), where
+// `peapod exec` reads it; so every exec, by any path, runs as the same
+// user with the same groups, resolved when the container started (as
+// containerd resolves them when it creates the container).
+type ExecProfile struct {
+	// Target is the host pid of the container's main process.
+	Target int
+	// config is the constructor's lines but arg and terminal.
+	config string
+	// seccomp is the filter in hex ("" for none).
+	seccomp string
+}
+
+// ExecRequest is one exec with a profile.
+type ExecRequest struct {
+	// Helper is the read-only mount of peapod-init (see BindHelperReadOnly).
+	Helper string
+	// Args is the command; Args[0] is looked up in the container's PATH.
+	Args []string
+	// Terminal makes stdin, a pty slave, the process's controlling terminal.
+	Terminal bool
+	// Env is added to the process's environment (TERM for a terminal).
+	Env []string
+	// Stdin, Stdout and Stderr are the process's (nil: /dev/null).
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Command returns a command running `Helper exec` with p and r.
+func (p ExecProfile) Command(r ExecRequest) *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:   r.Helper,
+		Args:   []string{r.Helper, "exec"},
+		Stdin:  r.Stdin,
+		Stdout: r.Stdout,
+		Stderr: r.Stderr,
+	}
+	if len(r.Args) == 0 {
+		cmd.Err = errors.New("exec needs a command")
 		return cmd
 	}
+	if p.Target <= 0 || p.config == "" {
+		cmd.Err = errors.New("exec needs a container's profile")
+		return cmd
+	}
+	var b strings.Builder
+	b.WriteString(p.config)
+	for _, a := range r.Args {
+		b.WriteString("arg=" + encodeNsenterValue(a) + "\n")
+	}
+	for _, e := range r.Env {
+		b.WriteString("env=" + encodeNsenterValue(e) + "\n")
+	}
+	if r.Terminal {
+		b.WriteString("terminal=1\n")
+	}
 	// Only the protocol: the helper's own environment must not leak into
-	// the container, and the process's environment travels in the JSON.
-	cmd.Env = env
+	// the container, and the process's environment travels in the config.
+	cmd.Env = []string{nsenterConfigEnv + "=" + b.String(), execSeccompEnv + "=" + p.seccomp}
 	return cmd
 }
 
-// helperEnv validates o, resolves its user and capabilities, and encodes
-// everything for the constructor (see namespaces/nsenter), which does the
-// rest in C: no Go runtime starts in the container for an exec.
-func (o ExecOptions) helperEnv() ([]string, error) {
-	if o.Helper == "" {
-		return nil, errors.New("exec needs a helper binary")
+// HasEnv reports whether the profile's environment sets key.
+func (p ExecProfile) HasEnv(key string) bool {
+	for line := range strings.SplitSeq(p.config, "\n") {
+		if strings.HasPrefix(line, "env="+encodeNsenterValue(key)+"=") {
+			return true
+		}
 	}
+	return false
+}
+
+// Cwd is the profile's working directory ("" for the container's root).
+func (p ExecProfile) Cwd() string {
+	for line := range strings.SplitSeq(p.config, "\n") {
+		if v, ok := strings.CutPrefix(line, "cwd="); ok {
+			return decodeNsenterValue(v)
+		}
+	}
+	return ""
+}
+
+// NewExecProfile validates o, resolves its user and capabilities, and
+// encodes everything but the command for the constructor (see
+// namespaces/nsenter), which does the rest in C: no Go runtime starts in
+// the container for an exec. o.Process.Args and Terminal are ignored.
+func NewExecProfile(o ExecOptions) (ExecProfile, error) {
 	if o.Target <= 0 {
-		return nil, fmt.Errorf("invalid exec target pid %d", o.Target)
+		return ExecProfile{}, fmt.Errorf("invalid exec target pid %d", o.Target)
 	}
 	p := o.Process
-	if len(p.Args) == 0 {
-		return nil, errors.New("exec needs a command")
-	}
 	if len(o.Seccomp) > maxExecSeccomp || len(o.Seccomp)%8 != 0 {
-		return nil, fmt.Errorf("invalid seccomp filter of %d bytes", len(o.Seccomp))
+		return ExecProfile{}, fmt.Errorf("invalid seccomp filter of %d bytes", len(o.Seccomp))
 	}
 	var b strings.Builder
 	line := func(key, value string) { b.WriteString(key + "=" + value + "\n") }
 	line("pid", strconv.Itoa(o.Target))
 	for _, c := range o.Cgroups {
 		if !strings.HasPrefix(c, "/") || strings.ContainsAny(c, "\n\x00") {
-			return nil, fmt.Errorf("invalid cgroup.procs path %q", c)
+			return ExecProfile{}, fmt.Errorf("invalid cgroup.procs path %q", c)
 		}
 		line("cgroup", c)
 	}
@@ -123,15 +202,12 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 	// /etc/group, read through the target's root (userdb.Lookup stays in it).
 	user, err := userdb.Lookup("/proc/"+strconv.Itoa(o.Target)+"/root", p.User, o.Identity)
 	if err != nil {
-		return nil, err
+		return ExecProfile{}, err
 	}
 	line("uid", strconv.Itoa(user.UID))
 	line("gid", strconv.Itoa(user.GID))
 	for _, g := range user.Groups {
 		line("group", strconv.Itoa(g))
-	}
-	for _, a := range p.Args {
-		line("arg", encodeNsenterValue(a))
 	}
 	for _, e := range WithHome(p.Env, user.Home) {
 		line("env", encodeNsenterValue(e))
@@ -145,26 +221,20 @@ func (o ExecOptions) helperEnv() ([]string, error) {
 	if p.NoNewPrivileges {
 		line("nnp", "1")
 	}
-	if p.Terminal {
-		line("terminal", "1")
-	}
 	for _, l := range p.Rlimits {
 		res, ok := RlimitResources[l.Type]
 		if !ok {
-			return nil, fmt.Errorf("unknown rlimit %q", l.Type)
+			return ExecProfile{}, fmt.Errorf("unknown rlimit %q", l.Type)
 		}
 		line("rlimit", fmt.Sprintf("%d:%d:%d", res, l.Soft, l.Hard))
 	}
 	caps, err := capabilityMasks(p.Capabilities)
 	if err != nil {
-		return nil, err
+		return ExecProfile{}, err
 	}
 	line("caps", fmt.Sprintf("%x:%x:%x:%x:%x", caps[0], caps[1], caps[2], caps[3], caps[4]))
 	line("timerslack", strconv.Itoa(WorkloadTimerSlack))
-	return []string{
-		nsenterConfigEnv + "=" + b.String(),
-		execSeccompEnv + "=" + hex.EncodeToString(o.Seccomp),
-	}, nil
+	return ExecProfile{Target: o.Target, config: b.String(), seccomp: hex.EncodeToString(o.Seccomp)}, nil
 }
 
 // encodeNsenterValue escapes '%' and newlines, which end a config line, as
@@ -175,6 +245,11 @@ func encodeNsenterValue(v string) string {
 		return v
 	}
 	return strings.NewReplacer("%", "%25", "\n", "%0a").Replace(v)
+}
+
+// decodeNsenterValue undoes encodeNsenterValue.
+func decodeNsenterValue(v string) string {
+	return strings.NewReplacer("%25", "%", "%0a", "\n").Replace(v)
 }
 
 // capabilityMasks turns the spec's capability names into bit masks, in the
@@ -196,4 +271,84 @@ func capabilityMasks(c *specs.LinuxCapabilities) ([5]uint64, error) {
 		}
 	}
 	return m, nil
+}
+
+// The lines a profile file has before the constructor's (see
+// WriteExecProfile), in this order.
+const (
+	profileBoot    = "boot="
+	profileStart   = "start="
+	profileSeccomp = "seccomp="
+)
+
+// WriteExecProfile writes p to path (atomically, 0600) for `peapod exec`,
+// after the boot it belongs to and the start time of p.Target: a reader
+// takes the profile only while that very process runs (ReadExecProfile,
+// and the CLI's C fast path, cmd/peapod/internal/fastexec).
+func WriteExecProfile(path string, p ExecProfile) error {
+	boot, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return fmt.Errorf("failed to read the boot id: %w", err)
+	}
+	st, err := procfs.ReadStat(p.Target)
+	if err != nil {
+		return fmt.Errorf("exec profile of pid %d: %w", p.Target, err)
+	}
+	data := profileBoot + strings.TrimSpace(string(boot)) + "\n" +
+		profileStart + strconv.FormatUint(st.StartTime, 10) + "\n" +
+		profileSeccomp + p.seccomp + "\n" + p.config
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("failed to create the exec profile dir: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+		return fmt.Errorf("failed to write exec profile %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("failed to install exec profile %s: %w", path, err)
+	}
+	return nil
+}
+
+// bootIDFile changes with every boot.
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// ReadExecProfile reads the profile at path. ok is false, with no error,
+// when there is none, or it is of another boot or of a process that is no
+// longer the one running under its pid: the container's instance is gone.
+func ReadExecProfile(path string) (p ExecProfile, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return ExecProfile{}, false, nil
+	}
+	if err != nil {
+		return ExecProfile{}, false, fmt.Errorf("failed to read exec profile: %w", err)
+	}
+	head := strings.SplitN(string(b), "\n", 4)
+	if len(head) != 4 || !strings.HasPrefix(head[0], profileBoot) || !strings.HasPrefix(head[1], profileStart) ||
+		!strings.HasPrefix(head[2], profileSeccomp) || !strings.HasPrefix(head[3], "pid=") {
+		return ExecProfile{}, false, fmt.Errorf("exec profile %s is malformed", path)
+	}
+	pidLine, _, _ := strings.Cut(head[3], "\n")
+	pid, err := strconv.Atoi(strings.TrimPrefix(pidLine, "pid="))
+	if err != nil || pid <= 0 {
+		return ExecProfile{}, false, fmt.Errorf("exec profile %s has a bad pid line %q", path, pidLine)
+	}
+	start, err := strconv.ParseUint(strings.TrimPrefix(head[1], profileStart), 10, 64)
+	if err != nil {
+		return ExecProfile{}, false, fmt.Errorf("exec profile %s has a bad start line %q", path, head[1])
+	}
+	boot, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return ExecProfile{}, false, fmt.Errorf("failed to read the boot id: %w", err)
+	}
+	if strings.TrimPrefix(head[0], profileBoot) != strings.TrimSpace(string(boot)) {
+		return ExecProfile{}, false, nil
+	}
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.Gone() || st.StartTime != start {
+		return ExecProfile{}, false, nil
+	}
+	return ExecProfile{Target: pid, config: head[3], seccomp: strings.TrimPrefix(head[2], profileSeccomp)}, true, nil
 }

@@ -60,6 +60,13 @@ func BindHelperReadOnly(src, dst string) error {
 	return nil
 }
 
+// HelperBound reports whether dst is already what BindHelperReadOnly(src,
+// dst) would make it.
+func HelperBound(src, dst string) bool {
+	var want unix.Stat_t
+	return unix.Stat(src, &want) == nil && readOnlyBindOf(dst, &want)
+}
+
 // readOnlyBindOf reports whether dst is a read-only mount of the inode st.
 func readOnlyBindOf(dst string, st *unix.Stat_t) bool {
 	var got unix.Stat_t

@@ -153,7 +153,8 @@ func startInitProcess(helper string, c *spec.Container, stdio [3]*os.File, conso
 	}
 	defer errW.Close()
 	attr := &os.ProcAttr{
-		// One P: the stage lives for one execve (see helperEnv); the
+		// One P: the stage lives for one execve (thread creation and the TLB
+		// shoot-downs of its mappings were an exec stage's largest kernel cost); the
 		// workload's environment comes in the config, not from here.
 		Env:   []string{"GOMAXPROCS=1"},
 		Files: append(files, cfgR, errW), // fds 3 and 4: InitConfigFd, InitErrorFd

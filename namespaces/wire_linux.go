@@ -97,7 +97,7 @@ func readInitReport(r io.Reader) error {
 // The environment of `helper exec`, shared with namespaces/nsenter/nsenter.c.
 const (
 	// nsenterConfigEnv holds the constructor's "key=value" lines (see
-	// ExecOptions.helperEnv for the keys).
+	// NewExecProfile and ExecProfile.Command for the keys).
 	nsenterConfigEnv = "_PEAPOD_NSENTER"
 	// execSeccompEnv holds the container's compiled seccomp filter, in
 	// hex ("" for none). The environment, not a file: the stage runs

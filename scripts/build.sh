@@ -54,11 +54,13 @@ build_one() {
 	# and git refuses it ("dubious ownership"), which would fail the build;
 	# the version is stamped with -X instead, where git can tell it.
 	local common=(build -trimpath -buildvcs=false)
-	if [[ "$name" == peapod-init ]]; then
+	if [[ "$name" == peapod-init || "$name" == peapod ]]; then
 		# peapod-init carries a cgo constructor (exec joins the mount
 		# namespace before the Go runtime starts threads) and must run in
 		# any container, so it is linked statically; osusergo and netgo keep
-		# glibc's NSS (which cannot be linked statically) out.
+		# glibc's NSS (which cannot be linked statically) out. peapod
+		# carries one too (cmd/peapod/internal/fastexec: a plain exec
+		# without the CLI's Go start-up), and stays static like the rest.
 		CGO_ENABLED=1 "$go" "${common[@]}" -tags osusergo,netgo \
 			-ldflags "-linkmode external -extldflags -static $ldflags" -o "$out/$name" "./cmd/$name"
 	else

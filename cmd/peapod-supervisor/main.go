@@ -170,8 +170,10 @@ func (k kernel) StartTerminalContainer(p *spec.Pod, c *spec.Container, beforeRun
 
 func (k kernel) StartReaper() (int, error) { return namespaces.StartReaper(k.self) }
 
-func (k kernel) ExecCommand(target int, c *spec.Container, argv []string, stdout, stderr *os.File) *exec.Cmd {
-	o := supervisor.ExecOptions(k.helper, target, k.cg.ProcsFiles(c.Cgroup), c, argv)
-	o.Stdout, o.Stderr = stdout, stderr
-	return namespaces.ExecCommand(o)
+func (k kernel) ExecProfile(target int, c *spec.Container) (namespaces.ExecProfile, error) {
+	return namespaces.NewExecProfile(supervisor.ExecOptions(k.helper, target, k.cg.ProcsFiles(c.Cgroup), c, nil))
+}
+
+func (k kernel) ExecCommand(p namespaces.ExecProfile, argv []string, stdout, stderr *os.File) *exec.Cmd {
+	return p.Command(namespaces.ExecRequest{Helper: k.helper, Args: argv, Stdout: stdout, Stderr: stderr})
 }

@@ -20,6 +20,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peapod/peapod/internal/ktrace"
+	// A plain `peapod exec` runs in this package's C constructor, before
+	// the Go runtime starts (see its doc); it is inert otherwise.
+	_ "github.com/peapod/peapod/cmd/peapod/internal/fastexec"
 )
 
 // globals are the flags every command shares.

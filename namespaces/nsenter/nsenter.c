@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <time.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -53,7 +55,7 @@ struct rlimit_entry {
 	struct rlimit limit;
 };
 
-// exec_config is the decoded _PEAPOD_NSENTER (see ExecOptions.helperEnv).
+// exec_config is the decoded _PEAPOD_NSENTER (see NewExecProfile and ExecProfile.Command).
 struct exec_config {
 	pid_t target;
 	char **cgroups;
@@ -68,7 +70,7 @@ struct exec_config {
 	gid_t *groups;
 	size_t ngroups;
 	mode_t umask;
-	int nnp, terminal;
+	int nnp, terminal, pipes;
 	struct rlimit_entry *rlimits;
 	size_t nrlimits;
 	uint64_t caps[CAP_SETS];
@@ -285,6 +287,8 @@ static void parse_config(struct exec_config *c, const char *config)
 			c->nnp = 1;
 		} else if (strcmp(line, "terminal") == 0) {
 			c->terminal = 1;
+		} else if (strcmp(line, "pipes") == 0) {
+			c->pipes = 1;
 		} else if (strcmp(line, "rlimit") == 0) {
 			parse_rlimit(c, v, v);
 		} else if (strcmp(line, "caps") == 0) {
@@ -400,9 +404,115 @@ static void wait_and_exit(pid_t child, const sigset_t *restore)
 	_exit(WEXITSTATUS(status));
 }
 
+// write_all writes all of buf to fd; an error drops the rest (the reader
+// went away: the child's output is still drained, so it never blocks).
+static void write_all(int fd, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, buf, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// OUTPUT_GRACE_MS bounds the wait for the output once the child exited: a
+// daemon it left behind may hold the pipes open forever (Go's exec.Cmd
+// WaitDelay in the CLI's path, cmd/peapod's ioGrace).
+#define OUTPUT_GRACE_MS 500
+
+// relay_and_exit is wait_and_exit for pipes=1: it also copies the child's
+// stdout and stderr pipes (out, err) to its own, until both reach EOF or
+// the grace after the child's exit runs out.
+static void relay_and_exit(pid_t child, const sigset_t *restore, int out, int err)
+{
+	static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	struct sigaction sa;
+	int status = 0, exited = 0;
+	long long deadline = 0;
+	char buf[16384];
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	forward_to = child;
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		if (sigaction(forwarded[i], &sa, NULL) < 0)
+			fail("install", "signal forwarding");
+	// A reader of our stdout that went away must not kill us: the exit
+	// status is the child's.
+	signal(SIGPIPE, SIG_IGN);
+	int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+	if (pidfd < 0)
+		fail("open", "a pidfd of the exec child");
+	sigprocmask(SIG_SETMASK, restore, NULL);
+	struct pollfd fds[3] = {{.fd = out, .events = POLLIN}, {.fd = err, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+	for (;;) {
+		if (exited && fds[0].fd < 0 && fds[1].fd < 0)
+			break;
+		int timeout = -1;
+		if (exited) {
+			long long left = deadline - now_ms();
+			if (left <= 0)
+				break;
+			timeout = (int)left;
+		}
+		int n = poll(fds, 3, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("poll", "the exec child's output");
+		if (n == 0)
+			continue; // the deadline check above ends the loop
+		for (int i = 0; i < 2; i++) {
+			if (fds[i].fd < 0 || fds[i].revents == 0)
+				continue;
+			ssize_t r = read(fds[i].fd, buf, sizeof buf);
+			if (r > 0) {
+				write_all(i == 0 ? 1 : 2, buf, (size_t)r);
+			} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(fds[i].fd);
+				fds[i].fd = -1;
+			}
+		}
+		if (fds[2].fd >= 0 && fds[2].revents != 0) {
+			while (waitpid(child, &status, 0) < 0)
+				if (errno != EINTR)
+					fail("wait for", "the exec child");
+			exited = 1;
+			fds[2].fd = -1;
+			deadline = now_ms() + OUTPUT_GRACE_MS;
+		}
+	}
+	if (!exited)
+		while (waitpid(child, &status, 0) < 0)
+			if (errno != EINTR)
+				fail("wait for", "the exec child");
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(WEXITSTATUS(status));
+}
+
+// exec_stdio is the child's stdio in pipes=1 mode: /dev/null (opened while
+// the host's /dev is reachable) and the write ends of two pipes.
+struct exec_stdio {
+	int null, out[2], err[2];
+};
+
 // fork_into_pid_namespace forks because setns(CLONE_NEWPID) only moves our
-// future children. It returns in the child only.
-static void fork_into_pid_namespace(void)
+// future children. It returns in the child only. With io, the child's
+// stdio become io's, and the parent relays the pipes.
+static void fork_into_pid_namespace(const struct exec_stdio *io)
 {
 	sigset_t block, old;
 	sigemptyset(&block);
@@ -418,8 +528,14 @@ static void fork_into_pid_namespace(void)
 	pid_t child = fork();
 	if (child < 0)
 		fail("fork", "into the target's pid namespace");
-	if (child > 0)
-		wait_and_exit(child, &old);
+	if (child > 0) {
+		if (io == NULL)
+			wait_and_exit(child, &old);
+		close(io->null);
+		close(io->out[1]);
+		close(io->err[1]);
+		relay_and_exit(child, &old, io->out[0], io->err[0]);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	// A killed exec (a probe's timeout) must not leave its process behind.
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -429,6 +545,9 @@ static void fork_into_pid_namespace(void)
 	pid_t ppid = getppid();
 	if (ppid != 0 && ppid != parent)
 		_exit(EXIT_CANNOT_EXEC);
+	// dup2 leaves the copies without CLOEXEC; the originals close at execve.
+	if (io != NULL && (dup2(io->null, 0) < 0 || dup2(io->out[1], 1) < 0 || dup2(io->err[1], 2) < 0))
+		fail("set up", "the exec's stdio");
 }
 
 // apply_rlimits sets each limit, clamped so no hard limit is ever raised:
@@ -660,7 +779,15 @@ __attribute__((constructor)) static void peapod_nsenter(void)
 	// Cgroups before namespaces: the paths are the host's cgroupfs.
 	for (size_t i = 0; i < c.ncgroups; i++)
 		join_cgroup(c.cgroups[i]);
+	static struct exec_stdio io;
+	if (c.pipes) {
+		// Before the mount namespace changes: the host's /dev/null, as
+		// exec.Cmd gives a command without stdin.
+		io.null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (io.null < 0 || pipe2(io.out, O_CLOEXEC) < 0 || pipe2(io.err, O_CLOEXEC) < 0)
+			fail("create", "the exec's stdio pipes");
+	}
 	join_namespaces(c.target);
-	fork_into_pid_namespace();
+	fork_into_pid_namespace(c.pipes ? &io : NULL);
 	become_process(&c);
 }

@@ -24,8 +24,12 @@
 //
 // The protocol (written by namespaces.ExecCommand): _PEAPOD_NSENTER holds
 // "key=value" lines — pid, cgroup, arg, env, cwd, uid, gid, group, umask,
-// nnp, terminal, rlimit, caps, timerslack — and _PEAPOD_EXEC_SECCOMP the
-// compiled filter in hex. An unknown key, or a missing pid, arg, uid, gid,
+// nnp, terminal, rlimit, caps, timerslack, pipes — and _PEAPOD_EXEC_SECCOMP
+// the compiled filter in hex. pipes=1 (from the CLI's fast path,
+// cmd/peapod/internal/fastexec, which execs the helper in its own place)
+// gives the command /dev/null and two pipes that the helper's parent side
+// relays to its own stdout and stderr: no descriptor of the caller's
+// reaches the container. An unknown key, or a missing pid, arg, uid, gid,
 // caps, umask or cwd, is refused before anything is joined.
 package nsenter
 

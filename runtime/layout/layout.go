@@ -14,8 +14,9 @@
 //	  pods/UID/                  a pod (Pod)
 //	--run-root/                  volatile, a tmpfs
 //	  boot_id                    the boot the run root was made in
-//	  bin/peapod-init            the read-only init helper bind
+//	  bin/2/peapod-init          the read-only init helper bind (HelperMount)
 //	  pods/UID/                  a pod's run dir (Run)
+//	    exec/CONTAINER, .default what `peapod exec` reads (ExecDir)
 package layout
 
 import (
@@ -116,8 +117,22 @@ func (r Root) ApplyLock() string { return filepath.Join(r.RunRoot, "apply.lock")
 // cpu.shares, each a read of every Burstable pod and one write.
 func (r Root) QoSLock() string { return filepath.Join(r.RunRoot, "qos.lock") }
 
-// HelperMount is the read-only bind of peapod-init that pods exec.
-func (r Root) HelperMount() string { return filepath.Join(r.RunRoot, "bin", "peapod-init") }
+// HelperMount is the read-only bind of peapod-init that pods exec. Its
+// directory is the helper protocol's version (HelperProtocol), so that a
+// supervisor of an older release keeps the helper it speaks with, while
+// this release's callers use theirs: the bind of one path is replaced when
+// the installed helper changes (namespaces.BindHelperReadOnly).
+func (r Root) HelperMount() string {
+	return filepath.Join(r.RunRoot, "bin", HelperProtocol, "peapod-init")
+}
+
+// HelperProtocol versions what callers hand peapod-init: "2" is the exec
+// stage in C with the caller-resolved profile (namespaces.NewExecProfile).
+const HelperProtocol = "2"
+
+// LegacyHelperMount is where releases before HelperProtocol bound the
+// helper; their supervisors keep executing it until the root is idle.
+func (r Root) LegacyHelperMount() string { return filepath.Join(r.RunRoot, "bin", "peapod-init") }
 
 // NetnsName is the name under /run/netns of pod uid's network namespace.
 func (r Root) NetnsName(uid string) string { return r.NetnsPrefix() + uid[:8] }
@@ -195,6 +210,35 @@ func (r Run) SupervisorLog() string { return filepath.Join(string(r), Supervisor
 // must not start two. It is the last lock in peapod's lock order (name,
 // root, adopt.lock; see runtime/pod's lockPath).
 func (r Run) AdoptLock() string { return filepath.Join(string(r), AdoptLockFile) }
+
+// ExecDir holds what `peapod exec` reads instead of the spec and status:
+// one profile per running container (namespaces.WriteExecProfile), named
+// after it, and DefaultContainerFile.
+func (r Run) ExecDir() string { return filepath.Join(string(r), "exec") }
+
+// ExecProfile is the exec profile of container ctr; only a ctr that
+// IsLabel has one (any other could name a path outside ExecDir).
+func (r Run) ExecProfile(ctr string) string { return filepath.Join(r.ExecDir(), ctr) }
+
+// IsLabel reports whether name is an RFC 1123 label, as every container
+// name of a manifest is (package manifest validates them with k8s.io's
+// rules, which the supervisor must not link).
+func IsLabel(name string) bool {
+	if len(name) == 0 || len(name) > 63 || name[0] == '-' || name[len(name)-1] == '-' {
+		return false
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultContainerFile names, in ExecDir, the file holding the container
+// `exec` picks without -c (first line) and kubectl's note about the choice
+// (the rest). Its leading dot is in no container name.
+const DefaultContainerFile = ".default"
 
 // Shm is the pod's /dev/shm tmpfs.
 func (r Run) Shm() string { return filepath.Join(string(r), "shm") }

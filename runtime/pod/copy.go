@@ -89,15 +89,15 @@ func (m *Manager) OpenContainerFS(ns, name, container string) (cfs *ContainerFS,
 			return nil, "", err
 		}
 	}
-	o, err := m.execOptions(ns, name, container, []string{"cp"})
+	p, err := m.execProfile(ns, name, container)
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := OpenProcRoot(o.Target)
+	f, err := OpenProcRoot(p.Target)
 	if err != nil {
 		return nil, "", fmt.Errorf("container %q of pod %s/%s: %w", container, ns, name, err)
 	}
-	cwd := o.Process.Cwd
+	cwd := p.Cwd()
 	if cwd == "" {
 		cwd = "/"
 	}

@@ -211,6 +211,11 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err := state.WriteJSONNoSync(layout.Run(runDir).Spec(), sp); err != nil {
 		return nil, err
 	}
+	if !cri {
+		if err := writeDefaultContainer(layout.Run(runDir), p); err != nil {
+			return nil, err
+		}
+	}
 	if err := state.WriteJSONNoSync(m.recordPath(uid), rec); err != nil {
 		return nil, err
 	}

@@ -209,14 +209,17 @@ var ErrExecTimeout = errors.New("exec timed out")
 // returns its stdout, stderr (each capped at max bytes) and exit code. A
 // timeout above zero kills the command and returns ErrExecTimeout.
 func (m *Manager) ExecSync(uid, id string, argv []string, timeout time.Duration, max int64) (stdout, stderr []byte, code int, err error) {
-	o, c, err := m.criExecOptions(uid, id, argv)
+	p, c, err := m.criExecProfile(uid, id)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	helper, err := m.execHelper()
 	if err != nil {
 		return nil, nil, -1, err
 	}
 	var out, errb capped
 	out.max, errb.max = max, max
-	o.Stdout, o.Stderr = &out, &errb
-	cmd := namespaces.ExecCommand(o)
+	cmd := p.Command(namespaces.ExecRequest{Helper: helper, Args: argv, Stdout: &out, Stderr: &errb})
 	if err := cmd.Start(); err != nil {
 		return nil, nil, -1, fmt.Errorf("failed to exec %q in container %q: %w", argv, c.Name, err)
 	}
@@ -266,16 +269,16 @@ func (c *capped) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*capped)(nil)
 
-// criExecOptions looks up the running CRI container id of pod uid and the
-// process to run argv in it.
-func (m *Manager) criExecOptions(uid, id string, argv []string) (namespaces.ExecOptions, *spec.Container, error) {
+// criExecProfile looks up the running CRI container id of pod uid and its
+// exec profile (see Manager.execProfile).
+func (m *Manager) criExecProfile(uid, id string) (namespaces.ExecProfile, *spec.Container, error) {
 	v, err := m.GetByUID(uid)
 	if err != nil {
-		return namespaces.ExecOptions{}, nil, err
+		return namespaces.ExecProfile{}, nil, err
 	}
 	sp, err := m.PodSpec(uid)
 	if err != nil {
-		return namespaces.ExecOptions{}, nil, err
+		return namespaces.ExecProfile{}, nil, err
 	}
 	c := criContainerByID(sp, id)
 	var st *state.ContainerStatus
@@ -287,31 +290,39 @@ func (m *Manager) criExecOptions(uid, id string, argv []string) (namespaces.Exec
 		}
 	}
 	if c == nil {
-		return namespaces.ExecOptions{}, nil, fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
+		return namespaces.ExecProfile{}, nil, fmt.Errorf("container %q of pod %s: %w", id, uid, ErrContainerNotFound)
 	}
 	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() {
-		return namespaces.ExecOptions{}, nil, fmt.Errorf("container %q is not running", c.Name)
+		return namespaces.ExecProfile{}, nil, fmt.Errorf("container %q is not running", c.Name)
 	}
-	return supervisor.ExecOptions(m.helperMount(), st.Proc.PID, m.cg.ProcsFiles(c.Cgroup), c, argv), c, nil
+	if p, ok, err := m.readExecProfile(uid, c.Name); err != nil || (ok && p.Target == st.Proc.PID) {
+		return p, c, err
+	}
+	p, err := m.makeExecProfile(st.Proc.PID, c)
+	return p, c, err
 }
 
 // CRIExecCommand is ExecCommand for the CRI container id of pod uid: the
 // streaming server's exec without a tty; the caller sets its streams.
 func (m *Manager) CRIExecCommand(uid, id string, argv []string) (*exec.Cmd, error) {
-	o, _, err := m.criExecOptions(uid, id, argv)
+	p, _, err := m.criExecProfile(uid, id)
 	if err != nil {
 		return nil, err
 	}
-	return namespaces.ExecCommand(o), nil
+	helper, err := m.execHelper()
+	if err != nil {
+		return nil, err
+	}
+	return p.Command(namespaces.ExecRequest{Helper: helper, Args: argv}), nil
 }
 
 // CRIExecTerminal is ExecTerminal for the CRI container id of pod uid.
 func (m *Manager) CRIExecTerminal(uid, id string, argv []string, term string) (cmd *exec.Cmd, master, slave *os.File, err error) {
-	o, _, err := m.criExecOptions(uid, id, argv)
+	p, _, err := m.criExecProfile(uid, id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return terminal(o, term, fmt.Sprintf("pod %s", uid))
+	return m.terminal(p, argv, term, fmt.Sprintf("pod %s", uid))
 }
 
 // UpdateContainerResources rewrites the CPU and memory limits of CRI

@@ -2,9 +2,13 @@ package pod
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/runtime/layout"
 )
 
 // DefaultContainerAnnotation names the container kubectl picks when -c is
@@ -46,6 +50,24 @@ func (v *View) DefaultContainer() (name, note string, err error) {
 		return "", "", fmt.Errorf("pod %s/%s has no containers", v.Record.Namespace, v.Record.Name)
 	}
 	return name, note, nil
+}
+
+// writeDefaultContainer writes, for `peapod exec`'s fast path
+// (cmd/peapod/internal/fastexec), the container exec picks without -c and
+// kubectl's note about the choice (layout.DefaultContainerFile).
+func writeDefaultContainer(run layout.Run, p *corev1.Pod) error {
+	name, note := DefaultContainer(p)
+	if !layout.IsLabel(name) {
+		return nil // no exec profile can be named so: the fast path never applies
+	}
+	if err := os.MkdirAll(run.ExecDir(), 0o700); err != nil {
+		return fmt.Errorf("failed to create %s: %w", run.ExecDir(), err)
+	}
+	path := filepath.Join(run.ExecDir(), layout.DefaultContainerFile)
+	if err := os.WriteFile(path, []byte(name+"\n"+note), 0o600); err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	return nil
 }
 
 // containerNames is the stored pod cut down to what DefaultContainer

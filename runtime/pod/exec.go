@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 
 	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/runtime/layout"
@@ -18,11 +17,15 @@ import (
 // no_new_privs. container "" means the pod's default container
 // (ChooseContainer).
 func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.Cmd, error) {
-	o, err := m.execOptions(ns, name, container, argv)
+	p, err := m.execProfile(ns, name, container)
 	if err != nil {
 		return nil, err
 	}
-	return namespaces.ExecCommand(o), nil
+	helper, err := m.execHelper()
+	if err != nil {
+		return nil, err
+	}
+	return p.Command(namespaces.ExecRequest{Helper: helper, Args: argv}), nil
 }
 
 // ExecTerminal is ExecCommand with a pty allocated from the container's own
@@ -32,62 +35,92 @@ func (m *Manager) ExecCommand(ns, name, container string, argv []string) (*exec.
 // keep the pty from reporting EOF/EIO on master after the command exits).
 // term is the caller's TERM, passed on when the container sets none.
 func (m *Manager) ExecTerminal(ns, name, container string, argv []string, term string) (cmd *exec.Cmd, master, slave *os.File, err error) {
-	o, err := m.execOptions(ns, name, container, argv)
+	p, err := m.execProfile(ns, name, container)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return terminal(o, term, fmt.Sprintf("pod %s/%s", ns, name))
+	return m.terminal(p, argv, term, fmt.Sprintf("pod %s/%s", ns, name))
 }
 
-// terminal gives o a pty from the container's own devpts (see
+// terminal runs argv with p on a pty from the container's own devpts (see
 // ExecTerminal); desc names the pod in errors.
-func terminal(o namespaces.ExecOptions, term, desc string) (cmd *exec.Cmd, master, slave *os.File, err error) {
-	master, slave, err = namespaces.OpenContainerPty(o.Target)
+func (m *Manager) terminal(p namespaces.ExecProfile, argv []string, term, desc string) (cmd *exec.Cmd, master, slave *os.File, err error) {
+	helper, err := m.execHelper()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	master, slave, err = namespaces.OpenContainerPty(p.Target)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", desc, err)
 	}
-	o.Process.Terminal = true
-	if term != "" && !hasEnv(o.Process.Env, "TERM") {
-		o.Process.Env = append(append([]string(nil), o.Process.Env...), "TERM="+term)
+	r := namespaces.ExecRequest{Helper: helper, Args: argv, Terminal: true, Stdin: slave, Stdout: slave, Stderr: slave}
+	if term != "" && !p.HasEnv("TERM") {
+		r.Env = []string{"TERM=" + term}
 	}
-	o.Stdin, o.Stdout, o.Stderr = slave, slave, slave
-	return namespaces.ExecCommand(o), master, slave, nil
+	return p.Command(r), master, slave, nil
 }
 
-// hasEnv reports whether env sets key.
-func hasEnv(env []string, key string) bool {
-	for _, e := range env {
-		if strings.HasPrefix(e, key+"=") {
-			return true
-		}
+// execHelper is the helper an exec runs: this release's read-only mount,
+// made now if the root's pods are all an older release's.
+func (m *Manager) execHelper() (string, error) {
+	if err := m.ensureHelper(); err != nil {
+		return "", fmt.Errorf("exec helper: %w", err)
 	}
-	return false
+	return m.helperMount(), nil
 }
 
-// execOptions looks up the running container and the process to run in it.
-func (m *Manager) execOptions(ns, name, container string, argv []string) (namespaces.ExecOptions, error) {
+// execProfile is the exec profile of the running container of pod ns/name:
+// the one its supervisor wrote when the instance started, else (a
+// container name no profile file can have, an instance of an older
+// supervisor) one made from the spec and status now.
+func (m *Manager) execProfile(ns, name, container string) (namespaces.ExecProfile, error) {
 	v, err := m.Get(ns, name)
 	if err != nil {
-		return namespaces.ExecOptions{}, err
+		return namespaces.ExecProfile{}, err
 	}
 	if v.stale() && v.Reason != ReasonCreating {
-		return namespaces.ExecOptions{}, fmt.Errorf("pod %s/%s is %s: %s", ns, name, v.Reason, v.Message)
+		return namespaces.ExecProfile{}, fmt.Errorf("pod %s/%s is %s: %s", ns, name, v.Reason, v.Message)
+	}
+	if container, err = m.ChooseContainer(v, container); err != nil {
+		return namespaces.ExecProfile{}, err
+	}
+	if p, ok, err := m.readExecProfile(v.Record.UID, container); err != nil || ok {
+		return p, err
 	}
 	sp, err := spec.Load(layout.Run(m.runDir(v.Record.UID)).Spec())
 	if err != nil {
-		return namespaces.ExecOptions{}, fmt.Errorf("pod %s/%s has no spec (stopped?): %w", ns, name, err)
-	}
-	if container, err = m.ChooseContainer(v, container); err != nil {
-		return namespaces.ExecOptions{}, err
+		return namespaces.ExecProfile{}, fmt.Errorf("pod %s/%s has no spec (stopped?): %w", ns, name, err)
 	}
 	c, st, err := findContainer(sp, v.Status, container)
 	if err != nil {
-		return namespaces.ExecOptions{}, fmt.Errorf("pod %s/%s: %w", ns, name, err)
+		return namespaces.ExecProfile{}, fmt.Errorf("pod %s/%s: %w", ns, name, err)
 	}
 	if st == nil || st.State != state.StateRunning || !st.Proc.Alive() {
-		return namespaces.ExecOptions{}, fmt.Errorf("container %q in pod %s/%s is not running", c.Name, ns, name)
+		return namespaces.ExecProfile{}, fmt.Errorf("container %q in pod %s/%s is not running", c.Name, ns, name)
 	}
-	return supervisor.ExecOptions(m.helperMount(), st.Proc.PID, m.cg.ProcsFiles(c.Cgroup), c, argv), nil
+	return m.makeExecProfile(st.Proc.PID, c)
+}
+
+// readExecProfile reads the profile of container of pod uid, when there is
+// one of its running instance (ok).
+func (m *Manager) readExecProfile(uid, container string) (p namespaces.ExecProfile, ok bool, err error) {
+	if !layout.IsLabel(container) {
+		return namespaces.ExecProfile{}, false, nil // no file can be named so
+	}
+	p, ok, err = namespaces.ReadExecProfile(layout.Run(m.runDir(uid)).ExecProfile(container))
+	if err != nil {
+		return p, false, fmt.Errorf("container %q of pod %s: %w", container, uid, err)
+	}
+	return p, ok, nil
+}
+
+// makeExecProfile makes the profile of container c whose main process is pid.
+func (m *Manager) makeExecProfile(pid int, c *spec.Container) (namespaces.ExecProfile, error) {
+	p, err := namespaces.NewExecProfile(supervisor.ExecOptions(m.helperMount(), pid, m.cg.ProcsFiles(c.Cgroup), c, nil))
+	if err != nil {
+		return p, fmt.Errorf("container %q: %w", c.Name, err)
+	}
+	return p, nil
 }
 
 func findContainer(sp *spec.Pod, st *state.Status, name string) (*spec.Container, *state.ContainerStatus, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,6 +119,10 @@ func (m *Manager) Remove(ns, name string, force bool) error {
 			return fmt.Errorf("failed to mark pod %s/%s as being removed: %w", ns, name, err)
 		}
 	}
+	// No new exec by the fast path (cmd/peapod/internal/fastexec), which
+	// reads no record: without the profiles it leaves exec to Go, which
+	// refuses a pod being removed.
+	os.RemoveAll(layout.Run(m.runDir(uid)).ExecDir())
 	if err := tr.step("marked removing"); err != nil {
 		return err
 	}
@@ -212,6 +217,21 @@ func (m *Manager) quiesce(rec *state.Record, v *View) {
 // pods (see namespaces.BindHelperReadOnly).
 func (m *Manager) helperMount() string { return m.dirs().HelperMount() }
 
+// ensureHelper binds this release's helper when the root has none yet: its
+// pods were all made by an older release, whose supervisors use the
+// legacy mount (layout.HelperMount says why the two differ).
+func (m *Manager) ensureHelper() error {
+	if namespaces.HelperBound(m.o.Init, m.helperMount()) {
+		return nil
+	}
+	unlock, err := state.Lock(m.lockPath())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return namespaces.BindHelperReadOnly(m.o.Init, m.helperMount())
+}
+
 // unbindHelperIfIdle removes the read-only helper mount once the root
 // holds no pod: it exists exactly while pods (which restart containers and
 // run exec probes through it) do. It takes the root's lock, as run's
@@ -235,7 +255,13 @@ func (m *Manager) unbindHelperIfIdleLocked() error {
 	if len(entries) > 0 {
 		return nil
 	}
-	return namespaces.UnbindHelper(m.helperMount())
+	err = errors.Join(namespaces.UnbindHelper(m.helperMount()), namespaces.UnbindHelper(m.dirs().LegacyHelperMount()))
+	// The protocol's directory goes with its mount point (an older
+	// release's bin/ holds its mount point directly).
+	if rmErr := os.Remove(filepath.Dir(m.helperMount())); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+		err = errors.Join(err, fmt.Errorf("failed to remove %s: %w", filepath.Dir(m.helperMount()), rmErr))
+	}
+	return err
 }
 
 // killAll SIGKILLs the supervisor, the reaper and every process in the

@@ -199,8 +199,11 @@ func (s *Supervisor) adoptInstance(c *container) {
 		}
 		s.prober.AddContainer(c.spec)
 	}
+	// An instance of an older supervisor may have no profile file.
+	prof, profErr := s.makeExecProfile(c, proc.PID)
 	var exited chan struct{}
 	s.update(func() {
+		c.exec, c.execErr = prof, profErr
 		c.proc, c.log, c.killedByProbe, c.adopted = proc, lg, false, true
 		c.hub = nil
 		if pipes != nil {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/probes"
+	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +30,33 @@ func ExecOptions(helper string, target int, cgroupProcs []string, c *spec.Contai
 	return namespaces.ExecOptions{Helper: helper, Target: target, Cgroups: cgroupProcs, Process: proc, Seccomp: c.Seccomp, Identity: c.Identity}
 }
 
+// makeExecProfile makes the exec profile of c's instance pid and writes it
+// where `peapod exec` reads it, before the instance is recorded as running,
+// so a reader that sees it running finds its profile. A container name that
+// is not a DNS label (a CRI client's) gets no file: exec then takes the
+// spec's slow path.
+func (s *Supervisor) makeExecProfile(c *container, pid int) (namespaces.ExecProfile, error) {
+	prof, err := s.rt.ExecProfile(pid, c.spec)
+	if err != nil {
+		return namespaces.ExecProfile{}, fmt.Errorf("exec profile of container %q: %w", c.spec.Name, err)
+	}
+	if s.pod.RunDir != "" && layout.IsLabel(c.spec.Name) {
+		if err := namespaces.WriteExecProfile(layout.Run(s.pod.RunDir).ExecProfile(c.spec.Name), prof); err != nil {
+			// Not fatal: exec falls back to the spec.
+			fmt.Fprintf(os.Stderr, "supervisor: %v\n", err)
+		}
+	}
+	return prof, nil
+}
+
+// dropExecProfile removes c's exec profile file once its instance exited
+// (a reader checks the process anyway: this only keeps the dir tidy).
+func (s *Supervisor) dropExecProfile(c *container) {
+	if s.pod.RunDir != "" {
+		os.Remove(layout.Run(s.pod.RunDir).ExecProfile(c.spec.Name))
+	}
+}
+
 // maxExecOutput caps each stream of a hook or exec probe, as the kubelet.
 const maxExecOutput = 10 << 10
 
@@ -40,13 +69,19 @@ const outputGrace = 500 * time.Millisecond
 // error wraps probes.ErrExecTimeout when it timed out.
 func (s *Supervisor) execIn(ctx context.Context, c *container, argv []string, timeout time.Duration) ([]byte, int, error) {
 	s.mu.Lock()
-	target := c.proc.PID
+	target, prof, profErr := c.proc.PID, c.exec, c.execErr
 	s.mu.Unlock()
 	if target == 0 {
 		return nil, -1, fmt.Errorf("container %q is not running", c.spec.Name)
 	}
+	if prof.Target != target {
+		if profErr == nil {
+			profErr = errors.New("no exec profile")
+		}
+		return nil, -1, fmt.Errorf("failed to exec %q in container %q: %w", argv, c.spec.Name, profErr)
+	}
 	out, code, err := s.runCommand(ctx, timeout, killTree, func(stdout, stderr *os.File) *exec.Cmd {
-		return s.rt.ExecCommand(target, c.spec, argv, stdout, stderr)
+		return s.rt.ExecCommand(prof, argv, stdout, stderr)
 	})
 	if err != nil {
 		return out, code, fmt.Errorf("failed to exec %q in container %q: %w", argv, c.spec.Name, err)

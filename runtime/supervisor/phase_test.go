@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/peapod/peapod/namespaces"
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
@@ -95,7 +96,11 @@ func (f fakeRuntime) StartContainer(_ *spec.Pod, c *spec.Container, _ [3]*os.Fil
 	return 0, fmt.Errorf("failed to start container %q: %w", c.Name, f.err)
 }
 func (fakeRuntime) StartReaper() (int, error) { return 0, errors.New("no reaper") }
-func (fakeRuntime) ExecCommand(int, *spec.Container, []string, *os.File, *os.File) *exec.Cmd {
+func (fakeRuntime) ExecProfile(int, *spec.Container) (namespaces.ExecProfile, error) {
+	return namespaces.ExecProfile{}, errors.New("no exec in this runtime")
+}
+
+func (fakeRuntime) ExecCommand(namespaces.ExecProfile, []string, *os.File, *os.File) *exec.Cmd {
 	return nil
 }
 

@@ -29,9 +29,12 @@ type Runtime interface {
 	StartContainer(p *spec.Pod, c *spec.Container, stdio [3]*os.File, beforeRun func(pid int) error) (int, error)
 	// StartReaper starts the PID-1 reaper of a shared PID namespace.
 	StartReaper() (int, error)
+	// ExecProfile makes what every exec into c's instance whose main
+	// process is target shares (its user resolved in the container).
+	ExecProfile(target int, c *spec.Container) (namespaces.ExecProfile, error)
 	// ExecCommand prepares argv to run inside every namespace of the
-	// container whose main process is target.
-	ExecCommand(target int, c *spec.Container, argv []string, stdout, stderr *os.File) *exec.Cmd
+	// container whose profile is p.
+	ExecCommand(p namespaces.ExecProfile, argv []string, stdout, stderr *os.File) *exec.Cmd
 }
 
 // Cgroups is the part of the cgroup driver the supervisor needs.
@@ -109,6 +112,10 @@ type container struct {
 	oomBase int64
 	// hub is the running instance's attach point (attach.go).
 	hub *attachHub
+	// exec is the running instance's exec profile (zero until made, or
+	// when making it failed: execErr says why).
+	exec    namespaces.ExecProfile
+	execErr error
 }
 
 // New loads the spec from runDir and prepares a supervisor.
@@ -311,8 +318,11 @@ func (s *Supervisor) startInstance(c *container) error {
 		return s.failStart(c, reasonRunContainerError, err)
 	}
 	startStep(c, "spawn")
+	prof, profErr := s.makeExecProfile(c, pid)
+	startStep(c, "exec profile")
 	var exited chan struct{}
 	s.update(func() {
+		c.exec, c.execErr = prof, profErr
 		exited = s.recordStartedLocked(c, pid, restarts, logPath, lg, oomBase)
 		c.hub = pipes.hub
 	})
@@ -487,10 +497,12 @@ func (s *Supervisor) watch(c *container, wait <-chan unix.WaitStatus, exited cha
 		// Succeeded, a kubelet after ContainerStatus) reads all of it.
 		pipes.waitOutput(outputDrainMax)
 	}
+	s.dropExecProfile(c)
 	var restart bool
 	var lg *criLog
 	s.update(func() {
 		restart = s.recordExitLocked(c, ws, finished)
+		c.exec, c.execErr = namespaces.ExecProfile{}, nil
 		lg = c.log
 	})
 	// The pipes reach EOF once every writer is gone; the log closes after.
