@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,26 @@
 #define PROFILE_MAX (256 * 1024)
 #define NAME_MAX_LEN 255
 
-// read_file reads all of path into a NUL-terminated malloc'd buffer of at
-// most max bytes; NULL on any error or when the file is larger.
+// owned are the buffers to free when the constructor returns into Go: the
+// CLI may run for long (logs -f, run in the foreground).
+static void *owned[32];
+static size_t nowned;
+
+static void *own(void *p)
+{
+	if (p != NULL && nowned < sizeof owned / sizeof owned[0])
+		owned[nowned++] = p;
+	return p;
+}
+
+static void free_owned(void)
+{
+	while (nowned > 0)
+		free(owned[--nowned]);
+}
+
+// read_file reads all of path into a NUL-terminated buffer of at most max
+// bytes (freed by free_owned); NULL on any error or when the file is larger.
 static char *read_file(const char *path, size_t max, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -46,7 +65,20 @@ static char *read_file(const char *path, size_t max, size_t *len)
 	buf[n] = '\0';
 	if (len != NULL)
 		*len = n;
-	return buf;
+	// Shrunk to what was read: max is an upper bound, not a size.
+	char *fit = realloc(buf, n + 1);
+	return own(fit != NULL ? fit : buf);
+}
+
+// fmt_path formats a path into buf; 0 when it does not fit.
+static int fmt_path(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fmt_path(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < size;
 }
 
 // is_label is Go's layout.IsLabel: an RFC 1123 label.
@@ -169,7 +201,7 @@ static char **cmdline_args(int *n)
 	int count = 0;
 	for (size_t i = 0; i < len; i++)
 		count += buf[i] == '\0';
-	char **args = calloc((size_t)count + 1, sizeof *args);
+	char **args = own(calloc((size_t)count + 1, sizeof *args));
 	if (args == NULL)
 		return NULL;
 	char *p = buf;
@@ -208,8 +240,154 @@ static int alive(long pid, unsigned long long start)
 		}
 		ok = p != NULL && state != 'Z' && state != 'X' && strtoull(p, NULL, 10) == start;
 	}
-	free(stat);
 	return ok;
+}
+
+// A JSON syntax check, just enough to tell a file the Go path would read
+// from one it would call unreadable (a truncated status.json, say), and to
+// pick one top-level string out of an object.
+struct json {
+	const char *p;
+	int depth;
+	const char *want;  // a top-level key whose string value to copy
+	char found[64];    // that value ("" when absent)
+};
+
+static void json_ws(struct json *j)
+{
+	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+		j->p++;
+}
+
+// json_string checks a string at j->p and copies it into out (when not
+// NULL, up to size-1 bytes, escapes kept as written).
+static int json_string(struct json *j, char *out, size_t size)
+{
+	size_t n = 0;
+	if (*j->p != '"')
+		return 0;
+	for (j->p++; *j->p != '"'; j->p++) {
+		if ((unsigned char)*j->p < 0x20)
+			return 0;
+		if (*j->p == '\\') {
+			j->p++;
+			if (*j->p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (!((j->p[i] >= '0' && j->p[i] <= '9') || ((j->p[i] | 0x20) >= 'a' && (j->p[i] | 0x20) <= 'f')))
+						return 0;
+				j->p += 4;
+			} else if (strchr("\"\\/bfnrt", *j->p) == NULL || *j->p == '\0') {
+				return 0;
+			}
+		}
+		if (out != NULL && n + 1 < size)
+			out[n++] = *j->p;
+	}
+	j->p++;
+	if (out != NULL)
+		out[n] = '\0';
+	return 1;
+}
+
+static int json_value(struct json *j);
+
+static int json_container(struct json *j, char close)
+{
+	int object = close == '}';
+	if (++j->depth > 64)
+		return 0;
+	j->p++;
+	json_ws(j);
+	if (*j->p == close) {
+		j->p++;
+		j->depth--;
+		return 1;
+	}
+	for (;;) {
+		if (object) {
+			char key[64];
+			if (!json_string(j, key, sizeof key))
+				return 0;
+			json_ws(j);
+			if (*j->p != ':')
+				return 0;
+			j->p++;
+			json_ws(j);
+			if (j->depth == 1 && j->want != NULL && strcmp(key, j->want) == 0 && *j->p == '"') {
+				if (!json_string(j, j->found, sizeof j->found))
+					return 0;
+			} else if (!json_value(j)) {
+				return 0;
+			}
+		} else if (!json_value(j)) {
+			return 0;
+		}
+		json_ws(j);
+		if (*j->p == ',') {
+			j->p++;
+			json_ws(j);
+			continue;
+		}
+		if (*j->p != close)
+			return 0;
+		j->p++;
+		j->depth--;
+		return 1;
+	}
+}
+
+static int json_value(struct json *j)
+{
+	json_ws(j);
+	switch (*j->p) {
+	case '{':
+		return json_container(j, '}');
+	case '[':
+		return json_container(j, ']');
+	case '"':
+		return json_string(j, NULL, 0);
+	}
+	static const char *const words[] = {"true", "false", "null"};
+	for (size_t i = 0; i < 3; i++)
+		if (strncmp(j->p, words[i], strlen(words[i])) == 0) {
+			j->p += strlen(words[i]);
+			return 1;
+		}
+	const char *start = j->p;
+	if (*j->p == '-')
+		j->p++;
+	while ((*j->p >= '0' && *j->p <= '9') || *j->p == '.' || *j->p == 'e' || *j->p == 'E' || *j->p == '+' || *j->p == '-')
+		j->p++;
+	return j->p != start && (start[0] != '-' || j->p != start + 1);
+}
+
+// json_ok reports whether the file at path is one JSON object; with want,
+// *found gets that top-level key's string value.
+static int json_ok(const char *path, const char *want, char *found, size_t size)
+{
+	char *b = read_file(path, PROFILE_MAX, NULL);
+	if (b == NULL)
+		return 0;
+	struct json j = {.p = b, .want = want};
+	json_ws(&j);
+	int ok = *j.p == '{' && json_value(&j);
+	json_ws(&j);
+	ok = ok && *j.p == '\0';
+	if (ok && found != NULL)
+		snprintf(found, size, "%s", j.found);
+	return ok;
+}
+
+// pod_usable is Go's "not stale" (runtime/pod View): a record that reads,
+// in phase Created (not being made, stopped or removed), and a status file
+// that reads. Anything else is for Go to explain.
+static int pod_usable(const char *root, const char *run_dir, const char *uid)
+{
+	char path[4096], phase[64];
+	if (!fmt_path(path, sizeof path, "%s/pods/%s/pod.json", root, uid) || !json_ok(path, "phase", phase, sizeof phase) ||
+	    strcmp(phase, "Created") != 0)
+		return 0;
+	return fmt_path(path, sizeof path, "%s/status.json", run_dir) && json_ok(path, NULL, NULL, 0);
 }
 
 // supervisor_alive connects to the pod's supervisor socket: only a live
@@ -232,7 +410,7 @@ static int supervisor_alive(const char *run_dir)
 static char *escape(const char *s)
 {
 	size_t n = strlen(s);
-	char *out = malloc(3 * n + 1), *w = out;
+	char *out = own(malloc(3 * n + 1)), *w = out;
 	if (out == NULL)
 		return NULL;
 	for (; *s; s++) {
@@ -261,11 +439,20 @@ static char *take_line(char **p, const char *key)
 	return v;
 }
 
+static void try_fastexec(void);
+
 __attribute__((constructor)) static void peapod_fastexec(void)
 {
 	// Cheap when it does not apply: a getenv, then one read of cmdline.
 	if (getenv("PEAPOD_TRACE") || getenv("PEAPOD_DEBUG") || getenv("PEAPOD_NO_FASTEXEC") || geteuid() != 0)
 		return;
+	try_fastexec();
+	free_owned();
+}
+
+// try_fastexec execs the helper, or returns when Go is to run the command.
+static void try_fastexec(void)
+{
 	int n = 0;
 	char **args = cmdline_args(&n);
 	struct request r = {0};
@@ -275,7 +462,8 @@ __attribute__((constructor)) static void peapod_fastexec(void)
 	char path[4096];
 	if (strlen(r.ns) + strlen(r.pod) + 1 > NAME_MAX_LEN) // a hashed name index: Go's
 		return;
-	snprintf(path, sizeof path, "%s/names/%s_%s", r.root, r.ns, r.pod);
+	if (!fmt_path(path, sizeof path, "%s/names/%s_%s", r.root, r.ns, r.pod))
+		return;
 	char *uid = read_file(path, 128, NULL);
 	if (uid == NULL)
 		return;
@@ -288,7 +476,8 @@ __attribute__((constructor)) static void peapod_fastexec(void)
 
 	char *note = NULL;
 	if (r.container == NULL) {
-		snprintf(path, sizeof path, "%s/pods/%s/exec/.default", r.run_root, uid);
+		if (!fmt_path(path, sizeof path, "%s/pods/%s/exec/.default", r.run_root, uid))
+			return;
 		char *def = read_file(path, 4096, NULL);
 		if (def == NULL || (note = strchr(def, '\n')) == NULL)
 			return;
@@ -298,7 +487,8 @@ __attribute__((constructor)) static void peapod_fastexec(void)
 		r.container = def;
 	}
 
-	snprintf(path, sizeof path, "%s/pods/%s/exec/%s", r.run_root, uid, r.container);
+	if (!fmt_path(path, sizeof path, "%s/pods/%s/exec/%s", r.run_root, uid, r.container))
+		return;
 	char *profile = read_file(path, PROFILE_MAX, NULL), *p = profile;
 	if (profile == NULL)
 		return;
@@ -315,12 +505,14 @@ __attribute__((constructor)) static void peapod_fastexec(void)
 	if (strcmp(now, boot) != 0 || pid <= 0 || *end != '\n' || !alive(pid, strtoull(start, NULL, 10)))
 		return; // the instance is gone: Go says so properly
 
-	snprintf(path, sizeof path, "%s/pods/%s", r.run_root, uid);
-	if (!supervisor_alive(path))
+	if (!fmt_path(path, sizeof path, "%s/pods/%s", r.run_root, uid))
+		return;
+	if (!supervisor_alive(path) || !pod_usable(r.root, path, uid))
 		return;
 	char helper[4096];
 	// layout.HelperMount, protocol 2.
-	snprintf(helper, sizeof helper, "%s/bin/2/peapod-init", r.run_root);
+	if (!fmt_path(helper, sizeof helper, "%s/bin/2/peapod-init", r.run_root))
+		return;
 	if (access(helper, X_OK) != 0)
 		return;
 
@@ -330,7 +522,7 @@ __attribute__((constructor)) static void peapod_fastexec(void)
 	size_t size = strlen(p) + 64;
 	for (char **a = r.argv; *a; a++)
 		size += 3 * strlen(*a) + 8;
-	char *config = malloc(size + sizeof "_PEAPOD_NSENTER="), *w = config;
+	char *config = own(malloc(size + sizeof "_PEAPOD_NSENTER=")), *w = config;
 	if (config == NULL)
 		return;
 	w += sprintf(w, "_PEAPOD_NSENTER=%s", p);
@@ -339,10 +531,9 @@ __attribute__((constructor)) static void peapod_fastexec(void)
 		if (e == NULL)
 			return;
 		w += sprintf(w, "arg=%s\n", e);
-		free(e);
 	}
 	strcpy(w, "pipes=1\n");
-	char *sec = malloc(strlen(seccomp) + sizeof "_PEAPOD_EXEC_SECCOMP=");
+	char *sec = own(malloc(strlen(seccomp) + sizeof "_PEAPOD_EXEC_SECCOMP="));
 	if (sec == NULL)
 		return;
 	sprintf(sec, "_PEAPOD_EXEC_SECCOMP=%s", seccomp);
