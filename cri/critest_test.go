@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -602,9 +603,15 @@ func (r *critestResult) report(t *testing.T, runtime, file string) {
 // host's mount table.
 func privateHost(t *testing.T, tmp string) {
 	t.Helper()
-	hostMounts := fmt.Sprintf("/proc/%d/task/%d/mountinfo", os.Getpid(), os.Getpid()) // the main thread's: the host's
+	// Never unlocked: the thread ends with the test's goroutine, and no
+	// other goroutine ever runs in these namespaces.
+	runtime.LockOSThread()
+	hostMounts := hostMountinfo(t)
 	rootBefore := rootPropagation(t, hostMounts)
 	t.Cleanup(func() {
+		// Picked again: a thread may have ended meanwhile. This one, the
+		// test's, is still the one in the private namespaces.
+		hostMounts := hostMountinfo(t)
 		if got := rootPropagation(t, hostMounts); got != rootBefore {
 			t.Errorf("the host's / changed its propagation from %q to %q", rootBefore, got)
 		}
@@ -618,9 +625,6 @@ func privateHost(t *testing.T, tmp string) {
 			}
 		}
 	})
-	// Never unlocked: the thread ends with the test's goroutine, and no
-	// other goroutine ever runs in these namespaces.
-	runtime.LockOSThread()
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_NEWIPC); err != nil {
 		t.Fatalf("failed to unshare the mount and IPC namespaces: %v", err)
 	}
@@ -630,6 +634,27 @@ func privateHost(t *testing.T, tmp string) {
 	if err := unix.Mount("peapod-critest", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
 		t.Fatalf("failed to mount a tmpfs on /dev/shm: %v", err)
 	}
+}
+
+// hostMountinfo is the mountinfo of a thread of this process other than
+// the calling one, which privateHost is about to move into a mount
+// namespace of its own: that thread stays in the host's. (The main thread
+// is no answer: the test's goroutine may be running on it. It was, once,
+// and the check below compared the private namespace with the host's.)
+func hostMountinfo(t *testing.T) string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := strconv.Itoa(unix.Gettid())
+	for _, task := range tasks {
+		if task.Name() != self {
+			return fmt.Sprintf("/proc/%d/task/%s/mountinfo", os.Getpid(), task.Name())
+		}
+	}
+	t.Fatal("the test process has no thread but this one")
+	return ""
 }
 
 // rootPropagation is the optional fields (shared:N, master:N) of / in a
