@@ -103,11 +103,7 @@ func run(runDir string, adopt bool) error {
 		started(err)
 		return err
 	}
-	s, err := supervisor.New(runDir, kernel{helper: helper, self: self, cg: cg}, cg)
-	if err != nil {
-		started(err)
-		return err
-	}
+	s := supervisor.NewFromSpec(p, kernel{helper: helper, self: self, cg: cg}, cg)
 	// SIGTERM to the supervisor (a host shutdown) stops the pod gracefully.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

@@ -124,6 +124,14 @@ func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewFromSpec(p, rt, cg), nil
+}
+
+// NewFromSpec prepares a supervisor of the pod p, a spec its caller
+// loaded already (the supervisor's main needs it first for the cgroup
+// driver: decoding it once saves a decode per start and a second copy
+// held for the pod's life).
+func NewFromSpec(p *spec.Pod, rt Runtime, cg Cgroups) *Supervisor {
 	s := &Supervisor{pod: p, rt: rt, cg: cg, now: time.Now, done: make(chan struct{}), proberStopped: make(chan struct{})}
 	s.backoff = probes.NewBackoff(seconds(p.BackoffInitialSeconds), seconds(p.BackoffMaxSeconds), nil)
 	s.status = state.Status{Version: state.Version, Supervisor: state.Self(), Phase: state.PodPending}
@@ -140,7 +148,7 @@ func New(runDir string, rt Runtime, cg Cgroups) (*Supervisor, error) {
 		s.apps = append(s.apps, &container{spec: &p.Containers[i],
 			st: func() *state.ContainerStatus { return &s.status.Containers[i] }, backoffKey: backoffKey(p, &p.Containers[i])})
 	}
-	return s, nil
+	return s
 }
 
 // seconds converts a spec's fractional seconds (0 = the kubelet default).
