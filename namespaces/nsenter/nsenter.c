@@ -380,13 +380,12 @@ static void forward_signal(int sig)
 		kill((pid_t)forward_to, sig);
 }
 
-// wait_and_exit makes the parent mirror the child: forward the signals a
-// terminal or a supervisor sends, then exit with the child's status.
-static void wait_and_exit(pid_t child, const sigset_t *restore)
+// forward_signals makes the signals a terminal or a supervisor sends us
+// reach child; they stay blocked until the caller restores its mask.
+static void forward_signals(pid_t child)
 {
 	static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct sigaction sa;
-	int status;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = forward_signal;
@@ -395,13 +394,28 @@ static void wait_and_exit(pid_t child, const sigset_t *restore)
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		if (sigaction(forwarded[i], &sa, NULL) < 0)
 			fail("install", "signal forwarding");
+}
+
+// exit_as exits as the child did: its code, or 128+N when killed by N.
+static void exit_as(int status)
+{
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(WEXITSTATUS(status));
+}
+
+// wait_and_exit makes the parent mirror the child: forward the signals a
+// terminal or a supervisor sends, then exit with the child's status.
+static void wait_and_exit(pid_t child, const sigset_t *restore)
+{
+	int status;
+
+	forward_signals(child);
 	sigprocmask(SIG_SETMASK, restore, NULL);
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
 			fail("wait for", "the exec child");
-	if (WIFSIGNALED(status))
-		_exit(128 + WTERMSIG(status));
-	_exit(WEXITSTATUS(status));
+	exit_as(status);
 }
 
 // write_all writes all of buf to fd; an error drops the rest (the reader
@@ -436,19 +450,11 @@ static long long now_ms(void)
 // the grace after the child's exit runs out.
 static void relay_and_exit(pid_t child, const sigset_t *restore, int out, int err)
 {
-	static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-	struct sigaction sa;
 	int status = 0, exited = 0;
 	long long deadline = 0;
 	char buf[16384];
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = forward_signal;
-	sigemptyset(&sa.sa_mask);
-	forward_to = child;
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		if (sigaction(forwarded[i], &sa, NULL) < 0)
-			fail("install", "signal forwarding");
+	forward_signals(child);
 	// A reader of our stdout that went away must not kill us: the exit
 	// status is the child's.
 	signal(SIGPIPE, SIG_IGN);
@@ -498,9 +504,7 @@ static void relay_and_exit(pid_t child, const sigset_t *restore, int out, int er
 		while (waitpid(child, &status, 0) < 0)
 			if (errno != EINTR)
 				fail("wait for", "the exec child");
-	if (WIFSIGNALED(status))
-		_exit(128 + WTERMSIG(status));
-	_exit(WEXITSTATUS(status));
+	exit_as(status);
 }
 
 // exec_stdio is the child's stdio in pipes=1 mode: /dev/null (opened while
