@@ -82,9 +82,6 @@ func ExecCommand(o ExecOptions) *exec.Cmd {
 	if err != nil {
 		return &exec.Cmd{Path: o.Helper, Args: []string{o.Helper, "exec"}, Err: err}
 	}
-	if o.Helper == "" {
-		return &exec.Cmd{Err: errors.New("exec needs a helper binary")}
-	}
 	return p.Command(ExecRequest{
 		Helper: o.Helper, Args: o.Process.Args, Terminal: o.Process.Terminal,
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
@@ -131,6 +128,10 @@ func (p ExecProfile) Command(r ExecRequest) *exec.Cmd {
 		Stdin:  r.Stdin,
 		Stdout: r.Stdout,
 		Stderr: r.Stderr,
+	}
+	if r.Helper == "" {
+		cmd.Err = errors.New("exec needs a helper binary")
+		return cmd
 	}
 	if len(r.Args) == 0 {
 		cmd.Err = errors.New("exec needs a command")
