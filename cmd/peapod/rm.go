@@ -17,6 +17,7 @@ func newRmCommand(g *globals) *cobra.Command {
 		Example: "  sudo peapod stop web && sudo peapod rm web\n  sudo peapod rm -f web",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.shortLived()
 			args, err := namesOrSelector(g, args, selector, cmd.ErrOrStderr())
 			if err != nil {
 				return err

@@ -46,6 +46,9 @@ func newRunCommand(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.pods.PidsLimitSet = cmd.Flags().Changed("pod-pids-limit")
+			if o.detach {
+				g.shortLived()
+			}
 			return executeRun(g, o, cmd.Flags().Changed("namespace"), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}

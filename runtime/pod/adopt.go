@@ -89,7 +89,7 @@ func (m *Manager) adopt(rec *state.Record) (state.Proc, error) {
 func (m *Manager) spawnAdopter(rec *state.Record) (state.Proc, error) {
 	runDir := m.runDir(rec.UID)
 	// No fault setting: adoption itself runs as in production.
-	sup, r, err := m.startSupervisor("adopt", runDir)
+	sup, r, err := m.startSupervisor("adopt", runDir, nil)
 	if err != nil {
 		return state.Proc{}, err
 	}

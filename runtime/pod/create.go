@@ -172,6 +172,18 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err := tr.step("run dir"); err != nil {
 		return nil, err
 	}
+	// The supervisor starts now and waits at its gate while the sandbox,
+	// network, spec and cgroups are made: its exec and Go runtime start-up
+	// (~2 ms) overlap them, and nothing of the pod runs before the gate
+	// opens below, after the spec exists.
+	sup, err := m.spawnSupervisor(rec, &undo)
+	if err != nil {
+		return nil, err
+	}
+	defer sup.close()
+	if err := tr.step("supervisor spawned"); err != nil {
+		return nil, err
+	}
 	sb, err := m.createSandbox(p, rec, &undo)
 	if err != nil {
 		return nil, err
@@ -222,7 +234,11 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err := tr.step("spec and record"); err != nil {
 		return nil, err
 	}
-	startErr, pending, err := m.spawnSupervisor(rec, &undo, tr, wait)
+	// From here the supervisor may have started containers: a rollback
+	// kills it before anything else goes (the kill registered at the spawn
+	// runs last, for a failure before the gate).
+	undo.Add(func() error { return sup.proc.Signal(syscall.SIGKILL) })
+	startErr, pending, err := m.awaitSupervisor(rec, sup, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -595,24 +611,54 @@ func (m *Manager) destroyCgroups(rec *state.Record) error {
 	return errors.Join(errs...)
 }
 
-// spawnSupervisor starts the pod's detached supervisor and waits for its
-// report: "" once every app container runs, or what failed to start. When
-// wait.Ctx ends first, the supervisor is left to carry on and a
-// *PendingError says what the pod was waiting for.
-func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack, tr *tracer, wait StartWait) (string, *PendingError, error) {
-	runDir := m.runDir(rec.UID)
-	sup, r, err := m.startSupervisor("run", runDir, supervisorFaultEnv...)
+// startingSupervisor is a supervisor spawned by run, waiting at its gate.
+type startingSupervisor struct {
+	proc state.Proc
+	// report is the read end of its report pipe; gate the write end of
+	// the pipe it waits on before it reads its spec.
+	report, gate *os.File
+}
+
+// close closes both pipes; a supervisor still at its gate sees the end of
+// the gate pipe and exits without starting anything.
+func (s *startingSupervisor) close() {
+	s.gate.Close()
+	// Closing the report pipe early is harmless: the supervisor ignores
+	// a failed report write (a pipe's EPIPE on fd 3 raises no SIGPIPE in
+	// Go).
+	s.report.Close()
+}
+
+// spawnSupervisor starts the pod's detached supervisor, which waits at its
+// gate until awaitSupervisor opens it, and records it in rec.
+func (m *Manager) spawnSupervisor(rec *state.Record, undo *cleanup.Stack) (*startingSupervisor, error) {
+	gateR, gateW, err := os.Pipe()
 	if err != nil {
-		return "", nil, err
+		return nil, fmt.Errorf("failed to create gate pipe of pod %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
-	// Closing the pipe early is harmless: the supervisor ignores a failed
-	// report write (a pipe's EPIPE on fd 3 raises no SIGPIPE in Go).
-	defer r.Close()
+	defer gateR.Close()
+	sup, r, err := m.startSupervisor("run", m.runDir(rec.UID), gateR, supervisorFaultEnv...)
+	if err != nil {
+		gateW.Close()
+		return nil, err
+	}
 	undo.Add(func() error { return sup.Signal(syscall.SIGKILL) })
 	rec.Supervisor = sup
-	if err := tr.step("supervisor spawned"); err != nil {
-		return "", nil, err
+	return &startingSupervisor{proc: sup, report: r, gate: gateW}, nil
+}
+
+// awaitSupervisor opens the supervisor's gate and waits for its report:
+// "" once every app container runs, or what failed to start. When
+// wait.Ctx ends first, the supervisor is left to carry on and a
+// *PendingError says what the pod was waiting for.
+func (m *Manager) awaitSupervisor(rec *state.Record, sup *startingSupervisor, wait StartWait) (string, *PendingError, error) {
+	runDir := m.runDir(rec.UID)
+	if _, err := sup.gate.Write([]byte{supervisor.GateOpen}); err != nil {
+		log, _ := os.ReadFile(layout.Run(runDir).SupervisorLog())
+		return "", nil, fmt.Errorf("supervisor of pod %s/%s exited before its start (%v): %s", rec.Namespace, rec.Name, err, log)
 	}
+	sup.gate.Close()
+	r := sup.report
 	type result struct {
 		rep supervisor.Report
 		err error
@@ -685,8 +731,10 @@ func waitingFor(runDir string) string {
 
 // startSupervisor starts `peapod-supervisor MODE RUNDIR` detached, its
 // output appended to the pod's supervisor log, and returns it with the read
-// end of its report pipe (fd 3 on its side), which the caller closes.
-func (m *Manager) startSupervisor(mode, runDir string, extraEnv ...string) (state.Proc, *os.File, error) {
+// end of its report pipe (fd 3 on its side), which the caller closes. A
+// gate (fd 4 on its side) makes it wait for supervisor.GateOpen before it
+// reads its spec.
+func (m *Manager) startSupervisor(mode, runDir string, gate *os.File, extraEnv ...string) (state.Proc, *os.File, error) {
 	logf, err := os.OpenFile(layout.Run(runDir).SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return state.Proc{}, nil, fmt.Errorf("failed to open supervisor log: %w", err)
@@ -703,6 +751,10 @@ func (m *Manager) startSupervisor(mode, runDir string, extraEnv ...string) (stat
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PEAPOD_INIT=" + m.helperMount(), "GOMAXPROCS=1"}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
+	if gate != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, gate)
+		cmd.Env = append(cmd.Env, supervisor.GateEnv+"=4")
+	}
 	cmd.Env, cmd.ExtraFiles = ktrace.PassExtraFiles(cmd.Env, cmd.ExtraFiles) // --debug: the supervisor and its inits trace to our stderr until the report
 	// A session of its own: the supervisor outlives the CLI and no
 	// terminal's SIGHUP or Ctrl-C reaches it.
