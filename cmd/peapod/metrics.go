@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/peapod/peapod/cgroups"
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/probes"
 	"github.com/peapod/peapod/runtime/pod"
 	"github.com/peapod/peapod/runtime/supervisor"
@@ -47,6 +49,7 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 	}
 	var series []probes.SeriesSnapshot
 	var usage []*pod.PodStats
+	var mem []podMemory
 	for _, name := range names {
 		in, err := m.Inspect(g.namespace, name)
 		if err != nil {
@@ -55,11 +58,12 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 		if in.SupervisorPID == 0 {
 			continue // a finished pod has no series, as in the kubelet
 		}
-		s, err := supervisor.Metrics(in.RunDir)
+		s, goMem, err := supervisor.Metrics(in.RunDir)
 		if err != nil {
 			return fmt.Errorf("failed to read probe metrics of pod %s/%s: %w", g.namespace, name, err)
 		}
 		series = append(series, s...)
+		mem = append(mem, readPodMemory(g.namespace, name, in.SupervisorPID, goMem))
 		st, err := m.Stats(g.namespace, name)
 		if errors.Is(err, pod.ErrNotRunning) || errors.Is(err, pod.ErrNotFound) {
 			continue // stopped meanwhile
@@ -72,7 +76,117 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 	if err := writeProbeMetrics(out, series); err != nil {
 		return err
 	}
-	return writeContainerMetrics(out, usage)
+	if err := writeContainerMetrics(out, usage); err != nil {
+		return err
+	}
+	return writeMemoryMetrics(out, mem)
+}
+
+// podMemory is what a pod's own processes (not its containers) use: the
+// supervisor and the peapod helpers it started (peapod-prober), each as
+// the kernel accounts it, and the supervisor's Go runtime classes.
+type podMemory struct {
+	namespace, pod string
+	// procs maps a process's command name to its memory.
+	procs map[string]procfs.Memory
+	// goMemory is supervisor.GoMemory of the supervisor.
+	goMemory map[string]uint64
+}
+
+// readPodMemory reads the memory of the supervisor sup and of its children
+// that are peapod helpers; a process that exits meanwhile is left out.
+func readPodMemory(ns, name string, sup int, goMem map[string]uint64) podMemory {
+	pm := podMemory{namespace: ns, pod: name, procs: map[string]procfs.Memory{}, goMemory: goMem}
+	pids := append([]int{sup}, supervisor.Children(sup)...)
+	for i, pid := range pids {
+		st, err := procfs.ReadStat(pid)
+		// A child of the supervisor that is not a helper is a container's
+		// process: its memory is the workload's (container_memory_*).
+		if err != nil || st.Gone() || (i > 0 && !strings.HasPrefix(st.Comm, "peapod-")) {
+			continue
+		}
+		m, err := procfs.ReadMemory(pid)
+		if err != nil {
+			continue
+		}
+		pm.procs[st.Comm] = m
+	}
+	return pm
+}
+
+// The families of writeMemoryMetrics.
+const (
+	procMemoryName = "peapod_pod_process_memory_bytes"
+	procMemoryHelp = "Memory of a pod's peapod processes (its supervisor, and peapod-prober where it has one; not its containers) " +
+		"by kind: rss, pss, and pss split into anon (heap, stacks, runtime metadata), file (the binary's text, shared by every pod) " +
+		"and shmem, from /proc/PID/smaps_rollup; page_tables (VmPTE, not in pss) from /proc/PID/status."
+	procThreadsName   = "peapod_pod_process_threads"
+	procThreadsHelp   = "Threads of a pod's peapod processes."
+	goMemoryName      = "peapod_supervisor_go_memory_bytes"
+	goMemoryHelp      = "The pod supervisor's memory as its Go runtime classes it (runtime/metrics /memory/classes/..., e.g. heap/objects, heap/unused, heap/stacks, os-stacks, metadata/other)."
+	goGoroutinesName  = "peapod_supervisor_goroutines"
+	goGoroutinesHelp  = "Goroutines of the pod's supervisor."
+	goroutinesClass   = "goroutines"
+	memoryKindRss     = "rss"
+	memoryKindPss     = "pss"
+	memoryKindAnon    = "pss_anon"
+	memoryKindFile    = "pss_file"
+	memoryKindShmem   = "pss_shmem"
+	memoryKindPTables = "page_tables"
+)
+
+// writeMemoryMetrics renders the memory of each pod's peapod processes.
+func writeMemoryMetrics(out io.Writer, pods []podMemory) error {
+	procMem := &dto.MetricFamily{Name: proto.String(procMemoryName), Help: proto.String(procMemoryHelp), Type: dto.MetricType_GAUGE.Enum()}
+	threads := &dto.MetricFamily{Name: proto.String(procThreadsName), Help: proto.String(procThreadsHelp), Type: dto.MetricType_GAUGE.Enum()}
+	goMem := &dto.MetricFamily{Name: proto.String(goMemoryName), Help: proto.String(goMemoryHelp), Type: dto.MetricType_GAUGE.Enum()}
+	goroutines := &dto.MetricFamily{Name: proto.String(goGoroutinesName), Help: proto.String(goGoroutinesHelp), Type: dto.MetricType_GAUGE.Enum()}
+	gauge := func(v float64, labels ...*dto.LabelPair) *dto.Metric {
+		return &dto.Metric{Label: sortedLabels(labels), Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+	}
+	for _, p := range pods {
+		for _, comm := range sortedKeys(p.procs) {
+			m := p.procs[comm]
+			for _, k := range []struct {
+				kind string
+				v    uint64
+			}{{memoryKindRss, m.Rss}, {memoryKindPss, m.Pss}, {memoryKindAnon, m.PssAnon}, {memoryKindFile, m.PssFile},
+				{memoryKindShmem, m.PssShmem}, {memoryKindPTables, m.PageTables}} {
+				procMem.Metric = append(procMem.Metric, gauge(float64(k.v),
+					label("kind", k.kind), label("namespace", p.namespace), label("pod", p.pod), label("process", comm)))
+			}
+			threads.Metric = append(threads.Metric, gauge(float64(m.Threads),
+				label("namespace", p.namespace), label("pod", p.pod), label("process", comm)))
+		}
+		for _, class := range sortedKeys(p.goMemory) {
+			v := float64(p.goMemory[class])
+			if class == goroutinesClass {
+				goroutines.Metric = append(goroutines.Metric, gauge(v, label("namespace", p.namespace), label("pod", p.pod)))
+				continue
+			}
+			goMem.Metric = append(goMem.Metric, gauge(v, label("class", class), label("namespace", p.namespace), label("pod", p.pod)))
+		}
+	}
+	enc := expfmt.NewEncoder(out, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range []*dto.MetricFamily{procMem, threads, goMem, goroutines} {
+		if len(mf.Metric) == 0 {
+			continue
+		}
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("failed to encode %s: %w", mf.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // cAdvisor's series (the kubelet's /metrics/cadvisor) for each container,

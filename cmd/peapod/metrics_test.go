@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/procfs"
 	"github.com/peapod/peapod/probes"
 )
 
@@ -36,5 +37,40 @@ func TestWriteProbeMetrics(t *testing.T) {
 	out.Reset()
 	if err := writeProbeMetrics(&out, nil); err != nil || out.Len() != 0 {
 		t.Errorf("no series: %q, %v; want empty output", out.String(), err)
+	}
+}
+
+// TestWriteMemoryMetrics renders a pod's processes by kind and its
+// supervisor's Go classes, goroutines apart.
+func TestWriteMemoryMetrics(t *testing.T) {
+	p := podMemory{namespace: "ns", pod: "p",
+		procs: map[string]procfs.Memory{
+			"peapod-supervis": {Rss: 5 << 20, Pss: 1 << 20, PssAnon: 900 << 10, PssFile: 124 << 10, PageTables: 60 << 10, Threads: 7},
+		},
+		goMemory: map[string]uint64{"heap/objects": 350000, "heap/stacks": 460000, "goroutines": 10},
+	}
+	var out bytes.Buffer
+	if err := writeMemoryMetrics(&out, []podMemory{p}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"# TYPE peapod_pod_process_memory_bytes gauge",
+		`peapod_pod_process_memory_bytes{kind="pss",namespace="ns",pod="p",process="peapod-supervis"} 1.048576e+06`,
+		`peapod_pod_process_memory_bytes{kind="pss_anon",namespace="ns",pod="p",process="peapod-supervis"} 921600`,
+		`peapod_pod_process_memory_bytes{kind="page_tables",namespace="ns",pod="p",process="peapod-supervis"} 61440`,
+		`peapod_pod_process_threads{namespace="ns",pod="p",process="peapod-supervis"} 7`,
+		`peapod_supervisor_go_memory_bytes{class="heap/stacks",namespace="ns",pod="p"} 460000`,
+		`peapod_supervisor_goroutines{namespace="ns",pod="p"} 10`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), `class="goroutines"`) {
+		t.Errorf("goroutines rendered as a memory class:\n%s", out.String())
+	}
+	out.Reset()
+	if err := writeMemoryMetrics(&out, nil); err != nil || out.Len() != 0 {
+		t.Errorf("no pods: %q, %v; want empty output", out.String(), err)
 	}
 }

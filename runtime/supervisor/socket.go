@@ -59,6 +59,9 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 	// Metrics answers OpMetrics: one entry per live probe worker.
 	Metrics []probes.SeriesSnapshot `json:"metrics,omitempty"`
+	// GoMemory answers OpMetrics too: the supervisor's Go runtime memory
+	// classes (GoMemory).
+	GoMemory map[string]uint64 `json:"goMemory,omitempty"`
 	// Attach answers OpAttach; frames follow the response line.
 	Attach *AttachInfo `json:"attach,omitempty"`
 }
@@ -122,6 +125,7 @@ func (s *Supervisor) serve(conn net.Conn) {
 		if prober != nil {
 			resp.Metrics = prober.Metrics().Snapshot()
 		}
+		resp.GoMemory = GoMemory()
 	case req.Op == OpAttach:
 		// The frames that follow the request may sit in the decoder's buffer.
 		s.serveAttach(conn, io.MultiReader(dec.Buffered(), br), &req)
@@ -146,13 +150,14 @@ func Call(runDir string, req Request) error {
 	return err
 }
 
-// Metrics returns the probe counters of the pod whose run dir is runDir.
-func Metrics(runDir string) ([]probes.SeriesSnapshot, error) {
+// Metrics returns the probe counters of the pod whose run dir is runDir,
+// and its supervisor's Go memory classes (nil from an older supervisor).
+func Metrics(runDir string) ([]probes.SeriesSnapshot, map[string]uint64, error) {
 	resp, err := call(runDir, Request{Op: OpMetrics})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return resp.Metrics, nil
+	return resp.Metrics, resp.GoMemory, nil
 }
 
 // KillNow asks the supervisor to stop the pod with no grace period — no

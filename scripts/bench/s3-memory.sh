@@ -13,6 +13,9 @@ s3_peapod() {
 	sleep 3
 	mapfile -t -O "${#pids[@]}" pids < <(pp_helpers "${pids[@]}")
 	proc_mem "${pids[@]}"
+	# Where one supervisor's memory goes, as the kernel and its Go runtime
+	# say (issue 16): the command a user runs for it.
+	"${P[@]}" metrics "$1-0" >"$R/s3-metrics-$1"
 	for ((i = 0; i < MEM_N; i++)); do pp_rm "$1-$i"; done
 }
 
@@ -52,6 +55,25 @@ s3a_podman_rm() {
 	wait_until 10 pm_none || die "scenario 3: conmon left"
 }
 
+# s3_split PREFIX prints the split of pod PREFIX-0's supervisor memory from
+# its `peapod metrics` (saved by s3_peapod): the kernel's kinds, threads,
+# the Go runtime's classes and goroutines.
+s3_split() {
+	# shellcheck disable=SC2016 # backquotes are markdown
+	printf '\nOne supervisor of the %d (pod %s-0), `peapod metrics %s-0`, KiB (threads and goroutines: counts):\n\n' "$MEM_N" "$1" "$1"
+	printf '| what | value |\n|---|---|\n'
+	awk '
+		/^peapod_pod_process_memory_bytes\{/ && /process="peapod-supervis"/ {
+			match($0, /kind="[^"]*"/); k = substr($0, RSTART + 6, RLENGTH - 7)
+			printf "| kernel: %s | %.0f |\n", k, $NF / 1024 }
+		/^peapod_pod_process_threads\{/ && /process="peapod-supervis"/ { printf "| kernel: threads | %d |\n", $NF }
+		/^peapod_supervisor_go_memory_bytes\{/ {
+			match($0, /class="[^"]*"/); c = substr($0, RSTART + 7, RLENGTH - 8)
+			printf "| Go: %s | %.0f |\n", c, $NF / 1024 }
+		/^peapod_supervisor_goroutines\{/ { printf "| Go: goroutines | %d |\n", $NF }
+	' "$R/s3-metrics-$1"
+}
+
 scenario3() {
 	local pp ppp pm a_pp a_pm
 	log "scenario 3: memory per pod, N=$MEM_N; MemAvailable at N=$MEMAVAIL_N"
@@ -69,5 +91,6 @@ scenario3() {
 		"$BENCHTOOL" mem-ratio "peapod ÷ podman" "${pp[0]}" "${pm[0]}" "${pp[1]}" "${pm[1]}"
 		printf '\nMemAvailable drop per pod at N=%d (whole machine, workload included): peapod %s MiB, podman %s MiB.\n' \
 			"$MEMAVAIL_N" "$a_pp" "$a_pm"
+		s3_split s3
 	} >>"$OUT/table.md"
 }

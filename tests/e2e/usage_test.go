@@ -106,6 +106,31 @@ func TestUsage_FiguresMatchCgroups(t *testing.T) {
 	if got, _ := strconv.ParseFloat(ws[1], 64); got <= 0 || got > 64<<20 {
 		t.Errorf("spin's working set %v, want in (0, 64Mi]", got)
 	}
+	// The pod's own processes: its supervisor as the kernel and as its Go
+	// runtime account it (issue 16's memory split).
+	for _, re := range []string{
+		`peapod_pod_process_memory_bytes\{kind="pss",namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
+		`peapod_pod_process_memory_bytes\{kind="pss_anon",namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
+		`peapod_pod_process_memory_bytes\{kind="page_tables",namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
+		`peapod_pod_process_threads\{namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
+		`peapod_supervisor_go_memory_bytes\{class="heap/objects",namespace="default",pod="figures"\} (\S+)`,
+		`peapod_supervisor_go_memory_bytes\{class="heap/stacks",namespace="default",pod="figures"\} (\S+)`,
+		`peapod_supervisor_goroutines\{namespace="default",pod="figures"\} (\S+)`,
+	} {
+		m := regexp.MustCompile(re).FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("metrics lack %s:\n%s", re, out)
+			continue
+		}
+		// Nonzero, and below what no supervisor comes near (64 MiB).
+		if v, _ := strconv.ParseFloat(m[1], 64); v <= 0 || v > 64<<20 {
+			t.Errorf("%s: %v, want in (0, 64Mi]", re, v)
+		}
+	}
+	// No container process is counted as the pod's own.
+	if strings.Contains(out, `process="sh"`) || strings.Contains(out, `process="sleep"`) {
+		t.Errorf("metrics count a container's process as the pod's:\n%s", out)
+	}
 	e.mustRun("rm", "-f", "figures")
 	e.assertNoLeak(before)
 }
