@@ -61,12 +61,40 @@ build_one() {
 		# glibc's NSS (which cannot be linked statically) out. peapod
 		# carries one too (cmd/peapod/internal/fastexec: a plain exec
 		# without the CLI's Go start-up), and stays static like the rest.
-		CGO_ENABLED=1 "$go" "${common[@]}" -tags osusergo,netgo \
+		env "${CGO_ENV[@]}" CGO_ENABLED=1 "$go" "${common[@]}" -tags osusergo,netgo \
 			-ldflags "-linkmode external -extldflags -static $ldflags" -o "$out/$name" "./cmd/$name"
 	else
 		# Pure Go, so static without a C toolchain.
 		CGO_ENABLED=0 "$go" "${common[@]}" -ldflags "$ldflags" -o "$out/$name" "./cmd/$name"
 	fi
+}
+
+# CGO_ENV is the environment of the cgo builds (set by cgo_setup).
+CGO_ENV=()
+
+# cgo_setup links the cgo binaries against musl where musl-gcc is installed
+# (scripts/provision.sh installs musl-tools), else against glibc. The C
+# library's start-up runs at every exec of peapod and peapod-init — every
+# CLI command, container start, exec and exec probe — and a static glibc's
+# takes ~0.55 ms more than musl's on a VM (measured here: a static
+# `int main(){return 0;}` 0.79 ms with glibc, 0.26 ms with musl): its
+# init_cpu_features and init_cacheinfo execute cpuid leaves, each a VM
+# exit. musl-gcc leaves /usr/include out of its path, where the kernel's
+# uapi headers are (linux-libc-dev), so KHDR links those three dirs alone.
+cgo_setup() {
+	local khdr=$1 multiarch
+	if ! command -v musl-gcc >/dev/null; then
+		log "musl-gcc not found (apt-get install musl-tools): linking peapod and peapod-init against glibc, ~0.5 ms slower to start"
+		return 0
+	fi
+	multiarch=$(gcc -print-multiarch 2>/dev/null) || multiarch=""
+	[[ -d /usr/include/linux && -d /usr/include/asm-generic && -d "/usr/include/$multiarch/asm" ]] ||
+		die "musl-gcc needs the kernel's headers in /usr/include (apt-get install linux-libc-dev)"
+	mkdir -p "$khdr"
+	ln -s /usr/include/linux "$khdr/linux"
+	ln -s /usr/include/asm-generic "$khdr/asm-generic"
+	ln -s "/usr/include/$multiarch/asm" "$khdr/asm"
+	CGO_ENV=(CC=musl-gcc "CGO_CFLAGS=-O2 -g -isystem $khdr")
 }
 
 main() {
@@ -82,6 +110,7 @@ main() {
 	logs=$(mktemp -d)
 	# shellcheck disable=SC2064 # expand logs now: it is local
 	trap "rm -rf '$logs'" EXIT
+	cgo_setup "$logs/khdr"
 	local names=() pids=() i
 	for name in "${COMMANDS[@]}"; do
 		[[ -d "cmd/$name" ]] || continue

@@ -29,7 +29,7 @@ readonly STATICCHECK_VERSION=v0.8.2
 
 readonly PACKAGES=(
 	busybox-static iproute2 nftables iptables containernetworking-plugins util-linux jq shellcheck ruby
-	ca-certificates gcc libc6-dev git docker-registry stress-ng bash-completion skopeo
+	ca-certificates gcc libc6-dev musl-tools git docker-registry stress-ng bash-completion skopeo
 )
 
 log() { printf 'provision: %s\n' "$*"; }

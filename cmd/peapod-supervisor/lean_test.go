@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/peapod/peapod/runtime/spec"
 )
 
 // heavy are packages no per-pod or in-container binary may link: every
@@ -97,22 +93,4 @@ func hasPrefix(deps []string, prefix string) bool {
 		}
 	}
 	return false
-}
-
-// TestWarmupSpecDecodes keeps warmup.json a spec of this release: it must
-// decode strictly into spec.Pod and carry spec.Version, or warmUp would
-// warm types the supervisor no longer decodes.
-func TestWarmupSpecDecodes(t *testing.T) {
-	d := json.NewDecoder(bytes.NewReader(warmupSpec))
-	d.DisallowUnknownFields()
-	var p spec.Pod
-	if err := d.Decode(&p); err != nil {
-		t.Fatalf("warmup.json does not decode as this release's spec (regenerate it from a running pod's spec.json): %v", err)
-	}
-	if p.Version != spec.Version {
-		t.Fatalf("warmup.json has version %q, want %q", p.Version, spec.Version)
-	}
-	if len(p.Containers) != 1 || p.Containers[0].OCI.Process == nil || p.Containers[0].OCI.Linux == nil {
-		t.Fatalf("warmup.json should be a typical one-container pod, got %d containers", len(p.Containers))
-	}
 }
