@@ -63,7 +63,7 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 			return fmt.Errorf("failed to read probe metrics of pod %s/%s: %w", g.namespace, name, err)
 		}
 		series = append(series, s...)
-		mem = append(mem, readPodMemory(g.namespace, name, in.SupervisorPID, goMem))
+		mem = append(mem, readPodMemory(in, goMem))
 		st, err := m.Stats(g.namespace, name)
 		if errors.Is(err, pod.ErrNotRunning) || errors.Is(err, pod.ErrNotFound) {
 			continue // stopped meanwhile
@@ -83,33 +83,54 @@ func executeMetrics(g *globals, args []string, out io.Writer) error {
 }
 
 // podMemory is what a pod's own processes (not its containers) use: the
-// supervisor and the peapod helpers it started (peapod-prober), each as
-// the kernel accounts it, and the supervisor's Go runtime classes.
+// supervisor, the reaper of a shared PID namespace and the peapod helpers
+// the supervisor started (peapod-prober), each as the kernel accounts it,
+// and the supervisor's Go runtime classes.
 type podMemory struct {
 	namespace, pod string
-	// procs maps a process's command name to its memory.
+	// procs maps a process's role (procSupervisor, procReaper, or a
+	// helper's command name) to its memory; helpers of one name add up.
 	procs map[string]procfs.Memory
 	// goMemory is supervisor.GoMemory of the supervisor.
 	goMemory map[string]uint64
 }
 
-// readPodMemory reads the memory of the supervisor sup and of its children
-// that are peapod helpers; a process that exits meanwhile is left out.
-func readPodMemory(ns, name string, sup int, goMem map[string]uint64) podMemory {
-	pm := podMemory{namespace: ns, pod: name, procs: map[string]procfs.Memory{}, goMemory: goMem}
-	pids := append([]int{sup}, supervisor.Children(sup)...)
-	for i, pid := range pids {
-		st, err := procfs.ReadStat(pid)
-		// A child of the supervisor that is not a helper is a container's
-		// process: its memory is the workload's (container_memory_*).
-		if err != nil || st.Gone() || (i > 0 && !strings.HasPrefix(st.Comm, "peapod-")) {
-			continue
-		}
+// The process label of the supervisor and of the reaper: both run the
+// peapod-supervisor binary, so their command names are the same.
+const (
+	procSupervisor = "peapod-supervisor"
+	procReaper     = "peapod-reaper"
+)
+
+// readPodMemory reads the memory of a running pod's supervisor, its reaper
+// and the supervisor's children that are peapod helpers. The containers'
+// processes are the supervisor's children too and are left out by pid (a
+// workload may give itself any command name); so is a process that exits
+// meanwhile.
+func readPodMemory(in *pod.Inspect, goMem map[string]uint64) podMemory {
+	pm := podMemory{namespace: in.Namespace, pod: in.Name, procs: map[string]procfs.Memory{}, goMemory: goMem}
+	skip := map[int]bool{in.SupervisorPID: true, in.ReaperPID: true}
+	for _, c := range in.Containers {
+		skip[c.PID] = true
+	}
+	read := func(pid int, label string) {
 		m, err := procfs.ReadMemory(pid)
 		if err != nil {
+			return
+		}
+		pm.procs[label] = pm.procs[label].Add(m)
+	}
+	read(in.SupervisorPID, procSupervisor)
+	if in.ReaperPID != 0 {
+		read(in.ReaperPID, procReaper)
+	}
+	for _, pid := range supervisor.Children(in.SupervisorPID) {
+		if skip[pid] {
 			continue
 		}
-		pm.procs[st.Comm] = m
+		if st, err := procfs.ReadStat(pid); err == nil && !st.Gone() && strings.HasPrefix(st.Comm, "peapod-") {
+			read(pid, st.Comm)
+		}
 	}
 	return pm
 }

@@ -45,7 +45,7 @@ func TestWriteProbeMetrics(t *testing.T) {
 func TestWriteMemoryMetrics(t *testing.T) {
 	p := podMemory{namespace: "ns", pod: "p",
 		procs: map[string]procfs.Memory{
-			"peapod-supervis": {Rss: 5 << 20, Pss: 1 << 20, PssAnon: 900 << 10, PssFile: 124 << 10, PageTables: 60 << 10, Threads: 7},
+			"peapod-supervisor": {Rss: 5 << 20, Pss: 1 << 20, PssAnon: 900 << 10, PssFile: 124 << 10, PageTables: 60 << 10, Threads: 7},
 		},
 		goMemory: map[string]uint64{"heap/objects": 350000, "heap/stacks": 460000, "goroutines": 10},
 	}
@@ -55,10 +55,10 @@ func TestWriteMemoryMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		"# TYPE peapod_pod_process_memory_bytes gauge",
-		`peapod_pod_process_memory_bytes{kind="pss",namespace="ns",pod="p",process="peapod-supervis"} 1.048576e+06`,
-		`peapod_pod_process_memory_bytes{kind="pss_anon",namespace="ns",pod="p",process="peapod-supervis"} 921600`,
-		`peapod_pod_process_memory_bytes{kind="page_tables",namespace="ns",pod="p",process="peapod-supervis"} 61440`,
-		`peapod_pod_process_threads{namespace="ns",pod="p",process="peapod-supervis"} 7`,
+		`peapod_pod_process_memory_bytes{kind="pss",namespace="ns",pod="p",process="peapod-supervisor"} 1.048576e+06`,
+		`peapod_pod_process_memory_bytes{kind="pss_anon",namespace="ns",pod="p",process="peapod-supervisor"} 921600`,
+		`peapod_pod_process_memory_bytes{kind="page_tables",namespace="ns",pod="p",process="peapod-supervisor"} 61440`,
+		`peapod_pod_process_threads{namespace="ns",pod="p",process="peapod-supervisor"} 7`,
 		`peapod_supervisor_go_memory_bytes{class="heap/stacks",namespace="ns",pod="p"} 460000`,
 		`peapod_supervisor_goroutines{namespace="ns",pod="p"} 10`,
 	} {

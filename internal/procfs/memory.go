@@ -22,6 +22,15 @@ type Memory struct {
 	Threads int
 }
 
+// Add returns the sum of m and o.
+func (m Memory) Add(o Memory) Memory {
+	return Memory{
+		Rss: m.Rss + o.Rss, Pss: m.Pss + o.Pss,
+		PssAnon: m.PssAnon + o.PssAnon, PssFile: m.PssFile + o.PssFile, PssShmem: m.PssShmem + o.PssShmem,
+		PageTables: m.PageTables + o.PageTables, Threads: m.Threads + o.Threads,
+	}
+}
+
 // ReadMemory reads pid's smaps_rollup and status.
 func ReadMemory(pid int) (Memory, error) {
 	m, err := readParsed(pid, "smaps_rollup", ParseSmapsRollup)

@@ -67,3 +67,13 @@ func TestReadMemorySelf(t *testing.T) {
 		t.Fatalf("split %d+%d+%d exceeds Pss %d", m.PssAnon, m.PssFile, m.PssShmem, m.Pss)
 	}
 }
+
+func TestMemoryAdd(t *testing.T) {
+	a := Memory{Rss: 1, Pss: 2, PssAnon: 3, PssFile: 4, PssShmem: 5, PageTables: 6, Threads: 7}
+	if got, want := a.Add(a), (Memory{Rss: 2, Pss: 4, PssAnon: 6, PssFile: 8, PssShmem: 10, PageTables: 12, Threads: 14}); got != want {
+		t.Fatalf("Add: got %+v, want %+v", got, want)
+	}
+	if got := (Memory{}).Add(a); got != a {
+		t.Fatalf("zero.Add(a) = %+v, want %+v", got, a)
+	}
+}

@@ -14,11 +14,12 @@ import (
 	"github.com/peapod/peapod/runtime/state"
 )
 
-// TestStopSignalBeforeHandler: a stop signal that reaches a PID namespace's
-// init before it installed its handler is dropped by the kernel; the
-// supervisor sends it again once the handler is there, instead of waiting
-// out the grace period and killing (critest's "StopContainer should not
-// return error" stops busybox top right after its start).
+// TestStopSignalBeforeHandler: a stop signal sent to a PID namespace's init
+// before it installed its handler would be dropped by the kernel; the
+// supervisor holds it back until the handler is there and then sends it
+// once, instead of waiting out the grace period and killing (critest's
+// "StopContainer should not return error" stops busybox top right after
+// its start).
 func TestStopSignalBeforeHandler(t *testing.T) {
 	testutil.RequireRoot(t)
 	sh, err := exec.LookPath("sh")
@@ -55,22 +56,28 @@ func TestStopSignalBeforeHandler(t *testing.T) {
 	})
 	proc := state.ProcOf(pid)
 
-	sent := make(chan struct{})
-	stopSignalSent = func() { close(sent) }
-	t.Cleanup(func() { stopSignalSent = nil })
+	held := make(chan struct{})
+	sends := make(chan struct{}, 16)
+	stopSignalHeld = func() { close(held) }
+	stopSignalSent = func() { sends <- struct{}{} }
+	t.Cleanup(func() { stopSignalHeld, stopSignalSent = nil, nil })
 	const grace = 30 * time.Second
 	result := make(chan bool, 1)
 	start := time.Now()
 	go func() { result <- signalUntilCaught(proc, syscall.SIGTERM, exited, grace) }()
-	<-sent
+	<-held
 
-	// The first SIGTERM was discarded: the shell is alive and has no handler.
+	// The signal is held back: the shell is alive and has no handler, and
+	// nothing was sent that the kernel would have dropped.
 	sigs, err := procfs.ReadSignals(proc.PID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !sigs.NSInit || sigs.Catches(int(syscall.SIGTERM)) {
 		t.Fatalf("before the release: %+v, want an init without a TERM handler", sigs)
+	}
+	if n := len(sends); n != 0 {
+		t.Fatalf("%d SIGTERM sent to an init without a handler, want it held back", n)
 	}
 	if _, err := release.Write([]byte("go\n")); err != nil {
 		t.Fatalf("failed to release the shell: %v", err)
@@ -81,5 +88,8 @@ func TestStopSignalBeforeHandler(t *testing.T) {
 	if !ws.Exited() || ws.ExitStatus() != 7 {
 		t.Fatalf("wait status %#x, want exit code 7 from the TERM trap", ws)
 	}
-	t.Logf("stopped by its handler %v after the first signal", time.Since(start).Round(time.Millisecond))
+	if n := len(sends); n != 1 {
+		t.Fatalf("SIGTERM sent %d times, want once", n)
+	}
+	t.Logf("stopped by its handler %v after the stop began", time.Since(start).Round(time.Millisecond))
 }

@@ -63,10 +63,10 @@ s3_split() {
 	printf '\nOne supervisor of the %d (pod %s-0), `peapod metrics %s-0`, KiB (threads and goroutines: counts):\n\n' "$MEM_N" "$1" "$1"
 	printf '| what | value |\n|---|---|\n'
 	awk '
-		/^peapod_pod_process_memory_bytes\{/ && /process="peapod-supervis"/ {
+		/^peapod_pod_process_memory_bytes\{/ && /process="peapod-supervisor"/ {
 			match($0, /kind="[^"]*"/); k = substr($0, RSTART + 6, RLENGTH - 7)
 			printf "| kernel: %s | %.0f |\n", k, $NF / 1024 }
-		/^peapod_pod_process_threads\{/ && /process="peapod-supervis"/ { printf "| kernel: threads | %d |\n", $NF }
+		/^peapod_pod_process_threads\{/ && /process="peapod-supervisor"/ { printf "| kernel: threads | %d |\n", $NF }
 		/^peapod_supervisor_go_memory_bytes\{/ {
 			match($0, /class="[^"]*"/); c = substr($0, RSTART + 7, RLENGTH - 8)
 			printf "| Go: %s | %.0f |\n", c, $NF / 1024 }

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,5 +49,39 @@ func TestSupervisorGate_16(t *testing.T) {
 		t.Fatalf("the real supervisor's run: ps shows %+v", pods)
 	}
 	e.mustRun("rm", "-f", "gated")
+	e.assertNoLeak(before)
+}
+
+// TestMetricsPodProcesses_16: `peapod metrics` counts a pod's own
+// processes — the supervisor and, with a shared PID namespace, its reaper
+// (both the peapod-supervisor binary) under their roles — and never a
+// container's process, even one that names itself like a peapod helper.
+func TestMetricsPodProcesses_16(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	p := newPod("counted", shell("fake", `printf peapod-prober > /proc/$$/comm && echo renamed && while :; do sleep 1; done`))
+	p.Spec.ShareProcessNamespace = ptr(true)
+	e.runPod(podJSON(p))
+	e.waitLog("counted", "fake", "renamed")
+	pid := e.inspect("counted").container(t, "fake").PID
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(b)) != "peapod-prober" {
+		t.Fatalf("the container's process is not named peapod-prober (%q, %v): the test proves nothing", b, err)
+	}
+	out := e.mustRun("metrics", "counted")
+	for _, process := range []string{"peapod-supervisor", "peapod-reaper"} {
+		re := regexp.MustCompile(`peapod_pod_process_memory_bytes\{kind="pss",namespace="default",pod="counted",process="` + process + `"\} (\S+)`)
+		m := re.FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("metrics lack the %s's pss:\n%s", process, out)
+			continue
+		}
+		if v, _ := strconv.ParseFloat(m[1], 64); v <= 0 || v > 64<<20 {
+			t.Errorf("%s pss %v, want in (0, 64Mi]", process, v)
+		}
+	}
+	if strings.Contains(out, `process="peapod-prober"`) {
+		t.Errorf("metrics count the container's process as the pod's prober:\n%s", out)
+	}
+	e.mustRun("rm", "-f", "counted")
 	e.assertNoLeak(before)
 }

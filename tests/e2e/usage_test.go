@@ -109,10 +109,10 @@ func TestUsage_FiguresMatchCgroups(t *testing.T) {
 	// The pod's own processes: its supervisor as the kernel and as its Go
 	// runtime account it (issue 16's memory split).
 	for _, re := range []string{
-		`peapod_pod_process_memory_bytes\{kind="pss",namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
-		`peapod_pod_process_memory_bytes\{kind="pss_anon",namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
-		`peapod_pod_process_memory_bytes\{kind="page_tables",namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
-		`peapod_pod_process_threads\{namespace="default",pod="figures",process="peapod-supervis"\} (\S+)`,
+		`peapod_pod_process_memory_bytes\{kind="pss",namespace="default",pod="figures",process="peapod-supervisor"\} (\S+)`,
+		`peapod_pod_process_memory_bytes\{kind="pss_anon",namespace="default",pod="figures",process="peapod-supervisor"\} (\S+)`,
+		`peapod_pod_process_memory_bytes\{kind="page_tables",namespace="default",pod="figures",process="peapod-supervisor"\} (\S+)`,
+		`peapod_pod_process_threads\{namespace="default",pod="figures",process="peapod-supervisor"\} (\S+)`,
 		`peapod_supervisor_go_memory_bytes\{class="heap/objects",namespace="default",pod="figures"\} (\S+)`,
 		`peapod_supervisor_go_memory_bytes\{class="heap/stacks",namespace="default",pod="figures"\} (\S+)`,
 		`peapod_supervisor_goroutines\{namespace="default",pod="figures"\} (\S+)`,
