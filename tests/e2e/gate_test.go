@@ -59,7 +59,7 @@ func TestSupervisorGate_16(t *testing.T) {
 func TestMetricsPodProcesses_16(t *testing.T) {
 	e := newEnv(t)
 	before := e.snapshot()
-	p := newPod("counted", shell("fake", `printf peapod-prober > /proc/$$/comm && echo renamed && while :; do sleep 1; done`))
+	p := newPod("counted", shell("fake", `printf peapod-prober > /proc/self/comm && echo renamed && while :; do sleep 1; done`))
 	p.Spec.ShareProcessNamespace = ptr(true)
 	e.runPod(podJSON(p))
 	e.waitLog("counted", "fake", "renamed")
