@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -138,7 +140,7 @@ func readPodMemory(in *pod.Inspect, goMem map[string]uint64) podMemory {
 // The families of writeMemoryMetrics.
 const (
 	procMemoryName = "peapod_pod_process_memory_bytes"
-	procMemoryHelp = "Memory of a pod's peapod processes (its supervisor, and peapod-prober where it has one; not its containers) " +
+	procMemoryHelp = "Memory of a pod's peapod processes (its supervisor, its reaper with a shared PID namespace, and peapod-prober where it has one; not its containers) " +
 		"by kind: rss, pss, and pss split into anon (heap, stacks, runtime metadata), file (the binary's text, shared by every pod) " +
 		"and shmem, from /proc/PID/smaps_rollup; page_tables (VmPTE, not in pss) from /proc/PID/status."
 	procThreadsName   = "peapod_pod_process_threads"
@@ -166,7 +168,7 @@ func writeMemoryMetrics(out io.Writer, pods []podMemory) error {
 		return &dto.Metric{Label: sortedLabels(labels), Gauge: &dto.Gauge{Value: proto.Float64(v)}}
 	}
 	for _, p := range pods {
-		for _, comm := range sortedKeys(p.procs) {
+		for _, comm := range slices.Sorted(maps.Keys(p.procs)) {
 			m := p.procs[comm]
 			for _, k := range []struct {
 				kind string
@@ -179,7 +181,7 @@ func writeMemoryMetrics(out io.Writer, pods []podMemory) error {
 			threads.Metric = append(threads.Metric, gauge(float64(m.Threads),
 				label("namespace", p.namespace), label("pod", p.pod), label("process", comm)))
 		}
-		for _, class := range sortedKeys(p.goMemory) {
+		for _, class := range slices.Sorted(maps.Keys(p.goMemory)) {
 			v := float64(p.goMemory[class])
 			if class == goroutinesClass {
 				goroutines.Metric = append(goroutines.Metric, gauge(v, label("namespace", p.namespace), label("pod", p.pod)))
@@ -198,16 +200,6 @@ func writeMemoryMetrics(out io.Writer, pods []podMemory) error {
 		}
 	}
 	return nil
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // cAdvisor's series (the kubelet's /metrics/cadvisor) for each container,
