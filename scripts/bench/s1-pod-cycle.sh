@@ -7,7 +7,8 @@ s1_one() {
 	case "$v" in
 	peapod)
 		name="s1-$i"
-		timed s1 peapod-run "$counted" pp_run_traced "$name"
+		pp_manifest "$name"
+		timed s1 peapod-run "$counted" pp_start_traced "$name"
 		if ((counted)); then
 			# Goal 2 of issue 16: the stage that starts the supervisor and
 			# the container against crun's create + start below; with the
@@ -24,7 +25,8 @@ s1_one() {
 		;;
 	peapod+limits)
 		name="s1l-$i"
-		timed s1 peapod+limits-run "$counted" pp_run "$name" limits_manifest
+		pp_manifest "$name" limits_manifest
+		timed s1 peapod+limits-run "$counted" pp_start "$name"
 		facts=$(pp_facts "$name")
 		timed s1 peapod+limits-rm "$counted" pp_rm "$name"
 		# shellcheck disable=SC2086 # facts are words

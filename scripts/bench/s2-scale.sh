@@ -3,7 +3,7 @@
 
 s2_peapod() {
 	local r=$1 i
-	for ((i = 0; i < SCALE_N; i++)); do pp_run "s2-$r-$i"; done
+	for ((i = 0; i < SCALE_N; i++)); do pp_start "s2-$r-$i"; done
 }
 s2_peapod_rm() {
 	local r=$1 i
@@ -19,13 +19,16 @@ s2_podman_rm() {
 }
 
 scenario2() {
-	local r v
+	local r v i
 	log "scenario 2: $SCALE_N pods one after another, then removed; $SCALE_RUNS round(s)"
 	for ((r = 0; r < SCALE_RUNS; r++)); do
 		while read -r v; do
 			# The kernel tears netns down asynchronously: start each batch on
 			# a bridge with no ports left from the last one.
 			wait_until 30 no_ports || die "scenario 2: veths of the last batch still there"
+			if [[ $v == peapod ]]; then
+				for ((i = 0; i < SCALE_N; i++)); do pp_manifest "s2-$r-$i"; done
+			fi
 			timed s2 "$v-start" 1 "s2_$v" "$r"
 			timed s2 "$v-rm" 1 "s2_${v}_rm" "$r"
 		done < <(variants_rotated "$r" peapod podman)

@@ -82,9 +82,9 @@ s6_crun_paced() {
 	for ((i = 0; i < WARMUP + RUNS; i++)); do
 		# The pace under test, not a wait for something.
 		sleep 1
-		t0=$(now_us)
+		t0=${EPOCHREALTIME/./}
 		crun exec ppbench-x-crun cat /tmp/healthy >/dev/null
-		t1=$(now_us)
+		t1=${EPOCHREALTIME/./}
 		((i < WARMUP)) || record s6 crun-exec-paced "$t0" "$t1"
 	done
 }
@@ -111,10 +111,10 @@ s6_load() {
 	sleep 3
 	s6_metrics "$OUT/s6-$pre-m0" "$pre"
 	c0=$(s6_ticks "${sups[@]}" "${helpers[@]}")
-	w0=$(now_us)
+	w0=${EPOCHREALTIME/./}
 	sleep "$PROBE_SECONDS"
 	c1=$(s6_ticks "${sups[@]}" "${helpers[@]}")
-	w1=$(now_us)
+	w1=${EPOCHREALTIME/./}
 	s6_metrics "$OUT/s6-$pre-m1" "$pre"
 	"$BENCHTOOL" probe-row -label "$label" -pods "$PROBE_N" -helpers "${#helpers[@]}" -ticks "$((c1 - c0))" \
 		-hz "$(getconf CLK_TCK)" -window-us "$((w1 - w0))" "$OUT/s6-$pre-m0" "$OUT/s6-$pre-m1" >>"$OUT/s6-rows"
