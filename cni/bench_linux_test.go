@@ -3,6 +3,7 @@ package cni
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,7 @@ func BenchmarkPodNetwork(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := TeardownPod(c, path, uid); err != nil {
+		if err := TeardownPod(c, path, uid, netip.Addr{}); err != nil {
 			b.Fatal(err)
 		}
 		if err := deleteNetns(path); err != nil {
@@ -60,7 +61,7 @@ func BenchmarkPodNetworkParallel(b *testing.B) {
 				return
 			}
 			_, err := SetupPod(c, path, uid)
-			err = errors.Join(err, TeardownPod(c, path, uid), deleteNetns(path))
+			err = errors.Join(err, TeardownPod(c, path, uid, netip.Addr{}), deleteNetns(path))
 			if err != nil {
 				b.Error(err)
 				return

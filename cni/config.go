@@ -53,6 +53,9 @@ type Attachment struct {
 	Owner     string // the pod uid, or the CNI container id
 	IfName    string // the interface inside the netns; "" = eth0
 	NetnsPath string // the owner's network namespace (only Attach and Verify need it)
+	// IP is the address the owner holds, when the caller knows it (Detach
+	// only): its lease is then released without reading every lease.
+	IP netip.Addr
 }
 
 // ifName is the attachment's interface name, eth0 by default.

@@ -54,7 +54,7 @@ func setupPod(t testing.TB, c Config, nsPath, uid string) *Result {
 		t.Fatalf("SetupPod(%q): %v", uid, err)
 	}
 	t.Cleanup(func() {
-		if err := TeardownPod(c, nsPath, uid); err != nil {
+		if err := TeardownPod(c, nsPath, uid, netip.Addr{}); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -48,8 +48,8 @@ func enableEgress(c Config) error {
 // forwarding.
 func disableEgressIfIdle(c Config, store *ipam.Store) error {
 	return withForwardLock(c, func() error {
-		leases, err := store.Leases()
-		if err != nil || len(leases) > 0 {
+		empty, err := store.Empty()
+		if err != nil || !empty {
 			return err
 		}
 		return releaseForwarding(c)

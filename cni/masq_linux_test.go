@@ -93,7 +93,7 @@ func TestMasqueradeToOutside(t *testing.T) {
 	if got := peerSeen(t, pod, addr); got != hostIP.String() {
 		t.Errorf("outside server saw %s, want the host's %s (masquerade)", got, hostIP)
 	}
-	if err := TeardownPod(c, pod, "pod"); err != nil {
+	if err := TeardownPod(c, pod, "pod", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readForward(t); got != before {

@@ -289,7 +289,7 @@ func TestPodsCannotSpoof(t *testing.T) {
 	}
 
 	for _, p := range []struct{ ns, uid string }{{nsA, "pod-a"}, {nsB, "pod-b"}, {nsC, "pod-c"}} {
-		if err := TeardownPod(c, p.ns, p.uid); err != nil {
+		if err := TeardownPod(c, p.ns, p.uid, netip.Addr{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -472,13 +472,13 @@ func TestForwardingSharedAcrossRoots(t *testing.T) {
 	if got := readForward(t); got != "1" {
 		t.Fatalf("ip_forward = %s with pods on masquerading networks, want 1", got)
 	}
-	if err := TeardownPod(ca, nsA, "pod-a"); err != nil {
+	if err := TeardownPod(ca, nsA, "pod-a", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readForward(t); got != "1" {
 		t.Fatalf("ip_forward = %s after root A's last pod while root B has one, want 1", got)
 	}
-	if err := TeardownPod(cb, nsB, "pod-b"); err != nil {
+	if err := TeardownPod(cb, nsB, "pod-b", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readForward(t); got != before {
@@ -498,7 +498,7 @@ func TestForwardingSharedAcrossRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	setupPod(t, ca, nsA, "pod-a")
-	if err := TeardownPod(ca, nsA, "pod-a"); err != nil {
+	if err := TeardownPod(ca, nsA, "pod-a", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readForward(t); got != before {

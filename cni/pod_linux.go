@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/peapod/peapod/cni/ipam"
@@ -86,13 +87,14 @@ func SetupPod(c Config, netnsPath, podUID string) (*Result, error) {
 
 // TeardownPod removes the pod's network: its host port mappings, the host
 // veth (the kernel deletes the peer with it) and the pod's lease, released by
-// owner. It is idempotent and works when the netns is already gone;
-// netnsPath is not needed for that.
-func TeardownPod(c Config, netnsPath, podUID string) error {
+// owner. ip, when valid, is the address the pod was given (its record says
+// it): the lease is looked for there first. It is idempotent and works when
+// the netns is already gone; netnsPath is not needed for that.
+func TeardownPod(c Config, netnsPath, podUID string, ip netip.Addr) error {
 	if err := UnmapPorts(c, podUID); err != nil {
 		return err
 	}
-	return Detach(c, Attachment{Owner: podUID, NetnsPath: netnsPath})
+	return Detach(c, Attachment{Owner: podUID, NetnsPath: netnsPath, IP: ip})
 }
 
 // Attach connects a network namespace to the bridge: a lease for the owner's
@@ -282,7 +284,7 @@ func Detach(c Config, a Attachment) error {
 // last, removes masquerade and restores ip_forward (whatever c.IPMasq says
 // now: an earlier configuration may have turned them on).
 func releaseLease(c Config, store *ipam.Store, a Attachment) error {
-	if err := store.Release(a.Owner, a.ifName()); err != nil {
+	if err := store.ReleaseAt(a.IP, a.Owner, a.ifName()); err != nil {
 		return fmt.Errorf("failed to release IP of pod %q: %w", a.Owner, err)
 	}
 	if err := disableEgressIfIdle(c, store); err != nil {

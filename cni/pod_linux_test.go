@@ -81,8 +81,9 @@ func TestTeardownIsCompleteAndIdempotent(t *testing.T) {
 	a := setupPod(t, c, nsA, "pod-a")
 	b := setupPod(t, c, nsB, "pod-b")
 
+	// pod A's lease is released at its address, as rm does from the record
 	for i := range 2 { // twice: the second is a no-op
-		if err := TeardownPod(c, nsA, "pod-a"); err != nil {
+		if err := TeardownPod(c, nsA, "pod-a", a.IP.Addr()); err != nil {
 			t.Fatalf("TeardownPod #%d: %v", i+1, err)
 		}
 	}
@@ -90,8 +91,9 @@ func TestTeardownIsCompleteAndIdempotent(t *testing.T) {
 	if err := deleteNetns(nsB); err != nil {
 		t.Fatal(err)
 	}
+	// pod B's with a stale address (pod A's, free by now): found by owner
 	for i := range 2 {
-		if err := TeardownPod(c, nsB, "pod-b"); err != nil {
+		if err := TeardownPod(c, nsB, "pod-b", a.IP.Addr()); err != nil {
 			t.Fatalf("TeardownPod after netns deletion #%d: %v", i+1, err)
 		}
 	}

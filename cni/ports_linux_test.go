@@ -123,7 +123,7 @@ func TestHostPortMapping(t *testing.T) {
 	if err := MapPorts(c, "pod-b", b.IP.Addr(), []PortMapping{{HostPort: hostPort, ContainerPort: 9090}}); err != nil {
 		t.Fatalf("MapPorts of the freed port: %v", err)
 	}
-	if err := TeardownPod(c, nsB, "pod-b"); err != nil {
+	if err := TeardownPod(c, nsB, "pod-b", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if hasTable(t, table) {

@@ -156,20 +156,67 @@ func (s *Store) reserve(ip netip.Addr, owner, ifName string) (bool, error) {
 
 // Release frees the lease of owner's ifName. A missing lease is not an error.
 func (s *Store) Release(owner, ifName string) error {
+	return s.locked(func() error { return s.releaseScan(owner, ifName) })
+}
+
+// ReleaseAt is Release for a caller that knows the address owner's ifName
+// was given (a pod's record does): it reads the one lease at ip instead of
+// every lease in the store, which a host with many pods would pay on every
+// removal. When ip's lease is missing or someone else's (a hint that went
+// stale), it falls back to Release's scan, so the result is Release's.
+func (s *Store) ReleaseAt(ip netip.Addr, owner, ifName string) error {
+	if !ip.IsValid() || !s.subnet.Contains(ip) {
+		return s.Release(owner, ifName)
+	}
 	return s.locked(func() error {
-		leases, err := s.leases()
-		if err != nil {
+		l, err := s.readLease(ip)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		for _, l := range leases {
-			if l.Owner == owner && l.IfName == ifName {
-				if err := s.remove(l); err != nil {
-					return err
-				}
+		if err == nil && l.Owner == owner && l.IfName == ifName {
+			return s.remove(l)
+		}
+		return s.releaseScan(owner, ifName)
+	})
+}
+
+// releaseScan removes every lease of owner's ifName. Called with the lock
+// held.
+func (s *Store) releaseScan(owner, ifName string) error {
+	leases, err := s.leases()
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		if l.Owner == owner && l.IfName == ifName {
+			if err := s.remove(l); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// Empty reports whether the store holds no lease. It reads the directory's
+// names only: deciding a network is idle needs no lease's content.
+func (s *Store) Empty() (bool, error) {
+	empty := true
+	err := s.locked(func() error {
+		entries, err := os.ReadDir(s.dir)
+		if err != nil {
+			return fmt.Errorf("failed to read IPAM directory %q: %w", s.dir, err)
+		}
+		empty = !slices.ContainsFunc(entries, isLeaseEntry)
 		return nil
 	})
+	return empty, err
+}
+
+// isLeaseEntry tells a lease file from the lock, the cursor and temp files,
+// as leases does.
+func isLeaseEntry(e os.DirEntry) bool {
+	_, err := netip.ParseAddr(e.Name())
+	return err == nil && e.Type().IsRegular()
 }
 
 // Leases lists every lease in the store, in address order.
@@ -235,11 +282,10 @@ func (s *Store) leases() ([]Lease, error) {
 	}
 	var leases []Lease
 	for _, e := range entries {
-		ip, err := netip.ParseAddr(e.Name())
-		if err != nil || !e.Type().IsRegular() {
+		if !isLeaseEntry(e) {
 			continue // lock, cursor, temp files
 		}
-		l, err := s.readLease(ip)
+		l, err := s.readLease(netip.MustParseAddr(e.Name()))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -155,6 +155,91 @@ func TestReleaseByOwnerOnly(t *testing.T) {
 	}
 }
 
+func TestReleaseAt(t *testing.T) {
+	tests := []struct {
+		name string
+		// hint picks the address passed to ReleaseAt from the leases made
+		hint func(a, b netip.Addr) netip.Addr
+	}{
+		{"its own address", func(a, _ netip.Addr) netip.Addr { return a }},
+		{"another owner's address", func(_, b netip.Addr) netip.Addr { return b }},
+		{"a free address", func(netip.Addr, netip.Addr) netip.Addr { return netip.MustParseAddr("10.1.0.200") }},
+		{"outside the subnet", func(netip.Addr, netip.Addr) netip.Addr { return netip.MustParseAddr("192.0.2.1") }},
+		{"no address", func(netip.Addr, netip.Addr) netip.Addr { return netip.Addr{} }},
+		{"an IPv6 address", func(netip.Addr, netip.Addr) netip.Addr { return netip.MustParseAddr("fd00::1") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, "10.1.0.0/24")
+			a := mustAllocate(t, s, "a", "eth0")
+			b := mustAllocate(t, s, "b", "eth0")
+			// a's other interface keeps its lease
+			c := mustAllocate(t, s, "a", "net1")
+			// twice: the second finds nothing, still no error
+			for i := range 2 {
+				if err := s.ReleaseAt(tc.hint(a, b), "a", "eth0"); err != nil {
+					t.Fatalf("ReleaseAt #%d: %v", i+1, err)
+				}
+			}
+			leases, err := s.Leases()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Lease{{b, "b", "eth0"}, {c, "a", "net1"}}
+			if fmt.Sprint(leases) != fmt.Sprint(want) {
+				t.Fatalf("leases = %v, want %v", leases, want)
+			}
+		})
+	}
+}
+
+func TestReleaseAtReadsHostLocalLease(t *testing.T) {
+	s := openStore(t, "10.1.0.0/24")
+	ip := netip.MustParseAddr("10.1.0.9")
+	if err := os.WriteFile(s.dir+"/"+ip.String(), []byte("ctr\r\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseAt(ip, "ctr", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.dir + "/" + ip.String()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("host-local's lease still there: %v", err)
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	s := openStore(t, "10.1.0.0/24")
+	empty := func() bool {
+		t.Helper()
+		e, err := s.Empty()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	if !empty() {
+		t.Fatal("a new store is not empty")
+	}
+	// lock, cursor, a temp file and a directory named like an address are
+	// no leases
+	ip := mustAllocate(t, s, "a", "eth0")
+	if err := os.WriteFile(s.dir+"/"+tmpPrefix+"x", []byte("a\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(s.dir+"/10.1.0.77", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if empty() {
+		t.Fatalf("store with %s leased is empty", ip)
+	}
+	if err := s.Release("a", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if !empty() {
+		t.Fatal("store is not empty after its only lease went")
+	}
+}
+
 func TestGC(t *testing.T) {
 	s := openStore(t, "10.1.0.0/24")
 	ips := map[string]netip.Addr{}

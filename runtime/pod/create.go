@@ -378,7 +378,7 @@ func (m *Manager) setupNetwork(p *corev1.Pod, rec *state.Record, sb *namespaces.
 	}
 	// Registered before the call that may allocate half (a lease without a
 	// veth); TeardownPod releases by owner and tolerates what is missing.
-	undo.Add(func() error { return cni.TeardownPod(m.o.Network, netns, rec.UID) })
+	undo.Add(func() error { return cni.TeardownPod(m.o.Network, netns, rec.UID, recordIP(rec)) })
 	res, err := cni.SetupPod(m.o.Network, netns, rec.UID)
 	if err != nil {
 		return fmt.Errorf("failed to set up network of pod %s/%s: %w", p.Namespace, p.Name, err)

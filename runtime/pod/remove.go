@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -319,6 +320,14 @@ func supervisorsOf(runDir string) []state.Proc {
 	return out
 }
 
+// recordIP is the pod address rec names, or the zero Addr when it names
+// none (a pod whose network was never made, a garbled record): the lease is
+// then found by owner.
+func recordIP(rec *state.Record) netip.Addr {
+	ip, _ := netip.ParseAddr(rec.IP)
+	return ip
+}
+
 // releaseNetwork removes the pod's veth, lease and namespace pins.
 func (m *Manager) releaseNetwork(rec *state.Record) error {
 	var errs []error
@@ -330,7 +339,7 @@ func (m *Manager) releaseNetwork(rec *state.Record) error {
 		} else if _, serr := os.Stat(m.o.Network.DataDir); serr == nil {
 			// Without the network's data dir no lease and no veth of this
 			// root exist (and TeardownPod would make the dir).
-			err = cni.TeardownPod(m.o.Network, netns, rec.UID)
+			err = cni.TeardownPod(m.o.Network, netns, rec.UID, recordIP(rec))
 		}
 		if err != nil {
 			errs = append(errs, err)

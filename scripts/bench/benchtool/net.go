@@ -265,7 +265,7 @@ func peapodCycle(c cni.Config, pin, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return res.HostVeth, cni.TeardownPod(c, pin, id)
+	return res.HostVeth, cni.TeardownPod(c, pin, id, res.IP.Addr())
 }
 
 // pluginCycle runs the reference plugin's ADD then DEL by hand. The bridge
