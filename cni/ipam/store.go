@@ -1,7 +1,9 @@
 // Package ipam hands out pod IPs from one subnet in the manner of CNI's
 // host-local plugin: one lease file per IP naming its owner and interface, an
 // flock on the network directory, and a cursor so a freed IP is not handed out
-// again at once. Leases are released by owner, never by IP arithmetic.
+// again at once. Leases are released by owner, never by IP arithmetic: a
+// caller that knows the owner's address (ReleaseAt) has that one lease read
+// and its owner checked first.
 package ipam
 
 import (
