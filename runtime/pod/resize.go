@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/peapod/peapod/cgroups"
+	"github.com/peapod/peapod/internal/jsonvalue"
 	"github.com/peapod/peapod/manifest"
 	"github.com/peapod/peapod/runtime/layout"
 	"github.com/peapod/peapod/runtime/spec"
@@ -73,7 +74,7 @@ func (m *Manager) Resize(ns, name, container string, cpu, memory *resource.Quant
 	if err := resizeOrdered(cg, rec.CgroupParent, cgroup, "container "+container, oldRes, newRes, podRes); err != nil {
 		return nil, fmt.Errorf("pod %s/%s: %w", ns, name, err)
 	}
-	raw, err := json.Marshal(r.Pod)
+	raw, err := jsonvalue.Marshal(r.Pod)
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode the manifest of pod %s/%s: %w", ns, name, err)
 	}
