@@ -266,12 +266,17 @@ func filler(seed int64) *randfill.Filler {
 	)
 }
 
-func TestOfRandomPods(t *testing.T) {
-	runs := 300
+// randomRuns is how many random values of each type the random tests
+// compare: fewer with -short.
+func randomRuns() int {
 	if testing.Short() {
-		runs = 30
+		return 30
 	}
-	for i := range runs {
+	return 300
+}
+
+func TestOfRandomPods(t *testing.T) {
+	for i := range randomRuns() {
 		var p corev1.Pod
 		filler(int64(i)).Fill(&p)
 		check(t, &p)
@@ -279,11 +284,7 @@ func TestOfRandomPods(t *testing.T) {
 }
 
 func TestOfRandomSpecs(t *testing.T) {
-	runs := 300
-	if testing.Short() {
-		runs = 30
-	}
-	for i := range runs {
+	for i := range randomRuns() {
 		var p spec.Pod
 		filler(int64(i)).Fill(&p)
 		check(t, &p)
