@@ -202,6 +202,14 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 		if strings.Contains(err.Error(), "invalid image name") {
 			return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 		}
+		// The caller's deadline or cancellation ended the pull: say so with
+		// its code (the kubelet and critest read DeadlineExceeded), whatever
+		// the HTTP client made of it. Racing the client's own timer, the
+		// server answers first when the deadline is short, so this code is
+		// what the caller sees.
+		if ctx.Err() != nil {
+			return nil, status.Errorf(status.FromContextError(ctx.Err()).Code(), "%v", err)
+		}
 		return nil, status.Errorf(codes.Unknown, "%v", err)
 	}
 	return &runtimeapi.PullImageResponse{ImageRef: img.ID}, nil

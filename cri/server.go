@@ -150,6 +150,8 @@ func grpcError(err error, format string, args ...any) error {
 		return status.Error(codes.AlreadyExists, msg)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, msg)
 	}
 	return status.Error(codes.Internal, msg)
 }
