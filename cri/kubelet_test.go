@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -97,17 +96,6 @@ type kubelet struct {
 	healthz, api string
 }
 
-// freePort returns a TCP port on 127.0.0.1 nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startKubelet runs the kubelet against d and waits until its healthz
 // answers ok.
 func startKubelet(t *testing.T, d *daemon, bin string) *kubelet {
@@ -139,9 +127,9 @@ func startKubelet(t *testing.T, d *daemon, bin string) *kubelet {
 	// cgroups (kubepods, burstable, besteffort, pod<uid>) go below it.
 	k.makeCgroupRoot()
 
-	port := freePort(t)
+	port := testutil.FreeLoopbackAddr(t).Port
 	k.healthz = fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
-	apiPort := freePort(t)
+	apiPort := testutil.FreeLoopbackAddr(t).Port
 	k.api = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration

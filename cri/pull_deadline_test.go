@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/cri"
+	"github.com/peapod/peapod/internal/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -61,35 +62,28 @@ func TestPullImageDeadline(t *testing.T) {
 	srv := cri.New(e.m, "test")
 	silent := silentRegistry(t) + "/app:1"
 	// A port nothing listens on: the pull fails at once, by itself.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String() + "/app:1"
-	ln.Close()
+	refused := testutil.FreeLoopbackAddr(t).String() + "/app:1"
 
-	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-	defer cancel()
-	canceled, cancel := context.WithCancel(context.Background())
-	cancel()
 	for _, tc := range []struct {
 		name string
-		ctx  func() (context.Context, context.CancelFunc)
-		ref  string
-		want codes.Code
+		// timeout is the call's deadline from now; canceled cancels the
+		// context before the call.
+		timeout  time.Duration
+		canceled bool
+		ref      string
+		want     codes.Code
 	}{
-		{"deadline passed before the call", func() (context.Context, context.CancelFunc) { return expired, func() {} }, silent, codes.DeadlineExceeded},
-		{"canceled before the call", func() (context.Context, context.CancelFunc) { return canceled, func() {} }, silent, codes.Canceled},
-		{"deadline passes while the registry is silent", func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 200*time.Millisecond)
-		}, silent, codes.DeadlineExceeded},
-		{"registry refuses, deadline far", func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), time.Minute)
-		}, refused, codes.Unknown},
+		{"deadline passed before the call", -time.Second, false, silent, codes.DeadlineExceeded},
+		{"canceled before the call", time.Minute, true, silent, codes.Canceled},
+		{"deadline passes while the registry is silent", 200 * time.Millisecond, false, silent, codes.DeadlineExceeded},
+		{"registry refuses, deadline far", time.Minute, false, refused, codes.Unknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := tc.ctx()
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
+			if tc.canceled {
+				cancel()
+			}
 			_, err := srv.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: tc.ref}})
 			if got := status.Code(err); got != tc.want {
 				t.Errorf("PullImage %s = %v (code %v), want code %v", tc.ref, err, got, tc.want)

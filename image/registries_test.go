@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -97,19 +96,6 @@ insecure = true
 	}
 }
 
-// closedPort is a loopback address nothing listens on: a registry that is
-// down by design.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // loopbackOnly is a transport that carries requests to loopback hosts and
 // records, and refuses, any other: the proof that a test never reached the
 // internet.
@@ -138,7 +124,7 @@ func TestPullThroughMirror(t *testing.T) {
 	reg := testutil.StartRegistry(t)
 	img := imageOf(t, "sh", layerOf(t, file("a", "mirrored")))
 	push(t, reg.Host+"/library/busybox:1", img)
-	dead, server := closedPort(t), closedPort(t)
+	dead, server := testutil.FreeLoopbackAddr(t).String(), testutil.FreeLoopbackAddr(t).String()
 	dir := t.TempDir()
 	cfg, err := LoadRegistryConfig(writeConfig(t, dir, `[registry."docker.io"]
 mirrors = ["`+dead+`", "`+reg.Host+`"]

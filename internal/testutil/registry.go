@@ -19,6 +19,19 @@ import (
 // registry), which scripts/provision.sh installs.
 const registryBinary = "/usr/bin/docker-registry"
 
+// FreeLoopbackAddr is a TCP address on 127.0.0.1 that nothing listens on
+// now: a server down by design, or a port for a process the test starts
+// next (which may race another test for it, and then fails to start).
+func FreeLoopbackAddr(t testing.TB) *net.TCPAddr {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free loopback port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr)
+}
+
 // Registry is a docker-registry process the test started on loopback.
 type Registry struct {
 	// Host is "127.0.0.1:PORT", the registry part of a reference.
@@ -56,12 +69,7 @@ func StartRegistryWith(t testing.TB, opts RegistryOptions) *Registry {
 	dir := t.TempDir()
 	// The port is free when probed; the registry binds it right after. A
 	// second test winning the race would make this start fail, not pass.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := FreeLoopbackAddr(t).String()
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,19 +21,6 @@ import (
 	"github.com/peapod/peapod/internal/testutil"
 	corev1 "k8s.io/api/core/v1"
 )
-
-// closedAddr is a loopback address nothing listens on: a registry down by
-// design.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // writeRegistryConfig writes a registries.toml and returns its path.
 func writeRegistryConfig(t *testing.T, dir, text string) string {
@@ -58,7 +44,7 @@ func TestPullMirror_11(t *testing.T) {
 	reg := testutil.StartRegistry(t)
 	pushBusybox(t, reg.Host+"/library/busybox:1")
 	dir := t.TempDir()
-	server := closedAddr(t)
+	server := testutil.FreeLoopbackAddr(t).String() // down by design
 	cfg := writeRegistryConfig(t, dir, fmt.Sprintf("[registry.\"docker.io\"]\nmirrors = [%q]\nserver = %q\n", reg.Host, server))
 	out, stderr, code := e.run(pullPod("mirrored", "docker.io/library/busybox:1", "IfNotPresent"), "run", "-d", "-f", "-", "--registry-config", cfg)
 	if code != 0 {
@@ -75,7 +61,7 @@ func TestPullMirror_11(t *testing.T) {
 		t.Errorf("the mirrored image is not stored under its docker.io name:\n%s", ls)
 	}
 
-	dead := closedAddr(t)
+	dead := testutil.FreeLoopbackAddr(t).String()
 	down := writeRegistryConfig(t, t.TempDir(), fmt.Sprintf("[registry.\"docker.io\"]\nmirrors = [%q]\nserver = %q\n", dead, server))
 	before := testutil.TakeSnapshot(t, e.roots())
 	out, stderr, code = e.run(pullPod("down", "docker.io/library/busybox:2", "IfNotPresent"), "run", "-d", "-f", "-", "--registry-config", down)
