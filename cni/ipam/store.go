@@ -208,17 +208,20 @@ func (s *Store) Empty() (bool, error) {
 		if err != nil {
 			return fmt.Errorf("failed to read IPAM directory %q: %w", s.dir, err)
 		}
-		empty = !slices.ContainsFunc(entries, isLeaseEntry)
+		empty = !slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+			_, ok := leaseAddr(e)
+			return ok
+		})
 		return nil
 	})
 	return empty, err
 }
 
-// isLeaseEntry tells a lease file from the lock, the cursor and temp files,
-// as leases does.
-func isLeaseEntry(e os.DirEntry) bool {
-	_, err := netip.ParseAddr(e.Name())
-	return err == nil && e.Type().IsRegular()
+// leaseAddr is the address of a lease file, named by it; false for the
+// lock, the cursor, temp files and anything else that is no lease.
+func leaseAddr(e os.DirEntry) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(e.Name())
+	return ip, err == nil && e.Type().IsRegular()
 }
 
 // Leases lists every lease in the store, in address order.
@@ -284,10 +287,11 @@ func (s *Store) leases() ([]Lease, error) {
 	}
 	var leases []Lease
 	for _, e := range entries {
-		if !isLeaseEntry(e) {
+		ip, ok := leaseAddr(e)
+		if !ok {
 			continue // lock, cursor, temp files
 		}
-		l, err := s.readLease(netip.MustParseAddr(e.Name()))
+		l, err := s.readLease(ip)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
