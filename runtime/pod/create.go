@@ -228,7 +228,7 @@ func (m *Manager) create(p *corev1.Pod, src *manifest.Sources, wait StartWait, c
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode the spec of pod %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	if err := state.WriteJSONNoSync(layout.Run(runDir).Spec(), json.RawMessage(b)); err != nil {
+	if err := state.WriteBytesNoSync(layout.Run(runDir).Spec(), b); err != nil {
 		return nil, err
 	}
 	if !cri {

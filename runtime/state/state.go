@@ -222,11 +222,24 @@ func WriteJSONNoSync(path string, v any) error {
 	return writeJSON(path, v, false)
 }
 
+// WriteBytesNoSync is WriteJSONNoSync of JSON the caller encoded already
+// (create encodes spec.json with jsonvalue): written as it is, not passed
+// through encoding/json once more.
+func WriteBytesNoSync(path string, b []byte) error {
+	return writeFile(path, b, false)
+}
+
 func writeJSON(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("failed to encode %q: %w", path, err)
 	}
+	return writeFile(path, b, sync)
+}
+
+// writeFile replaces path with b atomically, synced before the rename when
+// sync is set.
+func writeFile(path string, b []byte, sync bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("failed to create temp file for %q: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,29 @@ func TestWriteReadRecord(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("temp files left behind: %v", entries)
+	}
+}
+
+// TestWriteBytesNoSync: the bytes replace the file as they are (not
+// re-encoded), over an older file, and no temp file is left.
+func TestWriteBytesNoSync(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "spec.json")
+	if err := os.WriteFile(p, []byte(`{"old": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "{\"b\": 1,\n \"a\": [2]}"
+	if err := WriteBytesNoSync(p, []byte(want)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(p); err != nil || string(got) != want {
+		t.Fatalf("file = %q (%v), want %q", got, err, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temp files left behind: %v", entries)
+	}
+	if err := WriteBytesNoSync(filepath.Join(dir, "absent", "spec.json"), []byte("{}")); err == nil || !strings.Contains(err.Error(), "absent") {
+		t.Fatalf("write into a missing directory: %v, want an error naming it", err)
 	}
 }
 
